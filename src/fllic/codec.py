@@ -1,0 +1,157 @@
+"""The public codec: numpy arrays in, .fllic bytes out, and back.
+
+Determinism policy: the entropy coder only ever sees integer symbols and
+integer tables, indexed by ẑ and by the scale index of h_s's output, so the
+z and y streams decode exactly. The pixels come from floating-point g_s:
+they are bit-exact on the same machine and torch build (tests check thread
+counts), and the stored CRC32 reports any platform that differs.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from fllic import format as fmt
+from fllic._errors import FormatError, InputError, IntegrityError, LimitError, ModelMismatchError
+
+PAD_MULTIPLE = 64
+
+
+@dataclass
+class EncodeResult:
+    data: bytes
+    pixels: np.ndarray  # the decoded image, exactly what decode(data) returns
+    estimated_bits: float
+    sigma: float
+    quality: int
+
+
+def _as_image(array) -> np.ndarray:
+    arr = np.asarray(array)
+    if arr.dtype != np.uint8:
+        raise InputError(f"expected a uint8 image, got dtype {arr.dtype}")
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 3)):
+        raise InputError(f"expected an (H, W) grey or (H, W, 3) RGB image, got shape {arr.shape}")
+    if arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise InputError(f"image is empty: shape {arr.shape}")
+    return arr
+
+
+def _padding(n: int) -> int:
+    return (-n) % PAD_MULTIPLE
+
+
+def _to_tensor(img: np.ndarray):
+    import torch
+
+    rgb = np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img
+    rgb = np.pad(rgb, ((0, _padding(img.shape[0])), (0, _padding(img.shape[1])), (0, 0)), mode="edge")
+    return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div_(255.0)[None]
+
+
+def _to_pixels(x_hat, height: int, width: int, channels: int) -> np.ndarray:
+    x = x_hat[0, :, :height, :width].clamp(0.0, 1.0).mul(255.0)
+    if channels == 1:
+        x = x.mean(dim=0)
+    else:
+        x = x.permute(1, 2, 0)
+    return x.round().to(dtype=__import__("torch").uint8).numpy()
+
+
+def _quality_scale(model, quality: int | None) -> tuple[int, float]:
+    scales = model.meta.get("quality_scales", [1.0])
+    if quality is None:
+        quality = len(scales)
+    if not isinstance(quality, (int, np.integer)) or not 1 <= quality <= len(scales):
+        raise InputError(f"quality must be an integer from 1 to {len(scales)} (default {len(scales)}), got {quality!r}")
+    return int(quality), float(np.float32(scales[quality - 1]))
+
+
+def encode_detailed(array, sigma: float | None = None, model=None, quality: int | None = None,
+                    max_pixels: int = fmt.DEFAULT_MAX_PIXELS) -> EncodeResult:
+    """encode(), also returning the decoded pixels and the model's estimated bits."""
+    from fllic.models.registry import resolve
+    from fllic.noise import estimate_sigma
+
+    img = _as_image(array)
+    h, w = img.shape[:2]
+    if h * w > max_pixels:
+        raise LimitError(f"image of {w}x{h} exceeds the limit of {max_pixels} pixels")
+    m = resolve(model)
+    sigma = estimate_sigma(img) if sigma is None else sigma
+    if not np.isfinite(sigma) or not 0 <= sigma <= 255:
+        raise InputError(f"sigma must be between 0 and 255, got {sigma}")
+    sigma = float(np.float32(sigma))
+    quality, q = _quality_scale(m, quality)
+    comp = m.compress(_to_tensor(img), sigma, q)
+    channels = 1 if img.ndim == 2 else 3
+    pixels = _to_pixels(comp.x_hat, h, w, channels)
+    header = fmt.Header(
+        model_id=m.meta.get("id", "custom"), weights_hash=m.hash, height=h, width=w,
+        channels=channels, bit_depth=8, pad_h=_padding(h), pad_w=_padding(w),
+        sigma=sigma, step_scale=q, quality=quality, pixels_crc32=zlib.crc32(pixels.tobytes()),
+    )
+    data = fmt.pack(fmt.Container(header, {"Z": comp.strings[0], "Y": comp.strings[1]}))
+    return EncodeResult(data, pixels, comp.estimated_bits, sigma, quality)
+
+
+def encode(array, sigma: float | None = None, model=None, quality: int | None = None) -> bytes:
+    """Compress a noisy uint8 image, (H, W) grey or (H, W, 3) RGB, to .fllic bytes.
+
+    ``sigma`` is the noise std in 8-bit units (estimated when None), ``model`` a
+    shipped model id, an exported .pt path or a CodingModel, and ``quality`` a
+    level from 1 to the model's highest, which is the default: the
+    functionally lossless point.
+    """
+    return encode_detailed(array, sigma=sigma, model=model, quality=quality).data
+
+
+def decode(data: bytes, model=None, max_pixels: int = fmt.DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode .fllic bytes to the denoised uint8 image, with the encoder's shape."""
+    from fllic.models.registry import resolve
+
+    c = fmt.unpack(data, max_pixels=max_pixels)
+    h = c.header
+    m = resolve(h.model_id if model is None else model)
+    if m.hash != h.weights_hash:
+        raise ModelMismatchError(
+            f"file was written with weights {h.weights_hash.hex()} of {h.model_id!r}, "
+            f"but the available weights are {m.hash.hex()}"
+        )
+    if h.pad_h != _padding(h.height) or h.pad_w != _padding(h.width):
+        raise FormatError("padding in the header does not match the image size")
+    if "Z" not in c.sections or "Y" not in c.sections:
+        raise FormatError("the file lacks its Z or Y section")
+    z_shape = ((h.height + h.pad_h) // PAD_MULTIPLE, (h.width + h.pad_w) // PAD_MULTIPLE)
+    try:
+        x_hat = m.decompress((c.sections["Z"], c.sections["Y"]), z_shape, h.sigma, h.step_scale)
+    except (ValueError, RuntimeError, OverflowError) as e:
+        raise FormatError(f"corrupt entropy-coded data ({e})") from e
+    pixels = _to_pixels(x_hat, h.height, h.width, h.channels)
+    if zlib.crc32(pixels.tobytes()) != h.pixels_crc32:
+        raise IntegrityError("decoded pixels do not match the stored CRC32 (corrupt data, or a platform whose floating point differs)")
+    return pixels
+
+
+def check(data: bytes) -> bool:
+    """True when ``data`` is a structurally valid .fllic file (magic, version, CRC); no decoding."""
+    return fmt.check(data)
+
+
+def info(data: bytes) -> dict:
+    """What a .fllic file says about itself, without decoding it."""
+    c = fmt.unpack(data, max_pixels=1 << 62)
+    h = c.header
+    return {
+        "model_id": h.model_id, "weights_hash": h.weights_hash.hex(), "width": h.width, "height": h.height,
+        "channels": h.channels, "bit_depth": h.bit_depth, "pad_h": h.pad_h, "pad_w": h.pad_w,
+        "sigma": h.sigma, "quality": h.quality, "step_scale": h.step_scale,
+        "pixels_crc32": f"{h.pixels_crc32:08x}", "file_bytes": len(data),
+        "sections": {k: len(v) for k, v in c.sections.items()},
+        "bpp": 8.0 * len(data) / h.pixels,
+    }

@@ -1,0 +1,115 @@
+"""Adapter to constriction's range coder for grouped integer symbols.
+
+Symbols are coded group by group (one table per group: a scale-table index
+for y, a channel for z), each group in raster order. Values outside a table's
+support are coded as its escape symbol, followed at the end of the stream by
+a sign and a 24-bit magnitude from uniform models.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fllic._errors import FormatError
+from fllic.entropy.tables import SymbolTables
+
+ESCAPE_BITS = 24
+MAX_ABS_SYMBOL = (1 << ESCAPE_BITS) - 1
+
+
+def _cs():
+    import constriction
+
+    return constriction
+
+
+class _Models:
+    """Lazily built constriction models for one SymbolTables."""
+
+    def __init__(self, tables: SymbolTables):
+        self.tables = tables
+        self._cache: dict[int, object] = {}
+
+    def __getitem__(self, k: int):
+        if k not in self._cache:
+            probs = self.tables.freqs[k].astype(np.float64)
+            self._cache[k] = _cs().stream.model.Categorical(probs, perfect=False)
+        return self._cache[k]
+
+
+def _groups(groups: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    order = np.argsort(groups, kind="stable")
+    keys, starts = np.unique(groups[order], return_index=True)
+    return order, keys, np.append(starts, groups.size)
+
+
+def clamp_symbols(symbols: np.ndarray, tables: SymbolTables, groups: np.ndarray) -> np.ndarray:
+    """Symbols limited to what the escape code can carry."""
+    limit = tables.support[groups] - 1 + MAX_ABS_SYMBOL
+    return np.clip(symbols, -limit, limit)
+
+
+def encode(symbols: np.ndarray, groups: np.ndarray, tables: SymbolTables) -> bytes:
+    """Range-code integer ``symbols``; ``groups[i]`` selects the table of ``symbols[i]``."""
+    cs = _cs()
+    symbols, groups = symbols.ravel().astype(np.int64), groups.ravel().astype(np.int64)
+    models = _Models(tables)
+    enc = cs.stream.queue.RangeEncoder()
+    order, keys, bounds = _groups(groups)
+    negative, excess = [], []
+    for i, k in enumerate(keys.tolist()):
+        vals = symbols[order[bounds[i] : bounds[i + 1]]]
+        support = int(tables.support[k])
+        idx = vals + (support - 1)
+        esc = np.abs(vals) >= support
+        idx[esc] = 2 * support - 1
+        enc.encode(idx.astype(np.int32), models[k])
+        negative.append(vals[esc] < 0)
+        excess.append(np.abs(vals[esc]) - support)
+    if negative:
+        _encode_escapes(enc, np.concatenate(negative), np.concatenate(excess))
+    return enc.get_compressed().tobytes()
+
+
+def _encode_escapes(enc, negative: np.ndarray, mag: np.ndarray) -> None:
+    """Signs and excess magnitudes |s| - support of the escaped symbols."""
+    if mag.size == 0:
+        return
+    model = _cs().stream.model
+    if mag.max() > MAX_ABS_SYMBOL:
+        raise ValueError("symbol magnitude exceeds the escape code; clamp_symbols() first")
+    enc.encode(negative.astype(np.int32), model.Uniform(2))
+    half = ESCAPE_BITS // 2
+    enc.encode((mag >> half).astype(np.int32), model.Uniform(1 << half))
+    enc.encode((mag & ((1 << half) - 1)).astype(np.int32), model.Uniform(1 << half))
+
+
+def decode(data: bytes, groups: np.ndarray, tables: SymbolTables) -> np.ndarray:
+    """Inverse of :func:`encode`; ``groups`` must be the encoder's, rebuilt by the decoder."""
+    cs = _cs()
+    if len(data) % 4:
+        raise FormatError("entropy-coded section length is not a multiple of 4 bytes")
+    groups = groups.ravel().astype(np.int64)
+    dec = cs.stream.queue.RangeDecoder(np.frombuffer(data, dtype=np.uint32).copy())
+    models = _Models(tables)
+    out = np.empty(groups.size, np.int64)
+    order, keys, bounds = _groups(groups)
+    esc_pos, esc_support = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    for i, k in enumerate(keys.tolist()):
+        pos = order[bounds[i] : bounds[i + 1]]
+        support = int(tables.support[k])
+        idx = np.asarray(dec.decode(models[k], pos.size), dtype=np.int64)
+        out[pos] = idx - (support - 1)
+        esc = idx == 2 * support - 1
+        esc_pos.append(pos[esc])
+        esc_support.append(np.full(int(esc.sum()), support))
+    positions = np.concatenate(esc_pos)
+    if positions.size:
+        model = cs.stream.model
+        half = ESCAPE_BITS // 2
+        neg = np.asarray(dec.decode(model.Uniform(2), positions.size), dtype=np.int64)
+        hi = np.asarray(dec.decode(model.Uniform(1 << half), positions.size), dtype=np.int64)
+        lo = np.asarray(dec.decode(model.Uniform(1 << half), positions.size), dtype=np.int64)
+        mag = np.concatenate(esc_support) + ((hi << half) | lo)
+        out[positions] = np.where(neg == 1, -mag, mag)
+    return out

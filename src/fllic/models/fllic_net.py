@@ -1,0 +1,304 @@
+"""The supervised FLLIC network (Zhang & Wu 2024, Sec. 3 and Fig. 2).
+
+Data flow::
+
+    x_noisy, sigma ──g_a──> y ──h_a──> z
+                                       │ ẑ = Δ_z ⊙ round(z / Δ_z)          (factorized density)
+                                       ▼
+                      h_s(ẑ, sigma) ──> μ, σ, Δ_y       (Δ_y is the content-adaptive step map)
+    ŷ = μ + q·Δ_y ⊙ round((y - μ) / (q·Δ_y))            (Gaussian conditional on each bin)
+    x_hat = g_s(ŷ, sigma, q)                            (the denoised image)
+
+q is a global scale on the step map: the rate knob (one model, several quality
+points). sigma, the noise level, conditions g_a, h_s and g_s, so one model
+serves sigma 0 to 50.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from fllic._errors import ModelMismatchError
+from fllic.entropy import coder
+from fllic.entropy.density import (
+    SCALE_MIN,
+    FactorizedDensity,
+    gaussian_likelihood,
+    scale_index,
+)
+from fllic.entropy.tables import CodingTables, factorized_tables, gaussian_tables
+from fllic.models.init import haar_init_
+from fllic.models.layers import DownResBlock, ResBlock, UpResBlock, conv3x3, round_ste
+
+SIGMA_NORM = 50.0
+STEP_LOG_RANGE = (-8.0, 4.0)
+# At initialisation (a Haar transform coder, see init.py) y has a std of about 0.7
+# on images in [-0.5, 0.5]: steps start fine enough for information to flow through ŷ.
+INIT_LOG_STEP_Y = math.log(0.04)
+INIT_LOG_SIGMA_Y = math.log(0.3)
+INIT_LOG_STEP_Z = math.log(0.005)
+
+
+@dataclass
+class Likelihoods:
+    y: torch.Tensor
+    z: torch.Tensor
+
+
+@dataclass
+class ForwardOutput:
+    """What forward() returns for training."""
+
+    x_hat: torch.Tensor
+    likelihoods: Likelihoods
+    y_hat: torch.Tensor
+    z_hat: torch.Tensor
+
+
+@dataclass
+class EntropyParams:
+    """Per-symbol coding parameters of y, everything the decoder rebuilds from ẑ."""
+
+    mu: torch.Tensor
+    step: torch.Tensor
+    t: torch.Tensor  # symbol-domain standard deviation sigma_y / step
+
+
+@dataclass(frozen=True)
+class FllicConfig:
+    n1: int = 64
+    n2: int = 96
+    n3: int = 96
+    m: int = 128
+    nh: int = 64
+    nz: int = 32
+
+    @classmethod
+    def tiny(cls) -> "FllicConfig":
+        return cls(n1=8, n2=8, n3=8, m=8, nh=8, nz=4)
+
+
+def _cond_maps(x: torch.Tensor, sigma: torch.Tensor, q: torch.Tensor | None) -> torch.Tensor:
+    n, _, h, w = x.shape
+    maps = [(sigma.view(n, 1, 1, 1) / SIGMA_NORM).expand(n, 1, h, w)]
+    if q is not None:
+        maps.append(torch.log(q).view(n, 1, 1, 1).expand(n, 1, h, w))
+    return torch.cat([x] + [m.to(x.dtype) for m in maps], dim=1)
+
+
+class FLLIC(nn.Module):
+    """Hyperprior codec with content-adaptive quantization and noise-level conditioning."""
+
+    downsampling_factor = 64  # g_a (16) times h_a (4): inputs are padded to this
+
+    def __init__(self, config: FllicConfig = FllicConfig()):
+        super().__init__()
+        c = config
+        self.config = c
+        self.g_a_in = nn.Sequential(nn.PixelUnshuffle(2), nn.Identity())
+        self.g_a = nn.Sequential(
+            conv3x3(12 + 2, c.n1), ResBlock(c.n1), ResBlock(c.n1),
+            DownResBlock(c.n1, c.n2), ResBlock(c.n2),
+            DownResBlock(c.n2, c.n3), ResBlock(c.n3),
+            DownResBlock(c.n3, c.m),
+        )
+        self.h_a = nn.Sequential(
+            conv3x3(c.m, c.nh), ResBlock(c.nh), DownResBlock(c.nh, c.nh),
+            ResBlock(c.nh), DownResBlock(c.nh, c.nz),
+        )
+        self.h_s = nn.Sequential(
+            conv3x3(c.nz + 1, c.nh), ResBlock(c.nh), UpResBlock(c.nh, c.nh),
+            ResBlock(c.nh), UpResBlock(c.nh, c.nh), ResBlock(c.nh), conv3x3(c.nh, 3 * c.m),
+        )
+        self.g_s = nn.Sequential(
+            conv3x3(c.m + 2, c.m), ResBlock(c.m),
+            UpResBlock(c.m, c.n3), ResBlock(c.n3),
+            UpResBlock(c.n3, c.n2), ResBlock(c.n2),
+            UpResBlock(c.n2, c.n1), ResBlock(c.n1), ResBlock(c.n1),
+            conv3x3(c.n1, 12), nn.PixelShuffle(2),
+        )
+        self.log_step_z = nn.Parameter(torch.full((c.nz,), INIT_LOG_STEP_Z))
+        self.z_density = FactorizedDensity(c.nz)
+        with torch.no_grad():
+            bias = self.h_s[-1].bias.view(3, c.m)
+            bias[1].fill_(INIT_LOG_SIGMA_Y)
+            bias[2].fill_(INIT_LOG_STEP_Y)
+        haar_init_(self)
+
+    # -- pieces shared by forward() and the coder ---------------------------------
+    def analysis(self, x: torch.Tensor, sigma: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        """y = g_a(x | sigma, q); x in [0, 1], (N, 3, H, W) with H, W divisible by 64."""
+        return self.g_a(_cond_maps(self.g_a_in(x - 0.5), sigma, q))
+
+    def step_z(self) -> torch.Tensor:
+        return torch.exp(self.log_step_z).view(1, -1, 1, 1)
+
+    def entropy_params(self, z_hat: torch.Tensor, sigma: torch.Tensor, q: torch.Tensor) -> EntropyParams:
+        """μ, Δ_y and the symbol-domain scale t from ẑ: the decoder's side of the model."""
+        mu, log_sigma_y, log_step = self.h_s(_cond_maps(z_hat, sigma, None)).chunk(3, dim=1)
+        step = torch.exp(log_step.clamp(*STEP_LOG_RANGE)) * q.view(-1, 1, 1, 1)
+        t = (torch.exp(log_sigma_y.clamp(*STEP_LOG_RANGE)) / step).clamp(min=SCALE_MIN)
+        return EntropyParams(mu=mu, step=step, t=t)
+
+    def synthesis(self, y_hat: torch.Tensor, sigma: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        """x_hat = g_s(ŷ | sigma, q), in [0, 1] before clipping."""
+        return self.g_s(_cond_maps(y_hat, sigma, q)) + 0.5
+
+    # -- training ----------------------------------------------------------------
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor, q: torch.Tensor) -> ForwardOutput:
+        """Relaxed quantization: additive uniform noise for the rates, straight-through for ŷ."""
+        y = self.analysis(x, sigma, q)
+        z_sym = self.h_a(y) / self.step_z()
+        z_noisy = z_sym + torch.empty_like(z_sym).uniform_(-0.5, 0.5)
+        z_hat = round_ste(z_sym) * self.step_z()
+        p = self.entropy_params(z_hat, sigma, q)
+        u = (y - p.mu) / p.step
+        u_noisy = u + torch.empty_like(u).uniform_(-0.5, 0.5)
+        y_hat = p.mu + round_ste(u) * p.step
+        return ForwardOutput(
+            x_hat=self.synthesis(y_hat, sigma, q),
+            likelihoods=Likelihoods(
+                y=gaussian_likelihood(u_noisy, p.t), z=self.z_density.likelihood(z_noisy)
+            ),
+            y_hat=y_hat,
+            z_hat=z_hat,
+        )
+
+
+def bits(likelihoods: Likelihoods) -> torch.Tensor:
+    """Total estimated bits per batch element."""
+    total = sum(-torch.log2(l).flatten(1).sum(1) for l in (likelihoods.y, likelihoods.z))
+    return total
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+# -- coding ------------------------------------------------------------------------
+@dataclass
+class Compressed:
+    """What compress() returns: the two streams, the z grid, and the encoder's own x_hat."""
+
+    strings: tuple[bytes, bytes]  # (z, y)
+    z_shape: tuple[int, int]
+    x_hat: torch.Tensor
+    estimated_bits: float
+
+
+def weights_hash(state_dict: dict[str, torch.Tensor], tables_state: dict) -> bytes:
+    """16-byte SHA-256 digest of the parameters and coding tables, in key order."""
+    h = hashlib.sha256()
+
+    def feed(prefix: str, tensors: dict) -> None:
+        for key in sorted(tensors):
+            value = tensors[key]
+            if isinstance(value, dict):
+                feed(f"{prefix}{key}.", value)
+                continue
+            t = value.detach().cpu().contiguous()
+            h.update(f"{prefix}{key}:{t.dtype}:{tuple(t.shape)};".encode())
+            h.update(t.numpy().tobytes())
+
+    feed("", state_dict)
+    feed("tables.", tables_state)
+    return h.digest()[:16]
+
+
+class CodingModel:
+    """A FLLIC network with finalised coding tables: the object compress/decompress use.
+
+    Build one with :func:`finalize` (after training) or :meth:`load` (from an
+    exported file). Tables are never rebuilt at coding time, and a network whose
+    weights changed after finalisation is refused.
+    """
+
+    def __init__(self, net: FLLIC, tables: CodingTables, meta: dict | None = None):
+        self.net = net.eval()
+        self.tables = tables
+        self.meta = dict(meta or {})
+        self.hash = weights_hash(net.state_dict(), tables.to_state())
+
+    def _check_fresh(self) -> None:
+        if weights_hash(self.net.state_dict(), self.tables.to_state()) != self.hash:
+            raise ModelMismatchError("the network changed after its coding tables were finalised; call finalize() again")
+
+    @torch.no_grad()
+    def compress(self, x: torch.Tensor, sigma: float, q: float) -> Compressed:
+        """Code a (1, 3, H, W) noisy image in [0, 1], H and W divisible by 64."""
+        self._check_fresh()
+        s, qt = _scalar(sigma), _scalar(q)
+        y = self.net.analysis(x, s, qt)
+        z_sym = torch.round(self.net.h_a(y) / self.net.step_z())
+        z_groups = _channel_groups(z_sym)
+        z_sym = _clamp(z_sym, self.tables.z, z_groups)
+        p = self.net.entropy_params(z_sym * self.net.step_z(), s, qt)
+        y_groups = scale_index(p.t).numpy()
+        u_sym = _clamp(torch.round((y - p.mu) / p.step), self.tables.y, y_groups)
+        strings = (
+            coder.encode(z_sym.numpy().astype(np.int64), z_groups, self.tables.z),
+            coder.encode(u_sym.numpy().astype(np.int64), y_groups, self.tables.y),
+        )
+        x_hat = self.net.synthesis(p.mu + u_sym * p.step, s, qt)
+        est = float(-torch.log2(gaussian_likelihood(u_sym, p.t)).sum() - torch.log2(self.net.z_density.likelihood(z_sym)).sum())
+        return Compressed(strings, tuple(z_sym.shape[2:]), x_hat, est)
+
+    @torch.no_grad()
+    def decompress(self, strings: tuple[bytes, bytes], z_shape: tuple[int, int], sigma: float, q: float) -> torch.Tensor:
+        """x_hat, (1, 3, 64·zh, 64·zw), unclipped, from the z and y streams."""
+        self._check_fresh()
+        s, qt = _scalar(sigma), _scalar(q)
+        nz = self.net.config.nz
+        z_groups = np.broadcast_to(np.arange(nz).reshape(1, nz, 1, 1), (1, nz, *z_shape))
+        z_sym = torch.from_numpy(coder.decode(strings[0], z_groups, self.tables.z).reshape(z_groups.shape)).float()
+        p = self.net.entropy_params(z_sym * self.net.step_z(), s, qt)
+        y_groups = scale_index(p.t).numpy()
+        u_sym = torch.from_numpy(coder.decode(strings[1], y_groups, self.tables.y).reshape(y_groups.shape)).float()
+        return self.net.synthesis(p.mu + u_sym * p.step, s, qt)
+
+    # -- export ----------------------------------------------------------------------
+    def save(self, path) -> None:
+        """Write weights (float16, exact after finalize()), tables and metadata."""
+        weights = {k: v.half() if v.is_floating_point() else v for k, v in self.net.state_dict().items()}
+        torch.save(
+            {"format": 1, "config": asdict(self.net.config), "state_dict": weights,
+             "tables": self.tables.to_state(), "meta": self.meta},
+            path,
+        )
+
+    @classmethod
+    def load(cls, path) -> "CodingModel":
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        net = FLLIC(FllicConfig(**state["config"]))
+        net.load_state_dict({k: v.float() for k, v in state["state_dict"].items()})
+        return cls(net, CodingTables.from_state(state["tables"]), state["meta"])
+
+
+def finalize(net: FLLIC, meta: dict | None = None, half: bool = True) -> CodingModel:
+    """Export step: round weights to float16 precision (the shipped size) and build the tables."""
+    net = net.eval()
+    if half:
+        with torch.no_grad():
+            for p in net.parameters():
+                p.copy_(p.half().float())
+    tables = CodingTables(y=gaussian_tables(), z=factorized_tables(net.z_density))
+    return CodingModel(net, tables, meta)
+
+
+def _scalar(v: float) -> torch.Tensor:
+    return torch.tensor([v], dtype=torch.float32)
+
+
+def _channel_groups(z: torch.Tensor) -> np.ndarray:
+    return np.broadcast_to(np.arange(z.shape[1]).reshape(1, -1, 1, 1), z.shape)
+
+
+def _clamp(sym: torch.Tensor, tables, groups: np.ndarray) -> torch.Tensor:
+    arr = coder.clamp_symbols(sym.numpy().astype(np.int64), tables, groups)
+    return torch.from_numpy(arr.reshape(sym.shape)).float()

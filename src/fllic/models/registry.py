@@ -1,0 +1,68 @@
+"""The shipped models: stable ids, what each is for, and lazy loading of their weights."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from fllic._errors import ModelMismatchError
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    id: str
+    filename: str
+    description: str
+
+
+SHIPPED: tuple[ModelInfo, ...] = (
+    ModelInfo(
+        "fllic-awgn-v1",
+        "fllic-awgn-v1.pt",
+        "supervised FLLIC for additive white Gaussian noise, sigma 0-50; RGB, and grey by replication",
+    ),
+)
+DEFAULT_MODEL = SHIPPED[0].id
+
+
+def weights_path(info: ModelInfo) -> Path:
+    return Path(str(resources.files("fllic.models") / "weights" / info.filename))
+
+
+def find(model_id: str) -> ModelInfo:
+    for info in SHIPPED:
+        if info.id == model_id:
+            return info
+    known = ", ".join(i.id for i in SHIPPED)
+    raise ModelMismatchError(f"unknown model {model_id!r}; shipped models: {known}")
+
+
+@functools.lru_cache(maxsize=4)
+def load(model_id: str):
+    """The CodingModel of a shipped model id, loaded once per process."""
+    from fllic.models.fllic_net import CodingModel
+
+    info = find(model_id)
+    path = weights_path(info)
+    if not path.exists():
+        raise ModelMismatchError(f"weights of {model_id!r} are missing from the installation ({path})")
+    model = CodingModel.load(path)
+    model.meta.setdefault("id", info.id)
+    return model
+
+
+def resolve(model=None):
+    """A CodingModel from None (the default), a shipped id, a path to an exported file, or itself."""
+    from fllic.models.fllic_net import CodingModel
+
+    if model is None:
+        return load(DEFAULT_MODEL)
+    if isinstance(model, CodingModel):
+        return model
+    if isinstance(model, (str, Path)) and Path(model).suffix == ".pt" and Path(model).exists():
+        return CodingModel.load(model)
+    if isinstance(model, str):
+        return load(model)
+    raise ModelMismatchError(f"cannot use {model!r} as a model; pass a model id or a CodingModel")

@@ -1,0 +1,1 @@
+"""Training for FLLIC models. The library never imports this package."""

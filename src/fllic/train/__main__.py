@@ -1,0 +1,38 @@
+"""python -m fllic.train: train (or resume) a FLLIC model."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fllic train", description=__doc__)
+    p.add_argument("--data", type=Path, default=Path("../shared/data"), help="folder with CBSD432, WikipediaPhotos, Waterloo, BSD400")
+    p.add_argument("--workdir", type=Path, default=Path.home() / ".cache" / "fllic" / "train", help="checkpoints and logs (outside the repo)")
+    p.add_argument("--steps", type=int, default=100_000)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--patch", type=int, default=128)
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--lmbda", type=float, default=0.015, help="λ0 in λ(q) = λ0/q²")
+    p.add_argument("--rate-warmup", type=int, default=2000, help="steps over which the rate term is phased in")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init", type=Path, default=None, help="start from these weights when no checkpoint exists")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from fllic.train.loop import TrainConfig, train
+
+    if args.patch % 64:
+        print("error: --patch must be a multiple of 64", file=sys.stderr)
+        return 2
+    train(TrainConfig(**vars(args)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""Training data: clean images decoded once into a cache, then random noisy patches.
+
+Sources (all training sets, never a test set): CBSD432 and WikipediaPhotos in
+colour, the natural photographs of Waterloo, and BSD400 in grey.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+WATERLOO_NATURAL = ("bird", "frog", "goldhill1", "goldhill2", "mountain", "sail", "tulips", "washsat", "zelda")
+COLOUR_SETS = ("CBSD432", "WikipediaPhotos")
+
+
+def _load(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB") if im.mode not in ("L", "RGB") else im)
+
+
+def collect_images(data_root: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(colour images HxWx3, grey images HxW) as uint8 arrays."""
+    colour, grey = [], []
+    for name in COLOUR_SETS:
+        colour += [_load(p) for p in sorted((data_root / name).glob("*")) if p.suffix.lower() in (".png", ".jpg", ".jpeg")]
+    for stem in WATERLOO_NATURAL:
+        img = _load(data_root / "Waterloo" / f"{stem}.png")
+        (colour if img.ndim == 3 else grey).append(img)
+    grey += [_load(p) for p in sorted((data_root / "BSD400").glob("*.png"))]
+    return colour, grey
+
+
+def load_cached(data_root: Path, cache: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    if cache.exists():
+        with np.load(cache, allow_pickle=False) as f:
+            n_c = int(f["n_colour"])
+            keys = sorted((k for k in f.files if k.startswith("img")), key=lambda k: int(k[3:]))
+            imgs = [f[k] for k in keys]
+        return imgs[:n_c], imgs[n_c:]
+    colour, grey = collect_images(data_root)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {f"img{i}": a for i, a in enumerate(colour + grey)}
+    np.savez(cache, n_colour=len(colour), **arrays)
+    return colour, grey
+
+
+class PatchSampler:
+    """Random clean/noisy patch pairs; sigma ~ U[0, sigma_max], noise rounded and clipped."""
+
+    def __init__(self, colour, grey, patch: int, grey_fraction: float, sigma_max: float, seed: int):
+        self.colour = [c for c in colour if min(c.shape[:2]) >= patch]
+        self.grey = [g for g in grey if min(g.shape) >= patch]
+        self.patch, self.grey_fraction, self.sigma_max = patch, grey_fraction, sigma_max
+        self.rng = np.random.default_rng(seed)
+
+    def _crop(self, img: np.ndarray) -> np.ndarray:
+        p, rng = self.patch, self.rng
+        i = rng.integers(0, img.shape[0] - p + 1)
+        j = rng.integers(0, img.shape[1] - p + 1)
+        c = img[i : i + p, j : j + p]
+        if c.ndim == 2:
+            c = np.repeat(c[..., None], 3, axis=2)
+        c = np.rot90(c, rng.integers(4))
+        return c[:, ::-1] if rng.integers(2) else c
+
+    def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(clean, noisy) in [0, 1] as (n, 3, p, p) float tensors, and sigma (n,) in 8-bit units."""
+        rng = self.rng
+        clean = np.empty((n, self.patch, self.patch, 3), np.float32)
+        noisy = np.empty_like(clean)
+        sigma = rng.uniform(0.0, self.sigma_max, size=n)
+        for k in range(n):
+            is_grey = rng.random() < self.grey_fraction
+            if is_grey:
+                src = self.grey if self.grey and rng.random() < 0.7 else self.colour
+                c = self._crop(src[rng.integers(len(src))]).astype(np.float32)
+                c = np.repeat(c.mean(axis=2, keepdims=True).round(), 3, axis=2)
+                noise = rng.normal(0.0, sigma[k], size=c.shape[:2] + (1,))
+            else:
+                c = self._crop(self.colour[rng.integers(len(self.colour))]).astype(np.float32)
+                noise = rng.normal(0.0, sigma[k], size=c.shape)
+            clean[k] = c
+            noisy[k] = np.clip(np.rint(c + noise), 0, 255)
+        to_t = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2).contiguous() / 255.0
+        return to_t(clean), to_t(noisy), torch.from_numpy(sigma.astype(np.float32))

@@ -1,0 +1,155 @@
+import numpy as np
+import pytest
+import torch
+
+import fllic
+from fllic.codec import encode_detailed
+from tests.conftest import noisy_image
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (37, 31), (17, 1000), (64, 64), (70, 130)])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_round_trip_is_exact_at_odd_sizes(tiny_model, rng, shape, channels):
+    img = noisy_image(rng, *shape, channels=channels)
+    res = encode_detailed(img, sigma=20, model=tiny_model)
+    out = fllic.decode(res.data, model=tiny_model)
+    assert out.shape == img.shape and out.dtype == np.uint8
+    assert np.array_equal(out, res.pixels)
+
+
+def test_grey_with_singleton_channel_axis(tiny_model, rng):
+    img = noisy_image(rng, 40, 50, channels=1)[..., None]
+    out = fllic.decode(fllic.encode(img, sigma=10, model=tiny_model), model=tiny_model)
+    assert out.shape == (40, 50)
+
+
+def test_two_decodes_agree_bit_for_bit(tiny_model, rng):
+    data = fllic.encode(noisy_image(rng, 96, 80), sigma=25, model=tiny_model)
+    assert np.array_equal(fllic.decode(data, model=tiny_model), fllic.decode(data, model=tiny_model))
+
+
+def test_decode_is_identical_across_thread_counts(tiny_model, rng):
+    img = noisy_image(rng, 130, 70)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        data = fllic.encode(img, sigma=15, model=tiny_model)
+        one = fllic.decode(data, model=tiny_model)
+        torch.set_num_threads(2)
+        two = fllic.decode(data, model=tiny_model)
+    finally:
+        torch.set_num_threads(before)
+    assert np.array_equal(one, two)
+
+
+def test_entropy_decoding_survives_tiny_float_perturbations(tiny_model, rng, monkeypatch):
+    """The symbols depend only on integer tables and the quantized scale index."""
+    img = noisy_image(rng, 128, 128)
+    x = torch.from_numpy(img.transpose(2, 0, 1).copy()).float()[None] / 255
+    comp = tiny_model.compress(x, 25.0, 1.0)
+    net = tiny_model.net
+    original = net.entropy_params
+
+    def perturbed(*args):
+        p = original(*args)
+        g = torch.Generator().manual_seed(7)
+        jitter = lambda t: t * (1 + 1e-6 * torch.randn(t.shape, generator=g))
+        p.mu, p.step, p.t = jitter(p.mu), jitter(p.step), jitter(p.t)
+        return p
+
+    monkeypatch.setattr(net, "entropy_params", perturbed)
+    x_hat = tiny_model.decompress(comp.strings, comp.z_shape, 25.0, 1.0)
+    assert (x_hat - comp.x_hat).abs().max() < 1e-3
+
+
+def test_quality_levels_trade_rate(tiny_model, rng):
+    img = noisy_image(rng, 128, 128)
+    coarse = fllic.encode(img, sigma=20, model=tiny_model, quality=1)
+    fine = fllic.encode(img, sigma=20, model=tiny_model, quality=2)
+    assert fllic.info(fine)["quality"] == 2 and fllic.info(coarse)["quality"] == 1
+    assert fllic.info(fine)["step_scale"] < fllic.info(coarse)["step_scale"]
+    assert np.array_equal(fllic.decode(coarse, model=tiny_model), encode_detailed(img, 20, tiny_model, 1).pixels)
+
+
+def test_default_sigma_is_estimated_and_stored(tiny_model, rng):
+    img = noisy_image(rng, 64, 64)
+    meta = fllic.info(fllic.encode(img, model=tiny_model))
+    assert 10 < meta["sigma"] < 40
+
+
+@pytest.mark.parametrize(
+    "bad, kwargs",
+    [
+        (np.zeros((8, 8), np.float32), {}),
+        (np.zeros((8, 8, 4), np.uint8), {}),
+        (np.zeros((0, 8), np.uint8), {}),
+        (np.zeros((8, 8), np.uint8), {"quality": 9}),
+        (np.zeros((8, 8), np.uint8), {"sigma": -1.0}),
+        (np.zeros((8, 8), np.uint8), {"sigma": float("nan")}),
+    ],
+)
+def test_invalid_input_raises_input_error(tiny_model, bad, kwargs):
+    with pytest.raises(fllic.InputError):
+        fllic.encode(bad, model=tiny_model, **({"sigma": 10} | kwargs))
+
+
+def test_pixel_limit_guards_encode_and_decode(tiny_model, rng):
+    img = noisy_image(rng, 64, 64)
+    with pytest.raises(fllic.LimitError):
+        encode_detailed(img, sigma=10, model=tiny_model, max_pixels=100)
+    data = fllic.encode(img, sigma=10, model=tiny_model)
+    with pytest.raises(fllic.LimitError):
+        fllic.decode(data, model=tiny_model, max_pixels=100)
+
+
+def test_corrupt_and_truncated_files_raise(tiny_model, rng):
+    data = fllic.encode(noisy_image(rng, 64, 64), sigma=10, model=tiny_model)
+    for cut in (0, 5, 12, len(data) // 2, len(data) - 1):
+        with pytest.raises(fllic.FllicError):
+            fllic.decode(data[:cut], model=tiny_model)
+    for pos in (3, 9, 20, len(data) // 2, len(data) - 6):
+        bad = bytearray(data)
+        bad[pos] ^= 0x5A
+        with pytest.raises(fllic.FllicError):
+            fllic.decode(bytes(bad), model=tiny_model)
+    assert fllic.check(data) and not fllic.check(data[:-1])
+
+
+def test_corrupt_payload_with_valid_file_crc_fails_the_pixel_crc(tiny_model, rng):
+    import struct
+    import zlib
+
+    data = fllic.encode(noisy_image(rng, 64, 64), sigma=10, model=tiny_model)
+    body = bytearray(data[:-4])
+    body[-10] ^= 0xFF  # inside the Y stream
+    forged = bytes(body) + struct.pack("<I", zlib.crc32(bytes(body)))
+    with pytest.raises(fllic.FllicError):
+        fllic.decode(forged, model=tiny_model)
+
+
+def test_other_weights_are_refused(tiny_model, rng):
+    from fllic.models.fllic_net import FLLIC, FllicConfig, finalize
+
+    torch.manual_seed(99)
+    other = finalize(FLLIC(FllicConfig.tiny()), {"id": "tiny-test", "quality_scales": [2.0, 1.0]})
+    data = fllic.encode(noisy_image(rng, 64, 64), sigma=10, model=tiny_model)
+    with pytest.raises(fllic.ModelMismatchError):
+        fllic.decode(data, model=other)
+
+
+def test_unknown_model_id_is_refused(tiny_model, rng):
+    data = fllic.encode(noisy_image(rng, 8, 8), sigma=10, model=tiny_model)
+    with pytest.raises(fllic.ModelMismatchError):
+        fllic.decode(data)  # "tiny-test" is not a shipped model
+    with pytest.raises(fllic.ModelMismatchError):
+        fllic.encode(noisy_image(rng, 8, 8), sigma=10, model="no-such-model")
+
+
+def test_stale_tables_are_refused(rng):
+    from fllic.models.fllic_net import FLLIC, FllicConfig, finalize
+
+    model = finalize(FLLIC(FllicConfig.tiny()), {"id": "t"})
+    with torch.no_grad():
+        next(model.net.parameters()).add_(0.01)
+    with pytest.raises(fllic.ModelMismatchError):
+        fllic.encode(noisy_image(rng, 8, 8), sigma=10, model=model)
