@@ -135,6 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
     dm.add_argument("--force", action="store_true")
     dm.set_defaults(func=cmd_demo)
 
+    from fllic.bench.cli import add_parser as add_bench_parser
+
+    add_bench_parser(sub)
+
     t = sub.add_parser("train", help="train a model (see `fllic train -- --help`)", add_help=False)
     t.add_argument("rest", nargs=argparse.REMAINDER)
     t.set_defaults(func=cmd_train)

@@ -49,11 +49,11 @@ def run_demo(sigma: float, seed: int, out: Path, force: bool, quality: int | Non
     targets["sample.fllic"].write_bytes(res.data)
 
     print(f"sample {w}x{h} RGB, AWGN sigma {sigma:g} (seed {seed}), rounded and clipped to 8 bits")
-    print(f"{'method':34s} {'bytes':>9s} {'bpp':>8s} {'PSNR vs clean':>14s}")
-    print(f"{'fllic (quality ' + str(res.quality) + ')':34s} {len(res.data):9d} "
+    print(f"{'method':42s} {'bytes':>9s} {'bpp':>8s} {'PSNR vs clean':>14s}")
+    print(f"{'fllic (quality ' + str(res.quality) + ')':42s} {len(res.data):9d} "
           f"{bpp(len(res.data), h, w):8.3f} {psnr(decoded, clean):11.2f} dB")
     for name, size in _lossless_sizes(noisy).items():
-        print(f"{name + ', noisy image':34s} {size:9d} {bpp(size, h, w):8.3f} {psnr(noisy, clean):11.2f} dB")
+        print(f"{name + ', noisy image':42s} {size:9d} {bpp(size, h, w):8.3f} {psnr(noisy, clean):11.2f} dB")
     print(f"decoded image equals the encoder's reconstruction: yes; model estimate "
           f"{res.estimated_bits / (h * w):.3f} bpp")
     print(f"wrote {targets['noisy.png']}, {targets['decoded.png']}, {targets['sample.fllic']}")

@@ -1,0 +1,1 @@
+"""fllic bench: the paper's comparison, reproducible (see issue 3)."""

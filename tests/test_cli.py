@@ -1,0 +1,94 @@
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import fllic
+from fllic.cli import main
+from tests.conftest import noisy_image
+
+
+@pytest.fixture
+def png(tmp_path, rng):
+    path = tmp_path / "noisy.png"
+    Image.fromarray(noisy_image(rng, 37, 31)).save(path)
+    return path
+
+
+def test_compress_decompress_info(tmp_path, png, tiny_model_path, capsys):
+    f = tmp_path / "x.fllic"
+    assert main(["compress", str(png), "-o", str(f), "--sigma", "20", "--model", str(tiny_model_path)]) == 0
+    assert fllic.check(f.read_bytes())
+    out = tmp_path / "x.png"
+    assert main(["decompress", str(f), "-o", str(out), "--model", str(tiny_model_path)]) == 0
+    decoded = np.asarray(Image.open(out))
+    assert decoded.shape == (37, 31, 3)
+    assert np.array_equal(decoded, fllic.decode(f.read_bytes(), model=str(tiny_model_path)))
+    capsys.readouterr()
+    assert main(["info", str(f), "--json"]) == 0
+    meta = json.loads(capsys.readouterr().out)
+    assert meta["width"] == 31 and meta["height"] == 37 and meta["sigma"] == 20.0
+    assert meta["bpp"] == pytest.approx(8 * f.stat().st_size / (37 * 31))
+    assert main(["info", str(f)]) == 0
+    assert "tiny-test" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("suffix, mode", [(".tif", "L"), (".bmp", "RGB"), (".jpg", "L")])
+def test_grey_and_colour_formats_keep_their_mode(tmp_path, rng, tiny_model_path, suffix, mode):
+    src = tmp_path / f"in{suffix}"
+    Image.fromarray(noisy_image(rng, 20, 33, channels=1 if mode == "L" else 3)).save(src)
+    f, out = tmp_path / "a.fllic", tmp_path / "a.png"
+    assert main(["compress", str(src), "-o", str(f), "--model", str(tiny_model_path)]) == 0
+    assert main(["decompress", str(f), "-o", str(out), "--model", str(tiny_model_path)]) == 0
+    with Image.open(out) as im:
+        assert im.mode == mode and im.size == (33, 20)
+
+
+def test_existing_output_needs_force(tmp_path, png, tiny_model_path, capsys):
+    f = tmp_path / "x.fllic"
+    f.write_bytes(b"keep me")
+    assert main(["compress", str(png), "-o", str(f), "--model", str(tiny_model_path)]) == 1
+    assert f.read_bytes() == b"keep me"
+    assert "--force" in capsys.readouterr().err
+    assert main(["compress", str(png), "-o", str(f), "--model", str(tiny_model_path), "--force"]) == 0
+    assert fllic.check(f.read_bytes())
+
+
+def test_errors_are_one_line_without_traceback(tmp_path, png, tiny_model_path, capsys):
+    not_image = tmp_path / "a.png"
+    not_image.write_text("hello")
+    corrupt = tmp_path / "c.fllic"
+    good = tmp_path / "g.fllic"
+    main(["compress", str(png), "-o", str(good), "--model", str(tiny_model_path)])
+    corrupt.write_bytes(good.read_bytes()[:-9])
+    cases = [
+        ["compress", str(tmp_path / "missing.png"), "-o", str(tmp_path / "o.fllic")],
+        ["compress", str(not_image), "-o", str(tmp_path / "o.fllic")],
+        ["compress", str(png), "-o", str(tmp_path / "o.fllic"), "--model", "no-such-model"],
+        ["compress", str(png), "-o", str(tmp_path / "o.fllic"), "--model", str(tiny_model_path), "--quality", "7"],
+        ["decompress", str(corrupt), "-o", str(tmp_path / "o.png")],
+        ["decompress", str(tmp_path / "missing.fllic"), "-o", str(tmp_path / "o.png")],
+        ["decompress", str(good), "-o", str(tmp_path / "o.png")],  # written by a model that is not shipped
+        ["info", str(not_image)],
+    ]
+    for argv in cases:
+        capsys.readouterr()
+        assert main(argv) == 1, argv
+        err = capsys.readouterr().err
+        assert err.startswith("fllic: error:") and err.count("\n") == 1 and "Traceback" not in err, (argv, err)
+
+
+def test_models_lists_the_shipped_model(capsys):
+    assert main(["models", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["id"] == "fllic-awgn-v1" and len(rows[0]["weights_hash"]) == 32
+
+
+def test_demo_runs_and_refuses_to_overwrite(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--sigma", "15"]) == 0
+    text = capsys.readouterr().out
+    assert "fllic (quality" in text and "JPEG-XL lossless" in text and "PNG" in text
+    assert (out / "decoded.png").exists() and fllic.check((out / "sample.fllic").read_bytes())
+    assert main(["demo", "--out", str(out)]) == 1
