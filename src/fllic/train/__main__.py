@@ -19,6 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate-warmup", type=int, default=2000, help="steps over which the rate term is phased in")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tiny", action="store_true", help="a tiny model, for smoke tests")
+    p.add_argument("--ckpt-every", type=int, default=100)
     p.add_argument("--init", type=Path, default=None, help="start from these weights when no checkpoint exists")
     return p
 

@@ -28,7 +28,10 @@ def collect_images(data_root: Path) -> tuple[list[np.ndarray], list[np.ndarray]]
     for name in COLOUR_SETS:
         colour += [_load(p) for p in sorted((data_root / name).glob("*")) if p.suffix.lower() in (".png", ".jpg", ".jpeg")]
     for stem in WATERLOO_NATURAL:
-        img = _load(data_root / "Waterloo" / f"{stem}.png")
+        path = data_root / "Waterloo" / f"{stem}.png"
+        if not path.exists():
+            continue
+        img = _load(path)
         (colour if img.ndim == 3 else grey).append(img)
     grey += [_load(p) for p in sorted((data_root / "BSD400").glob("*.png"))]
     return colour, grey

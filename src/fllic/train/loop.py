@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from fllic.models.fllic_net import FLLIC, bits
+from fllic.models.fllic_net import FLLIC, FllicConfig, bits
 from fllic.train.data import PatchSampler, load_cached
 
 
@@ -39,6 +39,7 @@ class TrainConfig:
     ckpt_every: int = 100
     log_every: int = 20
     init: Path | None = None
+    tiny: bool = False
 
 
 def _threads_wanted(cfg: TrainConfig) -> int:
@@ -64,7 +65,7 @@ def _sample_q(n: int, q_range: tuple[float, float], gen: torch.Generator) -> tor
 def train(cfg: TrainConfig) -> None:
     cfg.workdir.mkdir(parents=True, exist_ok=True)
     ckpt = cfg.workdir / "checkpoint.pt"
-    model = FLLIC()
+    model = FLLIC(FllicConfig.tiny() if cfg.tiny else FllicConfig())
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     step, elapsed = 0, 0.0
     if ckpt.exists():
