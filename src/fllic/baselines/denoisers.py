@@ -1,0 +1,172 @@
+"""Denoisers for the cascades, and the disk cache that keeps their slow outputs.
+
+- ``cbm3d``: CBM3D (Dabov et al. 2007) from the ``bm3d`` package, given the
+  true sigma; colour images through ``bm3d_rgb`` (opponent colour space, the
+  package's default 'np' profile), grey through ``bm3d``.
+- ``fllicdn``: fllic's own network as a pure denoiser, x_hat = g_s(g_a(x)) with
+  no quantization (q = 1), at the true sigma.
+
+Both round and clip to 8 bits, the image the following codec stores.
+
+Cache. A denoised image is stored under a key that hashes: the SHA-256 of the
+noisy pixels (which fixes the clean image, the noise kind, the seed and the
+noise sigma), the sigma given to the denoiser, the denoiser's name and version
+(for CBM3D the bm3d package version; for fllicdn the weights hash). A re-run
+computes only what changed. Each entry is ``<key>.npy`` with a ``<key>.json``
+beside it recording the key fields and the seconds and peak memory the
+computation took (so cascades report the denoiser's real cost when the
+image comes from the cache). Writes are atomic, so parallel jobs can share it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from fllic.baselines._base import BaselineError, Context, StageCost, image_hash
+from fllic.baselines._measure import measure
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/fllic/bench``, by default ``~/.cache/fllic/bench``."""
+    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(root) / "fllic" / "bench"
+
+
+class DenoiseCache:
+    """Denoised images on disk, keyed by a dict of fields (see the module docstring)."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    @staticmethod
+    def key(fields: dict) -> str:
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+    def _paths(self, fields: dict) -> tuple[Path, Path]:
+        k = self.key(fields)
+        folder = self.root / str(fields["denoiser"]) / k[:2]
+        return folder / f"{k}.npy", folder / f"{k}.json"
+
+    def get(self, fields: dict) -> tuple[np.ndarray, dict] | None:
+        npy, meta = self._paths(fields)
+        if not (npy.exists() and meta.exists()):
+            return None
+        try:
+            info = json.loads(meta.read_text())
+            array = np.load(npy, allow_pickle=False)
+        except (OSError, ValueError):
+            return None  # a damaged entry is recomputed and overwritten
+        if info.get("fields") != fields or array.dtype != np.uint8:
+            return None
+        return array, info
+
+    def put(self, fields: dict, array: np.ndarray, seconds: float, peak_mb: float) -> None:
+        npy, meta = self._paths(fields)
+        npy.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(npy, lambda f: np.save(f, np.ascontiguousarray(array), allow_pickle=False))
+        info = {"fields": fields, "seconds": seconds, "peak_mb": peak_mb}
+        _atomic_write(meta, lambda f: f.write(json.dumps(info, indent=1).encode()))
+
+
+def _atomic_write(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class Denoiser:
+    """Base class: ``__call__(noisy)`` returns the 8-bit denoised image, via the cache."""
+
+    name: str = ""
+
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+        self.cache = DenoiseCache(ctx.cache_dir) if ctx.cache_dir is not None else None
+        self._last: tuple[str, np.ndarray, StageCost] | None = None
+
+    def version(self) -> str:
+        raise NotImplementedError
+
+    def denoise(self, noisy: np.ndarray) -> np.ndarray:
+        """The uncached computation: uint8 in, uint8 out, same shape."""
+        raise NotImplementedError
+
+    def __call__(self, noisy: np.ndarray) -> tuple[np.ndarray, StageCost]:
+        h = image_hash(noisy)
+        if self._last is not None and self._last[0] == h:
+            return self._last[1], self._last[2]
+        fields = {"denoiser": self.name, "version": self.version(), "image": h, "sigma": float(self.ctx.sigma)}
+        hit = self.cache.get(fields) if self.cache is not None else None
+        if hit is not None:
+            pixels, info = hit
+            cost = StageCost(float(info["seconds"]), float(info["peak_mb"]), cached=True)
+        else:
+            with measure() as m:
+                pixels = self.denoise(noisy)
+            if pixels.shape != noisy.shape or pixels.dtype != np.uint8:
+                raise BaselineError(f"{self.name}: denoiser returned {pixels.dtype} {pixels.shape} for {noisy.shape}")
+            cost = StageCost(m.seconds, m.peak_mb, cached=False)
+            if self.cache is not None:
+                self.cache.put(fields, pixels, m.seconds, m.peak_mb)
+        self._last = (h, pixels, cost)
+        return pixels, cost
+
+
+def _to_uint8(x: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(np.asarray(x, np.float64) * 255.0), 0, 255).astype(np.uint8)
+
+
+class Cbm3d(Denoiser):
+    name = "cbm3d"
+
+    def version(self) -> str:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return f"bm3d-{version('bm3d')}/np/1"
+        except PackageNotFoundError as e:
+            raise BaselineError("cbm3d needs the bm3d package: pip install 'fllic[bench]'") from e
+
+    def denoise(self, noisy):
+        try:
+            import bm3d
+        except ImportError as e:
+            raise BaselineError("cbm3d needs the bm3d package: pip install 'fllic[bench]'") from e
+        if self.ctx.sigma <= 0:
+            return noisy.copy()
+        z = noisy.astype(np.float64) / 255.0
+        s = float(self.ctx.sigma) / 255.0
+        out = bm3d.bm3d(z, s) if noisy.ndim == 2 else bm3d.bm3d_rgb(z, s)
+        return _to_uint8(out)
+
+
+class FllicDenoiser(Denoiser):
+    """fllic's network without quantization: g_s(g_a(x | sigma, q=1) | sigma, q=1)."""
+
+    name = "fllicdn"
+
+    def version(self) -> str:
+        return f"1/{self.ctx.coding_model.hash.hex()}"
+
+    def denoise(self, noisy):
+        import torch
+
+        from fllic.codec import _to_pixels, _to_tensor
+
+        net = self.ctx.coding_model.net
+        s = torch.tensor([float(np.float32(self.ctx.sigma))])
+        q = torch.tensor([1.0])
+        with torch.no_grad():
+            x_hat = net.synthesis(net.analysis(_to_tensor(noisy), s, q), s, q)
+        return _to_pixels(x_hat, noisy.shape[0], noisy.shape[1], 1 if noisy.ndim == 2 else 3)

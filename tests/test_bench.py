@@ -1,0 +1,228 @@
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fllic import FllicError
+from fllic.baselines import Context, Method, build
+from fllic.bench import BDError, BenchConfig, DecodeCheckError, bd_psnr, bd_rate, run_bench, run_method
+from fllic.bench.bd import pchip_eval, rate_at_psnr
+from fllic.bench.cost import DECODE_STAGES, ENCODE_STAGES, network_cost
+from fllic.cli import main
+from tests.conftest import noisy_image
+
+RATES = [0.5, 1.0, 2.0, 4.0, 8.0]
+PSNRS = [28.0, 30.5, 33.0, 35.0, 36.5]
+
+
+# -- Bjøntegaard -----------------------------------------------------------------------
+@pytest.mark.parametrize("method", ["pchip", "poly"])
+def test_half_the_rate_is_minus_fifty_percent(method):
+    half = [r / 2 for r in RATES]
+    assert bd_rate(RATES, PSNRS, half, PSNRS, method) == pytest.approx(-50.0, abs=1e-9)
+    assert bd_rate(half, PSNRS, RATES, PSNRS, method) == pytest.approx(100.0, abs=1e-9)
+    assert bd_rate(RATES, PSNRS, RATES, PSNRS, method) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_bd_psnr_of_a_shifted_line():
+    # PSNR linear in log10(rate): halving the rate shifts the curve by 3 dB exactly.
+    rates = [1.0, 2.0, 4.0, 8.0]
+    psnrs = [30.0, 33.0, 36.0, 39.0]
+    assert bd_psnr(rates, psnrs, [r / 2 for r in rates], psnrs) == pytest.approx(3.0, abs=1e-9)
+    assert bd_psnr(rates, psnrs, rates, [p - 1 for p in psnrs]) == pytest.approx(-1.0, abs=1e-9)
+
+
+def test_bd_needs_overlapping_curves_with_enough_points():
+    with pytest.raises(BDError):
+        bd_rate([1, 2], [30, 31], [1, 2], [40, 41])  # no PSNR overlap
+    with pytest.raises(BDError):
+        bd_rate([1], [30], [1, 2], [30, 31])
+    with pytest.raises(BDError):
+        bd_rate([1, 2, 3], [30, 31, 32], [1, 2, 3], [30, 31, 32], method="poly")
+    with pytest.raises(BDError):
+        bd_rate([0, 2], [30, 31], [1, 2], [30, 31])
+    assert issubclass(BDError, FllicError)
+
+
+def test_pchip_matches_scipy_and_interpolates_rates():
+    interpolate = pytest.importorskip("scipy.interpolate")
+    x = np.array([0.0, 0.7, 1.5, 3.0, 3.2, 5.0])
+    y = np.array([1.0, 2.0, 1.2, 4.0, 4.1, 3.0])
+    t = np.linspace(0, 5, 57)
+    assert np.allclose(pchip_eval(x, y, t), interpolate.PchipInterpolator(x, y)(t), atol=1e-12)
+    assert rate_at_psnr(RATES, PSNRS, 33.0) == pytest.approx(2.0)
+    assert rate_at_psnr(RATES, PSNRS, 40.0) is None
+
+
+# -- cost --------------------------------------------------------------------------------
+def test_macs_scale_exactly_from_the_64px_count(tiny_model):
+    import torch
+    from torch import nn
+
+    cost = network_cost(tiny_model)
+    net = tiny_model.net
+    total = [0]
+
+    def hook(module, inputs, output):
+        total[0] += output.numel() * module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
+
+    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, nn.Conv2d)]
+    with torch.no_grad():
+        s, q = torch.tensor([10.0]), torch.tensor([1.0])
+        y = net.analysis(torch.zeros(1, 3, 128, 192), s, q)
+        net.entropy_params(net.h_a(y), s, q)
+        net.synthesis(y, s, q)
+    for h in handles:
+        h.remove()
+    # A 100x150 image pads to 128x192.
+    assert cost.macs_per_pixel(ENCODE_STAGES["codec"], 100, 150) * 100 * 150 == pytest.approx(total[0])
+    assert 0 < cost.macs_per_pixel(DECODE_STAGES["codec"], 64, 64) < cost.macs_per_pixel(ENCODE_STAGES["codec"], 64, 64)
+    assert cost.parameters("codec") == sum(p.numel() for p in net.parameters())
+    assert cost.parameters("denoiser") < cost.parameters("codec")
+
+
+# -- checks ------------------------------------------------------------------------------
+class _Lossy(Method):
+    """Claims to be lossless but flips one bit."""
+
+    name = "liar"
+
+    def encode(self, array):
+        return array.tobytes()
+
+    def decode(self, data):
+        out = np.frombuffer(data, np.uint8).copy()
+        out[0] ^= 1
+        return out.reshape(self.shape)
+
+
+def test_a_broken_lossless_decode_is_caught(rng):
+    img = noisy_image(rng, 16, 20)
+    liar = _Lossy()
+    liar.shape = img.shape
+    with pytest.raises(DecodeCheckError, match="liar on x.png.*lossless"):
+        run_method(liar, img, img, "x.png")
+    record = run_method(build("jpegls-near2", Context(25)), img, img)
+    assert record["check"] == "±2" and record["max_abs_err"] <= 2
+
+
+# -- the tiny bench run ------------------------------------------------------------------
+METHODS = ["lossless", "near-lossless", "fllicdn+png", "fllicdn+jxl-ll",
+           "fllicdn+jxl-d0.5", "fllicdn+jxl-d2.0", "fllicdn+jxl-d6.0", "fllic"]
+
+
+@pytest.fixture
+def data(tmp_path, rng):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.fromarray(noisy_image(rng, 40, 48)).save(folder / "a.png")
+    Image.fromarray(noisy_image(rng, 33, 29, channels=1)).save(folder / "b.png")
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+def test_tiny_bench_writes_every_output(tmp_path, data, tiny_model_path, capsys):
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    argv = ["bench", "--data", str(data), "--sigma", "15", "30", "--model", str(tiny_model_path),
+            "--out", str(out), "--cache", str(cache), "--no-progress", "--methods", *METHODS]
+    assert main(argv) == 0
+    assert "wrote" in capsys.readouterr().out
+    for name in ["results.json", "report.md", "cost.md", "rd_sigma15.png", "rd_sigma30.png"]:
+        assert (out / name).stat().st_size > 0, name
+    with Image.open(out / "rd_sigma15.png") as im:
+        assert im.format == "PNG" and im.size[0] > 400
+
+    res = json.loads((out / "results.json").read_text())
+    assert [i["name"] for i in res["images"]] == ["a.png", "b.png"]
+    per = res["per_image"]
+    assert len(per) == 2 * (5 + 4 + 5 + 2) + 2 * (5 + 4 + 5 + 2)  # near7 at sigma 15, near15 at 30
+    pixels = {"a.png": 40 * 48, "b.png": 33 * 29}
+    for r in per:
+        assert r["bytes"] > 0 and r["bpp"] == pytest.approx(8 * r["bytes"] / pixels[r["image"]])
+        assert r["encode_s"] >= 0 and r["decode_s"] >= 0 and r["peak_mb"] >= 0
+        if r["kind"] == "lossless":
+            assert r["check"] == "exact" and r["max_abs_err"] == 0
+        if r["family"] == "lossless":
+            assert r["psnr_noisy"] is None  # infinite: the noisy image itself
+    s15 = res["by_sigma"]["15"]
+    assert s15["means"]["fllic-q2"]["n"] == 2 and "jpegls-near7" in s15["means"]
+    assert "jpegls-near15" in res["by_sigma"]["30"]["means"]
+    assert s15["bd"][0]["anchor"] == "fllicdn+jxl" and s15["bd"][0]["test"] == "fllic"
+    assert s15["default_point"]["method"] == "fllic-q2" and s15["default_point"]["is_model_default"]
+    factors = {v["method"]: v["bits_factor"] for v in s15["default_point"]["vs"]}
+    assert factors["png"] == pytest.approx(s15["means"]["png"]["bpp"] / s15["means"]["fllic-q2"]["bpp"])
+    assert res["config"]["model"]["id"] == "tiny-test" and res["config"]["seed"] == 0
+    rows = {r["method"]: r for r in res["cost"]["rows"]}
+    assert rows["fllic-q1"]["params"] > 0 and rows["fllic-q1"]["macs_per_px_encode"] > 0
+    assert rows["png"]["params"] is None and rows["png"]["encode_s_per_mp"] > 0
+
+    report = (out / "report.md").read_text()
+    for text in ["## Headline", "## σ = 15", "## σ = 30", "BD-rate", "× bits", "rd_sigma30.png",
+                 "MACs/px encode", "fllicdn+jxl-ll"]:
+        assert text in report, text
+    assert "MACs/px encode" in (out / "cost.md").read_text()
+
+    # A re-run needs --force, and then takes the denoised images from the cache.
+    assert main(argv) == 1
+    assert "--force" in capsys.readouterr().err
+    assert main(argv + ["--force"]) == 0
+    res2 = json.loads((out / "results.json").read_text())
+    assert all(r["denoise_cached"] for r in res2["per_image"] if r["method"].startswith("fllicdn+"))
+    same = {(r["image"], r["sigma"], r["method"]): r["bytes"] for r in per}
+    assert {(r["image"], r["sigma"], r["method"]): r["bytes"] for r in res2["per_image"]} == same
+
+
+def test_parallel_jobs_give_the_same_bytes(tmp_path, data, tiny_model_path):
+    common = dict(data=data, sigmas=(20.0,), methods=("png", "fllicdn+png", "fllic-q2"), limit=1,
+                  model=str(tiny_model_path), cache_dir=None, progress=False)
+    serial = run_bench(BenchConfig(out=tmp_path / "serial", jobs=1, **common))
+    parallel = run_bench(BenchConfig(out=tmp_path / "parallel", jobs=2, **common))  # one task: one worker
+    assert ([r["bytes"] for r in parallel["per_image"]] == [r["bytes"] for r in serial["per_image"]])
+    assert parallel["config"]["jobs"] == 2
+
+
+def test_bench_errors_are_one_line(tmp_path, data, tiny_model_path, capsys, monkeypatch):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.chdir(tmp_path)
+    base = ["--no-progress", "--model", str(tiny_model_path), "--out", str(tmp_path / "o")]
+    cases = [
+        ["bench", *base],  # no --data, and no ../shared/data/Kodak24 from here
+        ["bench", "--data", str(tmp_path / "missing"), *base],
+        ["bench", "--data", str(empty), *base],
+        ["bench", "--data", str(data), "--methods", "gif", *base],
+        ["bench", "--data", str(data), "--methods", "fllic-q9", *base],
+        ["bench", "--data", str(data), "--sigma", "-3", *base],
+        ["bench", "--data", str(data), "--jobs", "0", *base],
+    ]
+    for argv in cases:
+        capsys.readouterr()
+        assert main(argv) == 1, argv
+        err = capsys.readouterr().err
+        assert err.startswith("fllic: error:") and err.count("\n") == 1, (argv, err)
+    assert not (tmp_path / "o").exists()
+
+
+def test_list_methods(tiny_model_path, capsys):
+    assert main(["bench", "--list-methods", "--sigma", "25", "--model", str(tiny_model_path)]) == 0
+    out = capsys.readouterr().out
+    assert "jpegls-near12" in out and "cbm3d+jxl-d1.0" in out and "fllic-q2" in out
+
+
+def test_bd_rows_of_mean_curves_end_sweeps_at_their_lossless_point():
+    from fllic.bench.report import bd_rows, curves_of
+
+    def point(family, curve, bpp, psnr):
+        return {"family": family, "curve": curve, "bpp": bpp, "psnr": psnr}
+
+    means = {f"cbm3d+jxl-d{d}": point("cascade-lossy", "cbm3d+jxl", r, p)
+             for d, r, p in [(4, 0.5, 28.0), (2, 1.0, 30.5), (1, 2.0, 33.0)]}
+    means["cbm3d+jxl-ll"] = point("cascade", None, 4.0, 35.0)
+    means.update({f"fllic-q{k}": point("fllic", "fllic", r / 2, p)
+                  for k, (r, p) in enumerate([(0.5, 28.0), (1.0, 30.5), (2.0, 33.0), (4.0, 35.0)], 1)})
+    curves = curves_of(means)
+    assert [p[0] for p in curves["cbm3d+jxl"]][-1] == "cbm3d+jxl-ll"
+    (row,) = bd_rows(curves)
+    assert row["anchor"] == "cbm3d+jxl" and row["points"] == [4, 4] and row["error"] is None
+    assert row["bd_rate_pct"] == pytest.approx(-50.0)
