@@ -2,7 +2,7 @@
 
 Peak memory is the rise of the process's resident set size (RSS) above its
 level when the call starts. On Linux a background thread reads
-``/proc/self/statm`` every 2 ms and at both ends, so native allocations (torch,
+``/proc/self/statm`` every 20 ms and at both ends, so native allocations (torch,
 libjxl, BM3D) count, not only Python's. Elsewhere it falls back to the rise of
 ``resource.getrusage().ru_maxrss``, which moves only when the process sets a
 new all-time high. Both are lower bounds on the call's working memory: memory
@@ -16,7 +16,7 @@ import threading
 import time
 
 _STATM = "/proc/self/statm"
-_INTERVAL_S = 0.002
+_INTERVAL_S = 0.02
 
 
 def _rss_bytes() -> int | None:
