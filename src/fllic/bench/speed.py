@@ -1,0 +1,64 @@
+"""python -m fllic.bench.speed: encode + decode wall time of the shipped codec.
+
+Measures, per image, the seconds of ``encode`` and of ``decode`` (after one
+warm-up call that loads the model), on the noisy image at one sigma, with
+torch using ``--threads`` threads. Run it on an otherwise idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    from fllic.codec import decode, encode_detailed
+    from fllic.imageio import read_image
+    from fllic.models.registry import resolve
+    from fllic.noise import add_noise
+
+    p = argparse.ArgumentParser(prog="python -m fllic.bench.speed", description=__doc__)
+    p.add_argument("--data", type=Path, default=Path("../shared/data/Kodak24"))
+    p.add_argument("--limit", type=int, default=6)
+    p.add_argument("--sigma", type=float, default=25.0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--model", default=None)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    model = resolve(args.model)
+    files = sorted(args.data.glob("*.png"))[: args.limit]
+    if not files:
+        print(f"error: no PNG images in {args.data}", file=sys.stderr)
+        return 1
+    warm = add_noise(read_image(files[0]), args.sigma, seed=0)
+    decode(encode_detailed(warm, sigma=args.sigma, model=model).data, model=model)
+    print(f"# fllic speed: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+          f"torch {torch.__version__}, sigma {args.sigma:g}, model {model.meta.get('id')}")
+    print("| image | size | encode s | decode s | total s |")
+    print("|---|---|---|---|---|")
+    totals = []
+    for i, f in enumerate(files):
+        noisy = add_noise(read_image(f), args.sigma, seed=i)
+        t0 = time.perf_counter()
+        res = encode_detailed(noisy, sigma=args.sigma, model=model)
+        t1 = time.perf_counter()
+        out = decode(res.data, model=model)
+        t2 = time.perf_counter()
+        if not np.array_equal(out, res.pixels):
+            print("error: decode differs from the encoder's reconstruction", file=sys.stderr)
+            return 1
+        totals.append(t2 - t0)
+        print(f"| {f.name} | {noisy.shape[1]}x{noisy.shape[0]} | {t1 - t0:.2f} | {t2 - t1:.2f} | {t2 - t0:.2f} |")
+    print(f"\nencode + decode: median {np.median(totals):.2f} s, max {np.max(totals):.2f} s per image")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
