@@ -4,7 +4,8 @@
   true sigma; colour images through ``bm3d_rgb`` (opponent colour space, the
   package's default 'np' profile), grey through ``bm3d``.
 - ``fllicdn``: fllic's own network as a pure denoiser, x_hat = g_s(g_a(x)) with
-  no quantization (q = 1), at the true sigma.
+  no quantization, conditioned on the true sigma and on the step scale q of
+  the model's default quality.
 
 Both round and clip to 8 bits, the image the following codec stores.
 
@@ -152,12 +153,15 @@ class Cbm3d(Denoiser):
 
 
 class FllicDenoiser(Denoiser):
-    """fllic's network without quantization: g_s(g_a(x | sigma, q=1) | sigma, q=1)."""
+    """fllic's network without quantization: g_s(g_a(x | sigma, q) | sigma, q), q of the default quality."""
 
     name = "fllicdn"
 
+    def _q(self) -> float:
+        return float(np.float32(self.ctx.coding_model.meta.get("quality_scales", [1.0])[-1]))
+
     def version(self) -> str:
-        return f"1/{self.ctx.coding_model.hash.hex()}"
+        return f"2/{self.ctx.coding_model.hash.hex()}/q{self._q():g}"
 
     def denoise(self, noisy):
         import torch
@@ -166,7 +170,7 @@ class FllicDenoiser(Denoiser):
 
         net = self.ctx.coding_model.net
         s = torch.tensor([float(np.float32(self.ctx.sigma))])
-        q = torch.tensor([1.0])
+        q = torch.tensor([self._q()])
         with torch.no_grad():
             x_hat = net.synthesis(net.analysis(_to_tensor(noisy), s, q), s, q)
         return _to_pixels(x_hat, noisy.shape[0], noisy.shape[1], 1 if noisy.ndim == 2 else 3)
