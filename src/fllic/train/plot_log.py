@@ -1,0 +1,56 @@
+"""python -m fllic.train.plot_log LOG -o PNG: training curves (PSNR and bpp against step)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+_LINE = re.compile(r"step (\d+) loss ([\d.]+) bpp ([\d.]+) psnr\(q<1.2\) ([\d.]+) lr ([\d.e+-]+)")
+
+
+def parse(path: Path) -> list[tuple[int, float, float, float, float]]:
+    rows = {}
+    for line in path.read_text().splitlines():
+        m = _LINE.match(line)
+        if m:
+            step = int(m.group(1))
+            rows[step] = (step, *(float(g) for g in m.groups()[1:]))
+    return [rows[k] for k in sorted(rows)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    p = argparse.ArgumentParser(prog="python -m fllic.train.plot_log", description=__doc__)
+    p.add_argument("log", type=Path)
+    p.add_argument("-o", "--output", type=Path, required=True)
+    p.add_argument("--smooth", type=int, default=10, help="moving-average window, in log lines")
+    args = p.parse_args(argv)
+    rows = np.array(parse(args.log))
+    if rows.size == 0:
+        print(f"error: no training lines in {args.log}", file=sys.stderr)
+        return 1
+    k = max(1, min(args.smooth, len(rows)))
+    smooth = lambda v: np.convolve(v, np.ones(k) / k, mode="valid")
+    steps = rows[k - 1 :, 0]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    a.plot(steps, smooth(rows[:, 3]))
+    a.set(xlabel="step", ylabel="training PSNR, q < 1.2 (dB)", title="distortion (sigma ~ U[0, 55])")
+    b.plot(steps, smooth(rows[:, 2]), color="tab:red")
+    b.set(xlabel="step", ylabel="estimated bpp (all q)", title="rate")
+    for ax in (a, b):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(args.output, dpi=110)
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
