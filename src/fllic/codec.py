@@ -55,12 +55,14 @@ def _to_tensor(img: np.ndarray):
 
 
 def _to_pixels(x_hat, height: int, width: int, channels: int) -> np.ndarray:
+    import torch
+
     x = x_hat[0, :, :height, :width].clamp(0.0, 1.0).mul(255.0)
     if channels == 1:
         x = x.mean(dim=0)
     else:
         x = x.permute(1, 2, 0)
-    return x.round().to(dtype=__import__("torch").uint8).numpy()
+    return x.round().to(dtype=torch.uint8).numpy()
 
 
 def _quality_scale(model, quality: int | None) -> tuple[int, float]:

@@ -101,7 +101,7 @@ class FLLIC(nn.Module):
         super().__init__()
         c = config
         self.config = c
-        self.g_a_in = nn.Sequential(nn.PixelUnshuffle(2), nn.Identity())
+        self.g_a_in = nn.PixelUnshuffle(2)
         self.g_a = nn.Sequential(
             conv3x3(12 + 2, c.n1), ResBlock(c.n1), ResBlock(c.n1),
             DownResBlock(c.n1, c.n2), ResBlock(c.n2),
@@ -173,12 +173,7 @@ class FLLIC(nn.Module):
 
 def bits(likelihoods: Likelihoods) -> torch.Tensor:
     """Total estimated bits per batch element."""
-    total = sum(-torch.log2(l).flatten(1).sum(1) for l in (likelihoods.y, likelihoods.z))
-    return total
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+    return sum(-torch.log2(l).flatten(1).sum(1) for l in (likelihoods.y, likelihoods.z))
 
 
 # -- coding ------------------------------------------------------------------------
@@ -236,7 +231,7 @@ class CodingModel:
         s, qt = _scalar(sigma), _scalar(q)
         y = self.net.analysis(x, s, qt)
         z_sym = torch.round(self.net.h_a(y) / self.net.step_z())
-        z_groups = _channel_groups(z_sym)
+        z_groups = _channel_groups(tuple(z_sym.shape))
         z_sym = _clamp(z_sym, self.tables.z, z_groups)
         p = self.net.entropy_params(z_sym * self.net.step_z(), s, qt)
         y_groups = scale_index(p.t).numpy()
@@ -254,8 +249,7 @@ class CodingModel:
         """x_hat, (1, 3, 64·zh, 64·zw), unclipped, from the z and y streams."""
         self._check_fresh()
         s, qt = _scalar(sigma), _scalar(q)
-        nz = self.net.config.nz
-        z_groups = np.broadcast_to(np.arange(nz).reshape(1, nz, 1, 1), (1, nz, *z_shape))
+        z_groups = _channel_groups((1, self.net.config.nz, *z_shape))
         z_sym = torch.from_numpy(coder.decode(strings[0], z_groups, self.tables.z).reshape(z_groups.shape)).float()
         p = self.net.entropy_params(z_sym * self.net.step_z(), s, qt)
         y_groups = scale_index(p.t).numpy()
@@ -295,8 +289,9 @@ def _scalar(v: float) -> torch.Tensor:
     return torch.tensor([v], dtype=torch.float32)
 
 
-def _channel_groups(z: torch.Tensor) -> np.ndarray:
-    return np.broadcast_to(np.arange(z.shape[1]).reshape(1, -1, 1, 1), z.shape)
+def _channel_groups(shape: tuple[int, ...]) -> np.ndarray:
+    """The table index of every hyper-latent: its channel."""
+    return np.broadcast_to(np.arange(shape[1]).reshape(1, -1, 1, 1), shape)
 
 
 def _clamp(sym: torch.Tensor, tables, groups: np.ndarray) -> torch.Tensor:
