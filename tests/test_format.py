@@ -54,6 +54,13 @@ def test_pixel_limit():
     assert fmt.unpack(data, max_pixels=10**10).header.width == 100_000
 
 
+@pytest.mark.parametrize("field, value", [("sigma", float("nan")), ("sigma", -1.0), ("step_scale", 0.0),
+                                          ("step_scale", float("inf")), ("quality", 0)])
+def test_out_of_range_coding_parameters(field, value):
+    with pytest.raises(FormatError, match="out of range"):
+        fmt.unpack(fmt.pack(fmt.Container(header(**{field: value}), {})))
+
+
 def test_unsupported_geometry():
     with pytest.raises(FormatError):
         fmt.unpack(fmt.pack(fmt.Container(header(channels=2), {})))

@@ -132,7 +132,7 @@ def decode(data: bytes, model=None, max_pixels: int = fmt.DEFAULT_MAX_PIXELS) ->
     z_shape = ((h.height + h.pad_h) // PAD_MULTIPLE, (h.width + h.pad_w) // PAD_MULTIPLE)
     try:
         x_hat = m.decompress((c.sections["Z"], c.sections["Y"]), z_shape, h.sigma, h.step_scale)
-    except (ValueError, RuntimeError, OverflowError) as e:
+    except (ValueError, RuntimeError, OverflowError, IndexError) as e:
         raise FormatError(f"corrupt entropy-coded data ({e})") from e
     pixels = _to_pixels(x_hat, h.height, h.width, h.channels)
     if zlib.crc32(pixels.tobytes()) != h.pixels_crc32:

@@ -100,6 +100,8 @@ def _parse_header(raw: bytes, hlen: int) -> Header:
     header = Header(model_id, *fields)
     if header.channels not in (1, 3) or header.bit_depth != 8 or header.height < 1 or header.width < 1:
         raise FormatError("unsupported image geometry in .fllic header")
+    if not (0.0 <= header.sigma <= 255.0 and 0.0 < header.step_scale <= 64.0 and header.quality >= 1):
+        raise FormatError("sigma, step scale or quality out of range in .fllic header")
     return header
 
 

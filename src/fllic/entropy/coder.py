@@ -86,6 +86,13 @@ def _encode_escapes(enc, negative: np.ndarray, mag: np.ndarray) -> None:
 
 def decode(data: bytes, groups: np.ndarray, tables: SymbolTables) -> np.ndarray:
     """Inverse of :func:`encode`; ``groups`` must be the encoder's, rebuilt by the decoder."""
+    try:
+        return _decode(data, groups, tables)
+    except (AssertionError, ValueError, OverflowError) as e:  # constriction rejects invalid data
+        raise FormatError(f"corrupt entropy-coded data ({e})") from e
+
+
+def _decode(data: bytes, groups: np.ndarray, tables: SymbolTables) -> np.ndarray:
     cs = _cs()
     if len(data) % 4:
         raise FormatError("entropy-coded section length is not a multiple of 4 bytes")
