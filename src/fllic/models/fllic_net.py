@@ -275,7 +275,7 @@ class CodingModel:
 
 
 def finalize(net: FLLIC, meta: dict | None = None, half: bool = True) -> CodingModel:
-    """Export step: round weights to float16 precision (the shipped size) and build the tables."""
+    """Export step: round ``net``'s weights to float16 precision, in place (the shipped size), and build the tables."""
     net = net.eval()
     if half:
         with torch.no_grad():
