@@ -31,6 +31,9 @@ def test_train_resume_and_export(tmp_path, data_root):
     assert "resume at step 2" in log
     out = tmp_path / "tiny.pt"
     assert export_main(["--checkpoint", str(work / "checkpoint.pt"), "--out", str(out), "--id", "tiny"]) == 0
+    fresh = tmp_path / "fresh"
+    assert train_main(common[:2] + ["--workdir", str(fresh)] + common[4:] + ["--steps", "1", "--init", str(out)]) == 0
+    assert (fresh / "checkpoint.pt").exists()
     img = noisy_image(np.random.default_rng(0), 40, 40)
     data = fllic.encode(img, sigma=10, model=str(out))
     assert np.array_equal(fllic.decode(data, model=str(out)), fllic.decode(data, model=str(out)))

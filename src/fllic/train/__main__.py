@@ -21,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tiny", action="store_true", help="a tiny model, for smoke tests")
     p.add_argument("--ckpt-every", type=int, default=100)
-    p.add_argument("--init", type=Path, default=None, help="start from these weights when no checkpoint exists")
+    p.add_argument("--init", type=Path, default=None, help="start from these weights (a checkpoint or an exported model, e.g. the shipped one) when the workdir has no checkpoint")
     return p
 
 

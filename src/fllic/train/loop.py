@@ -51,6 +51,13 @@ def _threads_wanted(cfg: TrainConfig) -> int:
         return cfg.threads
 
 
+def _initial_weights(path: Path) -> dict[str, torch.Tensor]:
+    """Weights from a training checkpoint or from an exported (shipped) model file."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    weights = state["model"] if "model" in state else state["state_dict"]
+    return {k: v.float() for k, v in weights.items()}
+
+
 def _save(path: Path, state: dict) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
@@ -74,7 +81,7 @@ def train(cfg: TrainConfig) -> None:
         opt.load_state_dict(state["opt"])
         step, elapsed = state["step"], state["elapsed"]
     elif cfg.init is not None:
-        model.load_state_dict(torch.load(cfg.init, map_location="cpu")["model"], strict=False)
+        model.load_state_dict(_initial_weights(cfg.init))
     colour, grey = load_cached(cfg.data, cfg.workdir / "images.npz")
     sampler = PatchSampler(colour, grey, cfg.patch, cfg.grey_fraction, cfg.sigma_max, cfg.seed + step)
     gen = torch.Generator().manual_seed(cfg.seed + step)
