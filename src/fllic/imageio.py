@@ -13,7 +13,7 @@ _ACCEPTED_MODES = {"L": "L", "RGB": "RGB", "P": "RGB", "1": "L", "CMYK": "RGB", 
 
 def read_image(path: str | Path) -> np.ndarray:
     """(H, W) uint8 for grey, (H, W, 3) uint8 for colour."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     path = Path(path)
     if not path.is_file():
@@ -26,10 +26,8 @@ def read_image(path: str | Path) -> np.ndarray:
                     "(flatten alpha and convert 16-bit images first)"
                 )
             return np.asarray(im.convert(_ACCEPTED_MODES[im.mode]))
-    except (UnidentifiedImageError, OSError) as e:
-        if isinstance(e, UnidentifiedImageError) or "cannot identify" in str(e) or "truncated" in str(e):
-            raise InputError(f"{path}: not a readable image ({e})") from e
-        raise
+    except OSError as e:  # Pillow's UnidentifiedImageError and truncated-file errors are OSErrors
+        raise InputError(f"{path}: not a readable image ({e})") from e
 
 
 def write_image(path: str | Path, array: np.ndarray) -> None:
