@@ -90,3 +90,51 @@ class PatchSampler:
             noisy[k] = np.clip(np.rint(c + noise), 0, 255)
         to_t = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2).contiguous() / 255.0
         return to_t(clean), to_t(noisy), torch.from_numpy(sigma.astype(np.float32))
+
+
+# -- clean targets for the v2 estimator ---------------------------------------------
+VALIDATION_PHOTOS = ("045", "046", "047", "048", "049")  # WikipediaPhotos held out for validation
+
+
+def _half(img: np.ndarray) -> np.ndarray:
+    """Downscale by 2 with an antialiasing filter: removes the BSD images' JPEG blocks."""
+    from PIL import Image
+
+    im = Image.fromarray(img)
+    return np.asarray(im.resize((im.width // 2, im.height // 2), Image.Resampling.LANCZOS))
+
+
+def clean_targets(data_root: Path, cache: Path) -> list[np.ndarray]:
+    """Colour training images with clean targets (grey patches are made from them).
+
+    CBSD432 downscaled by 2 (its JPEG block artifacts shrink below a pixel),
+    WikipediaPhotos at full size and downscaled by 2 (less the validation
+    photos), and Waterloo's natural colour photographs.
+    """
+    if cache.exists():
+        with np.load(cache, allow_pickle=False) as f:
+            return [f[k] for k in sorted(f.files, key=lambda k: int(k[3:]))]
+    images = [_half(_load(p)) for p in sorted((data_root / "CBSD432").glob("*.jpg"))]
+    for p in sorted((data_root / "WikipediaPhotos").glob("*.png")):
+        if p.stem not in VALIDATION_PHOTOS:
+            img = _load(p)
+            images += [img, _half(img)]
+    for stem in WATERLOO_NATURAL:
+        path = data_root / "Waterloo" / f"{stem}.png"
+        if path.exists() and (img := _load(path)).ndim == 3:
+            images.append(img)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, **{f"img{i}": a for i, a in enumerate(images)})
+    return images
+
+
+def validation_images(data_root: Path, size: int = 256) -> list[np.ndarray]:
+    """Centre crops of the held-out WikipediaPhotos, float64, for the training curve."""
+    out = []
+    for stem in VALIDATION_PHOTOS:
+        path = data_root / "WikipediaPhotos" / f"{stem}.png"
+        if path.exists():
+            img = _load(path)
+            i, j = (img.shape[0] - size) // 2, (img.shape[1] - size) // 2
+            out.append(img[i : i + size, j : j + size].astype(np.float64))
+    return out

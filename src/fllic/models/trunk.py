@@ -1,0 +1,92 @@
+"""The denoising trunk: the encoder-side estimator of the clean image.
+
+Remote-source coding (Dobrushin & Tsybakov 1962; Wolf & Ziv 1970) splits the
+best coder of a noisy observation into an MMSE estimate followed by a coder of
+that estimate. The trunk is the estimate: a residual U-Net in the style of
+DRUNet, sized for a 2-core CPU, that predicts the noise and subtracts it. It
+runs only in the encoder, where the decoder never pays for it (the FLLIC
+paper's "lower compute" claim, Zhang & Wu 2024, Sec. 1).
+
+Data flow (resolutions relative to the image)::
+
+    x, noise map ─ unshuffle 2 ─ head ─ E0 (1/2) ─ down ─ E1 (1/4) ─ down ─ B (1/8)
+                                          │                 │                 │
+                                          └── + D0 (1/2) ── up ─ + D1 (1/4) ─ up
+                                               │
+                                             tail ─ shuffle 2 ─> noise estimate;  x_est = x - noise
+
+The noise level enters as a per-pixel map (8-bit units / 50), so the same
+trunk serves white noise (a constant map) and signal-dependent noise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+SIGMA_NORM = 50.0
+
+
+@dataclass(frozen=True)
+class TrunkConfig:
+    channels: tuple[int, int, int] = (64, 128, 192)
+    blocks: int = 2  # residual blocks per stage
+
+    @classmethod
+    def tiny(cls) -> "TrunkConfig":
+        return cls(channels=(8, 8, 8), blocks=1)
+
+
+class _Res(nn.Module):
+    def __init__(self, ch: int):
+        super().__init__()
+        self.branch = nn.Sequential(
+            nn.Conv2d(ch, ch, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(ch, ch, 3, padding=1)
+        )
+        nn.init.zeros_(self.branch[2].weight)
+        nn.init.zeros_(self.branch[2].bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.branch(x)
+
+
+def _stage(ch: int, n: int) -> nn.Sequential:
+    return nn.Sequential(*[_Res(ch) for _ in range(n)])
+
+
+class DenoisingTrunk(nn.Module):
+    """x_est = x - f(x, noise map): a plain denoiser with its own ``forward``."""
+
+    downsampling_factor = 8  # inputs are padded to a multiple of this
+
+    def __init__(self, config: TrunkConfig = TrunkConfig()):
+        super().__init__()
+        self.config = config
+        c0, c1, c2 = config.channels
+        n = config.blocks
+        self.unshuffle, self.shuffle = nn.PixelUnshuffle(2), nn.PixelShuffle(2)
+        self.head = nn.Conv2d(12 + 1, c0, 3, padding=1)
+        self.e0, self.e1, self.bottom = _stage(c0, n), _stage(c1, n), _stage(c2, n)
+        self.down0, self.down1 = nn.Conv2d(c0, c1, 2, stride=2), nn.Conv2d(c1, c2, 2, stride=2)
+        self.up1, self.up0 = nn.ConvTranspose2d(c2, c1, 2, stride=2), nn.ConvTranspose2d(c1, c0, 2, stride=2)
+        self.d1, self.d0 = _stage(c1, n), _stage(c0, n)
+        self.tail = nn.Conv2d(c0, 12, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, noise_map: torch.Tensor) -> torch.Tensor:
+        """Denoise ``x`` (N, 3, H, W) in [0, 1], H and W divisible by 8.
+
+        ``noise_map`` is the noise std in 8-bit units, (N,) for white noise or
+        (N, 1, H, W) per pixel. Returns the estimate, in [0, 1] before clipping.
+        """
+        n, _, h, w = x.shape
+        if noise_map.dim() == 1:
+            noise_map = noise_map.view(n, 1, 1, 1).expand(n, 1, h, w)
+        level = nn.functional.avg_pool2d(noise_map.to(x.dtype), 2) / SIGMA_NORM
+        f0 = self.e0(self.head(torch.cat([self.unshuffle(x - 0.5), level], dim=1)))
+        f1 = self.e1(self.down0(f0))
+        f2 = self.bottom(self.down1(f1))
+        g1 = self.d1(self.up1(f2) + f1)
+        g0 = self.d0(self.up0(g1) + f0)
+        return x - self.shuffle(self.tail(g0))

@@ -1,0 +1,159 @@
+"""python -m fllic.train.denoiser: train the denoising trunk as a plain denoiser.
+
+The first stage of the v2 recipe (issue 7): the encoder-side estimator is
+trained alone, on MSE to the clean image, before the codec learns to code its
+output. bf16 autocast on the CPU (AVX-512 BF16) for speed; Adam with a warm-up
+and a cosine decay; resumable from ``--workdir``; the PSNR on a held-out
+validation split (never a test set) is logged every ``--val-every`` steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fllic.models.trunk import DenoisingTrunk, TrunkConfig
+from fllic.train.data import PatchSampler, clean_targets, validation_images
+from fllic.train.loop import _save, _threads_wanted
+
+VAL_SIGMAS = (15.0, 25.0, 50.0)
+
+
+@dataclass
+class DenoiserConfig:
+    data: Path
+    workdir: Path
+    steps: int = 16_000
+    batch: int = 16
+    patch: int = 96
+    lr: float = 1e-3
+    warmup: int = 300
+    sigma_max: float = 55.0
+    grey_fraction: float = 0.15
+    threads: int = 2
+    seed: int = 0
+    ckpt_every: int = 100
+    log_every: int = 20
+    val_every: int = 500
+    bf16: bool = True
+    tiny: bool = False
+
+
+def _lr(cfg: DenoiserConfig, step: int) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    t = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+@torch.no_grad()
+def validate(model: DenoisingTrunk, images: list[np.ndarray]) -> dict[float, float]:
+    """Mean PSNR (dB) per sigma on the validation crops, seeded noise, rounded and clipped."""
+    model.eval()
+    out = {}
+    for sigma in VAL_SIGMAS:
+        vals = []
+        for k, img in enumerate(images):
+            rng = np.random.default_rng(1000 + k)
+            noisy = np.clip(np.rint(img + rng.normal(0, sigma, img.shape)), 0, 255)
+            x = torch.from_numpy(noisy.transpose(2, 0, 1)[None].astype(np.float32) / 255)
+            est = model(x, torch.tensor([sigma])).clamp(0, 1)[0].numpy().transpose(1, 2, 0) * 255
+            mse = np.mean((np.rint(est) - img) ** 2)
+            vals.append(10 * math.log10(255**2 / mse))
+        out[sigma] = float(np.mean(vals))
+    model.train()
+    return out
+
+
+def train(cfg: DenoiserConfig) -> None:
+    cfg.workdir.mkdir(parents=True, exist_ok=True)
+    ckpt = cfg.workdir / "checkpoint.pt"
+    model = DenoisingTrunk(TrunkConfig.tiny() if cfg.tiny else TrunkConfig())
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    step, elapsed = 0, 0.0
+    if ckpt.exists():
+        state = torch.load(ckpt, map_location="cpu")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        step, elapsed = state["step"], state["elapsed"]
+    colour = clean_targets(cfg.data, cfg.workdir / "images.npz")
+    val = validation_images(cfg.data)
+    sampler = PatchSampler(colour, [], cfg.patch, cfg.grey_fraction, cfg.sigma_max, cfg.seed + step)
+    torch.manual_seed(cfg.seed + step)
+    log = open(cfg.workdir / "train.log", "a", buffering=1)
+    log.write(f"# resume at step {step}, {len(colour)} training images, {len(val)} validation crops\n")
+    acc, n_acc, t0 = 0.0, 0, time.time()
+    model.train()
+    while step < cfg.steps:
+        if step % 50 == 0:
+            torch.set_num_threads(_threads_wanted(cfg))
+        for g in opt.param_groups:
+            g["lr"] = _lr(cfg, step)
+        clean, noisy, sigma = sampler.batch(cfg.batch)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            est = model(noisy, sigma)
+        loss = ((est.float() - clean) ** 2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        acc, n_acc = acc + loss.item(), n_acc + 1
+        if step % cfg.log_every == 0:
+            dt = time.time() - t0
+            elapsed += dt
+            log.write(f"step {step} mse {acc / n_acc:.3e} psnr {10 * math.log10(1 / max(acc / n_acc, 1e-12)):.2f} "
+                      f"lr {opt.param_groups[0]['lr']:.2e} s/step {dt / n_acc:.2f} wall_h {elapsed / 3600:.2f}\n")
+            acc, n_acc, t0 = 0.0, 0, time.time()
+        if step % cfg.val_every == 0 or step == cfg.steps:
+            scores = validate(model, val)
+            log.write(f"val {step} " + " ".join(f"sigma{int(s)} {v:.2f}" for s, v in scores.items()) + "\n")
+            t0 = time.time()
+        if step % cfg.ckpt_every == 0 or step == cfg.steps:
+            _save(ckpt, {"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
+                         "elapsed": elapsed, "config": asdict(model.config)})
+    log.close()
+
+
+def export(checkpoint: Path, out: Path) -> None:
+    """Write the trunk's weights as float16 (the shipped size) with its config and step."""
+    state = torch.load(checkpoint, map_location="cpu")
+    weights = {k: v.half() for k, v in state["model"].items()}
+    torch.save({"format": 1, "config": state["config"], "state_dict": weights, "step": state["step"]}, out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m fllic.train.denoiser", description=__doc__)
+    p.add_argument("--data", type=Path, default=Path("../shared/data"), help="folder with CBSD432, WikipediaPhotos, Waterloo")
+    p.add_argument("--workdir", type=Path, default=Path.home() / ".cache" / "fllic" / "trunk", help="checkpoints and logs (outside the repo)")
+    p.add_argument("--steps", type=int, default=16_000, help="total steps of the cosine schedule")
+    p.add_argument("--batch", type=int, default=16, help="patches per step")
+    p.add_argument("--patch", type=int, default=96, help="patch side, a multiple of 8")
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
+    p.add_argument("--threads", type=int, default=2, help="torch threads (a file 'threads' in the workdir overrides it live)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the patch sampler")
+    p.add_argument("--no-bf16", dest="bf16", action="store_false", help="train in float32")
+    p.add_argument("--tiny", action="store_true", help="a tiny trunk, for smoke tests")
+    p.add_argument("--val-every", type=int, default=500, help="steps between validation runs")
+    p.add_argument("--export", type=Path, default=None, help="write the checkpoint's weights (float16) here and stop")
+    args = p.parse_args(argv)
+    if args.export is not None:
+        export(args.workdir / "checkpoint.pt", args.export)
+        return 0
+    if args.patch % 8:
+        print("error: --patch must be a multiple of 8", file=sys.stderr)
+        return 2
+    kw = {k: v for k, v in vars(args).items() if k != "export"}
+    train(DenoiserConfig(**kw))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
