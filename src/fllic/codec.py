@@ -1,10 +1,10 @@
 """The public codec: numpy arrays in, .fllic bytes out, and back.
 
-Determinism policy: the entropy coder only ever sees integer symbols and
-integer tables, indexed by ẑ and by the scale index of h_s's output, so the
-z and y streams decode exactly. The pixels come from floating-point g_s:
-they are bit-exact on the same machine and torch build (tests check thread
-counts), and the stored CRC32 reports any platform that differs.
+Determinism policy (docs/format.md): the entropy coder only ever sees integer
+symbols and integer tables. Everything the decoder computes that decides a
+symbol or a pixel (ẑ, h_s, μ, the step map, the scale index, g_s) runs in
+exact integer arithmetic (fllic.models.integer), so a file decodes to the same
+pixels on every machine, thread count and device. The stored CRC32 checks it.
 """
 
 from __future__ import annotations
@@ -54,15 +54,14 @@ def _to_tensor(img: np.ndarray):
     return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div_(255.0)[None]
 
 
-def _to_pixels(x_hat, height: int, width: int, channels: int) -> np.ndarray:
-    import torch
+def _pixels(x, height: int, width: int, channels: int) -> np.ndarray:
+    from fllic.models.int_decoder import pixels_to_uint8
 
-    x = x_hat[0, :, :height, :width].clamp(0.0, 1.0).mul(255.0)
-    if channels == 1:
-        x = x.mean(dim=0)
-    else:
-        x = x.permute(1, 2, 0)
-    return x.round().to(dtype=torch.uint8).numpy()
+    return pixels_to_uint8(x, height, width, channels)
+
+
+def _on_device(model, device):
+    return model if device is None else model.to(device)
 
 
 def _quality_scale(model, quality: int | None) -> tuple[int, float]:
@@ -75,7 +74,7 @@ def _quality_scale(model, quality: int | None) -> tuple[int, float]:
 
 
 def encode_detailed(array, sigma: float | None = None, model=None, quality: int | None = None,
-                    max_pixels: int = fmt.DEFAULT_MAX_PIXELS) -> EncodeResult:
+                    max_pixels: int = fmt.DEFAULT_MAX_PIXELS, device: str | None = None) -> EncodeResult:
     """encode(), also returning the decoded pixels and the model's estimated bits."""
     from fllic.models.registry import resolve
     from fllic.noise import estimate_sigma
@@ -84,7 +83,7 @@ def encode_detailed(array, sigma: float | None = None, model=None, quality: int 
     h, w = img.shape[:2]
     if h * w > max_pixels:
         raise LimitError(f"image of {w}x{h} exceeds the limit of {max_pixels} pixels")
-    m = resolve(model)
+    m = _on_device(resolve(model), device)
     sigma = estimate_sigma(img) if sigma is None else sigma
     if not np.isfinite(sigma) or not 0 <= sigma <= 255:
         raise InputError(f"sigma must be between 0 and 255, got {sigma}")
@@ -92,7 +91,7 @@ def encode_detailed(array, sigma: float | None = None, model=None, quality: int 
     quality, q = _quality_scale(m, quality)
     comp = m.compress(_to_tensor(img), sigma, q)
     channels = 1 if img.ndim == 2 else 3
-    pixels = _to_pixels(comp.x_hat, h, w, channels)
+    pixels = _pixels(comp.pixels, h, w, channels)
     header = fmt.Header(
         model_id=m.meta.get("id", "custom"), weights_hash=m.hash, height=h, width=w,
         channels=channels, bit_depth=8, pad_h=_padding(h), pad_w=_padding(w),
@@ -102,24 +101,26 @@ def encode_detailed(array, sigma: float | None = None, model=None, quality: int 
     return EncodeResult(data, pixels, comp.estimated_bits, sigma, quality)
 
 
-def encode(array, sigma: float | None = None, model=None, quality: int | None = None) -> bytes:
+def encode(array, sigma: float | None = None, model=None, quality: int | None = None,
+           device: str | None = None) -> bytes:
     """Compress a noisy uint8 image, (H, W) grey or (H, W, 3) RGB, to .fllic bytes.
 
     ``sigma`` is the noise std in 8-bit units (estimated when None), ``model`` a
     shipped model id, an exported .pt path or a CodingModel, and ``quality`` a
     level from 1 to the model's highest, which is the default: the
-    functionally lossless point.
+    functionally lossless point. ``device`` runs the network there (cpu, cuda);
+    the bytes and pixels do not depend on it.
     """
-    return encode_detailed(array, sigma=sigma, model=model, quality=quality).data
+    return encode_detailed(array, sigma=sigma, model=model, quality=quality, device=device).data
 
 
-def decode(data: bytes, model=None, max_pixels: int = fmt.DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Decode .fllic bytes to the denoised uint8 image, with the encoder's shape."""
+def decode(data: bytes, model=None, max_pixels: int = fmt.DEFAULT_MAX_PIXELS, device: str | None = None) -> np.ndarray:
+    """Decode .fllic bytes to the denoised uint8 image, with the encoder's shape, on any ``device``."""
     from fllic.models.registry import resolve
 
     c = fmt.unpack(data, max_pixels=max_pixels)
     h = c.header
-    m = resolve(h.model_id if model is None else model)
+    m = _on_device(resolve(h.model_id if model is None else model), device)
     if m.hash != h.weights_hash:
         raise ModelMismatchError(
             f"file was written with weights {h.weights_hash.hex()} of {h.model_id!r}, "
@@ -131,12 +132,12 @@ def decode(data: bytes, model=None, max_pixels: int = fmt.DEFAULT_MAX_PIXELS) ->
         raise FormatError("the file lacks its Z or Y section")
     z_shape = ((h.height + h.pad_h) // PAD_MULTIPLE, (h.width + h.pad_w) // PAD_MULTIPLE)
     try:
-        x_hat = m.decompress((c.sections["Z"], c.sections["Y"]), z_shape, h.sigma, h.step_scale)
+        x = m.decompress((c.sections["Z"], c.sections["Y"]), z_shape, h.sigma, h.step_scale)
     except (ValueError, RuntimeError, OverflowError, IndexError) as e:
         raise FormatError(f"corrupt entropy-coded data ({e})") from e
-    pixels = _to_pixels(x_hat, h.height, h.width, h.channels)
+    pixels = _pixels(x, h.height, h.width, h.channels)
     if zlib.crc32(pixels.tobytes()) != h.pixels_crc32:
-        raise IntegrityError("decoded pixels do not match the stored CRC32 (corrupt data, or a platform whose floating point differs)")
+        raise IntegrityError("decoded pixels do not match the stored CRC32: the entropy-coded data is corrupt")
     return pixels
 
 

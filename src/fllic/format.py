@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from fllic._errors import FormatError, LimitError
 
 MAGIC = b"\x89FLLIC\r\n"
-VERSION = 1
+VERSION = 2
 DEFAULT_MAX_PIXELS = 1 << 25  # about 33.5 megapixels
 MAX_MODEL_ID = 255
 _FIXED = struct.Struct("<16sIIBBHHffBI")  # hash, h, w, channels, depth, pad_h, pad_w, sigma, step, quality, crc
@@ -72,8 +72,14 @@ def unpack(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Container:
         raise FormatError("not a .fllic file (bad magic bytes)")
     if len(data) < len(MAGIC) + 1 + 4 + 4:
         raise FormatError("truncated .fllic file")
-    if data[len(MAGIC)] != VERSION:
-        raise FormatError(f".fllic format version {data[len(MAGIC)]} is not supported (this fllic reads {VERSION})")
+    version = data[len(MAGIC)]
+    if version == 1:
+        raise FormatError(
+            "this file is .fllic format version 1, written by fllic 0.1, whose floating-point decoder "
+            "is not portable; this fllic reads version 2: compress the source image again"
+        )
+    if version != VERSION:
+        raise FormatError(f".fllic format version {version} is not supported (this fllic reads {VERSION})")
     body, (crc,) = data[:-4], struct.unpack("<I", data[-4:])
     if zlib.crc32(body) != crc:
         raise FormatError("corrupt or truncated .fllic file (file CRC mismatch)")

@@ -4,7 +4,7 @@
   true sigma; colour images through ``bm3d_rgb`` (opponent colour space, the
   package's default 'np' profile), grey through ``bm3d``.
 - ``fllicdn``: fllic's own network as a pure denoiser, x_hat = g_s(g_a(x)) with
-  no quantization, conditioned on the true sigma and on the step scale q of
+  no quantization (g_s in the model's exact integer form), conditioned on the true sigma and on the step scale q of
   the model's default quality.
 
 Both round and clip to 8 bits, the image the following codec stores.
@@ -161,16 +161,10 @@ class FllicDenoiser(Denoiser):
         return float(np.float32(self.ctx.coding_model.meta.get("quality_scales", [1.0])[-1]))
 
     def version(self) -> str:
-        return f"2/{self.ctx.coding_model.hash.hex()}/q{self._q():g}"
+        return f"3/{self.ctx.coding_model.hash.hex()}/q{self._q():g}"
 
     def denoise(self, noisy):
-        import torch
+        from fllic.codec import _pixels, _to_tensor
 
-        from fllic.codec import _to_pixels, _to_tensor
-
-        net = self.ctx.coding_model.net
-        s = torch.tensor([float(np.float32(self.ctx.sigma))])
-        q = torch.tensor([self._q()])
-        with torch.no_grad():
-            x_hat = net.synthesis(net.analysis(_to_tensor(noisy), s, q), s, q)
-        return _to_pixels(x_hat, noisy.shape[0], noisy.shape[1], 1 if noisy.ndim == 2 else 3)
+        x = self.ctx.coding_model.estimate(_to_tensor(noisy), float(np.float32(self.ctx.sigma)), self._q())
+        return _pixels(x, noisy.shape[0], noisy.shape[1], 1 if noisy.ndim == 2 else 3)

@@ -30,7 +30,7 @@ from fllic.entropy.density import (
     SCALE_MIN,
     FactorizedDensity,
     gaussian_likelihood,
-    scale_index,
+    scale_table,
 )
 from fllic.entropy.tables import CodingTables, factorized_tables, gaussian_tables
 from fllic.models.init import haar_init_
@@ -177,18 +177,26 @@ def bits(likelihoods: Likelihoods) -> torch.Tensor:
 
 
 # -- coding ------------------------------------------------------------------------
+DECODER_PREFIXES = ("h_s.", "g_s.")
+
+
 @dataclass
 class Compressed:
-    """What compress() returns: the two streams, the z grid, and the encoder's own x_hat."""
+    """What compress() returns: the two streams, the z grid, and the decoded pixels."""
 
     strings: tuple[bytes, bytes]  # (z, y)
     z_shape: tuple[int, int]
-    x_hat: torch.Tensor
+    pixels: torch.Tensor  # (1, H, W, 3) fixed point, exactly what decompress() returns
     estimated_bits: float
 
 
-def weights_hash(state_dict: dict[str, torch.Tensor], tables_state: dict) -> bytes:
-    """16-byte SHA-256 digest of the parameters and coding tables, in key order."""
+def encoder_state(net: FLLIC) -> dict[str, torch.Tensor]:
+    """The float parameters coding uses: g_a, h_a and the z model (h_s and g_s run as integers)."""
+    return {k: v for k, v in net.state_dict().items() if not k.startswith(DECODER_PREFIXES)}
+
+
+def weights_hash(state_dict: dict[str, torch.Tensor], tables_state: dict, decoder_state: dict) -> bytes:
+    """16-byte SHA-256 digest of the parameters, coding tables and integer decoder, in key order."""
     h = hashlib.sha256()
 
     def feed(prefix: str, tensors: dict) -> None:
@@ -203,90 +211,151 @@ def weights_hash(state_dict: dict[str, torch.Tensor], tables_state: dict) -> byt
 
     feed("", state_dict)
     feed("tables.", tables_state)
+    feed("decoder.", decoder_state)
     return h.digest()[:16]
 
 
 class CodingModel:
-    """A FLLIC network with finalised coding tables: the object compress/decompress use.
+    """A FLLIC network with finalised coding tables and its exact integer decoder.
 
     Build one with :func:`finalize` (after training) or :meth:`load` (from an
-    exported file). Tables are never rebuilt at coding time, and a network whose
-    weights changed after finalisation is refused.
+    exported file). The encoder's g_a and h_a run in floating point; ẑ → h_s →
+    (μ, Δ_y, scale index) → g_s → pixels run in exact integers
+    (:mod:`fllic.models.int_decoder`) at both ends, so a file decodes to the
+    same pixels on every machine. Tables are never rebuilt at coding time, and
+    a network whose weights changed after finalisation is refused.
     """
 
-    def __init__(self, net: FLLIC, tables: CodingTables, meta: dict | None = None):
+    def __init__(self, net: FLLIC, tables: CodingTables, decoder, meta: dict | None = None):
         self.net = net.eval()
         self.tables = tables
+        self.decoder = decoder
         self.meta = dict(meta or {})
-        self.hash = weights_hash(net.state_dict(), tables.to_state())
+        self.hash = self._hash()
+        self.device = torch.device("cpu")
+
+    def _hash(self) -> bytes:
+        return weights_hash(encoder_state(self.net), self.tables.to_state(), self.decoder.to_state())
 
     def _check_fresh(self) -> None:
-        if weights_hash(self.net.state_dict(), self.tables.to_state()) != self.hash:
+        if self._hash() != self.hash:
             raise ModelMismatchError("the network changed after its coding tables were finalised; call finalize() again")
+
+    def to(self, device) -> "CodingModel":
+        """Run the network on ``device`` (cpu or cuda); pixels are identical on every device."""
+        self.device = torch.device(device)
+        self.net.to(self.device)
+        self.decoder.to(self.device)
+        return self
 
     @torch.no_grad()
     def compress(self, x: torch.Tensor, sigma: float, q: float) -> Compressed:
         """Code a (1, 3, H, W) noisy image in [0, 1], H and W divisible by 64."""
+        from fllic.models.integer import to_nhwc
+
         self._check_fresh()
-        s, qt = _scalar(sigma), _scalar(q)
-        y = self.net.analysis(x, s, qt)
-        z_sym = torch.round(self.net.h_a(y) / self.net.step_z())
+        x = x.to(self.device)
+        s, qt = _scalar(sigma, self.device), _scalar(q, self.device)
+        y = to_nhwc(self.net.analysis(x, s, qt)).double()
+        z_sym = torch.round(self.net.h_a(y.permute(0, 3, 1, 2).float()) / self.net.step_z()).cpu()
         z_groups = _channel_groups(tuple(z_sym.shape))
         z_sym = _clamp(z_sym, self.tables.z, z_groups)
-        p = self.net.entropy_params(z_sym * self.net.step_z(), s, qt)
-        y_groups = scale_index(p.t).numpy()
-        u_sym = _clamp(torch.round((y - p.mu) / p.step), self.tables.y, y_groups)
+        p = self.decoder.entropy_params(z_sym.to(self.device), sigma, q)
+        y_groups = p.index.cpu().numpy()
+        u = torch.round((y - p.mu_float(self.decoder.exps["mu"])) / p.step_float()).cpu()
+        u = _clamp(u, self.tables.y, y_groups)
         strings = (
             coder.encode(z_sym.numpy().astype(np.int64), z_groups, self.tables.z),
-            coder.encode(u_sym.numpy().astype(np.int64), y_groups, self.tables.y),
+            coder.encode(u.numpy().astype(np.int64), y_groups, self.tables.y),
         )
-        x_hat = self.net.synthesis(p.mu + u_sym * p.step, s, qt)
-        est = float(-torch.log2(gaussian_likelihood(u_sym, p.t)).sum() - torch.log2(self.net.z_density.likelihood(z_sym)).sum())
-        return Compressed(strings, tuple(z_sym.shape[2:]), x_hat, est)
+        pixels = self.decoder.synthesis(u.to(self.device), p, sigma, q).cpu()
+        t = scale_table()[p.index.cpu()]
+        est = float(-torch.log2(gaussian_likelihood(u, t)).sum() - torch.log2(self.net.z_density.likelihood(z_sym.to(self.device))).sum())
+        return Compressed(strings, tuple(z_sym.shape[2:]), pixels, est)
 
     @torch.no_grad()
     def decompress(self, strings: tuple[bytes, bytes], z_shape: tuple[int, int], sigma: float, q: float) -> torch.Tensor:
-        """x_hat, (1, 3, 64·zh, 64·zw), unclipped, from the z and y streams."""
+        """Pixels (1, 64·zh, 64·zw, 3) in fixed point, from the z and y streams."""
         self._check_fresh()
-        s, qt = _scalar(sigma), _scalar(q)
         z_groups = _channel_groups((1, self.net.config.nz, *z_shape))
-        z_sym = torch.from_numpy(coder.decode(strings[0], z_groups, self.tables.z).reshape(z_groups.shape)).float()
-        p = self.net.entropy_params(z_sym * self.net.step_z(), s, qt)
-        y_groups = scale_index(p.t).numpy()
-        u_sym = torch.from_numpy(coder.decode(strings[1], y_groups, self.tables.y).reshape(y_groups.shape)).float()
-        return self.net.synthesis(p.mu + u_sym * p.step, s, qt)
+        z_sym = torch.from_numpy(coder.decode(strings[0], z_groups, self.tables.z).reshape(z_groups.shape))
+        p = self.decoder.entropy_params(z_sym.to(self.device), sigma, q)
+        y_groups = p.index.cpu().numpy()
+        u = torch.from_numpy(coder.decode(strings[1], y_groups, self.tables.y).reshape(y_groups.shape))
+        return self.decoder.synthesis(u.to(self.device), p, sigma, q).cpu()
+
+    @torch.no_grad()
+    def estimate(self, x: torch.Tensor, sigma: float, q: float) -> torch.Tensor:
+        """The model's own estimate, g_s(y) with y unquantized, through the integer g_s: (1, H, W, 3) pixels."""
+        from fllic.models.integer import to_nhwc
+
+        s, qt = _scalar(sigma, self.device), _scalar(q, self.device)
+        y = to_nhwc(self.net.analysis(x.to(self.device), s, qt)).double()
+        return self.decoder.synthesis_from_y(y, sigma, q).cpu()
 
     # -- export ----------------------------------------------------------------------
     def save(self, path) -> None:
-        """Write weights (float16, exact after finalize()), tables and metadata."""
-        weights = {k: v.half() if v.is_floating_point() else v for k, v in self.net.state_dict().items()}
+        """Write the encoder's weights (float16), the integer decoder, tables and metadata."""
+        weights = {k: v.half() if v.is_floating_point() else v for k, v in encoder_state(self.net).items()}
+        decoder = {k: v.to(torch.int16) if k.endswith("w_int") else v for k, v in self.decoder.to_state().items()}
         torch.save(
-            {"format": 1, "config": asdict(self.net.config), "state_dict": weights,
+            {"format": 2, "config": asdict(self.net.config), "state_dict": weights, "decoder": decoder,
              "tables": self.tables.to_state(), "meta": self.meta},
             path,
         )
 
     @classmethod
     def load(cls, path) -> "CodingModel":
+        from fllic.models.int_decoder import from_state
+
         state = torch.load(path, map_location="cpu", weights_only=True)
+        if state.get("format") != 2:
+            raise ModelMismatchError(f"{path} is a model file of format {state.get('format')}; this fllic reads format 2 (export it again)")
         net = FLLIC(FllicConfig(**state["config"]))
-        net.load_state_dict({k: v.float() for k, v in state["state_dict"].items()})
-        return cls(net, CodingTables.from_state(state["tables"]), state["meta"])
+        missing, unexpected = net.load_state_dict({k: v.float() for k, v in state["state_dict"].items()}, strict=False)
+        if unexpected or any(not k.startswith(DECODER_PREFIXES) for k in missing):
+            raise ModelMismatchError(f"{path} does not fit the FLLIC network (missing {missing}, unexpected {unexpected})")
+        decoder = from_state({k: v.to(torch.int32) if k.endswith("w_int") else v for k, v in state["decoder"].items()})
+        return cls(net, CodingTables.from_state(state["tables"]), decoder, state["meta"])
 
 
-def finalize(net: FLLIC, meta: dict | None = None, half: bool = True) -> CodingModel:
-    """Export step: round ``net``'s weights to float16 precision, in place (the shipped size), and build the tables."""
+def finalize(net: FLLIC, meta: dict | None = None, calibration=None, half: bool = True) -> CodingModel:
+    """Export step: round ``net``'s weights to float16 precision, in place (the shipped size),
+    build the coding tables, and quantize h_s and g_s into the exact integer decoder.
+
+    ``calibration`` is a batch (x, sigma, q) of training images that sets the
+    integer decoder's fixed-point ranges; by default, synthetic noisy scenes.
+    """
+    from fllic.models.int_decoder import build
+
     net = net.eval()
     if half:
         with torch.no_grad():
             for p in net.parameters():
                 p.copy_(p.half().float())
+    meta = dict(meta or {})
+    scales = meta.setdefault("quality_scales", [1.0])
     tables = CodingTables(y=gaussian_tables(), z=factorized_tables(net.z_density))
-    return CodingModel(net, tables, meta)
+    batch = calibration if calibration is not None else synthetic_calibration(scales)
+    return CodingModel(net, tables, build(net, batch, scales), meta)
 
 
-def _scalar(v: float) -> torch.Tensor:
-    return torch.tensor([v], dtype=torch.float32)
+def synthetic_calibration(q_scales, size: int = 128, seed: int = 0):
+    """(x, sigma, q): smooth random scenes with AWGN at several levels, for every quality scale."""
+    gen = torch.Generator().manual_seed(seed)
+    xs, sigmas, qs = [], [], []
+    for sigma in (0.0, 15.0, 30.0, 50.0):
+        base = torch.nn.functional.interpolate(torch.rand(1, 3, size // 16, size // 16, generator=gen), size=(size, size),
+                                               mode="bicubic", align_corners=False)
+        noisy = (base + sigma / 255.0 * torch.randn(base.shape, generator=gen)).clamp(0, 1)
+        noisy = torch.round(noisy * 255) / 255
+        for q in q_scales:
+            xs.append(noisy); sigmas.append(sigma); qs.append(q)
+    return torch.cat(xs), torch.tensor(sigmas), torch.tensor(qs, dtype=torch.float32)
+
+
+def _scalar(v: float, device=None) -> torch.Tensor:
+    return torch.tensor([v], dtype=torch.float32, device=device)
 
 
 def _channel_groups(shape: tuple[int, ...]) -> np.ndarray:
@@ -296,4 +365,4 @@ def _channel_groups(shape: tuple[int, ...]) -> np.ndarray:
 
 def _clamp(sym: torch.Tensor, tables, groups: np.ndarray) -> torch.Tensor:
     arr = coder.clamp_symbols(sym.numpy().astype(np.int64), tables, groups)
-    return torch.from_numpy(arr.reshape(sym.shape)).float()
+    return torch.from_numpy(arr.reshape(sym.shape))

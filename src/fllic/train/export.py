@@ -1,4 +1,11 @@
-"""python -m fllic.train.export: finalise a training checkpoint into shippable weights."""
+"""python -m fllic.train.export: finalise a float model into shippable weights.
+
+Takes a training checkpoint, or a float weights file (such as
+``weights/fllic-awgn-v1-float.pt``, the float resume point of the shipped
+model), rounds the weights to float16, builds the coding tables and
+quantizes h_s and g_s into the exact integer decoder, calibrating its
+fixed-point ranges on crops of training photographs (never a test set).
+"""
 
 from __future__ import annotations
 
@@ -6,25 +13,49 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from fllic.models.fllic_net import FLLIC, FllicConfig, finalize
 
 DEFAULT_QUALITY_SCALES = (4.0, 2.5, 1.6, 1.0)
+CALIBRATION_SIGMAS = (5.0, 25.0, 50.0)
 
 
-def export(checkpoint: Path, out: Path, model_id: str, quality_scales, notes: str = "") -> str:
-    state = torch.load(checkpoint, map_location="cpu")
-    net = FLLIC(FllicConfig(**state["config"]))
-    net.load_state_dict(state["model"])
-    meta = {
-        "id": model_id,
-        "quality_scales": [float(q) for q in quality_scales],
-        "train_steps": int(state["step"]),
-        "train_wall_hours": round(float(state["elapsed"]) / 3600, 2),
-        "notes": notes,
-    }
-    model = finalize(net, meta)
+def calibration_batch(data: Path, quality_scales, n_images: int = 4, size: int = 192, seed: int = 1):
+    """(x, sigma, q) from WikipediaPhotos crops (a training set) with seeded AWGN."""
+    from fllic.noise import add_noise
+    from fllic.train.data import _load
+
+    files = sorted((data / "WikipediaPhotos").glob("*.png"))[:n_images]
+    if not files:
+        raise FileNotFoundError(f"no calibration images in {data / 'WikipediaPhotos'}")
+    xs, sigmas, qs = [], [], []
+    for f in files:
+        img = _load(f)[:size, :size]
+        for sigma in CALIBRATION_SIGMAS:
+            noisy = torch.from_numpy(add_noise(img, sigma, seed=seed).transpose(2, 0, 1).astype(np.float32) / 255.0)
+            for q in quality_scales:
+                xs.append(noisy[None]); sigmas.append(sigma); qs.append(q)
+    return torch.cat(xs), torch.tensor(sigmas), torch.tensor(qs, dtype=torch.float32)
+
+
+def _float_weights(path: Path) -> tuple[dict, dict, dict]:
+    """(config, weights, training facts) of a training checkpoint or a float weights file."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if "model" in state:
+        facts = {"train_steps": int(state["step"]), "train_wall_hours": round(float(state["elapsed"]) / 3600, 2)}
+        return state["config"], state["model"], facts
+    meta = state.get("meta", {})
+    return state["config"], state["state_dict"], {k: meta[k] for k in ("train_steps", "train_wall_hours") if k in meta}
+
+
+def export(checkpoint: Path, out: Path, model_id: str, quality_scales, data: Path, notes: str = "") -> str:
+    config, weights, facts = _float_weights(checkpoint)
+    net = FLLIC(FllicConfig(**config))
+    net.load_state_dict({k: v.float() for k, v in weights.items()})
+    meta = {"id": model_id, "quality_scales": [float(q) for q in quality_scales], **facts, "notes": notes}
+    model = finalize(net, meta, calibration=calibration_batch(data, meta["quality_scales"]))
     out.parent.mkdir(parents=True, exist_ok=True)
     model.save(out)
     return model.hash.hex()
@@ -32,14 +63,16 @@ def export(checkpoint: Path, out: Path, model_id: str, quality_scales, notes: st
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m fllic.train.export", description=__doc__)
-    p.add_argument("--checkpoint", type=Path, default=Path.home() / ".cache" / "fllic" / "train" / "checkpoint.pt")
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--id", default="fllic-awgn-v1")
+    p.add_argument("--checkpoint", type=Path, default=Path.home() / ".cache" / "fllic" / "train" / "checkpoint.pt",
+                   help="a training checkpoint or a float weights file")
+    p.add_argument("--out", type=Path, required=True, help="the exported model file")
+    p.add_argument("--data", type=Path, default=Path("../shared/data"), help="folder with WikipediaPhotos, for calibration")
+    p.add_argument("--id", default="fllic-awgn-v1", help="the model id written into every file it codes")
     p.add_argument("--quality-scales", type=float, nargs="+", default=list(DEFAULT_QUALITY_SCALES),
                    help="step-map scale of quality 1, 2, ... (the last, the finest, is the default)")
-    p.add_argument("--notes", default="")
+    p.add_argument("--notes", default="", help="free text stored in the model's metadata")
     args = p.parse_args(argv)
-    digest = export(args.checkpoint, args.out, args.id, args.quality_scales, args.notes)
+    digest = export(args.checkpoint, args.out, args.id, args.quality_scales, args.data, args.notes)
     print(f"wrote {args.out} ({args.out.stat().st_size} bytes), weights hash {digest}")
     return 0
 

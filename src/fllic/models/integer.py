@@ -1,0 +1,240 @@
+"""Exact integer layers: the decoder's networks in integer arithmetic.
+
+Ballé, Johnston & Minnen, "Integer networks for data compression with
+latent-variable models" (ICLR 2019): whatever decides a symbol or an output
+pixel must be computed identically by encoder and decoder, on any machine.
+Here every such value is an integer, and every operation on it is exact, so
+the result cannot depend on the thread count, the instruction set, the BLAS
+or oneDNN kernel, or the device.
+
+Representation
+    An activation is an int32 tensor in NHWC layout with |a| <= A_MAX, read as
+    a * 2^-e for a per-tensor exponent e chosen at export (calibration). A
+    weight is w_int[c] * 2^-k[c], |w_int| <= A_MAX: a power-of-two scale per
+    output channel, chosen so that the layer's rescaling is a shift.
+
+Convolution (the bounds that make it exact)
+    out = floor((sum_k w_int a_int + 2^(r-1)) / 2^r) + b, per output channel,
+    with r = r[c] and b = b[c] the bias in output units. The sum is computed
+    as integer GEMMs of 8-bit pieces, a = 256 a_hi + a_lo and
+    w = 256 w_hi + w_lo with every piece in [-128, 127]: each int32 GEMM sum
+    is below 2^14 K <= 2^25 for K <= MAX_TAPS = 2^11 taps
+    (``torch._int_mm``; integer addition is associative, so the result is
+    exact in any order). The four partial sums are combined by nested floors,
+    floor((2^16 P_hh + 2^8 P_m + P_ll + R) / 2^r)
+        = floor((P_hh + floor((P_m + floor((P_ll + R) / 2^8)) / 2^8)) / 2^(r-16)),
+    an identity for integers and r >= 16, in which no term exceeds 2^31
+    (|P_m| <= 2^26, R < 2^30). A layer with some r < 16 takes the same sum
+    in int64 (|sum| < 2^15 · 2^15 · 2^11 = 2^41). The float64 backend (any
+    device) is exact because every partial sum is an integer below 2^41 < 2^53.
+
+Nonlinearity
+    LeakyReLU with slope 0.1 as (a * 6554 + 2^15) >> 16 for a < 0
+    (slope 0.100006), exact and identical everywhere: |a · 6554| < 2^28.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+A_MAX = (1 << 15) - 129  # the 8-bit pieces of a value in [-A_MAX, A_MAX] are in [-128, 127]
+LEAKY_MULT, LEAKY_SHIFT = 6554, 16  # 0.1 ≈ 6554 / 2^16
+MAX_TAPS = 1 << 11  # K bound of the exactness argument (above): 3x3 kernels over 227 channels
+MAX_SHIFT = 30
+HEADROOM = 2.0  # activation ranges are calibrated at twice the largest value seen
+
+
+# -- integer primitives -------------------------------------------------------------
+def saturate(a: torch.Tensor) -> torch.Tensor:
+    return a.clamp_(-A_MAX, A_MAX)
+
+
+def shift_round(a: torch.Tensor, shift: int) -> torch.Tensor:
+    """a * 2^-shift rounded half up (shift > 0), or exactly a * 2^|shift| (shift <= 0)."""
+    if shift <= 0:
+        return a << -shift
+    return (a + (1 << (shift - 1))) >> shift
+
+
+def leaky(a: torch.Tensor) -> torch.Tensor:
+    """Integer LeakyReLU(0.1)."""
+    return torch.maximum(a, (a * LEAKY_MULT + (1 << (LEAKY_SHIFT - 1))) >> LEAKY_SHIFT)
+
+
+def split8(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(hi, lo) int8 with a = 256 hi + lo and lo in [-128, 127], for |a| <= A_MAX."""
+    hi = (a + 128) >> 8
+    return hi.to(torch.int8), (a - (hi << 8)).to(torch.int8)
+
+
+def im2col(a: torch.Tensor, k: int) -> torch.Tensor:
+    """(N, H, W, C) -> (N·H·W, k·k·C), zero padding, taps (ky, kx) outer and channels inner."""
+    n, h, w, c = a.shape
+    if k == 1:
+        return a.reshape(n * h * w, c)
+    p = k // 2
+    padded = F.pad(a, (0, 0, p, p, p, p))
+    cols = [padded[:, dy : dy + h, dx : dx + w, :] for dy in range(k) for dx in range(k)]
+    return torch.cat(cols, dim=3).reshape(n * h * w, k * k * c)
+
+
+def pixel_shuffle(a: torch.Tensor) -> torch.Tensor:
+    """nn.PixelShuffle(2) on NHWC: out[2h+i, 2w+j, c] = in[h, w, 4c + 2i + j]."""
+    n, h, w, c4 = a.shape
+    c = c4 // 4
+    return a.reshape(n, h, w, c, 2, 2).permute(0, 1, 4, 2, 5, 3).reshape(n, 2 * h, 2 * w, c)
+
+
+def upsample(a: torch.Tensor) -> torch.Tensor:
+    """Nearest-neighbour upsampling by 2 on NHWC."""
+    return a.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)
+
+
+def _partial_sums(a: torch.Tensor, k: int, w_pieces: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+    """P_hh, P_m = P_hl + P_lh, P_ll (int32, (N·H·W, Cout)) of im2col(a) @ w, exactly.
+
+    The GEMMs run in ``dtype`` on integer-valued pieces: exact when every
+    partial sum is an integer below 2^24 (float32) or 2^53 (float64), which
+    :attr:`IntConv.gemm_dtype` guarantees from the layer's own weights.
+    """
+    cout = w_pieces.shape[1] // 2
+    a_hi, a_lo = split8(a)
+    p_hi = (im2col(a_hi, k).to(dtype) @ w_pieces).to(torch.int32)
+    p_lo = (im2col(a_lo, k).to(dtype) @ w_pieces).to(torch.int32)
+    return p_hi[:, :cout], p_hi[:, cout:] + p_lo[:, :cout], p_lo[:, cout:]
+
+
+# -- layers ---------------------------------------------------------------------------
+class IntConv(nn.Module):
+    """A k×k convolution (stride 1, zero padding k//2) in exact integer arithmetic."""
+
+    def __init__(self, w_int: torch.Tensor, bias: torch.Tensor, shift: torch.Tensor, kernel: int):
+        super().__init__()
+        self.kernel = kernel
+        self.register_buffer("kernel_size", torch.tensor(kernel))
+        self.register_buffer("w_int", w_int.to(torch.int32))  # (k·k·Cin, Cout)
+        self.register_buffer("bias", bias.to(torch.int32))  # in output units
+        self.register_buffer("shift", shift.to(torch.int32))
+        pieces = torch.cat(split8(self.w_int), dim=1).double()
+        # Exactness of the piece GEMMs: |a piece| <= 128, so every partial sum of a
+        # column is at most 128 · sum_k |w piece|; float32 holds integers below 2^24.
+        bound = 128 * pieces.abs().sum(0).max()
+        self.gemm_dtype = torch.float32 if bound < 2**24 else torch.float64
+        self.register_buffer("w_pieces", pieces.to(self.gemm_dtype), persistent=False)
+        self.register_buffer("round_bit", (1 << (self.shift - 1)).to(torch.int32), persistent=False)
+        self.narrow = bool((self.shift >= 16).all())  # the int32 nested-floor path applies
+
+    @classmethod
+    def quantize(cls, conv: nn.Conv2d, e_in: int, e_out: int, in_gain: torch.Tensor | None = None,
+                 out_gain: float = 1.0, out_offset: float = 0.0) -> "IntConv":
+        """Quantize ``conv`` for input exponent ``e_in`` and output exponent ``e_out``.
+
+        The integer layer computes out_gain·(conv(in_gain·x) + out_offset), with
+        ``in_gain`` an optional per-input-channel factor folded into the weights.
+        """
+        w = conv.weight.detach().double() * out_gain
+        if in_gain is not None:
+            w = w * in_gain.double().view(1, -1, 1, 1)
+        b = (conv.bias.detach().double() + out_offset) * out_gain
+        k = w.shape[-1]
+        if k * k * w.shape[1] > MAX_TAPS:
+            raise ValueError(f"a {k}x{k} conv over {w.shape[1]} channels exceeds the exact bound of {MAX_TAPS} taps")
+        w_max = w.abs().flatten(1).amax(1).clamp(min=1e-30)
+        # the largest r with |w| · 2^(r + e_out - e_in) <= A_MAX: 15-bit weights
+        shift = torch.floor(torch.log2(A_MAX / w_max)) - (e_out - e_in)
+        shift = shift.clamp(1, MAX_SHIFT)
+        w_int = torch.round(w * torch.pow(2.0, shift + e_out - e_in).view(-1, 1, 1, 1)).clamp(-A_MAX, A_MAX)
+        bias = torch.round(b * 2.0**e_out).clamp(-A_MAX, A_MAX)
+        return cls(w_int.permute(2, 3, 1, 0).reshape(-1, w.shape[0]), bias, shift, k)
+
+    def _sum_shifted(self, a: torch.Tensor) -> torch.Tensor:
+        """floor((sum w·a + 2^(r-1)) / 2^r), exactly, as int32 or int64 (N·H·W, Cout)."""
+        if a.device.type != "cpu":  # float64 backend: exact, every partial sum < 2^41
+            acc = (im2col(a.double(), self.kernel) @ self.w_int.double()).round_().long()
+            return (acc + self.round_bit) >> self.shift
+        p_hh, p_m, p_ll = _partial_sums(a, self.kernel, self.w_pieces, self.gemm_dtype)
+        if self.narrow:  # nested floors, every term below 2^31 (module docstring)
+            t = (p_m + ((p_ll + self.round_bit) >> 8)) >> 8
+            return (p_hh + t) >> (self.shift - 16)
+        acc = (p_hh.long() << 16) + (p_m.long() << 8) + p_ll.long()
+        return (acc + self.round_bit) >> self.shift
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        n, h, w, _ = a.shape
+        out = saturate(self._sum_shifted(a) + self.bias)
+        return out.to(torch.int32).reshape(n, h, w, -1)
+
+
+class IntResBlock(nn.Module):
+    """x + conv2(leaky(conv1(x))): the ResBlock, with the sum at its own exponent."""
+
+    def __init__(self, conv1: IntConv, conv2: IntConv, skip_shift: int):
+        super().__init__()
+        self.conv1, self.conv2, self.skip_shift = conv1, conv2, int(skip_shift)
+        self.register_buffer("residual_shift", torch.tensor(int(skip_shift)))
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        return saturate(shift_round(a, self.skip_shift) + self.conv2(leaky(self.conv1(a))))
+
+
+class IntUpResBlock(nn.Module):
+    """shuffle(conv1x1(x)) + conv_b(upsample(leaky(conv_a(x)))): the Up-ResBlock."""
+
+    def __init__(self, skip: IntConv, conv_a: IntConv, conv_b: IntConv):
+        super().__init__()
+        self.skip, self.conv_a, self.conv_b = skip, conv_a, conv_b
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        return saturate(pixel_shuffle(self.skip(a)) + self.conv_b(upsample(leaky(self.conv_a(a)))))
+
+
+# -- calibration: exponents from the float network's activations ----------------------
+def exponent_for(max_abs: float) -> int:
+    """The largest e with HEADROOM · max_abs · 2^e <= A_MAX."""
+    return int(math.floor(math.log2(A_MAX / (HEADROOM * max(max_abs, 1e-6)))))
+
+
+def quantize_sequence(modules, x: torch.Tensor, e_in: int) -> tuple[list[nn.Module], torch.Tensor, int]:
+    """Integer versions of float ResBlocks, Up-ResBlocks and 3×3 convs, applied in order.
+
+    ``x`` is a float calibration batch (NCHW) entering the first module at
+    exponent ``e_in``; returns the integer layers, the float output and its exponent.
+    """
+    from fllic.models.layers import ResBlock, UpResBlock
+
+    layers = []
+    for mod in modules:
+        with torch.no_grad():
+            y = mod(x)
+        e_out = exponent_for(float(y.abs().max()))
+        if isinstance(mod, ResBlock):
+            conv1, _, conv2 = mod.branch
+            with torch.no_grad():
+                t = conv1(x)
+            e_t = exponent_for(float(t.abs().max()))
+            layers.append(IntResBlock(IntConv.quantize(conv1, e_in, e_t), IntConv.quantize(conv2, e_t, e_out), e_in - e_out))
+        elif isinstance(mod, UpResBlock):
+            conv_a, _, _, conv_b = mod.branch
+            with torch.no_grad():
+                t = conv_a(x)
+            e_t = exponent_for(float(t.abs().max()))
+            layers.append(IntUpResBlock(IntConv.quantize(mod.skip[0], e_in, e_out),
+                                        IntConv.quantize(conv_a, e_in, e_t), IntConv.quantize(conv_b, e_t, e_out)))
+        elif isinstance(mod, nn.Conv2d):
+            layers.append(IntConv.quantize(mod, e_in, e_out))
+        else:
+            raise TypeError(f"no integer form for {type(mod).__name__}")
+        x, e_in = y, e_out
+    return layers, x, e_in
+
+
+def to_nhwc(x: torch.Tensor) -> torch.Tensor:
+    return x.permute(0, 2, 3, 1).contiguous()
+
+
+def to_nchw(a: torch.Tensor) -> torch.Tensor:
+    return a.permute(0, 3, 1, 2).contiguous()
