@@ -39,13 +39,12 @@ def test_leaky_is_the_power_of_two_slope():
     assert I.leaky(a).tolist() == [-3264, -100, -1, 0, 0, 1, 5000]
 
 
-def _sum_paths(ic: I.IntConv, a: torch.Tensor) -> list[torch.Tensor]:
-    narrow = ic._sum_shifted(a).long()
-    ic.narrow = False
-    wide = ic._sum_shifted(a).long()
-    acc = (I.im2col(a.double(), ic.kernel) @ ic.w_int.double()).round().long()
-    f64 = (acc + ic.round_bit) >> ic.shift
-    return [narrow, wide, f64]
+def _float64_reference(ic: I.IntConv, a: torch.Tensor) -> torch.Tensor:
+    """The exact sum in float64 (every partial sum < 2^53), rounded and shifted."""
+    k = ic.w_int.shape[-1]
+    mat = ic.w_int.permute(2, 3, 1, 0).reshape(-1, ic.w_int.shape[0]).double()
+    acc = (I.im2col(a.double(), k) @ mat).round().long().reshape(*a.shape[:3], -1)
+    return (acc + ic.round_bit) >> ic.shift
 
 
 @pytest.mark.parametrize("kernel", [1, 3])
@@ -53,10 +52,20 @@ def test_int32_int64_and_float64_paths_agree_exactly(kernel):
     torch.manual_seed(kernel)
     conv = nn.Conv2d(24, 16, kernel, padding=kernel // 2)
     ic = I.IntConv.quantize(conv, e_in=10, e_out=9)
-    assert ic.narrow  # small weights: the nested-floor path is taken
+    assert ic.narrow  # the nested-floor int32 path is taken
     a = _activations((2, 9, 13, 24))
-    narrow, wide, f64 = _sum_paths(ic, a)
-    assert torch.equal(narrow, wide) and torch.equal(wide, f64)
+    narrow = ic._sum_shifted(a).long()
+    ic.narrow = False
+    wide = ic._sum_shifted(a).long()
+    assert torch.equal(narrow, wide) and torch.equal(wide, _float64_reference(ic, a))
+
+
+def test_weights_respect_the_l1_bound_that_makes_float32_exact():
+    torch.manual_seed(3)
+    ic = I.IntConv.quantize(nn.Conv2d(200, 8, 3, padding=1), e_in=8, e_out=12)
+    assert int(ic.w_int.abs().flatten(1).sum(1).max()) * 128 < 2**24
+    with pytest.raises(ValueError, match="L1 bound"):
+        I.IntConv(torch.full((1, 4, 3, 3), 5000), torch.zeros(1), torch.full((1,), 10))
 
 
 def test_large_weights_take_the_int64_path_and_stay_exact():
@@ -66,8 +75,7 @@ def test_large_weights_take_the_int64_path_and_stay_exact():
     ic = I.IntConv.quantize(conv, e_in=10, e_out=10)
     assert not ic.narrow
     a = _activations((1, 7, 6, 8), seed=3)
-    ref = (I.im2col(a.double(), 3) @ ic.w_int.double()).round().long()
-    assert torch.equal(ic._sum_shifted(a).long(), (ref + ic.round_bit) >> ic.shift)
+    assert torch.equal(ic._sum_shifted(a).long(), _float64_reference(ic, a))
 
 
 def test_integer_conv_tracks_the_float_conv(conv):

@@ -215,8 +215,7 @@ def _count(state: dict, prefix: str) -> int:
 
 
 def _conv_from_state(state: dict, prefix: str) -> I.IntConv:
-    return I.IntConv(state[f"{prefix}.w_int"], state[f"{prefix}.bias"], state[f"{prefix}.shift"],
-                     int(state[f"{prefix}.kernel_size"]))
+    return I.IntConv(state[f"{prefix}.w_int"], state[f"{prefix}.bias"], state[f"{prefix}.shift"])
 
 
 def _block_from_state(state: dict, prefix: str) -> nn.Module:

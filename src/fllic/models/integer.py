@@ -10,23 +10,30 @@ or oneDNN kernel, or the device.
 Representation
     An activation is an int32 tensor in NHWC layout with |a| <= A_MAX, read as
     a * 2^-e for a per-tensor exponent e chosen at export (calibration). A
-    weight is w_int[c] * 2^-k[c], |w_int| <= A_MAX: a power-of-two scale per
-    output channel, chosen so that the layer's rescaling is a shift.
+    weight is w_int[c] * 2^-r[c] * 2^(e_in - e_out): a power-of-two scale per
+    output channel, so that the layer's rescaling is a shift by r[c].
 
 Convolution (the bounds that make it exact)
-    out = floor((sum_k w_int a_int + 2^(r-1)) / 2^r) + b, per output channel,
-    with r = r[c] and b = b[c] the bias in output units. The sum is computed
-    as integer GEMMs of 8-bit pieces, a = 256 a_hi + a_lo and
-    w = 256 w_hi + w_lo with every piece in [-128, 127]: each int32 GEMM sum
-    is below 2^14 K <= 2^25 for K <= MAX_TAPS = 2^11 taps
-    (``torch._int_mm``; integer addition is associative, so the result is
-    exact in any order). The four partial sums are combined by nested floors,
-    floor((2^16 P_hh + 2^8 P_m + P_ll + R) / 2^r)
-        = floor((P_hh + floor((P_m + floor((P_ll + R) / 2^8)) / 2^8)) / 2^(r-16)),
-    an identity for integers and r >= 16, in which no term exceeds 2^31
-    (|P_m| <= 2^26, R < 2^30). A layer with some r < 16 takes the same sum
-    in int64 (|sum| < 2^15 · 2^15 · 2^11 = 2^41). The float64 backend (any
-    device) is exact because every partial sum is an integer below 2^41 < 2^53.
+    out = floor((sum_k w_int a_int + 2^(r-1)) / 2^r) + b, per output channel
+    c, with b the bias in output units. The activation is split into 8-bit
+    pieces, a = 256 a_hi + a_lo with both in [-128, 127], and each piece is
+    convolved with w_int in float32 on integer values. Every partial sum of
+    output channel c is then an integer of magnitude at most
+    128 · sum_k |w_int[c, k]| <= 128 · L1_MAX = 2^24 - 2^7, because export
+    chooses r[c] so that the channel's L1 norm is at most L1_MAX: float32
+    holds every integer below 2^24, so each sum is exact whatever the
+    summation order, blocking, FMA use, thread count or instruction set, as
+    long as the kernel computes a sum of the products (a direct or GEMM
+    convolution; PyTorch's CPU convolution never uses Winograd or FFT). On
+    other devices the same sums run as float64 GEMMs (exact below 2^53).
+    The two partial sums combine by nested floors,
+        floor((256 P_hi + P_lo + 2^(r-1)) / 2^r)
+            = floor((P_hi + floor((P_lo + 2^(r-1)) / 2^8)) / 2^(r-8)),
+    an identity for integers and r >= 8 in which no term exceeds 2^31
+    (|P| < 2^24, r <= 30); a layer with some r < 8 combines them in int64.
+    (Integer GEMMs, ``torch._int_mm``, are not used: under
+    ``ONEDNN_MAX_CPU_ISA=AVX2`` they saturate int16 intermediates and return
+    wrong sums.)
 
 Nonlinearity
     LeakyReLU with slope 0.1 as (a * 6554 + 2^15) >> 16 for a < 0
@@ -43,7 +50,9 @@ from torch import nn
 
 A_MAX = (1 << 15) - 129  # the 8-bit pieces of a value in [-A_MAX, A_MAX] are in [-128, 127]
 LEAKY_MULT, LEAKY_SHIFT = 6554, 16  # 0.1 ≈ 6554 / 2^16
-MAX_TAPS = 1 << 11  # K bound of the exactness argument (above): 3x3 kernels over 227 channels
+MAX_TAPS = 1 << 11  # 3x3 kernels over up to 227 channels
+L1_MAX = (1 << 17) - 1  # per output channel: 128 · L1 < 2^24 (module docstring)
+W_INT_MAX = (1 << 15) - 1  # stored as int16
 MAX_SHIFT = 30
 HEADROOM = 2.0  # activation ranges are calibrated at twice the largest value seen
 
@@ -94,39 +103,32 @@ def upsample(a: torch.Tensor) -> torch.Tensor:
     return a.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)
 
 
-def _partial_sums(a: torch.Tensor, k: int, w_pieces: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
-    """P_hh, P_m = P_hl + P_lh, P_ll (int32, (N·H·W, Cout)) of im2col(a) @ w, exactly.
+def _piece_sums(a: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(P_hi, P_lo), int32 NHWC: the convolutions of a's two 8-bit pieces with w_int, in float32.
 
-    The GEMMs run in ``dtype`` on integer-valued pieces: exact when every
-    partial sum is an integer below 2^24 (float32) or 2^53 (float64), which
-    :attr:`IntConv.gemm_dtype` guarantees from the layer's own weights.
+    Exact: every partial sum is an integer below 2^24 (module docstring).
     """
-    cout = w_pieces.shape[1] // 2
-    a_hi, a_lo = split8(a)
-    p_hi = (im2col(a_hi, k).to(dtype) @ w_pieces).to(torch.int32)
-    p_lo = (im2col(a_lo, k).to(dtype) @ w_pieces).to(torch.int32)
-    return p_hi[:, :cout], p_hi[:, cout:] + p_lo[:, :cout], p_lo[:, cout:]
+    hi, lo = split8(a)
+    pieces = torch.cat([hi, lo]).to(torch.float32).permute(0, 3, 1, 2)  # NCHW view, channels-last memory
+    out = F.conv2d(pieces, weight, padding=weight.shape[-1] // 2).permute(0, 2, 3, 1).to(torch.int32)
+    n = a.shape[0]
+    return out[:n], out[n:]
 
 
 # -- layers ---------------------------------------------------------------------------
 class IntConv(nn.Module):
     """A k×k convolution (stride 1, zero padding k//2) in exact integer arithmetic."""
 
-    def __init__(self, w_int: torch.Tensor, bias: torch.Tensor, shift: torch.Tensor, kernel: int):
+    def __init__(self, w_int: torch.Tensor, bias: torch.Tensor, shift: torch.Tensor):
         super().__init__()
-        self.kernel = kernel
-        self.register_buffer("kernel_size", torch.tensor(kernel))
-        self.register_buffer("w_int", w_int.to(torch.int32))  # (k·k·Cin, Cout)
+        if bool((w_int.abs().flatten(1).sum(1) > L1_MAX).any()):
+            raise ValueError("integer weights exceed the L1 bound that makes the convolution exact")
+        self.register_buffer("w_int", w_int.to(torch.int32))  # (Cout, Cin, k, k)
         self.register_buffer("bias", bias.to(torch.int32))  # in output units
         self.register_buffer("shift", shift.to(torch.int32))
-        pieces = torch.cat(split8(self.w_int), dim=1).double()
-        # Exactness of the piece GEMMs: |a piece| <= 128, so every partial sum of a
-        # column is at most 128 · sum_k |w piece|; float32 holds integers below 2^24.
-        bound = 128 * pieces.abs().sum(0).max()
-        self.gemm_dtype = torch.float32 if bound < 2**24 else torch.float64
-        self.register_buffer("w_pieces", pieces.to(self.gemm_dtype), persistent=False)
+        self.register_buffer("weight", w_int.to(torch.float32), persistent=False)
         self.register_buffer("round_bit", (1 << (self.shift - 1)).to(torch.int32), persistent=False)
-        self.narrow = bool((self.shift >= 16).all())  # the int32 nested-floor path applies
+        self.narrow = bool((self.shift >= 8).all())  # the int32 nested-floor path applies
 
     @classmethod
     def quantize(cls, conv: nn.Conv2d, e_in: int, e_out: int, in_gain: torch.Tensor | None = None,
@@ -135,38 +137,39 @@ class IntConv(nn.Module):
 
         The integer layer computes out_gain·(conv(in_gain·x) + out_offset), with
         ``in_gain`` an optional per-input-channel factor folded into the weights.
+        Each output channel gets the finest power-of-two scale whose integer
+        weights stay within L1_MAX (and W_INT_MAX).
         """
         w = conv.weight.detach().double() * out_gain
         if in_gain is not None:
             w = w * in_gain.double().view(1, -1, 1, 1)
         b = (conv.bias.detach().double() + out_offset) * out_gain
-        k = w.shape[-1]
-        if k * k * w.shape[1] > MAX_TAPS:
-            raise ValueError(f"a {k}x{k} conv over {w.shape[1]} channels exceeds the exact bound of {MAX_TAPS} taps")
-        w_max = w.abs().flatten(1).amax(1).clamp(min=1e-30)
-        # the largest r with |w| · 2^(r + e_out - e_in) <= A_MAX: 15-bit weights
-        shift = torch.floor(torch.log2(A_MAX / w_max)) - (e_out - e_in)
-        shift = shift.clamp(1, MAX_SHIFT)
-        w_int = torch.round(w * torch.pow(2.0, shift + e_out - e_in).view(-1, 1, 1, 1)).clamp(-A_MAX, A_MAX)
+        if w[0].numel() > MAX_TAPS:
+            raise ValueError(f"a conv over {w[0].numel()} taps exceeds the exact bound of {MAX_TAPS}")
+        w = w * 2.0 ** (e_out - e_in)  # now out = sum w·a_int in output units
+        l1 = w.abs().flatten(1).sum(1).clamp(min=1e-30)
+        peak = w.abs().flatten(1).amax(1).clamp(min=1e-30)
+        limit = torch.minimum((L1_MAX - w[0].numel()) / l1, W_INT_MAX / peak)  # room for rounding up
+        shift = torch.floor(torch.log2(limit)).clamp(1, MAX_SHIFT)
+        w_int = torch.round(w * torch.pow(2.0, shift).view(-1, 1, 1, 1))
         bias = torch.round(b * 2.0**e_out).clamp(-A_MAX, A_MAX)
-        return cls(w_int.permute(2, 3, 1, 0).reshape(-1, w.shape[0]), bias, shift, k)
+        return cls(w_int, bias, shift)
 
     def _sum_shifted(self, a: torch.Tensor) -> torch.Tensor:
-        """floor((sum w·a + 2^(r-1)) / 2^r), exactly, as int32 or int64 (N·H·W, Cout)."""
-        if a.device.type != "cpu":  # float64 backend: exact, every partial sum < 2^41
-            acc = (im2col(a.double(), self.kernel) @ self.w_int.double()).round_().long()
+        """floor((sum w·a + 2^(r-1)) / 2^r), exactly, as int32 or int64 NHWC."""
+        if a.device.type != "cpu":  # float64 GEMM: exact, every partial sum < 2^41 < 2^53
+            n, h, w, _ = a.shape
+            k = self.weight.shape[-1]
+            mat = self.w_int.permute(2, 3, 1, 0).reshape(-1, self.w_int.shape[0]).double()
+            acc = (im2col(a.double(), k) @ mat).round_().long().reshape(n, h, w, -1)
             return (acc + self.round_bit) >> self.shift
-        p_hh, p_m, p_ll = _partial_sums(a, self.kernel, self.w_pieces, self.gemm_dtype)
+        p_hi, p_lo = _piece_sums(a, self.weight)
         if self.narrow:  # nested floors, every term below 2^31 (module docstring)
-            t = (p_m + ((p_ll + self.round_bit) >> 8)) >> 8
-            return (p_hh + t) >> (self.shift - 16)
-        acc = (p_hh.long() << 16) + (p_m.long() << 8) + p_ll.long()
-        return (acc + self.round_bit) >> self.shift
+            return (p_hi + ((p_lo + self.round_bit) >> 8)) >> (self.shift - 8)
+        return ((p_hi.long() << 8) + p_lo.long() + self.round_bit) >> self.shift
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
-        n, h, w, _ = a.shape
-        out = saturate(self._sum_shifted(a) + self.bias)
-        return out.to(torch.int32).reshape(n, h, w, -1)
+        return saturate(self._sum_shifted(a) + self.bias).to(torch.int32)
 
 
 class IntResBlock(nn.Module):
