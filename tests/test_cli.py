@@ -92,3 +92,17 @@ def test_demo_runs_and_refuses_to_overwrite(tmp_path, capsys):
     assert "fllic (quality" in text and "JPEG-XL lossless" in text and "PNG" in text
     assert (out / "decoded.png").exists() and fllic.check((out / "sample.fllic").read_bytes())
     assert main(["demo", "--out", str(out)]) == 1
+
+
+def test_device_option(tmp_path, png, tiny_model_path, capsys):
+    import torch
+
+    f = tmp_path / "d.fllic"
+    model = ["--model", str(tiny_model_path)]
+    assert main(["compress", str(png), "-o", str(f), "--sigma", "20", "--device", "cpu", *model]) == 0
+    assert main(["decompress", str(f), "-o", str(tmp_path / "d.png"), "--device", "cpu", *model]) == 0
+    if not torch.cuda.is_available():
+        capsys.readouterr()
+        assert main(["decompress", str(f), "-o", str(tmp_path / "e.png"), "--device", "cuda", *model]) == 1
+        err = capsys.readouterr().err
+        assert "CUDA is not available" in err and "Traceback" not in err

