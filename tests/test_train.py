@@ -29,10 +29,11 @@ def test_train_resume_and_export(tmp_path, data_root):
     assert train_main(common + ["--steps", "4"]) == 0
     log = (work / "train.log").read_text()
     assert "resume at step 2" in log
-    out = tmp_path / "tiny.pt"
-    assert export_main(["--checkpoint", str(work / "checkpoint.pt"), "--out", str(out), "--id", "tiny"]) == 0
+    out, resume = tmp_path / "tiny.pt", tmp_path / "tiny-float.pt"
+    assert export_main(["--checkpoint", str(work / "checkpoint.pt"), "--out", str(out), "--id", "tiny",
+                        "--synthetic-calibration", "--float-out", str(resume)]) == 0
     fresh = tmp_path / "fresh"
-    assert train_main(common[:2] + ["--workdir", str(fresh)] + common[4:] + ["--steps", "1", "--init", str(out)]) == 0
+    assert train_main(common[:2] + ["--workdir", str(fresh)] + common[4:] + ["--steps", "1", "--init", str(resume)]) == 0
     assert (fresh / "checkpoint.pt").exists()
     img = noisy_image(np.random.default_rng(0), 40, 40)
     data = fllic.encode(img, sigma=10, model=str(out))
@@ -43,3 +44,60 @@ def test_patch_must_be_a_multiple_of_64(tmp_path, data_root):
     from fllic.train.__main__ import main as train_main
 
     assert train_main(["--data", str(data_root), "--workdir", str(tmp_path), "--patch", "100"]) == 2
+
+
+def test_export_without_calibration_photos_is_a_clear_error(tmp_path, data_root, capsys):
+    from fllic.train.__main__ import main as train_main
+    from fllic.train.export import main as export_main
+
+    work = tmp_path / "work"
+    assert train_main(["--data", str(data_root), "--workdir", str(work), "--tiny", "--batch", "2", "--patch", "64",
+                       "--threads", "1", "--steps", "1"]) == 0
+    assert export_main(["--checkpoint", str(work / "checkpoint.pt"), "--out", str(tmp_path / "m.pt"),
+                        "--data", str(tmp_path / "nowhere")]) == 1
+    assert "no calibration photos" in capsys.readouterr().err
+
+
+def test_denoiser_trainer_smoke(tmp_path, data_root):
+    """The v2 trunk's plain-denoiser trainer runs, validates, checkpoints, resumes and exports."""
+    from fllic.train.denoiser import main as denoiser_main
+
+    work = tmp_path / "trunk"
+    common = ["--data", str(data_root), "--workdir", str(work), "--tiny", "--batch", "2", "--patch", "32",
+              "--threads", "1", "--val-every", "2"]
+    assert denoiser_main(common + ["--steps", "2"]) == 0
+    assert denoiser_main(common + ["--steps", "3"]) == 0
+    log = (work / "train.log").read_text()
+    assert "resume at step 2" in log
+    assert denoiser_main(common + ["--export", str(tmp_path / "trunk.pt")]) == 0
+    assert (tmp_path / "trunk.pt").stat().st_size > 0
+
+
+def test_v2_codec_trains_on_a_frozen_trunk_and_codes_exactly(tmp_path, data_root):
+    """Stage 2 of v2: a trunk from the denoiser trainer, frozen, ahead of a codec initialised from float weights."""
+    import torch
+
+    from fllic.train.__main__ import main as train_main
+    from fllic.train.denoiser import main as denoiser_main
+    from fllic.train.export import main as export_main
+
+    trunk = tmp_path / "trunk.pt"
+    denoiser_main(["--data", str(data_root), "--workdir", str(tmp_path / "t"), "--tiny", "--batch", "2",
+                   "--patch", "32", "--threads", "1", "--steps", "1", "--export", str(trunk)])
+    assert not trunk.exists()  # --export needs a checkpoint: nothing trained yet
+    assert denoiser_main(["--data", str(data_root), "--workdir", str(tmp_path / "t"), "--tiny", "--batch", "2",
+                          "--patch", "32", "--threads", "1", "--steps", "1"]) == 0
+    assert denoiser_main(["--workdir", str(tmp_path / "t"), "--export", str(trunk)]) == 0
+    work = tmp_path / "v2"
+    assert train_main(["--data", str(data_root), "--workdir", str(work), "--tiny", "--batch", "2", "--patch", "64",
+                       "--threads", "1", "--steps", "2", "--trunk", str(trunk), "--freeze-trunk", "--bf16"]) == 0
+    state = torch.load(work / "checkpoint.pt", weights_only=False)
+    before = torch.load(trunk, weights_only=True)["state_dict"]
+    for k, v in before.items():  # frozen: the trunk's weights did not move
+        assert torch.equal(state["model"][f"trunk.{k}"].half(), v)
+    out = tmp_path / "v2.pt"
+    assert export_main(["--checkpoint", str(work / "checkpoint.pt"), "--out", str(out), "--id", "tiny-v2",
+                        "--synthetic-calibration", "--quality-scales", "2", "1"]) == 0
+    img = noisy_image(np.random.default_rng(0), 50, 70)
+    res = fllic.codec.encode_detailed(img, sigma=20, model=str(out))
+    assert np.array_equal(fllic.decode(res.data, model=str(out)), res.pixels)

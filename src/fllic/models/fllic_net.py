@@ -2,7 +2,7 @@
 
 Data flow::
 
-    x_noisy, sigma ──g_a──> y ──h_a──> z
+    x_noisy, sigma ─[trunk]─> x_est ──g_a──> y ──h_a──> z
                                        │ ẑ = Δ_z ⊙ round(z / Δ_z)          (factorized density)
                                        ▼
                       h_s(ẑ, sigma) ──> μ, σ, Δ_y       (Δ_y is the content-adaptive step map)
@@ -11,7 +11,9 @@ Data flow::
 
 q is a global scale on the step map: the rate knob (one model, several quality
 points). sigma, the noise level, conditions g_a, h_s and g_s, so one model
-serves sigma 0 to 50.
+serves sigma 0 to 50. The optional trunk (v2, :mod:`fllic.models.trunk`) is an
+encoder-side denoiser; without it g_a reads the noisy image itself (v1).
+h_s and g_s run as exact integer networks when coding (int_decoder.py).
 """
 
 from __future__ import annotations
@@ -78,10 +80,13 @@ class FllicConfig:
     m: int = 128
     nh: int = 64
     nz: int = 32
+    # v2: the encoder-side denoising trunk's channels per scale (None: no trunk, as in v1)
+    trunk: tuple[int, int, int] | None = None
+    trunk_blocks: int = 2
 
     @classmethod
-    def tiny(cls) -> "FllicConfig":
-        return cls(n1=8, n2=8, n3=8, m=8, nh=8, nz=4)
+    def tiny(cls, trunk: bool = False) -> "FllicConfig":
+        return cls(n1=8, n2=8, n3=8, m=8, nh=8, nz=4, trunk=(8, 8, 8) if trunk else None, trunk_blocks=1)
 
 
 def _cond_maps(x: torch.Tensor, sigma: torch.Tensor, q: torch.Tensor | None) -> torch.Tensor:
@@ -123,6 +128,11 @@ class FLLIC(nn.Module):
             UpResBlock(c.n2, c.n1), ResBlock(c.n1), ResBlock(c.n1),
             conv3x3(c.n1, 12), nn.PixelShuffle(2),
         )
+        self.trunk = None
+        if c.trunk is not None:
+            from fllic.models.trunk import DenoisingTrunk, TrunkConfig
+
+            self.trunk = DenoisingTrunk(TrunkConfig(tuple(c.trunk), c.trunk_blocks))
         self.log_step_z = nn.Parameter(torch.full((c.nz,), INIT_LOG_STEP_Z))
         self.z_density = FactorizedDensity(c.nz)
         with torch.no_grad():
@@ -132,9 +142,17 @@ class FLLIC(nn.Module):
         haar_init_(self)
 
     # -- pieces shared by forward() and the coder ---------------------------------
+    def estimate(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        """The encoder's estimate of the clean image: the trunk's output (v2), or x itself (v1)."""
+        return x if self.trunk is None else self.trunk(x, sigma)
+
     def analysis(self, x: torch.Tensor, sigma: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-        """y = g_a(x | sigma, q); x in [0, 1], (N, 3, H, W) with H, W divisible by 64."""
-        return self.g_a(_cond_maps(self.g_a_in(x - 0.5), sigma, q))
+        """y = g_a(estimate(x) | sigma, q); x in [0, 1], (N, 3, H, W) with H, W divisible by 64.
+
+        With a trunk, g_a codes the trunk's estimate: remote-source coding's
+        estimate-then-code split, with the estimation paid only by the encoder.
+        """
+        return self.g_a(_cond_maps(self.g_a_in(self.estimate(x, sigma) - 0.5), sigma, q))
 
     def step_z(self) -> torch.Tensor:
         return torch.exp(self.log_step_z).view(1, -1, 1, 1)

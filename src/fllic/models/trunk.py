@@ -73,6 +73,7 @@ class DenoisingTrunk(nn.Module):
         self.up1, self.up0 = nn.ConvTranspose2d(c2, c1, 2, stride=2), nn.ConvTranspose2d(c1, c0, 2, stride=2)
         self.d1, self.d0 = _stage(c1, n), _stage(c0, n)
         self.tail = nn.Conv2d(c0, 12, 3, padding=1)
+        self.bf16 = False  # run the convolutions under bf16 autocast (CPU training speed)
 
     def forward(self, x: torch.Tensor, noise_map: torch.Tensor) -> torch.Tensor:
         """Denoise ``x`` (N, 3, H, W) in [0, 1], H and W divisible by 8.
@@ -80,6 +81,12 @@ class DenoisingTrunk(nn.Module):
         ``noise_map`` is the noise std in 8-bit units, (N,) for white noise or
         (N, 1, H, W) per pixel. Returns the estimate, in [0, 1] before clipping.
         """
+        if self.bf16 and x.device.type == "cpu":
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return x - self._noise(x, noise_map).float()
+        return x - self._noise(x, noise_map)
+
+    def _noise(self, x: torch.Tensor, noise_map: torch.Tensor) -> torch.Tensor:
         n, _, h, w = x.shape
         if noise_map.dim() == 1:
             noise_map = noise_map.view(n, 1, 1, 1).expand(n, 1, h, w)
@@ -89,4 +96,4 @@ class DenoisingTrunk(nn.Module):
         f2 = self.bottom(self.down1(f1))
         g1 = self.d1(self.up1(f2) + f1)
         g0 = self.d0(self.up0(g1) + f0)
-        return x - self.shuffle(self.tail(g0))
+        return self.shuffle(self.tail(g0))

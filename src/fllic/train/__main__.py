@@ -21,7 +21,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tiny", action="store_true", help="a tiny model, for smoke tests")
     p.add_argument("--ckpt-every", type=int, default=100)
-    p.add_argument("--init", type=Path, default=None, help="start from these weights (a checkpoint or an exported model, e.g. the shipped one) when the workdir has no checkpoint")
+    p.add_argument("--trunk", type=Path, default=None, help="v2: a denoising trunk (checkpoint or export of python -m fllic.train.denoiser) ahead of g_a")
+    p.add_argument("--freeze-trunk", action="store_true", help="train the codec only, on the trunk's estimates")
+    p.add_argument("--bf16", action="store_true", help="run the trunk under bf16 autocast (faster on CPUs with AVX-512 BF16)")
+    p.add_argument("--init", type=Path, default=None, help="start from these float weights (a checkpoint, or a float resume point such as weights/fllic-awgn-v1-float.pt) when the workdir has no checkpoint")
     return p
 
 

@@ -112,7 +112,7 @@ def train(cfg: DenoiserConfig) -> None:
             log.write(f"step {step} mse {acc / n_acc:.3e} psnr {10 * math.log10(1 / max(acc / n_acc, 1e-12)):.2f} "
                       f"lr {opt.param_groups[0]['lr']:.2e} s/step {dt / n_acc:.2f} wall_h {elapsed / 3600:.2f}\n")
             acc, n_acc, t0 = 0.0, 0, time.time()
-        if step % cfg.val_every == 0 or step == cfg.steps:
+        if val and (step % cfg.val_every == 0 or step == cfg.steps):
             scores = validate(model, val)
             log.write(f"val {step} " + " ".join(f"sigma{int(s)} {v:.2f}" for s, v in scores.items()) + "\n")
             t0 = time.time()
@@ -145,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--export", type=Path, default=None, help="write the checkpoint's weights (float16) here and stop")
     args = p.parse_args(argv)
     if args.export is not None:
+        if not (args.workdir / "checkpoint.pt").exists():
+            print(f"error: no checkpoint in {args.workdir} to export", file=sys.stderr)
+            return 1
         export(args.workdir / "checkpoint.pt", args.export)
         return 0
     if args.patch % 8:

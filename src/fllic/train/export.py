@@ -50,14 +50,24 @@ def _float_weights(path: Path) -> tuple[dict, dict, dict]:
     return state["config"], state["state_dict"], {k: meta[k] for k in ("train_steps", "train_wall_hours") if k in meta}
 
 
-def export(checkpoint: Path, out: Path, model_id: str, quality_scales, data: Path, notes: str = "") -> str:
+def export(checkpoint: Path, out: Path, model_id: str, quality_scales, data: Path | None, notes: str = "",
+           float_out: Path | None = None) -> str:
+    """Write the shipped model to ``out`` (and, with ``float_out``, its float resume point).
+
+    ``data`` is the folder with WikipediaPhotos for calibration; None uses
+    synthetic scenes (for tests and tiny models only).
+    """
     config, weights, facts = _float_weights(checkpoint)
     net = FLLIC(FllicConfig(**config))
     net.load_state_dict({k: v.float() for k, v in weights.items()})
     meta = {"id": model_id, "quality_scales": [float(q) for q in quality_scales], **facts, "notes": notes}
-    model = finalize(net, meta, calibration=calibration_batch(data, meta["quality_scales"]))
+    calibration = None if data is None else calibration_batch(data, meta["quality_scales"])
+    model = finalize(net, meta, calibration=calibration)
     out.parent.mkdir(parents=True, exist_ok=True)
     model.save(out)
+    if float_out is not None:
+        half = {k: v.half() if v.is_floating_point() else v for k, v in net.state_dict().items()}
+        torch.save({"format": 1, "config": config, "state_dict": half, "meta": meta}, float_out)
     return model.hash.hex()
 
 
@@ -71,8 +81,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quality-scales", type=float, nargs="+", default=list(DEFAULT_QUALITY_SCALES),
                    help="step-map scale of quality 1, 2, ... (the last, the finest, is the default)")
     p.add_argument("--notes", default="", help="free text stored in the model's metadata")
+    p.add_argument("--float-out", type=Path, default=None,
+                   help="also write the float weights (float16) here: the resume point for `fllic train --init`")
+    p.add_argument("--synthetic-calibration", action="store_true",
+                   help="calibrate the integer decoder on synthetic scenes instead of --data (tests, tiny models)")
     args = p.parse_args(argv)
-    digest = export(args.checkpoint, args.out, args.id, args.quality_scales, args.data, args.notes)
+    data = None if args.synthetic_calibration else args.data
+    if data is not None and not any((data / "WikipediaPhotos").glob("*.png")):
+        print(f"error: no calibration photos in {data / 'WikipediaPhotos'}; pass --data, or --synthetic-calibration "
+              "for a test model", file=sys.stderr)
+        return 1
+    digest = export(args.checkpoint, args.out, args.id, args.quality_scales, data, args.notes, args.float_out)
     print(f"wrote {args.out} ({args.out.stat().st_size} bytes), weights hash {digest}")
     return 0
 

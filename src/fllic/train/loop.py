@@ -40,6 +40,9 @@ class TrainConfig:
     log_every: int = 20
     init: Path | None = None
     tiny: bool = False
+    trunk: Path | None = None  # v2: a denoising trunk (from fllic.train.denoiser) ahead of g_a
+    freeze_trunk: bool = False
+    bf16: bool = False  # the trunk under bf16 autocast
 
 
 def _threads_wanted(cfg: TrainConfig) -> int:
@@ -52,10 +55,36 @@ def _threads_wanted(cfg: TrainConfig) -> int:
 
 
 def _initial_weights(path: Path) -> dict[str, torch.Tensor]:
-    """Weights from a training checkpoint or from an exported (shipped) model file."""
+    """Weights from a training checkpoint or a float weights file (``weights/*-float.pt``)."""
     state = torch.load(path, map_location="cpu", weights_only=True)
+    if state.get("format") == 2:
+        raise ValueError(f"{path} is an exported model: its decoder is integer-only. Start from its float "
+                         "resume point instead (weights/fllic-awgn-v1-float.pt for the shipped model)")
     weights = state["model"] if "model" in state else state["state_dict"]
     return {k: v.float() for k, v in weights.items()}
+
+
+def _trunk_weights(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """(trunk config, weights) from a denoiser checkpoint or its export."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    weights = state["model"] if "model" in state else state["state_dict"]
+    return state["config"], {k: v.float() for k, v in weights.items()}
+
+
+def _model_config(cfg: "TrainConfig", trunk) -> FllicConfig:
+    base = FllicConfig.tiny() if cfg.tiny else FllicConfig()
+    if trunk is None:
+        return base
+    from dataclasses import replace
+
+    return replace(base, trunk=tuple(trunk[0]["channels"]), trunk_blocks=int(trunk[0]["blocks"]))
+
+
+def _load_except_trunk(model: FLLIC, weights: dict[str, torch.Tensor]) -> None:
+    """Load codec weights (e.g. v1's) into a model that may also have a trunk."""
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    if unexpected or any(not k.startswith("trunk.") for k in missing):
+        raise ValueError(f"initial weights do not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
 
 
 def _save(path: Path, state: dict) -> None:
@@ -72,16 +101,24 @@ def _sample_q(n: int, q_range: tuple[float, float], gen: torch.Generator) -> tor
 def train(cfg: TrainConfig) -> None:
     cfg.workdir.mkdir(parents=True, exist_ok=True)
     ckpt = cfg.workdir / "checkpoint.pt"
-    model = FLLIC(FllicConfig.tiny() if cfg.tiny else FllicConfig())
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    trunk = _trunk_weights(cfg.trunk) if cfg.trunk is not None else None
+    model = FLLIC(_model_config(cfg, trunk))
     step, elapsed = 0, 0.0
-    if ckpt.exists():
-        state = torch.load(ckpt, map_location="cpu")
+    state = torch.load(ckpt, map_location="cpu") if ckpt.exists() else None
+    if state is not None:
         model.load_state_dict(state["model"])
+    else:
+        if cfg.init is not None:
+            _load_except_trunk(model, _initial_weights(cfg.init))
+        if trunk is not None:
+            model.trunk.load_state_dict(trunk[1])
+    if model.trunk is not None:
+        model.trunk.bf16 = cfg.bf16
+        model.trunk.requires_grad_(not cfg.freeze_trunk)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
+    if state is not None:
         opt.load_state_dict(state["opt"])
         step, elapsed = state["step"], state["elapsed"]
-    elif cfg.init is not None:
-        model.load_state_dict(_initial_weights(cfg.init))
     colour, grey = load_cached(cfg.data, cfg.workdir / "images.npz")
     sampler = PatchSampler(colour, grey, cfg.patch, cfg.grey_fraction, cfg.sigma_max, cfg.seed + step)
     gen = torch.Generator().manual_seed(cfg.seed + step)
