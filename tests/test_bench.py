@@ -239,3 +239,16 @@ def test_compare_reports_differences_and_tolerance():
     assert rows[0]["d_psnr"] == pytest.approx(-0.1) and rows[0]["d_bpp_pct"] == pytest.approx(2.0)
     text = to_markdown(rows, "a", "b", 0.05, 1.0, "cmd")
     assert "**no**" in text and "-0.100" in text
+
+
+def test_crop_figure_has_a_row_per_sigma(tiny_model, rng, monkeypatch):
+    from fllic.baselines.denoisers import Cbm3d, Ffdnet
+    from fllic.bench.crops import figure
+
+    monkeypatch.setattr(Cbm3d, "available", classmethod(lambda cls: False))
+    monkeypatch.setattr(Ffdnet, "available", classmethod(lambda cls: False))
+    clean = noisy_image(rng, 96, 120)
+    fig = figure(clean, [10.0, 30.0], (20, 24, 40), model=tiny_model)
+    assert fig.dtype == np.uint8 and fig.ndim == 3
+    assert fig.shape[0] == 2 * (40 + 18 + 4)  # two rows of labelled tiles
+    assert fig.shape[1] == 3 * (40 + 4)  # noisy, fllic, clean

@@ -142,6 +142,12 @@ def _to_uint8(x: np.ndarray) -> np.ndarray:
 class Cbm3d(Denoiser):
     name = "cbm3d"
 
+    @classmethod
+    def available(cls) -> bool:
+        import importlib.util
+
+        return importlib.util.find_spec("bm3d") is not None
+
     def version(self) -> str:
         from importlib.metadata import PackageNotFoundError, version
 
