@@ -18,6 +18,13 @@ from fllic import format as fmt
 from fllic._errors import FormatError, InputError, IntegrityError, LimitError, ModelMismatchError
 
 PAD_MULTIPLE = 64
+DEFAULT_TILE = 1024
+
+
+def _tile(tile) -> int:
+    if not isinstance(tile, (int, np.integer)) or tile < PAD_MULTIPLE or tile % PAD_MULTIPLE:
+        raise InputError(f"tile must be a multiple of {PAD_MULTIPLE} pixels, at least {PAD_MULTIPLE}, got {tile!r}")
+    return int(tile)
 
 
 @dataclass
@@ -83,7 +90,8 @@ def _quality_scale(model, quality: int | None) -> tuple[int, float]:
 
 
 def encode_detailed(array, sigma: float | None = None, model=None, quality: int | None = None,
-                    max_pixels: int = fmt.DEFAULT_MAX_PIXELS, device: str | None = None) -> EncodeResult:
+                    max_pixels: int = fmt.DEFAULT_MAX_PIXELS, device: str | None = None,
+                    tile: int = DEFAULT_TILE, progress: bool = False) -> EncodeResult:
     """encode(), also returning the decoded pixels and the model's estimated bits."""
     from fllic.models.registry import resolve
     from fllic.noise import estimate_sigma
@@ -98,7 +106,7 @@ def encode_detailed(array, sigma: float | None = None, model=None, quality: int 
         raise InputError(f"sigma must be between 0 and 255, got {sigma}")
     sigma = float(np.float32(sigma))
     quality, q = _quality_scale(m, quality)
-    comp = m.compress(_to_tensor(img), sigma, q)
+    comp = m.compress(_to_tensor(img), sigma, q, tile=_tile(tile), progress=progress)
     channels = 1 if img.ndim == 2 else 3
     pixels = _pixels(comp.pixels, h, w, channels)
     header = fmt.Header(
@@ -111,20 +119,26 @@ def encode_detailed(array, sigma: float | None = None, model=None, quality: int 
 
 
 def encode(array, sigma: float | None = None, model=None, quality: int | None = None,
-           device: str | None = None) -> bytes:
+           device: str | None = None, tile: int = DEFAULT_TILE) -> bytes:
     """Compress a noisy uint8 image, (H, W) grey or (H, W, 3) RGB, to .fllic bytes.
 
     ``sigma`` is the noise std in 8-bit units (estimated when None), ``model`` a
     shipped model id, an exported .pt path or a CodingModel, and ``quality`` a
     level from 1 to the model's highest, which is the default: the
     functionally lossless point. ``device`` runs the network there (cpu, cuda);
-    the bytes and pixels do not depend on it.
+    the pixels do not depend on it. ``tile`` bounds memory: the image is
+    analysed and synthesised that many pixels at a time.
     """
-    return encode_detailed(array, sigma=sigma, model=model, quality=quality, device=device).data
+    return encode_detailed(array, sigma=sigma, model=model, quality=quality, device=device, tile=tile).data
 
 
-def decode(data: bytes, model=None, max_pixels: int = fmt.DEFAULT_MAX_PIXELS, device: str | None = None) -> np.ndarray:
-    """Decode .fllic bytes to the denoised uint8 image, with the encoder's shape, on any ``device``."""
+def decode(data: bytes, model=None, max_pixels: int = fmt.DEFAULT_MAX_PIXELS, device: str | None = None,
+           tile: int = DEFAULT_TILE, progress: bool = False) -> np.ndarray:
+    """Decode .fllic bytes to the denoised uint8 image, with the encoder's shape, on any ``device``.
+
+    The image is synthesised ``tile`` pixels at a time (memory bounded by the
+    tile); the pixels do not depend on the tile size.
+    """
     from fllic.models.registry import resolve
 
     c = fmt.unpack(data, max_pixels=max_pixels)
@@ -141,7 +155,8 @@ def decode(data: bytes, model=None, max_pixels: int = fmt.DEFAULT_MAX_PIXELS, de
         raise FormatError("the file lacks its Z or Y section")
     z_shape = ((h.height + h.pad_h) // PAD_MULTIPLE, (h.width + h.pad_w) // PAD_MULTIPLE)
     try:
-        x = m.decompress((c.sections["Z"], c.sections["Y"]), z_shape, h.sigma, h.step_scale)
+        x = m.decompress((c.sections["Z"], c.sections["Y"]), z_shape, h.sigma, h.step_scale,
+                         tile=_tile(tile), progress=progress)
     except (ValueError, RuntimeError, OverflowError, IndexError) as e:
         raise FormatError(f"corrupt entropy-coded data ({e})") from e
     pixels = _pixels(x, h.height, h.width, h.channels)

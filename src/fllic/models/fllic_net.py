@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fllic import tiling
 from fllic._errors import ModelMismatchError
 from fllic.entropy import coder
 from fllic.entropy.density import (
@@ -267,14 +268,15 @@ class CodingModel:
         return self
 
     @torch.no_grad()
-    def compress(self, x: torch.Tensor, sigma: float, q: float) -> Compressed:
-        """Code a (1, 3, H, W) noisy image in [0, 1], H and W divisible by 64."""
+    def compress(self, x: torch.Tensor, sigma: float, q: float, tile: int = tiling.DEFAULT_TILE,
+                 progress: bool = False) -> Compressed:
+        """Code a (1, 3, H, W) noisy image in [0, 1], H and W divisible by 64, ``tile`` pixels at a time."""
         from fllic.models.integer import to_nhwc
 
         self._check_fresh()
         x = x.to(self.device)
         s, qt = _scalar(sigma, self.device), _scalar(q, self.device)
-        y = to_nhwc(self.net.analysis(x, s, qt)).double()
+        y = to_nhwc(tiling.analysis(self.net, x, s, qt, tile, progress)).double()
         z_sym = torch.round(self.net.h_a(y.permute(0, 3, 1, 2).float()) / self.net.step_z()).cpu()
         z_groups = _channel_groups(tuple(z_sym.shape))
         z_sym = _clamp(z_sym, self.tables.z, z_groups)
@@ -286,21 +288,22 @@ class CodingModel:
             coder.encode(z_sym.numpy().astype(np.int64), z_groups, self.tables.z),
             coder.encode(u.numpy().astype(np.int64), y_groups, self.tables.y),
         )
-        pixels = self.decoder.synthesis(u.to(self.device), p, sigma, q).cpu()
+        pixels = tiling.synthesis(self.decoder, u.to(self.device), p, sigma, q, tile, progress).cpu()
         t = scale_table()[p.index.cpu()]
         est = float(-torch.log2(gaussian_likelihood(u, t)).sum() - torch.log2(self.net.z_density.likelihood(z_sym.to(self.device))).sum())
         return Compressed(strings, tuple(z_sym.shape[2:]), pixels, est)
 
     @torch.no_grad()
-    def decompress(self, strings: tuple[bytes, bytes], z_shape: tuple[int, int], sigma: float, q: float) -> torch.Tensor:
-        """Pixels (1, 64·zh, 64·zw, 3) in fixed point, from the z and y streams."""
+    def decompress(self, strings: tuple[bytes, bytes], z_shape: tuple[int, int], sigma: float, q: float,
+                   tile: int = tiling.DEFAULT_TILE, progress: bool = False) -> torch.Tensor:
+        """Pixels (1, 64·zh, 64·zw, 3) in fixed point, from the z and y streams; the same for any ``tile``."""
         self._check_fresh()
         z_groups = _channel_groups((1, self.net.config.nz, *z_shape))
         z_sym = torch.from_numpy(coder.decode(strings[0], z_groups, self.tables.z).reshape(z_groups.shape))
         p = self.decoder.entropy_params(z_sym.to(self.device), sigma, q)
         y_groups = p.index.cpu().numpy()
         u = torch.from_numpy(coder.decode(strings[1], y_groups, self.tables.y).reshape(y_groups.shape))
-        return self.decoder.synthesis(u.to(self.device), p, sigma, q).cpu()
+        return tiling.synthesis(self.decoder, u.to(self.device), p, sigma, q, tile, progress).cpu()
 
     @torch.no_grad()
     def estimate(self, x: torch.Tensor, sigma: float, q: float) -> torch.Tensor:

@@ -1,0 +1,97 @@
+"""Tiled analysis and synthesis: memory bounded by the tile, not by the image.
+
+The file format does not change: the whole latent is entropy coded as one
+stream (it is 1/16 of the image's size per side), and only the two big
+transforms run tile by tile.
+
+* **Synthesis (exact).** Each tile of the latent grid is decoded with a halo of
+  SYNTHESIS_HALO latents on every side that exists, and only its own pixels are
+  kept. The integer g_s's receptive field reaches 7.75 latents (a 3x3 conv and
+  a ResBlock at 1/16, then per Up-ResBlock one conv at each of its two
+  resolutions and a ResBlock, then the last conv), so with a halo of 10 every
+  kept pixel sees exactly the inputs it sees in the untiled decode: tiled and
+  untiled pixels are identical, bit for bit, whatever the tile size.
+  tests/test_tiling.py checks this.
+* **Analysis.** g_a (and the v2 trunk) run on tiles of the padded image with a
+  halo of ANALYSIS_HALO pixels; the latents of each tile's own region are
+  kept. This is encoder-side floating point: the latents differ from an
+  untiled analysis by rounding-level amounts near tile edges, and the encoder
+  then derives the stored pixels from them exactly as the decoder will.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Iterator
+
+import torch
+
+LATENT = 16  # pixels per latent (g_a's downsampling)
+SYNTHESIS_HALO = 10  # latents
+ANALYSIS_HALO = 128  # pixels, a multiple of LATENT
+DEFAULT_TILE = 1024  # pixels per tile side, a multiple of 64
+
+
+def spans(n: int, tile: int) -> Iterator[tuple[int, int]]:
+    """[start, stop) ranges of at most ``tile`` covering 0..n."""
+    for start in range(0, n, tile):
+        yield start, min(n, start + tile)
+
+
+def grid(height: int, width: int, tile: int) -> list[tuple[int, int, int, int]]:
+    """(r0, r1, c0, c1) of every tile of a height x width grid, in raster order."""
+    return [(r0, r1, c0, c1) for r0, r1 in spans(height, tile) for c0, c1 in spans(width, tile)]
+
+
+def _bar(total: int, desc: str, progress: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="tile", file=sys.stderr, disable=not progress or total <= 1, leave=False)
+
+
+def analysis(net, x: torch.Tensor, sigma: torch.Tensor, q: torch.Tensor, tile: int = DEFAULT_TILE,
+             progress: bool = False) -> torch.Tensor:
+    """y = g_a(x) (NCHW) computed tile by tile; x is (1, 3, H, W) with H, W multiples of 64."""
+    _, _, h, w = x.shape
+    if h <= tile and w <= tile:
+        return net.analysis(x, sigma, q)
+    y = None
+    halo = ANALYSIS_HALO
+    tiles = grid(h, w, tile)
+    with _bar(len(tiles), "analysis", progress) as bar:
+        for r0, r1, c0, c1 in tiles:
+            a0, a1, b0, b1 = max(0, r0 - halo), min(h, r1 + halo), max(0, c0 - halo), min(w, c1 + halo)
+            part = net.analysis(x[:, :, a0:a1, b0:b1], sigma, q)
+            if y is None:
+                y = part.new_empty((1, part.shape[1], h // LATENT, w // LATENT))
+            y[:, :, r0 // LATENT : r1 // LATENT, c0 // LATENT : c1 // LATENT] = part[
+                :, :, (r0 - a0) // LATENT : (r1 - a0) // LATENT, (c0 - b0) // LATENT : (c1 - b0) // LATENT
+            ]
+            bar.update()
+    return y
+
+
+def synthesis(decoder, u: torch.Tensor, p, sigma: float, q: float, tile: int = DEFAULT_TILE,
+              progress: bool = False) -> torch.Tensor:
+    """Fixed-point pixels (1, H, W, 3) of the integer g_s, tile by tile; identical to untiled."""
+    from fllic.models.int_decoder import IntParams
+
+    _, hl, wl, _ = u.shape
+    t = max(1, tile // LATENT)
+    if hl <= t and wl <= t:
+        return decoder.synthesis(u, p, sigma, q)
+    out = None
+    halo = SYNTHESIS_HALO
+    tiles = grid(hl, wl, t)
+    with _bar(len(tiles), "synthesis", progress) as bar:
+        for r0, r1, c0, c1 in tiles:
+            a0, a1, b0, b1 = max(0, r0 - halo), min(hl, r1 + halo), max(0, c0 - halo), min(wl, c1 + halo)
+            window = (slice(None), slice(a0, a1), slice(b0, b1))
+            part = decoder.synthesis(u[window], IntParams(p.mu[window], p.step[window], p.index[window]), sigma, q)
+            if out is None:
+                out = part.new_empty((1, hl * LATENT, wl * LATENT, part.shape[3]))
+            out[:, r0 * LATENT : r1 * LATENT, c0 * LATENT : c1 * LATENT] = part[
+                :, (r0 - a0) * LATENT : (r1 - a0) * LATENT, (c0 - b0) * LATENT : (c1 - b0) * LATENT
+            ]
+            bar.update()
+    return out
