@@ -71,7 +71,8 @@ def shift_round(a: torch.Tensor, shift: int) -> torch.Tensor:
 
 def leaky(a: torch.Tensor) -> torch.Tensor:
     """Integer LeakyReLU(0.1)."""
-    return torch.maximum(a, (a * LEAKY_MULT + (1 << (LEAKY_SHIFT - 1))) >> LEAKY_SHIFT)
+    t = (a * LEAKY_MULT).add_(1 << (LEAKY_SHIFT - 1)).bitwise_right_shift_(LEAKY_SHIFT)
+    return torch.maximum(a, t, out=t)
 
 
 def split8(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -108,10 +109,15 @@ def _piece_sums(a: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, to
 
     Exact: every partial sum is an integer below 2^24 (module docstring).
     """
-    hi, lo = split8(a)
-    pieces = torch.cat([hi, lo]).to(torch.float32).permute(0, 3, 1, 2)  # NCHW view, channels-last memory
-    out = F.conv2d(pieces, weight, padding=weight.shape[-1] // 2).permute(0, 2, 3, 1).to(torch.int32)
     n = a.shape[0]
+    pieces = torch.empty((2 * n, *a.shape[1:]), dtype=torch.float32, device=a.device)
+    hi, lo = pieces[:n], pieces[n:]
+    # hi = floor((a + 128) / 256), lo = a - 256 hi: integers below 2^16, exact in float32
+    lo.copy_(a)
+    torch.add(lo, 128, out=hi).mul_(1.0 / 256).floor_()
+    lo.sub_(hi, alpha=256)
+    out = F.conv2d(pieces.permute(0, 3, 1, 2), weight, padding=weight.shape[-1] // 2)  # channels-last memory
+    out = out.permute(0, 2, 3, 1).to(torch.int32)
     return out[:n], out[n:]
 
 
@@ -129,6 +135,7 @@ class IntConv(nn.Module):
         self.register_buffer("weight", w_int.to(torch.float32), persistent=False)
         self.register_buffer("round_bit", (1 << (self.shift - 1)).to(torch.int32), persistent=False)
         self.narrow = bool((self.shift >= 8).all())  # the int32 nested-floor path applies
+        self.register_buffer("narrow_shift", (self.shift - 8).clamp(min=0), persistent=False)
         self.float64_gemm = False  # the other devices' path; settable on the CPU to test it
 
     @classmethod
@@ -165,12 +172,13 @@ class IntConv(nn.Module):
             acc = (im2col(a.double(), k) @ mat).round_().long().reshape(n, h, w, -1)
             return (acc + self.round_bit) >> self.shift
         p_hi, p_lo = _piece_sums(a, self.weight)
-        if self.narrow:  # nested floors, every term below 2^31 (module docstring)
-            return (p_hi + ((p_lo + self.round_bit) >> 8)) >> (self.shift - 8)
+        if self.narrow:  # nested floors, every term below 2^31 (module docstring); in place
+            t = p_lo.add_(self.round_bit).bitwise_right_shift_(8)
+            return p_hi.add_(t).bitwise_right_shift_(self.narrow_shift)
         return ((p_hi.long() << 8) + p_lo.long() + self.round_bit) >> self.shift
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
-        return saturate(self._sum_shifted(a) + self.bias).to(torch.int32)
+        return saturate(self._sum_shifted(a).add_(self.bias)).to(torch.int32)
 
 
 class IntResBlock(nn.Module):
