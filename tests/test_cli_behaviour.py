@@ -161,3 +161,20 @@ def test_public_functions_raise_only_fllic_errors_on_bad_input(bad, tiny_model):
     for call in calls:
         with pytest.raises(fllic.FllicError):
             call()
+
+
+def test_bench_without_its_extras_names_the_install(monkeypatch, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pytorch_msssim" else real(name, *a))
+    assert main(["bench", "--data", "."]) == 1
+    err = capsys.readouterr().err
+    assert _one_error_line(err) and "pytorch-msssim" in err
+
+
+def test_missing_module_name_is_read_from_the_message_when_unpickled():
+    from fllic.cli import _missing_extra
+
+    text = _missing_extra("bench", ModuleNotFoundError("No module named 'matplotlib'"))
+    assert "matplotlib" in text and ".[bench]" in text

@@ -236,7 +236,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _missing_extra(command: str, e: ModuleNotFoundError) -> str:
-    name = (e.name or "").split(".")[0]
+    import re
+
+    found = re.search(r"No module named '([^']+)'", str(e))
+    name = (e.name or (found.group(1) if found else "")).split(".")[0]
     extra = _EXTRAS.get(name)
     if extra is None:
         return f"fllic: error: {command} needs the Python package {name!r}, which is not installed"

@@ -67,6 +67,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.list_methods:
         return _list_methods(args)
+    import importlib.util
+
+    for module in ("pytorch_msssim", "matplotlib"):  # before any work, and before worker processes start
+        if importlib.util.find_spec(module) is None:
+            raise ModuleNotFoundError(f"No module named '{module}'", name=module)
     data = _data_dir(args)
     out = args.out if args.out is not None else Path("results") / data.resolve().name.lower()
     cache = None if args.no_cache else (args.cache if args.cache is not None else default_cache_dir())
