@@ -2,6 +2,9 @@ import inspect
 import subprocess
 import sys
 
+import numpy as np
+import pytest
+
 import fllic
 
 
@@ -29,3 +32,23 @@ def test_library_never_imports_train():
         if "train" in path.relative_to(src).parts[:1] or path.name == "cli.py":
             continue
         assert "fllic.train" not in path.read_text(), path
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_16_bit_images_are_refused_not_truncated(tmp_path, suffix):
+    """Pillow opens 16-bit RGB PNG/TIFF as 8-bit RGB: fllic must refuse them rather than lose bits."""
+    import imagecodecs
+
+    from fllic.imageio import read_image
+
+    rgb16 = (np.arange(24 * 20 * 3).reshape(20, 24, 3) * 97 % 65535).astype(np.uint16)
+    path = tmp_path / f"rgb16{suffix}"
+    path.write_bytes(imagecodecs.png_encode(rgb16) if suffix == ".png" else imagecodecs.tiff_encode(rgb16))
+    with pytest.raises(fllic.InputError, match="16-bit"):
+        read_image(path)
+    grey = tmp_path / f"grey16{suffix}"
+    from PIL import Image
+
+    Image.fromarray(rgb16[..., 0]).save(grey)
+    with pytest.raises(fllic.InputError, match="16-bit"):
+        read_image(grey)

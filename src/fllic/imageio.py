@@ -31,6 +31,11 @@ def read_image(path: str | Path | bytes) -> np.ndarray:
         source = path
     try:
         with Image.open(source) as im:
+            if _deeper_than_8_bits(im):
+                raise InputError(
+                    f"{path}: a 16-bit image; fllic codes 8-bit images and would silently drop its low "
+                    "bits, so it refuses it: convert it to 8 bits first if that loss is acceptable"
+                )
             if im.mode not in _ACCEPTED_MODES:
                 raise InputError(
                     f"{path}: image mode {im.mode} is not supported; fllic reads 8-bit grey or RGB "
@@ -39,6 +44,18 @@ def read_image(path: str | Path | bytes) -> np.ndarray:
             return np.asarray(im.convert(_ACCEPTED_MODES[im.mode]))
     except OSError as e:  # Pillow's UnidentifiedImageError and truncated-file errors are OSErrors
         raise InputError(f"{path}: not a readable image ({e})") from e
+
+
+def _deeper_than_8_bits(im) -> bool:
+    """Pillow opens some 16-bit files (RGB PNG and TIFF) as 8-bit RGB; their raw mode tells."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        return True
+    for tile in getattr(im, "tile", None) or []:
+        args = tile[3] if len(tile) > 3 else None
+        raw = args[0] if isinstance(args, tuple) and args else args
+        if isinstance(raw, str) and (";16" in raw or ";32" in raw):
+            return True
+    return False
 
 
 def write_image(path: str | Path, array: np.ndarray, allow_lossy: bool = False, suffix: str | None = None) -> None:
