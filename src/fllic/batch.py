@@ -52,7 +52,7 @@ class Options:
     model: str | None = None
     out_suffix: str = ".png"
     allow_lossy: bool = False
-    tile: int = 1024
+    tile: int = 768
     threads: int = 0  # torch threads per worker; 0: leave torch's default
 
 

@@ -168,7 +168,7 @@ def _train(argv: list[str]) -> int:
 def _coding_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="overwrite an existing OUTPUT file (never an input)")
     p.add_argument("--device", default=None, help="run the network on cpu or cuda (default: cpu); pixels are identical on either")
-    p.add_argument("--tile", type=int, default=1024, metavar="PX",
+    p.add_argument("--tile", type=int, default=768, metavar="PX",
                    help="process the image in tiles of PX pixels (a multiple of 64): memory is bounded by the tile")
     p.add_argument("--jobs", type=int, default=1, metavar="N", help="with several inputs: N worker processes")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",

@@ -20,7 +20,7 @@ import warnings
 from fllic._errors import FllicWarning, FormatError, InputError, IntegrityError, LimitError, ModelMismatchError
 
 PAD_MULTIPLE = 64
-DEFAULT_TILE = 1024
+DEFAULT_TILE = 768
 
 
 def _tile(tile) -> int:
@@ -67,12 +67,16 @@ def _padding(n: int) -> int:
     return (-n) % PAD_MULTIPLE
 
 
-def _to_tensor(img: np.ndarray):
-    import torch
-
+def _padded_rgb(img: np.ndarray) -> np.ndarray:
+    """(H+pad_h, W+pad_w, 3) uint8: grey replicated, edges repeated to a multiple of 64."""
     rgb = np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img
-    rgb = np.pad(rgb, ((0, _padding(img.shape[0])), (0, _padding(img.shape[1])), (0, 0)), mode="edge")
-    return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div_(255.0)[None]
+    return np.pad(rgb, ((0, _padding(img.shape[0])), (0, _padding(img.shape[1])), (0, 0)), mode="edge")
+
+
+def _to_tensor(img: np.ndarray):
+    from fllic.tiling import to_tensor
+
+    return to_tensor(_padded_rgb(img))
 
 
 def _pixels(x, height: int, width: int, channels: int) -> np.ndarray:
@@ -128,7 +132,7 @@ def encode_detailed(array, sigma: float | None = None, model=None, quality: int 
         warnings.warn(f"sigma {sigma:g} is outside the range {lo:g}-{hi:g} that model "
                       f"{m.meta.get('id', 'custom')!r} was trained for; expect a poorer image", FllicWarning, stacklevel=2)
     quality, q = _quality_scale(m, quality)
-    comp = m.compress(_to_tensor(img), sigma, q, tile=_tile(tile), progress=progress)
+    comp = m.compress(_padded_rgb(img), sigma, q, tile=_tile(tile), progress=progress)
     channels = 1 if img.ndim == 2 else 3
     pixels = _pixels(comp.pixels, h, w, channels)
     header = fmt.Header(

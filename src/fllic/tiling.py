@@ -29,7 +29,7 @@ import torch
 LATENT = 16  # pixels per latent (g_a's downsampling)
 SYNTHESIS_HALO = 10  # latents
 ANALYSIS_HALO = 128  # pixels, a multiple of LATENT
-DEFAULT_TILE = 1024  # pixels per tile side, a multiple of 64
+DEFAULT_TILE = 768  # pixels per tile side, a multiple of 64
 
 
 def spans(n: int, tile: int) -> Iterator[tuple[int, int]]:
@@ -49,19 +49,33 @@ def _bar(total: int, desc: str, progress: bool):
     return tqdm(total=total, desc=desc, unit="tile", file=sys.stderr, disable=not progress or total <= 1, leave=False)
 
 
-def analysis(net, x: torch.Tensor, sigma: torch.Tensor, q: torch.Tensor, tile: int = DEFAULT_TILE,
+def to_tensor(rgb) -> torch.Tensor:
+    """(1, 3, h, w) float in [0, 1] from an (h, w, 3) uint8 array (or a tensor already)."""
+    if isinstance(rgb, torch.Tensor):
+        return rgb
+    return torch.from_numpy(rgb.transpose(2, 0, 1).copy()).float().div_(255.0)[None]
+
+
+def analysis(net, x, sigma: torch.Tensor, q: torch.Tensor, tile: int = DEFAULT_TILE,
              progress: bool = False) -> torch.Tensor:
-    """y = g_a(x) (NCHW) computed tile by tile; x is (1, 3, H, W) with H, W multiples of 64."""
-    _, _, h, w = x.shape
+    """y = g_a(x) (NCHW) computed tile by tile.
+
+    ``x`` is the padded image, H and W multiples of 64: an (H, W, 3) uint8 array,
+    converted to float one tile at a time (a 24-megapixel image never exists in
+    float), or a (1, 3, H, W) float tensor.
+    """
+    h, w = (x.shape[2], x.shape[3]) if isinstance(x, torch.Tensor) else x.shape[:2]
+    device = sigma.device
     if h <= tile and w <= tile:
-        return net.analysis(x, sigma, q)
+        return net.analysis(to_tensor(x).to(device), sigma, q)
     y = None
     halo = ANALYSIS_HALO
     tiles = grid(h, w, tile)
     with _bar(len(tiles), "analysis", progress) as bar:
         for r0, r1, c0, c1 in tiles:
             a0, a1, b0, b1 = max(0, r0 - halo), min(h, r1 + halo), max(0, c0 - halo), min(w, c1 + halo)
-            part = net.analysis(x[:, :, a0:a1, b0:b1], sigma, q)
+            window = x[:, :, a0:a1, b0:b1] if isinstance(x, torch.Tensor) else x[a0:a1, b0:b1]
+            part = net.analysis(to_tensor(window).to(device), sigma, q)
             if y is None:
                 y = part.new_empty((1, part.shape[1], h // LATENT, w // LATENT))
             y[:, :, r0 // LATENT : r1 // LATENT, c0 // LATENT : c1 // LATENT] = part[
@@ -88,8 +102,8 @@ def synthesis(decoder, u: torch.Tensor, p, sigma: float, q: float, tile: int = D
             a0, a1, b0, b1 = max(0, r0 - halo), min(hl, r1 + halo), max(0, c0 - halo), min(wl, c1 + halo)
             window = (slice(None), slice(a0, a1), slice(b0, b1))
             part = decoder.synthesis(u[window], IntParams(p.mu[window], p.step[window], p.index[window]), sigma, q)
-            if out is None:
-                out = part.new_empty((1, hl * LATENT, wl * LATENT, part.shape[3]))
+            if out is None:  # pixels at 2^-PIX_FRAC are at most 255·64: int16 holds them
+                out = torch.empty((1, hl * LATENT, wl * LATENT, part.shape[3]), dtype=torch.int16, device=part.device)
             out[:, r0 * LATENT : r1 * LATENT, c0 * LATENT : c1 * LATENT] = part[
                 :, (r0 - a0) * LATENT : (r1 - a0) * LATENT, (c0 - b0) * LATENT : (c1 - b0) * LATENT
             ]

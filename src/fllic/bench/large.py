@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--source", type=Path, default=Path("../shared/data/Kodak24/kodim23.png"), help="clean photograph to enlarge")
     p.add_argument("--size", type=int, nargs=2, default=[6000, 4000], metavar=("WIDTH", "HEIGHT"))
     p.add_argument("--sigma", type=float, default=25.0)
-    p.add_argument("--tile", type=int, default=1024, help="tile side in pixels")
+    p.add_argument("--tile", type=int, default=768, help="tile side in pixels")
     p.add_argument("--workdir", type=Path, default=Path("fllic-large"))
     p.add_argument("--out", type=Path, default=None, help="write the record as Markdown here")
     p.add_argument("--child-encode", nargs=2, type=Path, default=None, help=argparse.SUPPRESS)

@@ -268,13 +268,15 @@ class CodingModel:
         return self
 
     @torch.no_grad()
-    def compress(self, x: torch.Tensor, sigma: float, q: float, tile: int = tiling.DEFAULT_TILE,
+    def compress(self, x, sigma: float, q: float, tile: int = tiling.DEFAULT_TILE,
                  progress: bool = False) -> Compressed:
-        """Code a (1, 3, H, W) noisy image in [0, 1], H and W divisible by 64, ``tile`` pixels at a time."""
+        """Code a noisy image, H and W divisible by 64, ``tile`` pixels at a time.
+
+        ``x``: an (H, W, 3) uint8 array, or a (1, 3, H, W) float tensor in [0, 1].
+        """
         from fllic.models.integer import to_nhwc
 
         self._check_fresh()
-        x = x.to(self.device)
         s, qt = _scalar(sigma, self.device), _scalar(q, self.device)
         y = to_nhwc(tiling.analysis(self.net, x, s, qt, tile, progress)).double()
         z_sym = torch.round(self.net.h_a(y.permute(0, 3, 1, 2).float()) / self.net.step_z()).cpu()
@@ -283,6 +285,7 @@ class CodingModel:
         p = self.decoder.entropy_params(z_sym.to(self.device), sigma, q)
         y_groups = p.index.cpu().numpy()
         u = torch.round((y - p.mu_float(self.decoder.exps["mu"])) / p.step_float()).cpu()
+        del y  # the big float arrays go before synthesis allocates its tiles
         u = _clamp(u, self.tables.y, y_groups)
         strings = (
             coder.encode(z_sym.numpy().astype(np.int64), z_groups, self.tables.z),

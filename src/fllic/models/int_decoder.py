@@ -133,7 +133,7 @@ _EXP_KEYS = ("z", "mu", "l", "y")
 
 def pixels_to_uint8(x: torch.Tensor, height: int, width: int, channels: int) -> np.ndarray:
     """Crop (1, H, W, 3) fixed-point pixels and round them to uint8; grey averages the channels."""
-    x = x[0, :height, :width]
+    x = x[0, :height, :width].to(torch.int32)
     if channels == 1:
         out = (x.sum(dim=2) + 3 * (1 << (PIX_FRAC - 1))) // (3 << PIX_FRAC)
     else:
