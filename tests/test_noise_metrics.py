@@ -37,3 +37,36 @@ def test_psnr_ssim_bpp():
     assert psnr(a, b) == pytest.approx(10 * np.log10(255**2 / (255**2 / 1024)))
     assert ssim(a, a) == pytest.approx(1.0)
     assert bpp(100, 10, 10) == 8.0
+
+
+@pytest.mark.parametrize("sigma", [5.0, 20.0, 40.0])
+def test_blind_estimate_is_close_on_a_textured_scene(sigma):
+    from fllic.noise import add_noise, estimate_sigma
+
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:160, 0:200]
+    scene = 128 + 50 * np.sin(xx / 9.0) * np.cos(yy / 13.0) + 20 * np.sin(xx / 2.5)
+    clean = np.clip(np.repeat(scene[..., None], 3, axis=2) + rng.normal(0, 3, (160, 200, 3)), 0, 255).astype(np.uint8)
+    estimate = estimate_sigma(add_noise(clean, sigma, seed=1))
+    assert abs(estimate - np.hypot(sigma, 3.0)) < 0.1 * sigma + 0.5  # the scene's own grain is noise too
+
+
+def test_blind_estimate_of_flat_and_tiny_images():
+    from fllic.noise import estimate_sigma
+
+    assert estimate_sigma(np.full((64, 64), 7, np.uint8)) == 0.0
+    assert estimate_sigma(np.zeros((5, 9, 3), np.uint8)) == 0.0
+
+
+def test_noise_command(tmp_path, capsys):
+    import json
+
+    from PIL import Image
+
+    from fllic.cli import main
+    from fllic.noise import add_noise
+
+    path = tmp_path / "n.png"
+    Image.fromarray(add_noise(np.full((96, 96, 3), 120, np.uint8), 12, seed=0)).save(path)
+    assert main(["noise", str(path), "--json"]) == 0
+    assert abs(json.loads(capsys.readouterr().out)["sigma"] - 12) < 1

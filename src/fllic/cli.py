@@ -133,6 +133,19 @@ def cmd_info(args) -> int:
     return 0
 
 
+def cmd_noise(args) -> int:
+    from fllic.imageio import read_image
+    from fllic.noise import estimate_sigma
+
+    img = read_image(_read_bytes(args.input) if args.input == STDIO else Path(args.input))
+    sigma = estimate_sigma(img)
+    if args.json:
+        print(json.dumps({"model": "awgn", "sigma": round(sigma, 4), "estimator": "pca-weak-texture"}))
+    else:
+        print(f"{args.input}: noise sigma {sigma:.2f} (8-bit units, white Gaussian model)")
+    return 0
+
+
 def cmd_models(args) -> int:
     from fllic.models.registry import DEFAULT_MODEL, SHIPPED, load
 
@@ -214,6 +227,11 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("input", help="a .fllic file, or - for standard input")
     i.add_argument("--json", action="store_true", help="print JSON")
     i.set_defaults(func=cmd_info)
+
+    n = sub.add_parser("noise", help="estimate an image's noise level, blind")
+    n.add_argument("input", help="an 8-bit image, or - for standard input")
+    n.add_argument("--json", action="store_true", help="print JSON")
+    n.set_defaults(func=cmd_noise)
 
     m = sub.add_parser("models", help="list the shipped models")
     m.add_argument("--json", action="store_true", help="print JSON")
