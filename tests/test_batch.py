@@ -1,7 +1,6 @@
 """Batch coding: many files, resumable, failures isolated, inputs untouched; worker processes and Dask."""
 
 import hashlib
-import json
 
 import numpy as np
 import pytest

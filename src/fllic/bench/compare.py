@@ -14,6 +14,8 @@ import json
 import sys
 from pathlib import Path
 
+from fllic.bench._record import command, emit
+
 
 def compare(old: dict, new: dict, methods: list[str] | None = None) -> list[dict]:
     rows = []
@@ -60,11 +62,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {path}: no such file", file=sys.stderr)
             return 1
     rows = compare(json.loads(args.old.read_text()), json.loads(args.new.read_text()), args.methods)
-    command = "python -m fllic.bench.compare " + " ".join(argv if argv is not None else sys.argv[1:])
-    text = to_markdown(rows, str(args.old), str(args.new), args.max_db, args.max_bpp_pct, command)
-    print(text)
-    if args.out is not None:
-        args.out.write_text(text)
+    text = to_markdown(rows, str(args.old), str(args.new), args.max_db, args.max_bpp_pct,
+                       command("python -m fllic.bench.compare", argv))
+    emit(text, args.out)
     return 0
 
 

@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from fllic.bench._record import command, emit
+
 
 def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -96,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
 
     lines = [
         f"# Large image: {w}x{h} RGB, sigma {args.sigma:g}, tiles of {args.tile} px", "",
-        f"`python -m fllic.bench.large {' '.join(argv if argv is not None else sys.argv[1:])}`", "",
+        f"`{command('python -m fllic.bench.large', argv)}`", "",
         f"torch {torch.__version__}, {torch.get_num_threads()} threads; peak memory is the process's maximum resident set.", "",
         "| step | seconds | MP/s | peak memory (MB) |", "|---|---:|---:|---:|",
         f"| encode | {enc['seconds']:.1f} | {mp / enc['seconds']:.2f} | {enc['peak_mb']:.0f} |",
@@ -104,10 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         f"File: {enc['bytes']} bytes, {8 * enc['bytes'] / (w * h):.3f} bpp. "
         f"Decode identical to the encoder's pixels: {'yes' if dec['identical'] else 'NO'}.",
     ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out is not None:
-        args.out.write_text(text)
+    emit("\n".join(lines) + "\n", args.out)
     return 0 if dec["identical"] else 1
 
 

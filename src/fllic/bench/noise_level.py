@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fllic.bench._record import command
+
 SIGMAS = (5.0, 10.0, 15.0, 25.0, 35.0, 50.0)
 
 
@@ -36,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=None, help="write the table as Markdown here")
     args = p.parse_args(argv)
     lines = ["# Blind noise-level estimation, AWGN", "",
-             f"`python -m fllic.bench.noise_level {' '.join(argv if argv is not None else sys.argv[1:])}`", "",
+             f"`{command('python -m fllic.bench.noise_level', argv)}`", "",
              "Errors in 8-bit units: estimate minus the true sigma. PCA is fllic's estimator (the default of "
              "`fllic compress`); MAD is fllic 0.1's.", "",
              "| set | images | σ | PCA MAE | PCA bias | PCA worst | MAD MAE | MAD bias |",
@@ -51,9 +53,8 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(f"| {folder.name} | {len(files)} | {s:g} | {np.abs(e).mean():.2f} | {e.mean():+.2f} | "
                          f"{np.abs(e).max():.2f} | {np.abs(m).mean():.2f} | {m.mean():+.2f} |")
             print(lines[-1], flush=True)
-    text = "\n".join(lines) + "\n"
     if args.out is not None:
-        args.out.write_text(text)
+        args.out.write_text("\n".join(lines) + "\n")
     return 0
 
 

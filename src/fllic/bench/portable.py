@@ -18,6 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from fllic.bench._record import command, emit
+
 ENVIRONMENTS: dict[str, dict[str, str]] = {
     "default": {},
     "1 thread": {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
@@ -149,10 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         print(pixels_sha256(res.pixels))
         return 0
     rows = run_matrix(args.workdir, args.golden)
-    text = to_markdown(rows, "python -m fllic.bench.portable " + " ".join(argv if argv is not None else sys.argv[1:]))
-    print(text)
-    if args.out is not None:
-        args.out.write_text(text)
+    emit(to_markdown(rows, command("python -m fllic.bench.portable", argv)), args.out)
     return 0 if all(r["match"] for r in rows) else 1
 
 

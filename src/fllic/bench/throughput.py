@@ -14,6 +14,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from fllic.bench._record import command, emit
+
 
 def _noisy_inputs(data: Path, limit: int, sigma: float, folder: Path) -> list[Path]:
     from fllic.imageio import read_image, write_image
@@ -60,14 +62,11 @@ def main(argv: list[str] | None = None) -> int:
         rows["local Dask cluster, 2 workers"] = _timed(inputs, args.workdir / "od", args.sigma, 1, cluster.scheduler_address,
                                                           threads=1)
     lines = [f"# Batch throughput: {len(inputs)} images of {args.data.name}, sigma {args.sigma:g}", "",
-             f"`python -m fllic.bench.throughput {' '.join(argv if argv is not None else sys.argv[1:])}`", "",
+             f"`{command('python -m fllic.bench.throughput', argv)}`", "",
              "| runner | files | failed | megapixels | seconds | MP/s |", "|---|---:|---:|---:|---:|---:|"]
     lines += [f"| {k} | {r['files']} | {r['failed']} | {r['mp']:.2f} | {r['seconds']:.1f} | {r['mp_s']:.3f} |"
               for k, r in rows.items()]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out is not None:
-        args.out.write_text(text)
+    emit("\n".join(lines) + "\n", args.out)
     return 0
 
 

@@ -1,0 +1,18 @@
+"""What every record-writing bench command shares: its command line, and printing and saving the record."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def command(prog: str, argv: list[str] | None) -> str:
+    """The command line that made a record, for its header."""
+    return f"{prog} " + " ".join(argv if argv is not None else sys.argv[1:])
+
+
+def emit(text: str, out: Path | None) -> None:
+    """Print the record, and write it to ``out`` when given."""
+    print(text)
+    if out is not None:
+        out.write_text(text)
