@@ -178,3 +178,10 @@ def test_missing_module_name_is_read_from_the_message_when_unpickled():
 
     text = _missing_extra("bench", ModuleNotFoundError("No module named 'matplotlib'"))
     assert "matplotlib" in text and ".[bench]" in text
+
+
+def test_pixel_limit_is_configurable(png, coded, tmp_path, tiny_model_path, capsys):
+    model = ["--model", str(tiny_model_path), "-q"]
+    assert main(["compress", str(png), "-o", str(tmp_path / "l.fllic"), "--max-pixels", "100", *model]) == 1
+    assert "exceeds the limit of 100 pixels" in capsys.readouterr().err
+    assert main(["decompress", str(coded), "-o", str(tmp_path / "l.png"), "--max-pixels", "100", *model]) == 1

@@ -53,6 +53,7 @@ class Options:
     out_suffix: str = ".png"
     allow_lossy: bool = False
     tile: int = 768
+    max_pixels: int = 1 << 28
     threads: int = 0  # torch threads per worker; 0: leave torch's default
 
 
@@ -147,7 +148,8 @@ def _compress(job: Job, opts: Options) -> tuple[int, int]:
     from fllic.imageio import read_image
 
     img = read_image(job.src)
-    res = encode_detailed(img, sigma=opts.sigma, model=opts.model, quality=opts.quality, tile=opts.tile)
+    res = encode_detailed(img, sigma=opts.sigma, model=opts.model, quality=opts.quality, tile=opts.tile,
+                          max_pixels=opts.max_pixels)
     _atomic_write(job.dst, lambda p: p.write_bytes(res.data))
     return img.shape[0] * img.shape[1], len(res.data)
 
@@ -156,7 +158,7 @@ def _decompress(job: Job, opts: Options) -> tuple[int, int]:
     from fllic.codec import decode
     from fllic.imageio import write_image
 
-    pixels = decode(job.src.read_bytes(), model=opts.model, tile=opts.tile)
+    pixels = decode(job.src.read_bytes(), model=opts.model, tile=opts.tile, max_pixels=opts.max_pixels)
     _atomic_write(job.dst, lambda p: write_image(p, pixels, allow_lossy=opts.allow_lossy, suffix=job.dst.suffix))
     return pixels.shape[0] * pixels.shape[1], job.dst.stat().st_size
 

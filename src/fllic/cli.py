@@ -63,7 +63,7 @@ def cmd_compress(args) -> int:
     (src,) = args.inputs
     img = read_image(_read_bytes(src) if src == STDIO else Path(src))
     res = encode_detailed(img, sigma=args.sigma, model=args.model, quality=args.quality, device=args.device,
-                          tile=args.tile, progress=not args.quiet)
+                          tile=args.tile, progress=not args.quiet, max_pixels=args.max_pixels)
     _write(args, res.data, () if src == STDIO else (Path(src),))
     h, w = img.shape[:2]
     real = 8 * len(res.data)
@@ -82,7 +82,7 @@ def cmd_decompress(args) -> int:
 
     (src,) = args.inputs
     pixels = decode(_read_bytes(src), model=args.model, device=args.device, tile=args.tile,
-                    progress=not args.quiet, verify=not args.best_effort)
+                    progress=not args.quiet, verify=not args.best_effort, max_pixels=args.max_pixels)
     suffix = f".{args.format}" if args.output == STDIO else Path(args.output).suffix
     data = encode_image(pixels, suffix, allow_lossy=args.allow_lossy)
     _write(args, data, () if src == STDIO else (Path(src),))
@@ -108,7 +108,7 @@ def _run_batch(args, mode: str) -> int:
         raise InputError("'-' (standard input) takes a single input, not a batch")
     opts = batch.Options(mode=mode, sigma=getattr(args, "sigma", None), quality=getattr(args, "quality", None),
                          model=args.model, out_suffix=f".{getattr(args, 'format', 'png')}",
-                         allow_lossy=getattr(args, "allow_lossy", False), tile=args.tile)
+                         allow_lossy=getattr(args, "allow_lossy", False), tile=args.tile, max_pixels=args.max_pixels)
     jobs = batch.plan([Path(i) for i in args.inputs], out_dir, opts)
     if not jobs:
         raise InputError("no input files found")
@@ -183,6 +183,8 @@ def _coding_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="run the network on cpu or cuda (default: cpu); pixels are identical on either")
     p.add_argument("--tile", type=int, default=768, metavar="PX",
                    help="process the image in tiles of PX pixels (a multiple of 64): memory is bounded by the tile")
+    p.add_argument("--max-pixels", type=int, default=1 << 28, metavar="N",
+                   help="refuse images larger than N pixels (default 2^28, about 268 megapixels)")
     p.add_argument("--jobs", type=int, default=1, metavar="N", help="with several inputs: N worker processes")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="with several inputs: run them on this Dask distributed scheduler (paths must be shared)")
