@@ -127,8 +127,6 @@ def _verified(job: Job, opts: Options) -> bool:
 
 def run_one(job: Job, opts: Options) -> Outcome:
     """Run one job; never raises (a failure is an Outcome)."""
-    from fllic._errors import FllicError
-
     if opts.threads:
         import torch
 
@@ -138,8 +136,9 @@ def run_one(job: Job, opts: Options) -> Outcome:
     t0 = time.perf_counter()
     try:
         pixels, size = (_compress if opts.mode == "compress" else _decompress)(job, opts)
-    except (FllicError, OSError, ValueError) as e:
-        return Outcome(str(job.src), "failed", error=str(e).splitlines()[0] if str(e) else type(e).__name__)
+    except Exception as e:  # noqa: BLE001 - one file's failure, whatever it is, must not stop the others
+        first = str(e).splitlines()[0] if str(e) else ""
+        return Outcome(str(job.src), "failed", error=first or type(e).__name__)
     return Outcome(str(job.src), "done", time.perf_counter() - t0, pixels, size)
 
 
