@@ -185,3 +185,14 @@ def test_pixel_limit_is_configurable(png, coded, tmp_path, tiny_model_path, caps
     assert main(["compress", str(png), "-o", str(tmp_path / "l.fllic"), "--max-pixels", "100", *model]) == 1
     assert "exceeds the limit of 100 pixels" in capsys.readouterr().err
     assert main(["decompress", str(coded), "-o", str(tmp_path / "l.png"), "--max-pixels", "100", *model]) == 1
+
+
+def test_sigma_auto_and_jpeg_warning(tmp_path, rng, tiny_model_path, capsys):
+    src = tmp_path / "photo.jpg"
+    Image.fromarray(noisy_image(rng, 64, 64)).save(src, quality=90)
+    out = tmp_path / "p.fllic"
+    assert main(["compress", str(src), "-o", str(out), "--sigma", "auto", "--model", str(tiny_model_path), "-q"]) == 0
+    assert "fllic: warning: the input is a JPEG" in capsys.readouterr().err
+    assert fllic.info(out.read_bytes())["sigma"] > 0
+    assert main(["compress", str(src), "-o", str(out), "--sigma", "loud", "--force", "--model", str(tiny_model_path)]) == 1
+    assert "--sigma must be a number or auto" in capsys.readouterr().err

@@ -12,7 +12,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from fllic._errors import FllicError, InputError
+from fllic._errors import FllicError, FllicWarning, InputError
 
 STDIO = "-"
 # Optional extras: the import name of a missing module -> the extra that provides it.
@@ -41,6 +41,16 @@ def _read_bytes(name: str) -> bytes:
     return path.read_bytes()
 
 
+def _sigma(value: str) -> float | None:
+    """--sigma: a number, or auto (estimate it from the image)."""
+    if value.lower() == "auto":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise InputError(f"--sigma must be a number or auto, got {value!r}") from None
+
+
 def _batch_mode(inputs: list[str], output: str) -> bool:
     if output == STDIO:
         return False
@@ -61,8 +71,12 @@ def cmd_compress(args) -> int:
     from fllic.imageio import read_image
 
     (src,) = args.inputs
-    img = read_image(_read_bytes(src) if src == STDIO else Path(src))
-    res = encode_detailed(img, sigma=args.sigma, model=args.model, quality=args.quality, device=args.device,
+    raw = _read_bytes(src)
+    img = read_image(raw)
+    if raw[:3] == b"\xff\xd8\xff":
+        warnings.warn("the input is a JPEG: its noise was reshaped by JPEG compression, which the white-noise "
+                      "model and the blind estimate do not describe; expect little denoising", FllicWarning)
+    res = encode_detailed(img, sigma=_sigma(args.sigma), model=args.model, quality=args.quality, device=args.device,
                           tile=args.tile, progress=not args.quiet, max_pixels=args.max_pixels)
     _write(args, res.data, () if src == STDIO else (Path(src),))
     h, w = img.shape[:2]
@@ -106,7 +120,7 @@ def _run_batch(args, mode: str) -> int:
         raise InputError(f"{out_dir} is a file; several inputs need an output folder")
     if STDIO in args.inputs:
         raise InputError("'-' (standard input) takes a single input, not a batch")
-    opts = batch.Options(mode=mode, sigma=getattr(args, "sigma", None), quality=getattr(args, "quality", None),
+    opts = batch.Options(mode=mode, sigma=_sigma(getattr(args, "sigma", "auto")), quality=getattr(args, "quality", None),
                          model=args.model, out_suffix=f".{getattr(args, 'format', 'png')}",
                          allow_lossy=getattr(args, "allow_lossy", False), tile=args.tile, max_pixels=args.max_pixels)
     jobs = batch.plan([Path(i) for i in args.inputs], out_dir, opts)
@@ -204,7 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="8-bit PNG, TIFF, BMP or JPEG, grey or RGB; a folder; or - for standard input")
     c.add_argument("-o", "--output", required=True, help="the .fllic file, - for standard output, or a folder")
-    c.add_argument("--sigma", type=float, default=None, help="noise std in 8-bit units (default: estimated from the image)")
+    c.add_argument("--sigma", default="auto",
+                   help="noise std in 8-bit units, or auto (the default): estimated from the image, blind")
     c.add_argument("--model", default=None, help="shipped model id (see `fllic models`) or an exported .pt file")
     c.add_argument("--quality", type=int, default=None, help="rate point; the default, the highest, is functionally lossless")
     _coding_options(c)
