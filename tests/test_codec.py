@@ -201,3 +201,8 @@ def test_version_1_file_names_the_version_that_wrote_it(tiny_model, rng):
     body = bytes(data[:-4])
     with pytest.raises(fllic.FormatError, match="version 1, written by fllic 0.1"):
         fllic.decode(body + struct.pack("<I", zlib.crc32(body)), model=tiny_model)
+
+
+def test_same_input_and_settings_give_the_same_bytes(tiny_model, rng):
+    img = noisy_image(rng, 90, 70)
+    assert fllic.encode(img, sigma=18, model=tiny_model) == fllic.encode(img, sigma=18, model=tiny_model)
