@@ -64,6 +64,8 @@ def analysis(net, x, sigma: torch.Tensor, q: torch.Tensor, tile: int = DEFAULT_T
     converted to float one tile at a time (a 24-megapixel image never exists in
     float), or a (1, 3, H, W) float tensor.
     """
+    if tile % 64:
+        raise ValueError(f"tile must be a multiple of 64 pixels, got {tile}")
     h, w = (x.shape[2], x.shape[3]) if isinstance(x, torch.Tensor) else x.shape[:2]
     device = sigma.device
     if h <= tile and w <= tile:
