@@ -71,6 +71,9 @@ def test_denoiser_trainer_smoke(tmp_path, data_root):
     assert "resume at step 2" in log
     assert denoiser_main(common + ["--export", str(tmp_path / "trunk.pt")]) == 0
     assert (tmp_path / "trunk.pt").stat().st_size > 0
+    fresh = ["--workdir", str(tmp_path / "fresh")] + common[4:]
+    assert denoiser_main(common[:2] + fresh + ["--steps", "4", "--init", str(tmp_path / "trunk.pt")]) == 0
+    assert "resume at step 3" in (tmp_path / "fresh" / "train.log").read_text()
 
 
 def test_v2_codec_trains_on_a_frozen_trunk_and_codes_exactly(tmp_path, data_root):

@@ -44,6 +44,7 @@ class DenoiserConfig:
     val_every: int = 500
     bf16: bool = True
     tiny: bool = False
+    init: Path | None = None  # exported weights to start from when the workdir has no checkpoint
 
 
 def _lr(cfg: DenoiserConfig, step: int) -> float:
@@ -83,6 +84,10 @@ def train(cfg: DenoiserConfig) -> None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         step, elapsed = state["step"], state["elapsed"]
+    elif cfg.init is not None:  # a new machine: the committed resume point (Adam restarts, the schedule goes on)
+        state = torch.load(cfg.init, map_location="cpu", weights_only=True)
+        model.load_state_dict({k: v.float() for k, v in state["state_dict"].items()})
+        step, elapsed = int(state["step"]), float(state.get("elapsed", 0.0))
     colour = clean_targets(cfg.data, cfg.workdir / "images.npz")
     val = validation_images(cfg.data)
     sampler = PatchSampler(colour, [], cfg.patch, cfg.grey_fraction, cfg.sigma_max, cfg.seed + step)
@@ -126,7 +131,8 @@ def export(checkpoint: Path, out: Path) -> None:
     """Write the trunk's weights as float16 (the shipped size) with its config and step."""
     state = torch.load(checkpoint, map_location="cpu")
     weights = {k: v.half() for k, v in state["model"].items()}
-    torch.save({"format": 1, "config": state["config"], "state_dict": weights, "step": state["step"]}, out)
+    torch.save({"format": 1, "config": state["config"], "state_dict": weights, "step": state["step"],
+                "elapsed": state["elapsed"]}, out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tiny", action="store_true", help="a tiny trunk, for smoke tests")
     p.add_argument("--val-every", type=int, default=500, help="steps between validation runs")
     p.add_argument("--export", type=Path, default=None, help="write the checkpoint's weights (float16) here and stop")
+    p.add_argument("--init", type=Path, default=None,
+                   help="start from exported weights (e.g. weights/trunk-v2-resume.pt) when the workdir has no checkpoint")
     args = p.parse_args(argv)
     if args.export is not None:
         if not (args.workdir / "checkpoint.pt").exists():
