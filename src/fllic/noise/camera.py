@@ -1,0 +1,140 @@
+"""A camera pipeline for realistic noise: Brooks et al., "Unprocessing Images for Learned
+Raw Denoising" (CVPR 2019).
+
+A clean sRGB image is *unprocessed* into a plausible raw mosaic (inverse tone
+curve, inverse gamma, inverse colour matrix, inverse white balance, Bayer
+RGGB sampling), given shot and read noise at levels sampled as real sensors'
+are (log-linear relation between them), then *processed* back (bilinear
+demosaicing, white balance, colour matrix, gamma, tone curve) and stored as 8
+bits, optionally through JPEG at quality 75 to 100. The result has noise that
+grows with intensity, is correlated across neighbouring pixels and channels by
+the demosaicing, and is reshaped by the colour pipeline: what camera files
+carry, unlike AWGN. Every random choice comes from the given Generator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+# XYZ -> camera matrices of four cameras (from Brooks et al.'s reference code) and sRGB -> XYZ.
+_XYZ2CAMS = np.array([
+    [[1.0234, -0.2969, -0.2266], [-0.5625, 1.6328, -0.0469], [-0.0703, 0.2188, 0.6406]],
+    [[0.4913, -0.0541, -0.0202], [-0.613, 1.3513, 0.2906], [-0.1564, 0.2151, 0.7183]],
+    [[0.838, -0.263, -0.0639], [-0.2887, 1.0725, 0.2496], [-0.0627, 0.1427, 0.5438]],
+    [[0.6596, -0.2079, -0.0562], [-0.4782, 1.3016, 0.1933], [-0.097, 0.1581, 0.5181]],
+])
+_RGB2XYZ = np.array([[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750],
+                     [0.0193339, 0.1191920, 0.9503041]])
+SHOT_RANGE = (1e-4, 1.2e-2)  # the paper's log-uniform range of the shot-noise factor
+
+
+@dataclass(frozen=True)
+class CameraParams:
+    rgb2cam: tuple[tuple[float, ...], ...]
+    rgb_gain: float
+    red_gain: float
+    blue_gain: float
+    shot: float  # variance per unit of raw intensity
+    read: float  # variance floor
+    jpeg_quality: int | None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def sample_params(rng: np.random.Generator, shot: float | None = None, jpeg: bool = False) -> CameraParams:
+    """Random camera settings: colour matrix, gains, and a noise level like a real sensor's."""
+    weights = rng.uniform(1e-8, 1e8, size=len(_XYZ2CAMS))
+    xyz2cam = np.tensordot(weights / weights.sum(), _XYZ2CAMS, axes=1)
+    rgb2cam = xyz2cam @ _RGB2XYZ
+    rgb2cam = rgb2cam / rgb2cam.sum(axis=1, keepdims=True)
+    if shot is None:
+        shot = float(np.exp(rng.uniform(np.log(SHOT_RANGE[0]), np.log(SHOT_RANGE[1]))))
+    log_read = 2.18 * np.log(shot) + 1.20 + rng.normal(0.0, 0.26)
+    return CameraParams(
+        rgb2cam=tuple(map(tuple, rgb2cam)), rgb_gain=float(1.0 / rng.normal(0.8, 0.1)),
+        red_gain=float(rng.uniform(1.9, 2.4)), blue_gain=float(rng.uniform(1.5, 1.9)),
+        shot=shot, read=float(np.exp(log_read)), jpeg_quality=int(rng.integers(75, 101)) if jpeg else None,
+    )
+
+
+def _gains(p: CameraParams) -> np.ndarray:
+    return np.array([p.red_gain, 1.0, p.blue_gain]) * p.rgb_gain
+
+
+def unprocess(srgb: np.ndarray, p: CameraParams) -> np.ndarray:
+    """(H, W, 3) sRGB in [0, 1] to a linear camera-space image, white balance undone."""
+    x = np.clip(srgb, 0.0, 1.0)
+    x = 0.5 - np.sin(np.arcsin(1.0 - 2.0 * x) / 3.0)  # inverse of the smoothstep tone curve
+    x = np.maximum(x, 1e-8) ** 2.2
+    x = x @ np.asarray(p.rgb2cam).T
+    gains = _gains(p)
+    # Undo the white balance, keeping highlights below saturation (Brooks et al.'s safe inversion).
+    grey = x.mean(axis=2, keepdims=True)
+    inv = 1.0 / gains
+    mask = (np.maximum(grey - 0.9, 0.0) / 0.1) ** 2
+    return x * np.maximum(inv, (1.0 - mask) * inv + mask)
+
+
+def mosaic(x: np.ndarray) -> np.ndarray:
+    """RGGB Bayer sampling: (H, W, 3) -> (H, W) with one colour per site (H, W even)."""
+    out = np.empty(x.shape[:2])
+    out[0::2, 0::2] = x[0::2, 0::2, 0]
+    out[0::2, 1::2] = x[0::2, 1::2, 1]
+    out[1::2, 0::2] = x[1::2, 0::2, 1]
+    out[1::2, 1::2] = x[1::2, 1::2, 2]
+    return out
+
+
+def demosaic(raw: np.ndarray) -> np.ndarray:
+    """Bilinear demosaicing of an RGGB mosaic: (H, W) -> (H, W, 3)."""
+    h, w = raw.shape
+    masks = np.zeros((3, h, w))
+    masks[0, 0::2, 0::2] = 1
+    masks[1, 0::2, 1::2] = masks[1, 1::2, 0::2] = 1
+    masks[2, 1::2, 1::2] = 1
+    kernel = np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]], np.float64)
+    out = np.empty((h, w, 3))
+    for c in range(3):
+        num = _conv3(raw * masks[c], kernel)
+        den = _conv3(masks[c], kernel)
+        out[..., c] = np.where(masks[c] > 0, raw, num / np.maximum(den, 1e-12))
+    return out
+
+
+def _conv3(a: np.ndarray, k: np.ndarray) -> np.ndarray:
+    p = np.pad(a, 1, mode="reflect")
+    return sum(k[i, j] * p[i : i + a.shape[0], j : j + a.shape[1]] for i in range(3) for j in range(3))
+
+
+def process(cam: np.ndarray, p: CameraParams) -> np.ndarray:
+    """Camera-space linear image back to sRGB in [0, 1]: white balance, colour matrix, gamma, tone curve."""
+    x = cam * _gains(p)
+    x = np.clip(x @ np.linalg.inv(np.asarray(p.rgb2cam)).T, 0.0, 1.0)
+    x = np.maximum(x, 1e-8) ** (1.0 / 2.2)
+    return np.clip(3.0 * x * x - 2.0 * x ** 3, 0.0, 1.0)
+
+
+def camera_noise(clean: np.ndarray, rng: np.random.Generator, params: CameraParams | None = None,
+                 jpeg: bool = False) -> tuple[np.ndarray, CameraParams]:
+    """(noisy uint8 image, its camera parameters) for a clean uint8 RGB image (H, W even)."""
+    p = params if params is not None else sample_params(rng, jpeg=jpeg)
+    raw = mosaic(unprocess(np.asarray(clean, np.float64) / 255.0, p))
+    raw = raw + rng.normal(size=raw.shape) * np.sqrt(p.shot * np.clip(raw, 0.0, None) + p.read)
+    out = np.clip(np.rint(255.0 * process(demosaic(np.clip(raw, 0.0, 1.0)), p)), 0, 255).astype(np.uint8)
+    if p.jpeg_quality is not None:
+        out = _jpeg(out, p.jpeg_quality)
+    return out, p
+
+
+def _jpeg(img: np.ndarray, quality: int) -> np.ndarray:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="JPEG", quality=quality)
+    with Image.open(io.BytesIO(buf.getvalue())) as im:
+        return np.asarray(im.convert("RGB"))

@@ -1,0 +1,59 @@
+"""Noise models: seeded, shaped right, and with the statistics they claim."""
+
+import numpy as np
+import pytest
+
+from fllic.noise import add_noise, poisson_gaussian
+from fllic.noise.models import to_linear
+from fllic.noise.camera import camera_noise, demosaic, mosaic, process, sample_params, unprocess
+
+
+def _ramp(h=64, w=96):
+    x = np.linspace(20, 235, w)
+    return np.repeat(np.repeat(x[None, :, None], h, axis=0), 3, axis=2).round().astype(np.uint8)
+
+
+def test_poisson_gaussian_noise_grows_with_intensity():
+    rng = np.random.default_rng(0)
+    dark, bright = np.full((200, 200), 100, np.uint8), np.full((200, 200), 200, np.uint8)
+    shot, read = 0.01, (2.0 / 255) ** 2
+    for img in (dark, bright):  # in linear space the variance is shot·x + read
+        x = to_linear(img)
+        noisy = to_linear(np.clip(poisson_gaussian(img, 2.0, rng, shot=shot), 0, None))
+        assert noisy.var() == pytest.approx(shot * x.mean() + read, rel=0.1)
+    assert np.array_equal(add_noise(dark, 5, seed=3, kind="poisson-gaussian"),
+                          add_noise(dark, 5, seed=3, kind="poisson-gaussian"))
+
+
+def test_unprocess_then_process_is_close_to_identity():
+    p = sample_params(np.random.default_rng(1))
+    srgb = _ramp().astype(np.float64) / 255.0
+    back = process(unprocess(srgb, p), p)
+    assert np.abs(back - srgb).max() < 2.0 / 255
+
+
+def test_mosaic_and_demosaic_keep_a_smooth_image():
+    img = _ramp().astype(np.float64) / 255.0
+    assert np.abs(demosaic(mosaic(img)) - img).max() < 1e-6 + 2.3 / 96  # bilinear on a linear ramp
+
+
+@pytest.mark.parametrize("jpeg", [False, True])
+def test_camera_noise_is_seeded_and_signal_dependent(jpeg):
+    clean = _ramp(128, 128)
+    a, pa = camera_noise(clean, np.random.default_rng(7), jpeg=jpeg)
+    b, pb = camera_noise(clean, np.random.default_rng(7), jpeg=jpeg)
+    assert a.dtype == np.uint8 and a.shape == clean.shape
+    assert np.array_equal(a, b) and pa == pb
+    assert (pa.jpeg_quality is not None) == jpeg
+    assert 75 <= (pa.jpeg_quality or 75) <= 100
+    assert pa.read < pa.shot  # read noise sits below shot noise on real sensors
+
+
+def test_camera_noise_level_follows_the_shot_parameter():
+    clean = np.full((128, 128, 3), 128, np.uint8)
+    rng = np.random.default_rng(2)
+    low = sample_params(rng, shot=1e-4)
+    high = sample_params(rng, shot=1e-2)
+    n_low, _ = camera_noise(clean, np.random.default_rng(3), params=low)
+    n_high, _ = camera_noise(clean, np.random.default_rng(3), params=high)
+    assert n_high.astype(float).std() > 3 * n_low.astype(float).std()
