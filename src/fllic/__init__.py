@@ -18,7 +18,7 @@ from fllic._errors import (
 )
 from fllic.codec import check, decode, encode, info
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "FllicError",
