@@ -43,6 +43,12 @@ def grid(height: int, width: int, tile: int) -> list[tuple[int, int, int, int]]:
     return [(r0, r1, c0, c1) for r0, r1 in spans(height, tile) for c0, c1 in spans(width, tile)]
 
 
+def windows(height: int, width: int, tile: int, halo: int):
+    """Per tile: its own (r0, r1, c0, c1) and the window around it, halo cells wider where the grid goes on."""
+    for r0, r1, c0, c1 in grid(height, width, tile):
+        yield (r0, r1, c0, c1), (max(0, r0 - halo), min(height, r1 + halo), max(0, c0 - halo), min(width, c1 + halo))
+
+
 def _bar(total: int, desc: str, progress: bool):
     from tqdm import tqdm
 
@@ -71,11 +77,9 @@ def analysis(net, x, sigma: torch.Tensor, q: torch.Tensor, tile: int = DEFAULT_T
     if h <= tile and w <= tile:
         return net.analysis(to_tensor(x).to(device), sigma, q)
     y = None
-    halo = ANALYSIS_HALO
-    tiles = grid(h, w, tile)
+    tiles = list(windows(h, w, tile, ANALYSIS_HALO))
     with _bar(len(tiles), "analysis", progress) as bar:
-        for r0, r1, c0, c1 in tiles:
-            a0, a1, b0, b1 = max(0, r0 - halo), min(h, r1 + halo), max(0, c0 - halo), min(w, c1 + halo)
+        for (r0, r1, c0, c1), (a0, a1, b0, b1) in tiles:
             window = x[:, :, a0:a1, b0:b1] if isinstance(x, torch.Tensor) else x[a0:a1, b0:b1]
             part = net.analysis(to_tensor(window).to(device), sigma, q)
             if y is None:
@@ -97,11 +101,9 @@ def synthesis(decoder, u: torch.Tensor, p, sigma: float, q: float, tile: int = D
     if hl <= t and wl <= t:
         return decoder.synthesis(u, p, sigma, q)
     out = None
-    halo = SYNTHESIS_HALO
-    tiles = grid(hl, wl, t)
+    tiles = list(windows(hl, wl, t, SYNTHESIS_HALO))
     with _bar(len(tiles), "synthesis", progress) as bar:
-        for r0, r1, c0, c1 in tiles:
-            a0, a1, b0, b1 = max(0, r0 - halo), min(hl, r1 + halo), max(0, c0 - halo), min(wl, c1 + halo)
+        for (r0, r1, c0, c1), (a0, a1, b0, b1) in tiles:
             window = (slice(None), slice(a0, a1), slice(b0, b1))
             part = decoder.synthesis(u[window], IntParams(p.mu[window], p.step[window], p.index[window]), sigma, q)
             if out is None:  # pixels at 2^-PIX_FRAC are at most 255·64: int16 holds them

