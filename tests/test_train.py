@@ -5,6 +5,7 @@ import pytest
 from PIL import Image
 
 import fllic
+import fllic.models.fllic_net
 from tests.conftest import noisy_image
 
 
@@ -93,7 +94,8 @@ def test_v2_codec_trains_on_a_frozen_trunk_and_codes_exactly(tmp_path, data_root
     assert denoiser_main(["--workdir", str(tmp_path / "t"), "--export", str(trunk)]) == 0
     work = tmp_path / "v2"
     assert train_main(["--data", str(data_root), "--workdir", str(work), "--tiny", "--batch", "2", "--patch", "64",
-                       "--threads", "1", "--steps", "2", "--trunk", str(trunk), "--freeze-trunk", "--bf16"]) == 0
+                       "--threads", "1", "--steps", "2", "--trunk", str(trunk), "--freeze-trunk", "--bf16",
+                       "--targets", "clean", "--cosine", "--q-range", "0.25", "4"]) == 0
     state = torch.load(work / "checkpoint.pt", weights_only=False)
     before = torch.load(trunk, weights_only=True)["state_dict"]
     for k, v in before.items():  # frozen: the trunk's weights did not move
@@ -104,3 +106,10 @@ def test_v2_codec_trains_on_a_frozen_trunk_and_codes_exactly(tmp_path, data_root
     img = noisy_image(np.random.default_rng(0), 50, 70)
     res = fllic.codec.encode_detailed(img, sigma=20, model=str(out))
     assert np.array_equal(fllic.decode(res.data, model=str(out)), res.pixels)
+    # The trunk ships in a file of its own beside the model (each file stays under 8 MB).
+    part = tmp_path / "v2-trunk.pt"
+    assert set(torch.load(part, weights_only=True)["state_dict"]) == {f"trunk.{k}" for k in before}
+    assert not any(k.startswith("trunk.") for k in torch.load(out, weights_only=True)["state_dict"])
+    part.rename(tmp_path / "elsewhere.pt")
+    with pytest.raises(fllic.ModelMismatchError, match="v2-trunk.pt"):
+        fllic.models.fllic_net.CodingModel.load(out)

@@ -197,6 +197,7 @@ def bits(likelihoods: Likelihoods) -> torch.Tensor:
 
 # -- coding ------------------------------------------------------------------------
 DECODER_PREFIXES = ("h_s.", "g_s.")
+TRUNK_PREFIX = "trunk."
 
 
 @dataclass
@@ -252,6 +253,19 @@ class CodingModel:
         self.meta = dict(meta or {})
         self.hash = self._hash()
         self.device = torch.device("cpu")
+
+    def default_quality(self, sigma: float) -> int:
+        """The quality level used when none is asked for: the model's σ-dependent default.
+
+        ``meta["default_quality"]`` lists ``[sigma_max, level]`` pairs in
+        increasing sigma_max, chosen at export on a validation split; the first
+        whose sigma_max ≥ sigma applies. Without it, the finest level.
+        """
+        levels = len(self.meta.get("quality_scales", [1.0]))
+        for sigma_max, level in self.meta.get("default_quality", []):
+            if sigma <= sigma_max:
+                return int(level)
+        return levels
 
     def _hash(self) -> bytes:
         return weights_hash(encoder_state(self.net), self.tables.to_state(), self.decoder.to_state())
@@ -337,28 +351,56 @@ class CodingModel:
 
     # -- export ----------------------------------------------------------------------
     def save(self, path) -> None:
-        """Write the encoder's weights (float16), the integer decoder, tables and metadata."""
-        weights = {k: v.half() if v.is_floating_point() else v for k, v in encoder_state(self.net).items()}
+        """Write the encoder's weights (float16), the integer decoder, tables and metadata.
+
+        A v2 model's denoising trunk goes to a file of its own beside ``path``
+        (``<stem>-trunk.pt``), which keeps every shipped file under 8 MB; the
+        decoder never needs it.
+        """
+        from pathlib import Path
+
+        path = Path(path)
+        half = {k: v.half() if v.is_floating_point() else v for k, v in encoder_state(self.net).items()}
+        weights = {k: v for k, v in half.items() if not k.startswith(TRUNK_PREFIX)}
+        trunk = {k: v for k, v in half.items() if k.startswith(TRUNK_PREFIX)}
         decoder = {k: v.to(torch.int16) if k.endswith("w_int") else v for k, v in self.decoder.to_state().items()}
-        torch.save(
-            {"format": 2, "config": asdict(self.net.config), "state_dict": weights, "decoder": decoder,
-             "tables": self.tables.to_state(), "meta": self.meta},
-            path,
-        )
+        state = {"format": 2, "config": asdict(self.net.config), "state_dict": weights, "decoder": decoder,
+                 "tables": self.tables.to_state(), "meta": self.meta}
+        if trunk:
+            state["trunk_file"] = trunk_path(path).name
+            torch.save({"format": "fllic-trunk-1", "state_dict": trunk}, trunk_path(path))
+        torch.save(state, path)
 
     @classmethod
     def load(cls, path) -> "CodingModel":
+        from pathlib import Path
+
         from fllic.models.int_decoder import from_state
 
+        path = Path(path)
         state = torch.load(path, map_location="cpu", weights_only=True)
         if state.get("format") != 2:
             raise ModelMismatchError(f"{path} is a model file of format {state.get('format')}; this fllic reads format 2 (export it again)")
-        net = FLLIC(FllicConfig(**state["config"]))
-        missing, unexpected = net.load_state_dict({k: v.float() for k, v in state["state_dict"].items()}, strict=False)
+        weights = dict(state["state_dict"])
+        if "trunk_file" in state:
+            part = path.parent / state["trunk_file"]
+            if not part.exists():
+                raise ModelMismatchError(f"{path} needs its denoising trunk {part.name} beside it; copy both files")
+            weights.update(torch.load(part, map_location="cpu", weights_only=True)["state_dict"])
+        config = state["config"]
+        if config.get("trunk") is not None:
+            config = {**config, "trunk": tuple(config["trunk"])}
+        net = FLLIC(FllicConfig(**config))
+        missing, unexpected = net.load_state_dict({k: v.float() for k, v in weights.items()}, strict=False)
         if unexpected or any(not k.startswith(DECODER_PREFIXES) for k in missing):
             raise ModelMismatchError(f"{path} does not fit the FLLIC network (missing {missing}, unexpected {unexpected})")
         decoder = from_state({k: v.to(torch.int32) if k.endswith("w_int") else v for k, v in state["decoder"].items()})
         return cls(net, CodingTables.from_state(state["tables"]), decoder, state["meta"])
+
+
+def trunk_path(path):
+    """Where a model file's denoising trunk lives: ``<stem>-trunk.pt`` beside it."""
+    return path.with_name(f"{path.stem}-trunk{path.suffix}")
 
 
 def finalize(net: FLLIC, meta: dict | None = None, calibration=None, half: bool = True) -> CodingModel:

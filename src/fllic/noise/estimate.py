@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 
@@ -103,3 +105,98 @@ def _uncensored_sigma(var_obs: float, means: np.ndarray) -> float:
         mid = 0.5 * (lo + hi)
         lo, hi = (mid, hi) if _censored_variance(mus, mid).mean() < var_obs else (lo, mid)
     return 0.5 * (lo + hi)
+
+
+# -- signal-dependent noise: the noise-level function --------------------------------
+NLF_PATCH = 7
+
+
+@dataclass
+class NoiseLevelFunction:
+    """Noise std against intensity, both in 8-bit units: what camera noise looks like.
+
+    ``intensity`` holds the centres of the intensity bins that had enough
+    weak-texture patches, ``sigma`` the noise std measured in each and
+    ``patches`` how many patches each used. Calling it interpolates (flat
+    beyond the ends).
+    """
+
+    intensity: np.ndarray
+    sigma: np.ndarray
+    patches: np.ndarray
+
+    def __call__(self, values) -> np.ndarray:
+        if self.intensity.size == 0:
+            return np.zeros_like(np.asarray(values, np.float64))
+        return np.interp(values, self.intensity, self.sigma)
+
+    def as_dict(self) -> dict:
+        return {"intensity": [round(float(v), 2) for v in self.intensity],
+                "sigma": [round(float(v), 3) for v in self.sigma],
+                "patches": [int(v) for v in self.patches]}
+
+
+def estimate_nlf(image: np.ndarray, bins: int = 8, min_patches: int = 200, weak: float = 0.1) -> NoiseLevelFunction:
+    """The noise-level function of an 8-bit image, blind: noise std per intensity bin.
+
+    7x7 patches (every 3rd position) are binned by their mean intensity into
+    ``bins`` equal bins. In each bin with ``min_patches`` patches, the
+    ``weak`` fraction with the least texture (the gradient energy of a 3x3
+    box-smoothed copy, which the noise barely moves, so the choice does not
+    favour patches where the noise happened to be weak) gives the noise
+    variance: their mean within-patch variance, all channels.
+
+    Unlike the PCA estimator of :func:`estimate_sigma`, which measures the
+    weakest direction of the noise and so reads far too low on demosaiced
+    camera noise (correlated across pixels and channels), this measures the
+    per-pixel std. Residual texture makes it read high on textured images at
+    low noise: results/noise_estimation.md gives its errors against the true
+    noise-level function under the camera pipeline.
+    """
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    x = np.asarray(image, dtype=np.float64)
+    if x.ndim == 2:
+        x = x[..., None]
+    p = NLF_PATCH
+    if min(x.shape[:2]) < 4 * p:
+        return NoiseLevelFunction(np.zeros(0), np.zeros(0), np.zeros(0, np.int64))
+    smooth = _box(x, 3).mean(2)
+    gy, gx = np.gradient(smooth)
+    texture = _box(gx * gx + gy * gy, p)[p // 2 :: 3, p // 2 :: 3]
+    w = sliding_window_view(x, (p, p), axis=(0, 1))[::3, ::3]  # (h, w, channels, p, p)
+    texture = texture[: w.shape[0], : w.shape[1]].ravel()
+    flat = w.reshape(w.shape[0], w.shape[1], x.shape[2], p * p)
+    var = flat.var(-1, ddof=1).mean(-1).ravel()
+    means = flat.mean((-1, -2)).ravel()
+    which = np.clip(np.digitize(means, np.linspace(0.0, 255.0, bins + 1)) - 1, 0, bins - 1)
+    centres, sigmas, counts = [], [], []
+    for b in range(bins):
+        sel = np.flatnonzero(which == b)
+        if sel.size < min_patches:
+            continue
+        k = sel[np.argsort(texture[sel], kind="stable")[: max(min_patches // 4, int(weak * sel.size))]]
+        centres.append(float(means[k].mean()))
+        sigmas.append(float(np.sqrt(max(var[k].mean() - 1.0 / 12.0, 0.0))))
+        counts.append(int(k.size))
+    return NoiseLevelFunction(np.array(centres), np.array(sigmas), np.array(counts, np.int64))
+
+
+def _box(a: np.ndarray, k: int) -> np.ndarray:
+    """Mean over a k x k window (reflected edges), same shape as ``a`` (2-D or 3-D)."""
+    pad = ((k // 2, k // 2), (k // 2, k // 2)) + ((0, 0),) * (a.ndim - 2)
+    c = np.cumsum(np.cumsum(np.pad(np.pad(a, pad, mode="reflect"), ((1, 0), (1, 0)) + ((0, 0),) * (a.ndim - 2)), 0), 1)
+    return (c[k:, k:] - c[:-k, k:] - c[k:, :-k] + c[:-k, :-k]) / (k * k)
+
+
+def noise_map(image: np.ndarray, nlf: NoiseLevelFunction | None = None, window: int = 7) -> np.ndarray:
+    """(H, W) noise std per pixel, 8-bit units: the NLF read at each pixel's local mean intensity.
+
+    The local mean (a ``window``-pixel box, all channels) stands for the clean
+    intensity. This is the per-pixel conditioning a noise-map model reads.
+    """
+    x = np.asarray(image, dtype=np.float64)
+    if x.ndim == 3:
+        x = x.mean(2)
+    nlf = estimate_nlf(image) if nlf is None else nlf
+    return nlf(_box(x, window))

@@ -24,6 +24,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trunk", type=Path, default=None, help="v2: a denoising trunk (checkpoint or export of python -m fllic.train.denoiser) ahead of g_a")
     p.add_argument("--freeze-trunk", action="store_true", help="train the codec only, on the trunk's estimates")
     p.add_argument("--bf16", action="store_true", help="run the trunk under bf16 autocast (faster on CPUs with AVX-512 BF16)")
+    p.add_argument("--targets", choices=("v1", "clean"), default="v1",
+                   help="training images: v1's set, or the v2 estimator's cleaner targets (BSD JPEGs downscaled by 2)")
+    p.add_argument("--cosine", action="store_true", help="cosine learning-rate decay to 2%% at --steps (fine-tuning)")
+    p.add_argument("--q-range", type=float, nargs=2, default=(0.5, 4.0), metavar=("LO", "HI"),
+                   help="step-map scales q drawn log-uniformly from this range")
+    p.add_argument("--warmup", type=int, default=300, help="learning-rate warm-up steps")
     p.add_argument("--init", type=Path, default=None, help="start from these float weights (a checkpoint, or a float resume point such as weights/fllic-awgn-v1-float.pt) when the workdir has no checkpoint")
     return p
 
@@ -35,7 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.patch % 64:
         print("error: --patch must be a multiple of 64", file=sys.stderr)
         return 2
-    train(TrainConfig(**vars(args)))
+    kw = vars(args)
+    kw["q_range"] = tuple(kw["q_range"])
+    train(TrainConfig(**kw))
     return 0
 
 

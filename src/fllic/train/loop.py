@@ -43,6 +43,8 @@ class TrainConfig:
     trunk: Path | None = None  # v2: a denoising trunk (from fllic.train.denoiser) ahead of g_a
     freeze_trunk: bool = False
     bf16: bool = False  # the trunk under bf16 autocast
+    targets: str = "v1"  # "v1": the v1 image set; "clean": the v2 estimator's cleaner targets (data.clean_targets)
+    cosine: bool = False  # decay the learning rate on a cosine to 2 % at ``steps`` (fine-tuning)
 
 
 def _threads_wanted(cfg: TrainConfig) -> int:
@@ -93,6 +95,23 @@ def _save(path: Path, state: dict) -> None:
     os.replace(tmp, path)
 
 
+def _lr(cfg: TrainConfig, step: int) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    if not cfg.cosine:
+        return cfg.lr
+    t = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def _images(cfg: TrainConfig) -> tuple[list, list]:
+    if cfg.targets == "clean":
+        from fllic.train.data import clean_targets
+
+        return clean_targets(cfg.data, cfg.workdir / "clean.npz"), []
+    return load_cached(cfg.data, cfg.workdir / "images.npz")
+
+
 def _sample_q(n: int, q_range: tuple[float, float], gen: torch.Generator) -> torch.Tensor:
     lo, hi = (math.log(v) for v in q_range)
     return torch.exp(torch.empty(n).uniform_(lo, hi, generator=gen))
@@ -119,7 +138,7 @@ def train(cfg: TrainConfig) -> None:
     if state is not None:
         opt.load_state_dict(state["opt"])
         step, elapsed = state["step"], state["elapsed"]
-    colour, grey = load_cached(cfg.data, cfg.workdir / "images.npz")
+    colour, grey = _images(cfg)
     sampler = PatchSampler(colour, grey, cfg.patch, cfg.grey_fraction, cfg.sigma_max, cfg.seed + step)
     gen = torch.Generator().manual_seed(cfg.seed + step)
     torch.manual_seed(cfg.seed + step)
@@ -132,7 +151,7 @@ def train(cfg: TrainConfig) -> None:
         if step % 50 == 0:
             torch.set_num_threads(_threads_wanted(cfg))
         for g in opt.param_groups:
-            g["lr"] = cfg.lr * min(1.0, (step + 1) / cfg.warmup)
+            g["lr"] = _lr(cfg, step)
         clean, noisy, sigma = sampler.batch(cfg.batch)
         q = _sample_q(cfg.batch, cfg.q_range, gen)
         out = model(noisy, sigma, q)
