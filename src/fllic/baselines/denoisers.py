@@ -168,12 +168,13 @@ class Cbm3d(Denoiser):
 
 
 class FllicDenoiser(Denoiser):
-    """fllic's network without quantization: g_s(g_a(x | sigma, q) | sigma, q), q of the default quality."""
+    """fllic's own estimate, ŷ unquantized: g_s(g_a(x | sigma, q) | sigma, q), q of the default quality for sigma."""
 
     name = "fllicdn"
 
     def _q(self) -> float:
-        return float(np.float32(self.ctx.coding_model.meta.get("quality_scales", [1.0])[-1]))
+        m = self.ctx.coding_model
+        return float(np.float32(m.meta.get("quality_scales", [1.0])[m.default_quality(self.ctx.sigma) - 1]))
 
     def version(self) -> str:
         return f"3/{self.ctx.coding_model.hash.hex()}/q{self._q():g}"
@@ -183,6 +184,31 @@ class FllicDenoiser(Denoiser):
 
         x = self.ctx.coding_model.estimate(_to_tensor(noisy), float(np.float32(self.ctx.sigma)), self._q())
         return _pixels(x, noisy.shape[0], noisy.shape[1], 1 if noisy.ndim == 2 else 3)
+
+
+class FllicTrunk(Denoiser):
+    """A v2 model's encoder-side denoising trunk alone: the estimate its codec codes, the PSNR cap."""
+
+    name = "fllictrunk"
+    grouped = False  # only by name: v1 models have no trunk
+
+    def version(self) -> str:
+        return f"1/{self.ctx.coding_model.hash.hex()}"
+
+    def denoise(self, noisy):
+        import torch
+
+        from fllic.codec import _to_tensor
+
+        net = self.ctx.coding_model.net
+        if net.trunk is None:
+            raise BaselineError("fllictrunk needs a v2 model (one with a denoising trunk)")
+        x = _to_tensor(noisy)
+        with torch.no_grad():
+            est = net.trunk(x, torch.tensor([float(self.ctx.sigma)])).clamp(0, 1)
+        out = np.rint(est[0].numpy().transpose(1, 2, 0) * 255.0)[: noisy.shape[0], : noisy.shape[1]]
+        out = out.astype(np.uint8)
+        return np.rint(out.astype(np.float64).mean(2)).astype(np.uint8) if noisy.ndim == 2 else out
 
 
 class Ffdnet(Denoiser):

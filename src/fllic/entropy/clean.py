@@ -1,0 +1,135 @@
+"""H(I): the code length of the clean image, estimated from the noisy one (Zhang & Wu 2024, Sec. 4).
+
+The weakly supervised half of FLLIC never sees a clean image, yet must not
+spend bits on noise: it needs an estimate of what the clean image would cost.
+docs/theory.md derives the estimator; in short:
+
+1. An orthonormal colour transform and an 8x8 block DCT keep white noise of
+   std sigma white, with the same std, in every coefficient.
+2. Each coefficient's variance is measured locally (the same frequency in the
+   5x5 neighbouring blocks; the DC term's around its local mean, since the
+   decoder predicts it from its neighbours). With noise independent of the image, the noisy
+   variance is the clean variance plus sigma^2, so v_clean = max(v_noisy - sigma^2, 0).
+   For a Gaussian coefficient this is the entropy power inequality met with
+   equality; for heavier-tailed coefficients it is what the second moment allows.
+3. A Gaussian coefficient of variance v costs max(0, 1/2 log2(v / D)) bits at
+   distortion D (reverse water-filling), so the clean image costs
+   sum over coefficients of that, divided by the pixels.
+4. D and a gain are calibrated once, on clean *training* images, against the
+   operational H(I): the bits the supervised model spends on the clean image
+   at its default quality (``calibrate``). The calibration ships as
+   CALIBRATION; a model's metadata may carry its own.
+
+Everything is numpy; the DCT is a matrix product.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+BLOCK = 8
+WINDOW = 5  # blocks per side of the local variance window
+# Orthonormal colour transform (luma, two chroma differences): white noise stays white.
+_COLOUR = np.array([[1, 1, 1], [1, 0, -1], [1, -2, 1]], np.float64) / np.sqrt([[3], [2], [6]])
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """bpp = gain * (Gaussian rate at distortion D, noise power scaled by kappa) + offset.
+
+    kappa >= 1 offsets the upward bias that max(·, D) gives a noisy variance
+    estimate; all four are fitted on noisy training images (``calibrate``).
+    """
+
+    distortion: float
+    gain: float
+    offset: float
+    kappa: float = 1.0
+    model_id: str = ""
+
+
+def load_calibration(model_id: str) -> Calibration:
+    """The shipped calibration for ``model_id`` (src/fllic/entropy/calibration.json)."""
+    import json
+    from importlib import resources
+
+    from fllic._errors import ModelMismatchError
+
+    table = json.loads((resources.files("fllic.entropy") / "calibration.json").read_text())
+    if model_id not in table:
+        raise ModelMismatchError(f"no H(I) calibration for model {model_id!r}; calibrated: {', '.join(sorted(table))} "
+                                 "(python -m fllic.bench.entropy --calibrate makes one)")
+    return Calibration(**table[model_id], model_id=model_id)
+
+
+def _dct_matrix(n: int = BLOCK) -> np.ndarray:
+    k, i = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    m = np.cos(np.pi * (2 * i + 1) * k / (2 * n)) * np.sqrt(2.0 / n)
+    m[0] /= np.sqrt(2.0)
+    return m
+
+
+def coefficients(image: np.ndarray) -> np.ndarray:
+    """(channels, blocks_y, blocks_x, 64) orthonormal DCT coefficients of an 8-bit image (edges cropped)."""
+    x = np.asarray(image, np.float64)
+    if x.ndim == 2:
+        x = x[..., None]
+    if x.shape[2] == 3:
+        x = x @ _COLOUR.T
+    h, w = (x.shape[0] // BLOCK) * BLOCK, (x.shape[1] // BLOCK) * BLOCK
+    blocks = x[:h, :w].reshape(h // BLOCK, BLOCK, w // BLOCK, BLOCK, x.shape[2]).transpose(4, 0, 2, 1, 3)
+    d = _dct_matrix()
+    return np.einsum("ki,cyxij,lj->cyxkl", d, blocks, d).reshape(x.shape[2], h // BLOCK, w // BLOCK, BLOCK * BLOCK)
+
+
+def _local_mean(a: np.ndarray, k: int = WINDOW) -> np.ndarray:
+    """Mean over k x k neighbouring blocks (axes 1 and 2), reflected at the edges."""
+    pad = k // 2
+    p = np.pad(a, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
+    c = np.cumsum(np.cumsum(np.pad(p, ((0, 0), (1, 0), (1, 0), (0, 0))), 1), 2)
+    return (c[:, k:, k:] - c[:, :-k, k:] - c[:, k:, :-k] + c[:, :-k, :-k]) / (k * k)
+
+
+def gaussian_rate(image: np.ndarray, sigma: float, distortion: float, kappa: float = 1.0) -> float:
+    """Bits per pixel of the clean image under the Gaussian model: sum of max(0, ½log2(v_clean/D)) / pixels.
+
+    ``sigma`` is the noise std in 8-bit units (0 for a clean image).
+    """
+    c = coefficients(image)
+    if c.size == 0:
+        return 0.0
+    v_noisy = _local_mean(c * c)
+    # The DC term is predictable from its neighbours: its variance is about the local mean, not zero.
+    v_noisy[..., 0] -= _local_mean(c[..., :1])[..., 0] ** 2
+    v_clean = np.maximum(v_noisy - kappa * float(sigma) ** 2, 0.0)
+    bits = 0.5 * np.log2(np.maximum(v_clean / distortion, 1.0))
+    pixels = c.shape[1] * c.shape[2] * BLOCK * BLOCK
+    return float(bits.sum() / pixels)
+
+
+def estimate_clean_bpp(noisy: np.ndarray, sigma: float, calibration: Calibration) -> float:
+    """Estimated H(I) in bits per pixel, from the noisy image and its noise std (8-bit units)."""
+    r = gaussian_rate(noisy, sigma, calibration.distortion, calibration.kappa)
+    return max(0.0, calibration.gain * r + calibration.offset)
+
+
+def calibrate(noisy: list[np.ndarray], sigmas: list[float], operational_bpp: list[float], model_id: str = "",
+              distortions=tuple(2.0 ** np.arange(0, 8, 0.5)), kappas=(1.0, 1.1, 1.2, 1.35, 1.5)) -> Calibration:
+    """The calibration whose estimate on noisy training images best matches the clean images' operational bits.
+
+    For each (D, kappa) on the grid a least-squares line maps the Gaussian
+    rate to the operational bpp; the pair with the least mean absolute relative
+    error wins. Each noisy image comes with its sigma and its clean image's bits.
+    """
+    target = np.asarray(operational_bpp, np.float64)
+    best = None
+    for d in distortions:
+        for kappa in kappas:
+            r = np.array([gaussian_rate(img, s, float(d), kappa) for img, s in zip(noisy, sigmas)])
+            gain, offset = np.polyfit(r, target, 1) if np.ptp(r) > 0 else (1.0, 0.0)
+            err = np.mean(np.abs(np.maximum(gain * r + offset, 0.0) - target) / target)
+            if best is None or err < best[0]:
+                best = (err, Calibration(float(d), float(gain), float(offset), float(kappa), model_id))
+    return best[1]

@@ -1,0 +1,96 @@
+"""python -m fllic.train.quality: choose a model's default quality per noise level, on a validation split.
+
+The functionally lossless point is the cheapest quality whose decoded image is
+as good as the model's own estimate, within ``--tolerance`` dB (issue 7: the
+default point within 0.2 dB of the unquantized estimate). For each sigma of a
+grid this measures, on held-out training photographs (WikipediaPhotos
+045-049, which no v2 stage trained on; never a test set), the PSNR of the
+estimate g_s(g_a(x)) with ŷ unquantized and the PSNR and bpp of every quality
+level, picks the coarsest level within tolerance, and writes the choice into
+the model file's metadata as ``default_quality`` (metadata is not hashed, so
+files already coded stay valid).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+GRID = (0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 35.0, 50.0)
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 99.0 if mse == 0 else 10 * math.log10(255.0**2 / mse)
+
+
+def measure(model, images: list[np.ndarray], sigmas=GRID) -> dict[float, dict]:
+    """Per sigma: the estimate's PSNR and each level's (PSNR, bpp), averaged over ``images``."""
+    from fllic.codec import _pixels, _to_tensor, encode_detailed
+    from fllic.noise import add_noise
+
+    scales = model.meta["quality_scales"]
+    out = {}
+    for s in sigmas:
+        est, levels = [], [[] for _ in scales]
+        for k, clean in enumerate(images):
+            noisy = add_noise(clean, s, seed=k) if s else clean
+            x = model.estimate(_to_tensor(noisy), float(np.float32(s)), float(np.float32(scales[-1])))
+            est.append(_psnr(_pixels(x, *clean.shape[:2], 3), clean))
+            for q in range(len(scales)):
+                res = encode_detailed(noisy, sigma=s, model=model, quality=q + 1)
+                levels[q].append((_psnr(res.pixels, clean), 8.0 * len(res.data) / clean[..., 0].size))
+        out[s] = {"estimate": float(np.mean(est)),
+                  "levels": [tuple(float(v) for v in np.mean(lv, axis=0)) for lv in levels]}
+        print(f"sigma {s:g}: estimate {out[s]['estimate']:.2f} dB; "
+              + "; ".join(f"q{q + 1} {p:.2f} dB {b:.3f} bpp" for q, (p, b) in enumerate(out[s]["levels"])), flush=True)
+    return out
+
+
+def choose(table: dict[float, dict], tolerance: float) -> list[list[float]]:
+    """``[[sigma_max, level], ...]``: per grid sigma the coarsest level within ``tolerance`` of the estimate."""
+    sigmas = sorted(table)
+    pairs = []
+    for i, s in enumerate(sigmas):
+        levels = table[s]["levels"]
+        ok = [q for q, (p, _) in enumerate(levels) if p >= table[s]["estimate"] - tolerance]
+        level = (ok[0] if ok else len(levels) - 1) + 1
+        bound = (s + sigmas[i + 1]) / 2 if i + 1 < len(sigmas) else 255.0
+        pairs.append([float(bound), int(level)])
+    return pairs
+
+
+def main(argv: list[str] | None = None) -> int:
+    from fllic.models.fllic_net import CodingModel
+    from fllic.train.data import VALIDATION_PHOTOS, _load
+
+    p = argparse.ArgumentParser(prog="python -m fllic.train.quality", description=__doc__)
+    p.add_argument("--model", type=Path, required=True, help="an exported model file (updated with --write)")
+    p.add_argument("--data", type=Path, default=Path("../shared/data"), help="folder with WikipediaPhotos")
+    p.add_argument("--size", type=int, default=384, help="side of the centre crops")
+    p.add_argument("--tolerance", type=float, default=0.2, help="dB below the estimate a default may be")
+    p.add_argument("--write", action="store_true", help="store the choice in the model file's metadata")
+    args = p.parse_args(argv)
+    images = []
+    for stem in VALIDATION_PHOTOS:
+        img = _load(args.data / "WikipediaPhotos" / f"{stem}.png")
+        i, j = (img.shape[0] - args.size) // 2, (img.shape[1] - args.size) // 2
+        images.append(np.ascontiguousarray(img[i : i + args.size, j : j + args.size]))
+    model = CodingModel.load(args.model)
+    table = measure(model, images)
+    pairs = choose(table, args.tolerance)
+    print("default_quality:", pairs)
+    if args.write:
+        model.meta["default_quality"] = pairs
+        model.meta["default_quality_table"] = {str(s): v for s, v in table.items()}
+        model.save(args.model)
+        print(f"wrote the defaults into {args.model}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""The clean-image entropy estimator H(I) (fllic.entropy.clean, docs/theory.md)."""
+
+import numpy as np
+import pytest
+
+from fllic.entropy.clean import Calibration, calibrate, coefficients, estimate_clean_bpp, gaussian_rate
+
+
+def _scene(rng, h=96, w=128):
+    """A textured scene: a smooth field plus edges, in [30, 220]."""
+    y, x = np.mgrid[:h, :w]
+    base = 120 + 60 * np.sin(x / 9.0) * np.cos(y / 13.0) + 30 * (x > w // 2)
+    return np.clip(base[..., None] + rng.normal(0, 3, (h, w, 3)).cumsum(1) * 0.3, 30, 220)
+
+
+def test_the_transform_is_orthonormal_so_white_noise_stays_white():
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, 7.0, (64, 96, 3))
+    c = coefficients(noise)
+    assert c.shape == (3, 8, 12, 64)
+    assert np.isclose((c**2).sum(), (noise**2).sum())  # energy preserved exactly
+    assert abs(c.std() - 7.0) < 0.2
+
+
+def test_rate_is_zero_for_a_flat_image_and_falls_as_the_noise_allowance_grows():
+    rng = np.random.default_rng(1)
+    assert gaussian_rate(np.full((64, 64, 3), 128.0), 0.0, 4.0) == pytest.approx(0.0, abs=0.01)
+    scene = _scene(rng)
+    rates = [gaussian_rate(scene, s, 4.0) for s in (0, 5, 15, 40)]
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+
+
+def test_variance_subtraction_recovers_the_clean_rate_from_noisy_images():
+    rng = np.random.default_rng(2)
+    scene = _scene(rng, 192, 256)
+    clean = gaussian_rate(scene, 0.0, 16.0)
+    noisy = scene + rng.normal(0, 15.0, scene.shape)
+    assert gaussian_rate(noisy, 0.0, 16.0) > 1.5 * clean  # the noise would cost bits
+    assert gaussian_rate(noisy, 15.0, 16.0, kappa=1.2) == pytest.approx(clean, rel=0.35)
+
+
+def test_calibration_fits_a_known_line():
+    rng = np.random.default_rng(3)
+    images = [_scene(np.random.default_rng(k)) * rng.uniform(0.5, 1.0) for k in range(6)]
+    truth = Calibration(distortion=8.0, gain=1.7, offset=0.1)
+    target = [estimate_clean_bpp(img, 0.0, truth) for img in images]
+    fit = calibrate(images, [0.0] * 6, target, "test", distortions=(2.0, 8.0, 32.0), kappas=(1.0,))
+    assert fit.distortion == 8.0 and fit.model_id == "test"
+    assert fit.gain == pytest.approx(1.7, rel=1e-6) and fit.offset == pytest.approx(0.1, abs=1e-6)
+
+
+def test_an_unknown_model_has_no_calibration():
+    import fllic
+    from fllic.entropy.clean import load_calibration
+
+    with pytest.raises(fllic.ModelMismatchError, match="no H\\(I\\) calibration"):
+        load_calibration("no-such-model")
