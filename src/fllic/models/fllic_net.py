@@ -153,7 +153,11 @@ class FLLIC(nn.Module):
         With a trunk, g_a codes the trunk's estimate: remote-source coding's
         estimate-then-code split, with the estimation paid only by the encoder.
         """
-        return self.g_a(_cond_maps(self.g_a_in(self.estimate(x, sigma) - 0.5), sigma, q))
+        return self.analysis_of_estimate(self.estimate(x, sigma), sigma, q)
+
+    def analysis_of_estimate(self, x_est: torch.Tensor, sigma: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        """y = g_a(x_est | sigma, q), for an estimate already computed."""
+        return self.g_a(_cond_maps(self.g_a_in(x_est - 0.5), sigma, q))
 
     def step_z(self) -> torch.Tensor:
         return torch.exp(self.log_step_z).view(1, -1, 1, 1)
@@ -172,7 +176,11 @@ class FLLIC(nn.Module):
     # -- training ----------------------------------------------------------------
     def forward(self, x: torch.Tensor, sigma: torch.Tensor, q: torch.Tensor) -> ForwardOutput:
         """Relaxed quantization: additive uniform noise for the rates, straight-through for ŷ."""
-        y = self.analysis(x, sigma, q)
+        return self.forward_from_estimate(self.estimate(x, sigma), sigma, q)
+
+    def forward_from_estimate(self, x_est: torch.Tensor, sigma: torch.Tensor, q: torch.Tensor) -> ForwardOutput:
+        """forward() for an estimate already computed (the weakly supervised trainer shares it)."""
+        y = self.analysis_of_estimate(x_est, sigma, q)
         z_sym = self.h_a(y) / self.step_z()
         z_noisy = z_sym + torch.empty_like(z_sym).uniform_(-0.5, 0.5)
         z_hat = round_ste(z_sym) * self.step_z()

@@ -1,0 +1,86 @@
+"""Weakly supervised training: the trainer sees noisy images only (issue 8)."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tests.conftest import noisy_image
+
+
+@pytest.fixture
+def noisy_set(tmp_path, rng):
+    from fllic.train.weak_data import make_noisy_set
+
+    root = tmp_path / "data"
+    for name in ("CBSD432", "WikipediaPhotos"):
+        (root / name).mkdir(parents=True)
+        for k in range(2):
+            Image.fromarray(noisy_image(rng, 160, 192, 3)).save(root / name / f"{k}.png")
+    out = tmp_path / "noisy.npz"
+    assert make_noisy_set(root, out, sigma_range=(10.0, 30.0), seed=5) == 4
+    return root, out
+
+
+def test_the_noisy_set_is_made_once_with_a_fixed_seed(tmp_path, noisy_set):
+    from fllic.train.weak_data import load_noisy_set, make_noisy_set
+
+    root, out = noisy_set
+    again = tmp_path / "again.npz"
+    make_noisy_set(root, again, sigma_range=(10.0, 30.0), seed=5)
+    (a, sa), (b, sb) = load_noisy_set(out), load_noisy_set(again)
+    assert np.array_equal(sa, sb) and all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert all(10.0 <= s <= 30.0 for s in sa)
+    assert a[0].shape == (80, 96, 3) and a[0].dtype == np.uint8  # downscaled by 2, as the supervised targets
+
+
+def test_the_weak_trainer_cannot_reach_clean_images(tmp_path, noisy_set, monkeypatch):
+    """With the data folder gone and every image reader booby-trapped, training still runs: it reads only the noisy set."""
+    import shutil
+
+    import PIL.Image
+
+    import fllic.entropy.clean as clean
+    import fllic.train.data as data
+    from fllic.train.weak import main
+
+    root, out = noisy_set
+    shutil.rmtree(root)
+
+    def trap(*args, **kwargs):
+        raise AssertionError("the weak trainer tried to read an image file")
+
+    monkeypatch.setattr(PIL.Image, "open", trap)
+    monkeypatch.setattr(data, "_load", trap)
+    monkeypatch.setattr(data, "collect_images", trap)
+    monkeypatch.setattr(data, "clean_targets", trap)
+    monkeypatch.setattr(clean, "load_calibration", lambda model_id: clean.Calibration(8.0, 1.0, 0.0, 1.2, model_id))
+    work = tmp_path / "weak"
+    args = ["--noisy-set", str(out), "--workdir", str(work), "--tiny", "--batch", "2", "--patch", "64",
+            "--threads", "1", "--steps", "2", "--no-bf16", "--log-every", "1"]
+    assert main(args) == 0
+    state = torch.load(work / "checkpoint.pt", weights_only=False)
+    assert state["step"] == 2 and state["weak"]
+    log = (work / "train.log").read_text()
+    assert "n2n" in log and "budget" in log
+
+
+def test_neighbour_pairs_take_two_different_neighbours_of_each_cell():
+    from fllic.train.weak import neighbour_pair
+
+    h, w = 8, 12
+    pos = torch.arange(h * w, dtype=torch.float32).view(1, 1, h, w).repeat(2, 3, 1, 1)
+    g1, g2 = neighbour_pair(pos, torch.Generator().manual_seed(0))
+    assert g1.shape == g2.shape == (2, 3, h // 2, w // 2)
+    r1, c1 = g1 // w, g1 % w
+    r2, c2 = g2 // w, g2 % w
+    assert torch.all(r1 // 2 == torch.arange(h // 2).view(1, 1, -1, 1))  # inside its own 2x2 cell
+    assert torch.all((r1 // 2 == r2 // 2) & (c1 // 2 == c2 // 2))
+    assert torch.all((r1 - r2).abs() + (c1 - c2).abs() == 1)  # edge neighbours, never the same pixel
+
+
+def test_a_missing_noisy_set_is_a_clear_error(tmp_path, capsys):
+    from fllic.train.weak import main
+
+    assert main(["--noisy-set", str(tmp_path / "none.npz"), "--workdir", str(tmp_path)]) == 1
+    assert "python -m fllic.train.weak_data" in capsys.readouterr().err
