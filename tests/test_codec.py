@@ -71,7 +71,8 @@ def test_default_sigma_is_estimated_and_stored(tiny_model, rng):
     "bad, kwargs",
     [
         (np.zeros((8, 8), np.float32), {}),
-        (np.zeros((8, 8, 4), np.uint8), {}),
+        (np.zeros((8, 8, 5), np.uint8), {}),
+        (np.zeros((8, 8), np.int16), {}),
         (np.zeros((0, 8), np.uint8), {}),
         (np.zeros((8, 8), np.uint8), {"quality": 9}),
         (np.zeros((8, 8), np.uint8), {"sigma": -1.0}),

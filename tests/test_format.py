@@ -61,9 +61,21 @@ def test_out_of_range_coding_parameters(field, value):
         fmt.unpack(fmt.pack(fmt.Container(header(**{field: value}), {})))
 
 
-def test_unsupported_geometry():
+@pytest.mark.parametrize("field, value", [("channels", 0), ("channels", 5), ("height", 0), ("width", 0),
+                                          ("bit_depth", 12), ("bit_depth", 0)])
+def test_unsupported_geometry(field, value):
     with pytest.raises(FormatError):
-        fmt.unpack(fmt.pack(fmt.Container(header(channels=2), {})))
+        fmt.unpack(fmt.pack(fmt.Container(header(**{field: value}), {})))
+
+
+def test_alpha_needs_its_section_and_16_bits_widen_the_sigma_range():
+    with pytest.raises(FormatError, match="alpha section"):
+        fmt.unpack(fmt.pack(fmt.Container(header(channels=4), {})))
+    with pytest.raises(FormatError, match="alpha section"):
+        fmt.unpack(fmt.pack(fmt.Container(header(channels=3), {"A": b"\x00"})))
+    assert fmt.unpack(fmt.pack(fmt.Container(header(bit_depth=16, sigma=5000.0), {}))).header.bit_depth == 16
+    with pytest.raises(FormatError, match="out of range"):
+        fmt.unpack(fmt.pack(fmt.Container(header(sigma=5000.0), {})))
 
 
 def test_check():

@@ -1,8 +1,10 @@
 """Hostile input, property-based (hypothesis): every case ends in a FllicError or an exact decode.
 
-Cases: random bytes; bit flips and truncations of valid files; absurd header
-fields; payload mutations with the file CRC recomputed, so that they reach
-the header parser, the entropy decoder and the synthesis. A decode that
+Cases: random bytes; bit flips and truncations of valid files (8-bit grey
+and RGB, and a 16-bit RGBA file with EXIF); absurd header fields; payload
+mutations (Z, Y, alpha and EXIF sections) with the file CRC recomputed, so
+that they reach the header parser, the alpha inflater, the entropy decoder
+and the synthesis. A decode that
 succeeds has passed the stored pixel CRC by construction. Each case must
 finish within the deadline (5 s) on the tiny model; the longer fuzz target
 is tests/fuzz_decode.py (atheris).
@@ -27,8 +29,11 @@ SETTINGS = settings(max_examples=60, deadline=5000, suppress_health_check=[Healt
 @pytest.fixture(scope="module")
 def seeds(tiny_model):
     rng = np.random.default_rng(5)
-    return [fllic.encode(noisy_image(rng, h, w, channels=c), sigma=20, model=tiny_model)
-            for h, w, c in ((40, 52, 3), (33, 17, 1), (70, 90, 3))]
+    seeds = [fllic.encode(noisy_image(rng, h, w, channels=c), sigma=20, model=tiny_model)
+             for h, w, c in ((40, 52, 3), (33, 17, 1), (70, 90, 3))]
+    rgba16 = np.dstack([noisy_image(rng, 29, 37), rng.integers(0, 256, (29, 37), dtype=np.uint8)]).astype(np.uint16) * 257
+    exif = b"MM\x00*\x00\x00\x00\x08\x00\x00\x00\x00\x00\x00"
+    return seeds + [fllic.encode(rgba16, sigma=5000, model=tiny_model, exif=exif)]  # 16-bit, alpha, EXIF
 
 
 def _decodes_or_fails_cleanly(data: bytes, model) -> None:
@@ -36,7 +41,7 @@ def _decodes_or_fails_cleanly(data: bytes, model) -> None:
         out = fllic.decode(data, model=model)
     except fllic.FllicError:
         return
-    assert out.dtype == np.uint8
+    assert out.dtype in (np.uint8, np.uint16)
 
 
 @SETTINGS
@@ -47,7 +52,7 @@ def test_random_bytes(data, tiny_model):
 
 
 @SETTINGS
-@given(k=st.integers(0, 2), flips=st.lists(st.integers(0, 10**6), min_size=1, max_size=8), cut=st.integers(0, 10**6))
+@given(k=st.integers(0, 3), flips=st.lists(st.integers(0, 10**6), min_size=1, max_size=8), cut=st.integers(0, 10**6))
 def test_bit_flips_and_truncations(seeds, tiny_model, k, flips, cut):
     data = bytearray(seeds[k])
     for f in flips:
@@ -67,7 +72,7 @@ _ABSURD = {
 
 
 @SETTINGS
-@given(k=st.integers(0, 2), field=st.sampled_from(sorted(_ABSURD)), data=st.data())
+@given(k=st.integers(0, 3), field=st.sampled_from(sorted(_ABSURD)), data=st.data())
 def test_absurd_header_fields(seeds, tiny_model, k, field, data):
     c = fmt.unpack(seeds[k])
     value = data.draw(_ABSURD[field])
@@ -80,10 +85,12 @@ def test_absurd_header_fields(seeds, tiny_model, k, field, data):
 
 
 @SETTINGS
-@given(k=st.integers(0, 2), section=st.sampled_from(["Z", "Y"]), edits=st.lists(
+@given(k=st.integers(0, 3), section=st.sampled_from(["Z", "Y", "A", "EXIF"]), edits=st.lists(
     st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=6), cut=st.integers(0, 64))
 def test_payload_mutations_reach_the_entropy_decoder(seeds, tiny_model, k, section, edits, cut):
     c = fmt.unpack(seeds[k])
+    if section not in c.sections:
+        k, c = 3, fmt.unpack(seeds[3])  # the seed with every section
     payload = bytearray(c.sections[section])
     for pos, value in edits:
         if payload:

@@ -144,22 +144,27 @@ def run_one(job: Job, opts: Options) -> Outcome:
 
 def _compress(job: Job, opts: Options) -> tuple[int, int]:
     from fllic.codec import encode_detailed
-    from fllic.imageio import read_image
+    from fllic.imageio import read_image_file
 
-    img = read_image(job.src)
-    res = encode_detailed(img, sigma=opts.sigma, model=opts.model, quality=opts.quality, tile=opts.tile,
-                          max_pixels=opts.max_pixels)
+    image = read_image_file(job.src)
+    res = encode_detailed(image.array, sigma=opts.sigma, model=opts.model, quality=opts.quality, tile=opts.tile,
+                          max_pixels=opts.max_pixels, icc=image.icc, exif=image.exif)
     _atomic_write(job.dst, lambda p: p.write_bytes(res.data))
-    return img.shape[0] * img.shape[1], len(res.data)
+    return image.pixels.shape[0] * image.pixels.shape[1], len(res.data)
 
 
 def _decompress(job: Job, opts: Options) -> tuple[int, int]:
-    from fllic.codec import decode
-    from fllic.imageio import write_image
+    """Decode one file to an image of its bit depth, with its alpha, ICC profile and EXIF."""
+    from fllic.codec import decode_detailed, info
+    from fllic.imageio import check_writable, write_image
 
-    pixels = decode(job.src.read_bytes(), model=opts.model, tile=opts.tile, max_pixels=opts.max_pixels)
-    _atomic_write(job.dst, lambda p: write_image(p, pixels, allow_lossy=opts.allow_lossy, suffix=job.dst.suffix))
-    return pixels.shape[0] * pixels.shape[1], job.dst.stat().st_size
+    data = job.src.read_bytes()
+    meta = info(data)  # an output format that cannot hold the image fails before the decode
+    check_writable(job.dst.suffix, meta["bit_depth"], meta["alpha"], allow_lossy=opts.allow_lossy)
+    res = decode_detailed(data, model=opts.model, tile=opts.tile, max_pixels=opts.max_pixels)
+    _atomic_write(job.dst, lambda p: write_image(p, res.pixels, allow_lossy=opts.allow_lossy, suffix=job.dst.suffix,
+                                                 icc=res.icc, exif=res.exif))
+    return res.pixels.shape[0] * res.pixels.shape[1], job.dst.stat().st_size
 
 
 # -- runners ----------------------------------------------------------------------------

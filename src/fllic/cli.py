@@ -67,41 +67,58 @@ def _say(args, text: str) -> None:
 def cmd_compress(args) -> int:
     if _batch_mode(args.inputs, args.output):
         return _run_batch(args, "compress")
-    from fllic.codec import encode_detailed
-    from fllic.imageio import read_image
+    from fllic.codec import encode_detailed, info
+    from fllic.imageio import read_image_file
 
     (src,) = args.inputs
     raw = _read_bytes(src)
-    img = read_image(raw)
+    image = read_image_file(raw)
     if raw[:3] == b"\xff\xd8\xff":
         warnings.warn("the input is a JPEG: its noise was reshaped by JPEG compression, which the white-noise "
                       "model and the blind estimate do not describe; expect little denoising", FllicWarning)
-    res = encode_detailed(img, sigma=_sigma(args.sigma), model=args.model, quality=args.quality, device=args.device,
-                          tile=args.tile, progress=not args.quiet, max_pixels=args.max_pixels)
+    res = encode_detailed(image.array, sigma=_sigma(args.sigma), model=args.model, quality=args.quality,
+                          device=args.device, tile=args.tile, progress=not args.quiet, max_pixels=args.max_pixels,
+                          icc=image.icc, exif=image.exif)
     _write(args, res.data, () if src == STDIO else (Path(src),))
-    h, w = img.shape[:2]
+    h, w = image.pixels.shape[:2]
     real = 8 * len(res.data)
-    _say(args, f"{src} -> {args.output}: {len(res.data)} bytes, {real / (h * w):.4f} bpp "
+    extra = sum(n for tag, n in info(res.data)["sections"].items() if tag not in ("Z", "Y"))  # alpha, ICC, EXIF
+    beside = f", plus {extra} bytes of alpha and metadata" if extra else ""
+    _say(args, f"{src} -> {args.output}: {_describe(res.pixels)}, {len(res.data)} bytes, {real / (h * w):.4f} bpp "
                f"(model estimate {res.estimated_bits / (h * w):.4f} bpp, container overhead "
-               f"{100 * (real - res.estimated_bits) / max(res.estimated_bits, 1):+.1f}%), "
-               f"sigma {res.sigma:.2f}, quality {res.quality}")
+               f"{100 * (real - 8 * extra - res.estimated_bits) / max(res.estimated_bits, 1):+.1f}%{beside}), "
+               f"sigma {res.sigma:.2f}{_units(res.bit_depth)}, quality {res.quality}")
     return 0
 
 
 def cmd_decompress(args) -> int:
     if _batch_mode(args.inputs, args.output):
         return _run_batch(args, "decompress")
-    from fllic.codec import decode
-    from fllic.imageio import encode_image
+    from fllic.codec import decode_detailed, info
+    from fllic.imageio import check_writable, encode_image
 
     (src,) = args.inputs
-    pixels = decode(_read_bytes(src), model=args.model, device=args.device, tile=args.tile,
-                    progress=not args.quiet, verify=not args.best_effort, max_pixels=args.max_pixels)
+    coded = _read_bytes(src)
     suffix = f".{args.format}" if args.output == STDIO else Path(args.output).suffix
-    data = encode_image(pixels, suffix, allow_lossy=args.allow_lossy)
+    meta = info(coded)  # refuse an output format that cannot hold the image before decoding it
+    check_writable(suffix, meta["bit_depth"], meta["alpha"], allow_lossy=args.allow_lossy)
+    res = decode_detailed(coded, model=args.model, device=args.device, tile=args.tile,
+                          progress=not args.quiet, verify=not args.best_effort, max_pixels=args.max_pixels)
+    data = encode_image(res.pixels, suffix, allow_lossy=args.allow_lossy, icc=res.icc, exif=res.exif)
     _write(args, data, () if src == STDIO else (Path(src),))
-    _say(args, f"{src} -> {args.output}: {pixels.shape[1]}x{pixels.shape[0]}, {'grey' if pixels.ndim == 2 else 'RGB'}")
+    _say(args, f"{src} -> {args.output}: {_describe(res.pixels)}")
     return 0
+
+
+def _describe(pixels) -> str:
+    """'WxH, RGB' and the like: colour, alpha, and 16-bit where it is."""
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    kind = {1: "grey", 2: "grey + alpha", 3: "RGB", 4: "RGBA"}[channels]
+    return f"{pixels.shape[1]}x{pixels.shape[0]}, {kind}" + (", 16-bit" if pixels.dtype.itemsize == 2 else "")
+
+
+def _units(bit_depth: int) -> str:
+    return "" if bit_depth == 8 else " (16-bit code values)"
 
 
 def _write(args, data: bytes, inputs: tuple[Path, ...]) -> None:
@@ -139,8 +156,12 @@ def cmd_info(args) -> int:
         print(json.dumps(meta, indent=2))
         return 0
     print(f"model        {meta['model_id']} (weights {meta['weights_hash']})")
-    print(f"image        {meta['width']}x{meta['height']}, {meta['channels']} channel(s), {meta['bit_depth']}-bit")
-    print(f"sigma        {meta['sigma']:.2f}")
+    colour = "grey" if meta["channels"] <= 2 else "RGB"
+    print(f"image        {meta['width']}x{meta['height']}, {colour}, {meta['bit_depth']}-bit")
+    print(f"alpha        {'yes, stored losslessly' if meta['alpha'] else 'no'}")
+    print("metadata     " + (", ".join(n for n, k in (("ICC profile", "icc"), ("EXIF", "exif")) if meta[k]) or "none"))
+    sigma8 = "" if meta["bit_depth"] == 8 else f" in 16-bit code values ({meta['sigma'] / 257:.2f} in 8-bit units)"
+    print(f"sigma        {meta['sigma']:.2f}{sigma8}")
     print(f"quality      {meta['quality']} (step scale {meta['step_scale']:.4g})")
     print("sections     " + ", ".join(f"{k}: {v} bytes" for k, v in meta["sections"].items()))
     print(f"size         {meta['file_bytes']} bytes, {meta['bpp']:.4f} bpp (bits per pixel, not per sub-pixel)")
@@ -148,15 +169,16 @@ def cmd_info(args) -> int:
 
 
 def cmd_noise(args) -> int:
+    from fllic.codec import _estimate_sigma
     from fllic.imageio import read_image
-    from fllic.noise import estimate_sigma
 
     img = read_image(_read_bytes(args.input) if args.input == STDIO else Path(args.input))
-    sigma = estimate_sigma(img)
+    sigma = _estimate_sigma(img)
+    depth = 16 if img.dtype.itemsize == 2 else 8
     if args.json:
-        print(json.dumps({"model": "awgn", "sigma": round(sigma, 4), "estimator": "pca-weak-texture"}))
+        print(json.dumps({"model": "awgn", "sigma": round(sigma, 4), "bit_depth": depth, "estimator": "pca-weak-texture"}))
     else:
-        print(f"{args.input}: noise sigma {sigma:.2f} (8-bit units, white Gaussian model)")
+        print(f"{args.input}: noise sigma {sigma:.2f} ({depth}-bit units, white Gaussian model)")
     return 0
 
 
@@ -216,10 +238,12 @@ def build_parser() -> argparse.ArgumentParser:
         "Compress noisy images. One input and an OUTPUT file (or - for standard output); or several inputs "
         "and folders with an OUTPUT folder: batch mode, resumable, outputs that exist and verify are skipped."))
     c.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help="8-bit PNG, TIFF, BMP or JPEG, grey or RGB; a folder; or - for standard input")
+                   help="8- or 16-bit PNG or TIFF, or 8-bit BMP, WebP or JPEG; grey or RGB, with or without "
+                        "alpha (kept losslessly); a folder; or - for standard input")
     c.add_argument("-o", "--output", required=True, help="the .fllic file, - for standard output, or a folder")
     c.add_argument("--sigma", default="auto",
-                   help="noise std in 8-bit units, or auto (the default): estimated from the image, blind")
+                   help="noise std in the image's own units: 0-255 for 8-bit images, 0-65535 for 16-bit ones "
+                        "(16-bit sigma = 257 x 8-bit sigma); or auto (the default): estimated from the image, blind")
     c.add_argument("--model", default=None, help="shipped model id (see `fllic models`) or an exported .pt file")
     c.add_argument("--quality", type=int, default=None, help="rate point; the default, the highest, is functionally lossless")
     _coding_options(c)
@@ -229,7 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
         "Decode .fllic files to the exact stored images. One input and an OUTPUT image (or - for standard "
         "output); or several inputs and folders with an OUTPUT folder."))
     d.add_argument("inputs", nargs="+", metavar="INPUT", help="a .fllic file, a folder of them, or - for standard input")
-    d.add_argument("-o", "--output", required=True, help="PNG, TIFF, BMP or WebP (lossless) to write, - for standard output, or a folder")
+    d.add_argument("-o", "--output", required=True,
+                   help="PNG, TIFF, BMP or WebP (lossless) to write, - for standard output, or a folder; 16-bit "
+                        "images need PNG or TIFF, alpha PNG, TIFF or WebP; the ICC profile and EXIF go along")
     d.add_argument("--model", default=None, help="exported .pt file, for files not written by a shipped model")
     d.add_argument("--format", default="png", choices=["png", "tif", "bmp", "webp"],
                    help="image format for standard output and batch outputs (default: png)")
@@ -246,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.set_defaults(func=cmd_info)
 
     n = sub.add_parser("noise", help="estimate an image's noise level, blind")
-    n.add_argument("input", help="an 8-bit image, or - for standard input")
+    n.add_argument("input", help="an 8- or 16-bit image, or - for standard input (sigma in its own units)")
     n.add_argument("--json", action="store_true", help="print JSON")
     n.set_defaults(func=cmd_noise)
 

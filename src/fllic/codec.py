@@ -32,10 +32,23 @@ def _tile(tile) -> int:
 @dataclass
 class EncodeResult:
     data: bytes
-    pixels: np.ndarray  # the decoded image, exactly what decode(data) returns
+    pixels: np.ndarray  # the decoded image, exactly what decode(data) returns (alpha included)
     estimated_bits: float
-    sigma: float
+    sigma: float  # in the image's own units (code values of its bit depth)
     quality: int
+    bit_depth: int = 8
+
+
+@dataclass
+class DecodeResult:
+    """What decode_detailed() returns: the image and what the file says about it."""
+
+    pixels: np.ndarray  # (H, W), (H, W, 2), (H, W, 3) or (H, W, 4); uint8 or uint16; alpha last
+    bit_depth: int  # 8 or 16
+    has_alpha: bool
+    icc: bytes | None  # the ICC profile the encoder was given
+    exif: bytes | None  # EXIF as a TIFF structure (II*\0 or MM\0*)
+    sigma: float  # in the image's own units
 
 
 SIGMA_RANGE = (0.0, 50.0)  # what a model covers unless its metadata says otherwise
@@ -47,20 +60,26 @@ def _as_bytes(data) -> bytes:
     return bytes(data)
 
 
-def _as_image(array) -> np.ndarray:
+def _as_image(array) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """(colour, alpha or None, bit depth) of an encoder input: uint8 or uint16, 1 to 4 channels."""
     try:
         arr = np.asarray(array)
     except Exception as e:  # noqa: BLE001 - whatever the object, the answer is: not an image
-        raise InputError(f"expected a uint8 image array, got {type(array).__name__}") from e
-    if arr.dtype != np.uint8:
-        raise InputError(f"expected a uint8 image, got dtype {arr.dtype}")
+        raise InputError(f"expected a uint8 or uint16 image array, got {type(array).__name__}") from e
+    if arr.dtype not in (np.uint8, np.uint16):
+        raise InputError(f"expected a uint8 or uint16 image, got dtype {arr.dtype}")
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
-    if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 3)):
-        raise InputError(f"expected an (H, W) grey or (H, W, 3) RGB image, got shape {arr.shape}")
+    if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (2, 3, 4))):
+        raise InputError(f"expected an (H, W) grey, (H, W, 2) grey + alpha, (H, W, 3) RGB or (H, W, 4) RGBA "
+                         f"image, got shape {arr.shape}")
     if arr.shape[0] < 1 or arr.shape[1] < 1:
         raise InputError(f"image is empty: shape {arr.shape}")
-    return arr
+    depth = 16 if arr.dtype == np.uint16 else 8
+    if arr.ndim == 3 and arr.shape[2] in (2, 4):
+        colour = arr[..., :-1]
+        return (colour[..., 0] if colour.shape[2] == 1 else colour), arr[..., -1], depth
+    return arr, None, depth
 
 
 def _padding(n: int) -> int:
@@ -68,21 +87,93 @@ def _padding(n: int) -> int:
 
 
 def _padded_rgb(img: np.ndarray) -> np.ndarray:
-    """(H+pad_h, W+pad_w, 3) uint8: grey replicated, edges repeated to a multiple of 64."""
+    """(H+pad_h, W+pad_w, 3), img's dtype: grey replicated, edges repeated to a multiple of 64."""
     rgb = np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img
     return np.pad(rgb, ((0, _padding(img.shape[0])), (0, _padding(img.shape[1])), (0, 0)), mode="edge")
 
 
+def _model_input(img: np.ndarray):
+    """What the model's compress() takes: the padded uint8 array (converted a tile at a time), or
+    for 16 bits one (1, 3, H, W) float32 tensor of x / 65535 (normalised by the peak, as 8-bit
+    images are by 255; 12 bytes per padded pixel, not tiled)."""
+    padded = _padded_rgb(img)
+    if img.dtype == np.uint8:
+        return padded
+    import torch
+
+    return torch.from_numpy(padded.transpose(2, 0, 1).copy()).float().div_(65535.0)[None]
+
+
+def _model_sigma(sigma: float, bit_depth: int) -> float:
+    """sigma in the model's 8-bit units: sigma · 255 / peak, one correctly rounded float64 division."""
+    return sigma if bit_depth == 8 else sigma / 257.0  # 65535 / 255 = 257 exactly
+
+
 def _to_tensor(img: np.ndarray):
+    """(1, 3, H', W') float in [0, 1] of a uint8 image, padded (used by the bench's baselines)."""
     from fllic.tiling import to_tensor
 
     return to_tensor(_padded_rgb(img))
 
 
-def _pixels(x, height: int, width: int, channels: int) -> np.ndarray:
-    from fllic.models.int_decoder import pixels_to_uint8
+def _estimate_sigma(img: np.ndarray) -> float:
+    """The blind noise estimate in the image's own units (the estimator works in 8-bit units)."""
+    from fllic.noise import estimate_sigma
 
-    return pixels_to_uint8(x, height, width, channels)
+    if img.dtype == np.uint8:
+        return estimate_sigma(img)
+    return 257.0 * estimate_sigma(img.astype(np.float64) / 257.0)
+
+
+def _pixels(x, height: int, width: int, channels: int, bit_depth: int = 8) -> np.ndarray:
+    """The decoded colour from the fixed-point pixels (1, H', W', 3) at 2^-PIX_FRAC of 8-bit units.
+
+    8 bits: int_decoder.pixels_to_uint8. 16 bits, exactly in int32: RGB
+    (x·257 + 2^(F-1)) >> F, grey (Σx·257 + 3·2^(F-1)) // (3·2^F); x <= 255·2^F
+    keeps every result <= 65535.
+    """
+    from fllic.models.int_decoder import PIX_FRAC, pixels_to_uint8
+
+    if bit_depth == 8:
+        return pixels_to_uint8(x, height, width, channels)
+    import torch
+
+    x = x[0, :height, :width].to(torch.int32)
+    if channels == 1:
+        out = (x.sum(dim=2) * 257 + 3 * (1 << (PIX_FRAC - 1))) // (3 << PIX_FRAC)
+    else:
+        out = (x * 257 + (1 << (PIX_FRAC - 1))) >> PIX_FRAC
+    return out.cpu().numpy().astype(np.uint16)
+
+
+def _with_alpha(colour: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+    if alpha is None:
+        return colour
+    return np.concatenate([colour.reshape(*colour.shape[:2], -1), alpha[..., None]], axis=2)
+
+
+def pixels_crc32(pixels: np.ndarray) -> int:
+    """CRC32 of a decoded image as the header stores it: row-major, channels interleaved (alpha
+    last), little-endian samples; for an 8-bit image, its bytes."""
+    return zlib.crc32(np.ascontiguousarray(pixels, dtype=pixels.dtype.newbyteorder("<")).tobytes())
+
+
+def _metadata(icc, exif) -> dict[str, bytes]:
+    from fllic.imageio import normalise_exif
+
+    sections = {}
+    if icc:
+        if not isinstance(icc, (bytes, bytearray, memoryview)) or not fmt.valid_icc(bytes(icc)):
+            raise InputError("icc must be the bytes of an ICC profile ('acsp' signature, at most 16 MiB)")
+        sections["ICC"] = bytes(icc)
+    if exif:
+        if not isinstance(exif, (bytes, bytearray, memoryview)):
+            raise InputError(f"exif must be bytes, got {type(exif).__name__}")
+        exif = normalise_exif(exif)
+        if not fmt.valid_exif(exif):
+            raise InputError("exif must be EXIF bytes: a TIFF structure (II*\\0 or MM\\0*), at most 16 MiB")
+        sections["EXIF"] = exif
+    return sections
 
 
 def _on_device(model, device):
@@ -109,64 +200,76 @@ def _quality_scale(model, quality: int | None) -> tuple[int, float]:
 
 def encode_detailed(array, sigma: float | None = None, model=None, quality: int | None = None,
                     max_pixels: int = fmt.DEFAULT_MAX_PIXELS, device: str | None = None,
-                    tile: int = DEFAULT_TILE, progress: bool = False) -> EncodeResult:
+                    tile: int = DEFAULT_TILE, progress: bool = False, *, icc: bytes | None = None,
+                    exif: bytes | None = None) -> EncodeResult:
     """encode(), also returning the decoded pixels and the model's estimated bits."""
     from fllic.models.registry import resolve
-    from fllic.noise import estimate_sigma
 
-    img = _as_image(array)
+    img, alpha, depth = _as_image(array)
+    peak = (1 << depth) - 1
     h, w = img.shape[:2]
     if h * w > max_pixels:
         raise LimitError(f"image of {w}x{h} exceeds the limit of {max_pixels} pixels")
+    sections = _metadata(icc, exif)
     m = _on_device(resolve(model), device)
-    sigma = estimate_sigma(img) if sigma is None else sigma
+    sigma = _estimate_sigma(img) if sigma is None else sigma
     try:
         sigma = float(sigma)
     except (TypeError, ValueError) as e:
         raise InputError(f"sigma must be a number, got {sigma!r}") from e
-    if not np.isfinite(sigma) or not 0 <= sigma <= 255:
-        raise InputError(f"sigma must be between 0 and 255, got {sigma}")
+    if not np.isfinite(sigma) or not 0 <= sigma <= peak:
+        raise InputError(f"sigma must be between 0 and {peak} (the {depth}-bit image's own units), got {sigma}")
     sigma = float(np.float32(sigma))
+    s8 = _model_sigma(sigma, depth)
     lo, hi = m.meta.get("sigma_range", SIGMA_RANGE)
-    if not lo <= sigma <= hi:
-        warnings.warn(f"sigma {sigma:g} is outside the range {lo:g}-{hi:g} that model "
+    if not lo <= s8 <= hi:
+        units = "" if depth == 8 else f" ({s8:g} in 8-bit units)"
+        warnings.warn(f"sigma {sigma:g}{units} is outside the range {lo:g}-{hi:g} that model "
                       f"{m.meta.get('id', 'custom')!r} was trained for; expect a poorer image", FllicWarning, stacklevel=2)
     quality, q = _quality_scale(m, quality)
-    comp = m.compress(_padded_rgb(img), sigma, q, tile=_tile(tile), progress=progress)
-    channels = 1 if img.ndim == 2 else 3
-    pixels = _pixels(comp.pixels, h, w, channels)
+    comp = m.compress(_model_input(img), s8, q, tile=_tile(tile), progress=progress)
+    colour = 1 if img.ndim == 2 else 3
+    pixels = _with_alpha(_pixels(comp.pixels, h, w, colour, depth), alpha)
     header = fmt.Header(
         model_id=m.meta.get("id", "custom"), weights_hash=m.hash, height=h, width=w,
-        channels=channels, bit_depth=8, pad_h=_padding(h), pad_w=_padding(w),
-        sigma=sigma, step_scale=q, quality=quality, pixels_crc32=zlib.crc32(pixels.tobytes()),
+        channels=colour + (alpha is not None), bit_depth=depth, pad_h=_padding(h), pad_w=_padding(w),
+        sigma=sigma, step_scale=q, quality=quality, pixels_crc32=pixels_crc32(pixels),
     )
-    data = fmt.pack(fmt.Container(header, {"Z": comp.strings[0], "Y": comp.strings[1]}))
-    return EncodeResult(data, pixels, comp.estimated_bits, sigma, quality)
+    sections = {"Z": comp.strings[0], "Y": comp.strings[1],
+                **({"A": fmt.pack_alpha(alpha, depth)} if alpha is not None else {}), **sections}
+    data = fmt.pack(fmt.Container(header, sections))
+    return EncodeResult(data, pixels, comp.estimated_bits, sigma, quality, depth)
 
 
 def encode(array, sigma: float | None = None, model=None, quality: int | None = None,
-           device: str | None = None, tile: int = DEFAULT_TILE) -> bytes:
-    """Compress a noisy uint8 image, (H, W) grey or (H, W, 3) RGB, to .fllic bytes.
+           device: str | None = None, tile: int = DEFAULT_TILE, *, icc: bytes | None = None,
+           exif: bytes | None = None) -> bytes:
+    """Compress a noisy image to .fllic bytes.
 
-    ``sigma`` is the noise std in 8-bit units (estimated when None), ``model`` a
+    ``array`` is uint8 or uint16: (H, W) grey, (H, W, 2) grey + alpha, (H, W, 3)
+    RGB or (H, W, 4) RGBA. The colour is coded by the model; alpha is stored
+    losslessly beside it. A 16-bit image is decoded at 16 bits.
+
+    ``sigma`` is the noise std in the image's own units (code values: 0-255
+    for uint8, 0-65535 for uint16), estimated when None; the model sees the
+    image and sigma normalised by the peak (x / peak, sigma · 255 / peak), so
+    sigma 2570 on a 16-bit image is sigma 10 on an 8-bit one. ``model`` is a
     shipped model id, an exported .pt path or a CodingModel, and ``quality`` a
     level from 1 to the model's highest, which is the default: the
     functionally lossless point. ``device`` runs the network there (cpu, cuda);
     the pixels do not depend on it. ``tile`` bounds memory: the image is
-    analysed and synthesised that many pixels at a time.
+    analysed and synthesised that many pixels at a time (a 16-bit image is
+    first converted to float whole, 12 bytes per pixel). ``icc`` (an ICC
+    profile) and ``exif`` (EXIF bytes) are stored as they are and returned by
+    :func:`decode_detailed`.
     """
-    return encode_detailed(array, sigma=sigma, model=model, quality=quality, device=device, tile=tile).data
+    return encode_detailed(array, sigma=sigma, model=model, quality=quality, device=device, tile=tile,
+                           icc=icc, exif=exif).data
 
 
-def decode(data: bytes, model=None, max_pixels: int = fmt.DEFAULT_MAX_PIXELS, device: str | None = None,
-           tile: int = DEFAULT_TILE, progress: bool = False, verify: bool = True) -> np.ndarray:
-    """Decode .fllic bytes to the denoised uint8 image, with the encoder's shape, on any ``device``.
-
-    The image is synthesised ``tile`` pixels at a time (memory bounded by the
-    tile); the pixels do not depend on the tile size. With ``verify=False`` a
-    damaged file whose pixels fail the stored CRC still returns its
-    best-effort image, with a FllicWarning, instead of raising IntegrityError.
-    """
+def decode_detailed(data: bytes, model=None, max_pixels: int = fmt.DEFAULT_MAX_PIXELS, device: str | None = None,
+                    tile: int = DEFAULT_TILE, progress: bool = False, verify: bool = True) -> DecodeResult:
+    """decode(), also returning the bit depth, whether there is alpha, the ICC profile and EXIF."""
     from fllic.models.registry import resolve
 
     c = fmt.unpack(_as_bytes(data), max_pixels=max_pixels)
@@ -181,19 +284,36 @@ def decode(data: bytes, model=None, max_pixels: int = fmt.DEFAULT_MAX_PIXELS, de
         raise FormatError("padding in the header does not match the image size")
     if "Z" not in c.sections or "Y" not in c.sections:
         raise FormatError("the file lacks its Z or Y section")
+    alpha = fmt.unpack_alpha(c.sections["A"], h.height, h.width, h.bit_depth) if h.has_alpha else None
     z_shape = ((h.height + h.pad_h) // PAD_MULTIPLE, (h.width + h.pad_w) // PAD_MULTIPLE)
     try:
-        x = m.decompress((c.sections["Z"], c.sections["Y"]), z_shape, h.sigma, h.step_scale,
-                         tile=_tile(tile), progress=progress)
+        x = m.decompress((c.sections["Z"], c.sections["Y"]), z_shape, _model_sigma(h.sigma, h.bit_depth),
+                         h.step_scale, tile=_tile(tile), progress=progress)
     except (ValueError, RuntimeError, OverflowError, IndexError) as e:
         raise FormatError(f"corrupt entropy-coded data ({e})") from e
-    pixels = _pixels(x, h.height, h.width, h.channels)
-    if zlib.crc32(pixels.tobytes()) != h.pixels_crc32:
+    pixels = _with_alpha(_pixels(x, h.height, h.width, h.colour_channels, h.bit_depth), alpha)
+    if pixels_crc32(pixels) != h.pixels_crc32:
         message = "decoded pixels do not match the stored CRC32: the file's coded data is damaged"
         if verify:
             raise IntegrityError(f"{message} (fllic decompress --best-effort writes the image anyway)")
-        warnings.warn(f"{message}; this image is a best effort", FllicWarning, stacklevel=2)
-    return pixels
+        warnings.warn(f"{message}; this image is a best effort", FllicWarning, stacklevel=3)
+    return DecodeResult(pixels, h.bit_depth, h.has_alpha, c.sections.get("ICC"), c.sections.get("EXIF"), h.sigma)
+
+
+def decode(data: bytes, model=None, max_pixels: int = fmt.DEFAULT_MAX_PIXELS, device: str | None = None,
+           tile: int = DEFAULT_TILE, progress: bool = False, verify: bool = True) -> np.ndarray:
+    """Decode .fllic bytes to the denoised image, with the encoder's dtype and shape, on any ``device``.
+
+    uint8 or uint16 as the encoded image was; (H, W), (H, W, 2), (H, W, 3) or
+    (H, W, 4), alpha last and bit-exact. The image is synthesised ``tile``
+    pixels at a time (memory bounded by the tile); the pixels do not depend on
+    the tile size. With ``verify=False`` a damaged file whose pixels fail the
+    stored CRC still returns its best-effort image, with a FllicWarning,
+    instead of raising IntegrityError. :func:`decode_detailed` also returns the
+    ICC profile and EXIF.
+    """
+    return decode_detailed(data, model=model, max_pixels=max_pixels, device=device, tile=tile,
+                           progress=progress, verify=verify).pixels
 
 
 def check(data: bytes) -> bool:
@@ -207,7 +327,8 @@ def info(data: bytes) -> dict:
     h = c.header
     return {
         "model_id": h.model_id, "weights_hash": h.weights_hash.hex(), "width": h.width, "height": h.height,
-        "channels": h.channels, "bit_depth": h.bit_depth, "pad_h": h.pad_h, "pad_w": h.pad_w,
+        "channels": h.channels, "bit_depth": h.bit_depth, "alpha": h.has_alpha,
+        "icc": "ICC" in c.sections, "exif": "EXIF" in c.sections, "pad_h": h.pad_h, "pad_w": h.pad_w,
         "sigma": h.sigma, "quality": h.quality, "step_scale": h.step_scale,
         "pixels_crc32": f"{h.pixels_crc32:08x}", "file_bytes": len(data),
         "sections": {k: len(v) for k, v in c.sections.items()},

@@ -3,8 +3,11 @@
     magic (8) | version (1) | header length (u32) | header | sections | file CRC32 (u32)
 
 All integers are little-endian. The header names the model and its weights
-hash, the image geometry, sigma and quality, and the CRC32 of the decoded
-pixels. Each section is a 4-byte tag, a u32 length and its payload.
+hash, the image geometry and bit depth, sigma and quality, and the CRC32 of
+the decoded pixels. Each section is a 4-byte tag, a u32 length and its
+payload: ``Z`` and ``Y`` (the coded colour), and optionally ``A`` (the alpha
+plane, stored losslessly), ``ICC`` (an ICC profile) and ``EXIF``. This module
+needs neither torch nor imagecodecs.
 """
 
 from __future__ import annotations
@@ -13,14 +16,21 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from fllic._errors import FormatError, LimitError
 
 MAGIC = b"\x89FLLIC\r\n"
 VERSION = 2
 DEFAULT_MAX_PIXELS = 1 << 28  # about 268 megapixels: tiling bounds the memory, this bounds the work
 MAX_MODEL_ID = 255
+BIT_DEPTHS = (8, 16)
+CHANNELS = (1, 2, 3, 4)  # grey, grey + alpha, RGB, RGB + alpha
+MAX_METADATA = 1 << 24  # bytes of an ICC profile or of EXIF: 16 MiB, far above any real one
+ALPHA_ZLIB_DELTA = 0  # the alpha section's only method: zlib of left-neighbour differences
 _FIXED = struct.Struct("<16sIIBBHHffBI")  # hash, h, w, channels, depth, pad_h, pad_w, sigma, step, quality, crc
 _SECTION = struct.Struct("<4sI")
+_EXIF_HEADS = (b"II*\x00", b"MM\x00*")
 
 
 @dataclass
@@ -29,11 +39,11 @@ class Header:
     weights_hash: bytes
     height: int
     width: int
-    channels: int
-    bit_depth: int
+    channels: int  # colour channels plus alpha: 1, 2, 3 or 4
+    bit_depth: int  # 8 or 16, of every channel
     pad_h: int
     pad_w: int
-    sigma: float
+    sigma: float  # in the image's own code values (0..2^bit_depth - 1)
     step_scale: float
     quality: int
     pixels_crc32: int
@@ -41,6 +51,18 @@ class Header:
     @property
     def pixels(self) -> int:
         return self.height * self.width
+
+    @property
+    def colour_channels(self) -> int:
+        return 1 if self.channels <= 2 else 3
+
+    @property
+    def has_alpha(self) -> bool:
+        return self.channels in (2, 4)
+
+    @property
+    def peak(self) -> int:
+        return (1 << self.bit_depth) - 1
 
 
 @dataclass
@@ -66,7 +88,11 @@ def pack(container: Container) -> bytes:
 
 
 def unpack(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Container:
-    """Parse and validate a .fllic file; raises FormatError or LimitError."""
+    """Parse and validate a .fllic file; raises FormatError or LimitError.
+
+    The alpha section is checked for presence here and decompressed (and
+    checked) by :func:`unpack_alpha`.
+    """
     data = bytes(data)
     if not data.startswith(MAGIC):
         raise FormatError("not a .fllic file (bad magic bytes)")
@@ -89,7 +115,9 @@ def unpack(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Container:
     header = _parse_header(body[pos : pos + hlen], hlen)
     if header.pixels > max_pixels:
         raise LimitError(f"image of {header.width}x{header.height} exceeds the limit of {max_pixels} pixels")
-    return Container(header, _parse_sections(body, pos + hlen))
+    sections = _parse_sections(body, pos + hlen)
+    _check_sections(header, sections)
+    return Container(header, sections)
 
 
 def _parse_header(raw: bytes, hlen: int) -> Header:
@@ -104,9 +132,11 @@ def _parse_header(raw: bytes, hlen: int) -> Header:
         raise FormatError("malformed model id in .fllic header") from e
     fields = _FIXED.unpack_from(raw, 1 + n)
     header = Header(model_id, *fields)
-    if header.channels not in (1, 3) or header.bit_depth != 8 or header.height < 1 or header.width < 1:
+    if header.bit_depth not in BIT_DEPTHS:
+        raise FormatError(f"unsupported bit depth {header.bit_depth} in .fllic header (8 or 16)")
+    if header.channels not in CHANNELS or header.height < 1 or header.width < 1:
         raise FormatError("unsupported image geometry in .fllic header")
-    if not (0.0 <= header.sigma <= 255.0 and 0.0 < header.step_scale <= 64.0 and header.quality >= 1):
+    if not (0.0 <= header.sigma <= header.peak and 0.0 < header.step_scale <= 64.0 and header.quality >= 1):
         raise FormatError("sigma, step scale or quality out of range in .fllic header")
     return header
 
@@ -123,6 +153,60 @@ def _parse_sections(body: bytes, pos: int) -> dict[str, bytes]:
         sections[tag.decode("ascii", "replace").strip()] = body[pos : pos + length]
         pos += length
     return sections
+
+
+def _check_sections(header: Header, sections: dict[str, bytes]) -> None:
+    if header.has_alpha != ("A" in sections):
+        raise FormatError("the alpha section does not match the header's channel count")
+    if "ICC" in sections and not valid_icc(sections["ICC"]):
+        raise FormatError("malformed ICC section (not an ICC profile, or over 16 MiB)")
+    if "EXIF" in sections and not valid_exif(sections["EXIF"]):
+        raise FormatError("malformed EXIF section (no TIFF header, or over 16 MiB)")
+
+
+# -- metadata ----------------------------------------------------------------------------
+def valid_icc(data: bytes) -> bool:
+    """An ICC profile: at least its 128-byte header, with the 'acsp' signature at byte 36."""
+    return 128 <= len(data) <= MAX_METADATA and data[36:40] == b"acsp"
+
+
+def valid_exif(data: bytes) -> bool:
+    """EXIF as stored: a TIFF structure (II*\\0 or MM\\0*), without JPEG's 'Exif\\0\\0' prefix."""
+    return 8 <= len(data) <= MAX_METADATA and data[:4] in _EXIF_HEADS
+
+
+# -- the alpha plane ---------------------------------------------------------------------
+def _dtype(bit_depth: int) -> np.dtype:
+    return np.dtype(np.uint8) if bit_depth == 8 else np.dtype("<u2")
+
+
+def pack_alpha(alpha: np.ndarray, bit_depth: int) -> bytes:
+    """The ``A`` section: a method byte (0), then zlib of each row's left-neighbour differences.
+
+    Differences are modulo 2^bit_depth, little-endian for 16 bits; the first
+    column is stored as it is. An opaque or smooth alpha costs a few bytes.
+    """
+    a = np.ascontiguousarray(alpha, dtype=_dtype(bit_depth))
+    delta = a.copy()
+    delta[:, 1:] -= a[:, :-1]  # unsigned: wraps modulo 2^bit_depth
+    return bytes([ALPHA_ZLIB_DELTA]) + zlib.compress(delta.tobytes(), 9)
+
+
+def unpack_alpha(payload: bytes, height: int, width: int, bit_depth: int) -> np.ndarray:
+    """The (height, width) alpha plane of an ``A`` section; FormatError unless it is exactly that."""
+    dtype = _dtype(bit_depth)
+    size = height * width * dtype.itemsize
+    if not payload or payload[0] != ALPHA_ZLIB_DELTA:
+        raise FormatError("unknown coding method in the alpha section")
+    d = zlib.decompressobj()
+    try:
+        raw = d.decompress(payload[1:], size + 1)  # never inflates more than one byte past the plane
+    except zlib.error as e:
+        raise FormatError(f"corrupt alpha section ({e})") from e
+    if len(raw) != size or not d.eof or d.unused_data or d.unconsumed_tail:
+        raise FormatError("corrupt alpha section (its size does not match the image)")
+    plane = np.frombuffer(raw, dtype).reshape(height, width)
+    return np.cumsum(plane, axis=1, dtype=dtype).astype(np.uint8 if bit_depth == 8 else np.uint16)
 
 
 def check(data: bytes) -> bool:

@@ -25,7 +25,6 @@ clean-image supervision). The loss, per patch y with noise level sigma:
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from dataclasses import dataclass
