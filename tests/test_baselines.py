@@ -54,7 +54,7 @@ def test_groups_expand_per_sigma_and_model(tiny_model):
     ctx = Context(sigma=15, model=tiny_model)
     assert expand(["near-lossless"], ctx) == ["jpegls-near1", "jpegls-near2", "jpegls-near4", "jpegls-near7"]
     assert expand(["near-lossless"], Context(sigma=3)) == ["jpegls-near1", "jpegls-near2", "jpegls-near4"]
-    assert expand(["fllic"], ctx) == ["fllic-q1", "fllic-q2"]
+    assert expand(["fllic"], ctx) == ["fllic-q1", "fllic-q2", "fllic-default"]
     everything = expand(["all"], ctx)
     assert {"png", "cbm3d+jxl-ll", "fllicdn+png", "cbm3d+jxl-d1.0", "cbm3d+webp-q90", "fllic-q2"} <= set(everything)
     fast = expand(["fast"], ctx)

@@ -106,3 +106,37 @@ def test_device_option(tmp_path, png, tiny_model_path, capsys):
         assert main(["decompress", str(f), "-o", str(tmp_path / "e.png"), "--device", "cuda", *model]) == 1
         err = capsys.readouterr().err
         assert "CUDA is not available" in err and "Traceback" not in err
+
+
+def _ramp_noise(rng, sigma_of, h=160, w=224):
+    x = np.linspace(20, 235, w)[None, :].repeat(h, 0)
+    clean = np.stack([x, 0.8 * x + 20, 0.9 * x + 10], axis=2)
+    return np.clip(np.rint(clean + rng.normal(size=clean.shape) * sigma_of(clean)), 0, 255).astype(np.uint8)
+
+
+def test_noise_json_gives_the_noise_level_function(tmp_path, rng, capsys):
+    path = tmp_path / "shot.png"
+    Image.fromarray(_ramp_noise(rng, lambda c: np.sqrt(4.0 + 0.5 * c))).save(path)
+    assert main(["noise", str(path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    nlf = report["nlf"]
+    assert len(nlf["intensity"]) >= 4 and len(nlf["sigma"]) == len(nlf["intensity"])
+    assert nlf["sigma"][-1] > nlf["sigma"][0] + 3  # noise grows with intensity
+    assert main(["noise", str(path)]) == 0
+    assert "noise-level function" in capsys.readouterr().out
+
+
+def test_entropy_estimates_clean_bits_and_falls_back_to_a_clear_error(tmp_path, rng, capsys, monkeypatch):
+    import fllic.entropy.clean as clean
+
+    path = tmp_path / "noisy.png"
+    Image.fromarray(_ramp_noise(rng, lambda c: 10.0)).save(path)
+    assert main(["entropy", str(path), "--model", "no-such-model"]) == 1
+    assert "no H(I) calibration" in capsys.readouterr().err
+    monkeypatch.setattr(clean, "load_calibration", lambda m: clean.Calibration(8.0, 1.0, 0.05, 1.2, m))
+    assert main(["entropy", str(path), "--sigma", "10", "--json"]) == 0
+    low = json.loads(capsys.readouterr().out)
+    assert low["sigma"] == 10 and low["clean_bpp"] >= 0.05
+    assert main(["entropy", str(path), "--sigma", "0", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["clean_bpp"] > low["clean_bpp"]  # the noise would cost bits
+    assert main(["entropy", str(path), "--sigma", "-3"]) == 1

@@ -59,7 +59,7 @@ def test_camera_noise_level_follows_the_shot_parameter():
     assert n_high.astype(float).std() > 3 * n_low.astype(float).std()
 
 
-def _ramp(h: int = 192, w: int = 256) -> np.ndarray:
+def _colour_ramp(h: int = 192, w: int = 256) -> np.ndarray:
     """A smooth colour ramp from dark to bright: flat enough that only the noise has texture."""
     x = np.linspace(20, 235, w)[None, :].repeat(h, 0)
     return np.stack([x, 0.8 * x + 20, 0.9 * x + 10], axis=2)
@@ -69,7 +69,7 @@ def test_nlf_of_white_noise_is_flat_at_sigma():
     from fllic.noise import estimate_nlf
 
     rng = np.random.default_rng(3)
-    noisy = np.clip(np.rint(_ramp() + rng.normal(0, 12.0, (192, 256, 3))), 0, 255).astype(np.uint8)
+    noisy = np.clip(np.rint(_colour_ramp() + rng.normal(0, 12.0, (192, 256, 3))), 0, 255).astype(np.uint8)
     nlf = estimate_nlf(noisy)
     assert nlf.intensity.size >= 4
     assert np.all(np.abs(nlf.sigma - 12.0) < 1.5), nlf.as_dict()
@@ -79,7 +79,7 @@ def test_nlf_follows_signal_dependent_noise_and_maps_it_per_pixel():
     from fllic.noise import estimate_nlf, noise_map
 
     rng = np.random.default_rng(4)
-    clean = _ramp()
+    clean = _colour_ramp()
     std = np.sqrt(4.0 + 0.5 * clean)  # shot noise above a read-noise floor
     noisy = np.clip(np.rint(clean + rng.normal(size=clean.shape) * std), 0, 255).astype(np.uint8)
     nlf = estimate_nlf(noisy)

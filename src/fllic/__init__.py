@@ -16,7 +16,7 @@ from fllic._errors import (
     LimitError,
     ModelMismatchError,
 )
-from fllic.codec import check, decode, encode, info
+from fllic.codec import check, decode, decode_detailed, encode, encode_detailed, info
 
 __version__ = "0.2.0"
 
@@ -31,6 +31,8 @@ __all__ = [
     "__version__",
     "check",
     "decode",
+    "decode_detailed",
     "encode",
+    "encode_detailed",
     "info",
 ]

@@ -171,14 +171,48 @@ def cmd_info(args) -> int:
 def cmd_noise(args) -> int:
     from fllic.codec import _estimate_sigma
     from fllic.imageio import read_image
+    from fllic.noise import estimate_nlf
 
     img = read_image(_read_bytes(args.input) if args.input == STDIO else Path(args.input))
     sigma = _estimate_sigma(img)
     depth = 16 if img.dtype.itemsize == 2 else 8
+    scale = 257.0 if depth == 16 else 1.0
+    nlf = estimate_nlf(img / scale if depth == 16 else img)
+    curve = {"intensity": [round(v * scale, 2) for v in nlf.intensity],
+             "sigma": [round(v * scale, 3) for v in nlf.sigma], "patches": [int(v) for v in nlf.patches]}
     if args.json:
-        print(json.dumps({"model": "awgn", "sigma": round(sigma, 4), "bit_depth": depth, "estimator": "pca-weak-texture"}))
+        print(json.dumps({"model": "awgn", "sigma": round(sigma, 4), "bit_depth": depth, "estimator": "pca-weak-texture",
+                          "nlf": curve, "nlf_estimator": "weak-texture patch variance per intensity bin"}))
+        return 0
+    print(f"{args.input}: noise sigma {sigma:.2f} ({depth}-bit units, white Gaussian model)")
+    if curve["intensity"]:
+        print("noise-level function (std against intensity, weak-texture patches):")
+        for v, sd in zip(curve["intensity"], curve["sigma"]):
+            print(f"  intensity {v:9.1f}   sigma {sd:8.2f}")
+    return 0
+
+
+def cmd_entropy(args) -> int:
+    from fllic.codec import _estimate_sigma
+    from fllic.entropy.clean import estimate_clean_bpp, load_calibration
+    from fllic.imageio import read_image
+    from fllic.models.registry import DEFAULT_MODEL
+
+    img = read_image(_read_bytes(args.input) if args.input == STDIO else Path(args.input))
+    depth = 16 if img.dtype.itemsize == 2 else 8
+    scale = 257.0 if depth == 16 else 1.0
+    given = _sigma(args.sigma)
+    sigma = _estimate_sigma(img) if given is None else given
+    if not 0 <= sigma <= (65535 if depth == 16 else 255):
+        raise InputError(f"--sigma must be between 0 and the image's peak value, got {sigma:g}")
+    model_id = args.model or DEFAULT_MODEL
+    bpp = estimate_clean_bpp(img / scale if depth == 16 else img, sigma / scale, load_calibration(model_id))
+    if args.json:
+        print(json.dumps({"clean_bpp": round(bpp, 4), "sigma": round(sigma, 4), "bit_depth": depth, "model": model_id,
+                          "width": img.shape[1], "height": img.shape[0]}))
     else:
-        print(f"{args.input}: noise sigma {sigma:.2f} ({depth}-bit units, white Gaussian model)")
+        print(f"{args.input}: estimated clean-image entropy H(I) {bpp:.3f} bpp "
+              f"(sigma {sigma:.2f}, the bits {model_id} would spend on the noise-free scene)")
     return 0
 
 
@@ -245,7 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="noise std in the image's own units: 0-255 for 8-bit images, 0-65535 for 16-bit ones "
                         "(16-bit sigma = 257 x 8-bit sigma); or auto (the default): estimated from the image, blind")
     c.add_argument("--model", default=None, help="shipped model id (see `fllic models`) or an exported .pt file")
-    c.add_argument("--quality", type=int, default=None, help="rate point; the default, the highest, is functionally lossless")
+    c.add_argument("--quality", type=int, default=None,
+                   help="rate point, 1 to the model's highest; default: the model's choice for the noise level, "
+                        "its functionally lossless point")
     _coding_options(c)
     c.set_defaults(func=cmd_compress)
 
@@ -276,6 +312,15 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--json", action="store_true", help="print JSON")
     n.set_defaults(func=cmd_noise)
 
+    e = sub.add_parser("entropy", help="estimate the clean image's entropy H(I) from a noisy image",
+                       description="Estimate, from a noisy image alone, the bits per pixel that the model would "
+                                   "spend on the noise-free image (H(I), docs/theory.md).")
+    e.add_argument("input", help="a noisy 8- or 16-bit image, or - for standard input")
+    e.add_argument("--sigma", default="auto", help="noise std in the image's own units, or auto (estimated, the default)")
+    e.add_argument("--model", default=None, help="the model whose bits define H(I) (default: the shipped default model)")
+    e.add_argument("--json", action="store_true", help="print JSON")
+    e.set_defaults(func=cmd_entropy)
+
     m = sub.add_parser("models", help="list the shipped models")
     m.add_argument("--json", action="store_true", help="print JSON")
     m.set_defaults(func=cmd_models)
@@ -283,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     dm = sub.add_parser("demo", help="noise, compress and decompress the bundled sample; compare with PNG and JPEG-XL")
     dm.add_argument("--sigma", type=float, default=25.0, help="noise std in 8-bit units (default: 25)")
     dm.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
-    dm.add_argument("--quality", type=int, default=None, help="fllic quality level (default: the model's highest)")
+    dm.add_argument("--quality", type=int, default=None, help="fllic quality level (default: the model's choice for sigma)")
     dm.add_argument("--out", type=Path, default=Path("fllic-demo"), help="folder for the images it writes")
     dm.add_argument("--force", action="store_true", help="overwrite the folder's earlier output")
     dm.set_defaults(func=cmd_demo)

@@ -189,12 +189,14 @@ def _on_device(model, device):
     return model.to(device)
 
 
-def _quality_scale(model, quality: int | None) -> tuple[int, float]:
+def _quality_scale(model, quality: int | None, sigma8: float) -> tuple[int, float]:
+    """(level, step scale q); level None is the model's default for the noise level (8-bit units)."""
     scales = model.meta.get("quality_scales", [1.0])
     if quality is None:
-        quality = len(scales)
+        quality = model.default_quality(sigma8)
     if not isinstance(quality, (int, np.integer)) or not 1 <= quality <= len(scales):
-        raise InputError(f"quality must be an integer from 1 to {len(scales)} (default {len(scales)}), got {quality!r}")
+        raise InputError(f"quality must be an integer from 1 to {len(scales)} (default: the model's choice "
+                         f"for the noise level), got {quality!r}")
     return int(quality), float(np.float32(scales[quality - 1]))
 
 
@@ -226,7 +228,7 @@ def encode_detailed(array, sigma: float | None = None, model=None, quality: int 
         units = "" if depth == 8 else f" ({s8:g} in 8-bit units)"
         warnings.warn(f"sigma {sigma:g}{units} is outside the range {lo:g}-{hi:g} that model "
                       f"{m.meta.get('id', 'custom')!r} was trained for; expect a poorer image", FllicWarning, stacklevel=2)
-    quality, q = _quality_scale(m, quality)
+    quality, q = _quality_scale(m, quality, s8)
     comp = m.compress(_model_input(img), s8, q, tile=_tile(tile), progress=progress)
     colour = 1 if img.ndim == 2 else 3
     pixels = _with_alpha(_pixels(comp.pixels, h, w, colour, depth), alpha)
