@@ -92,16 +92,10 @@ def _padded_rgb(img: np.ndarray) -> np.ndarray:
     return np.pad(rgb, ((0, _padding(img.shape[0])), (0, _padding(img.shape[1])), (0, 0)), mode="edge")
 
 
-def _model_input(img: np.ndarray):
-    """What the model's compress() takes: the padded uint8 array (converted a tile at a time), or
-    for 16 bits one (1, 3, H, W) float32 tensor of x / 65535 (normalised by the peak, as 8-bit
-    images are by 255; 12 bytes per padded pixel, not tiled)."""
-    padded = _padded_rgb(img)
-    if img.dtype == np.uint8:
-        return padded
-    import torch
-
-    return torch.from_numpy(padded.transpose(2, 0, 1).copy()).float().div_(65535.0)[None]
+def _model_input(img: np.ndarray) -> np.ndarray:
+    """What the model's compress() takes: the padded uint8 or uint16 array, converted to
+    x / peak (255 or 65535) a tile at a time by fllic.tiling."""
+    return _padded_rgb(img)
 
 
 def _model_sigma(sigma: float, bit_depth: int) -> float:

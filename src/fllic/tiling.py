@@ -24,6 +24,7 @@ from __future__ import annotations
 import sys
 from typing import Iterator
 
+import numpy as np
 import torch
 
 LATENT = 16  # pixels per latent (g_a's downsampling)
@@ -56,19 +57,21 @@ def _bar(total: int, desc: str, progress: bool):
 
 
 def to_tensor(rgb) -> torch.Tensor:
-    """(1, 3, h, w) float in [0, 1] from an (h, w, 3) uint8 array (or a tensor already)."""
+    """(1, 3, h, w) float in [0, 1] from an (h, w, 3) uint8 or uint16 array, normalised by its peak
+    (255 or 65535), or a tensor already."""
     if isinstance(rgb, torch.Tensor):
         return rgb
-    return torch.from_numpy(rgb.transpose(2, 0, 1).copy()).float().div_(255.0)[None]
+    peak = 65535.0 if rgb.dtype == np.uint16 else 255.0
+    return torch.from_numpy(rgb.transpose(2, 0, 1).astype(np.float32)).div_(peak)[None]
 
 
 def analysis(net, x, sigma: torch.Tensor, q: torch.Tensor, tile: int = DEFAULT_TILE,
              progress: bool = False) -> torch.Tensor:
     """y = g_a(x) (NCHW) computed tile by tile.
 
-    ``x`` is the padded image, H and W multiples of 64: an (H, W, 3) uint8 array,
-    converted to float one tile at a time (a 24-megapixel image never exists in
-    float), or a (1, 3, H, W) float tensor.
+    ``x`` is the padded image, H and W multiples of 64: an (H, W, 3) uint8 or
+    uint16 array, converted to float one tile at a time (a 24-megapixel image
+    never exists in float), or a (1, 3, H, W) float tensor.
     """
     if tile % 64:
         raise ValueError(f"tile must be a multiple of 64 pixels, got {tile}")

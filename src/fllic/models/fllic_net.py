@@ -294,7 +294,7 @@ class CodingModel:
                  progress: bool = False) -> Compressed:
         """Code a noisy image, H and W divisible by 64, ``tile`` pixels at a time.
 
-        ``x``: an (H, W, 3) uint8 array, or a (1, 3, H, W) float tensor in [0, 1].
+        ``x``: an (H, W, 3) uint8 or uint16 array (normalised by its peak), or a (1, 3, H, W) float tensor in [0, 1].
         """
         from fllic.models.integer import to_nhwc
 
