@@ -113,3 +113,21 @@ def test_v2_codec_trains_on_a_frozen_trunk_and_codes_exactly(tmp_path, data_root
     part.rename(tmp_path / "elsewhere.pt")
     with pytest.raises(fllic.ModelMismatchError, match="v2-trunk.pt"):
         fllic.models.fllic_net.CodingModel.load(out)
+
+
+def test_debias_removes_a_uniform_colour_shift(tmp_path):
+    """export --debias measures the mean colour error on calibration crops and takes it out of g_s's bias."""
+    import torch
+
+    from fllic.models.fllic_net import FLLIC, FllicConfig, synthetic_calibration
+    from fllic.train.export import debias
+
+    torch.manual_seed(0)
+    net = FLLIC(FllicConfig.tiny()).eval()
+    x, sigma, q = synthetic_calibration([1.0], size=64)
+    with torch.no_grad():
+        net.g_s[-2].bias[8:12] += 0.02  # blue comes out 5 levels too bright
+    first = debias(net, (x, sigma, q, x))
+    second = debias(net, (x, sigma, q, x))
+    assert first[2] > 4.0 and abs(first[2]) > abs(first[0]) + 3
+    assert max(abs(v) for v in second) < 0.3 * abs(first[2])

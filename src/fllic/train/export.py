@@ -23,21 +23,47 @@ CALIBRATION_SIGMAS = (5.0, 25.0, 50.0)
 
 
 def calibration_batch(data: Path, quality_scales, n_images: int = 4, size: int = 192, seed: int = 1):
-    """(x, sigma, q) from WikipediaPhotos crops (a training set) with seeded AWGN."""
+    """(x, sigma, q, clean) from WikipediaPhotos crops (a training set) with seeded AWGN."""
     from fllic.noise import add_noise
     from fllic.train.data import _load
 
     files = sorted((data / "WikipediaPhotos").glob("*.png"))[:n_images]
     if not files:
         raise FileNotFoundError(f"no calibration images in {data / 'WikipediaPhotos'}")
-    xs, sigmas, qs = [], [], []
+    xs, sigmas, qs, cleans = [], [], [], []
     for f in files:
         img = _load(f)[:size, :size]
+        clean = torch.from_numpy(img.transpose(2, 0, 1).astype(np.float32) / 255.0)
         for sigma in CALIBRATION_SIGMAS:
             noisy = torch.from_numpy(add_noise(img, sigma, seed=seed).transpose(2, 0, 1).astype(np.float32) / 255.0)
             for q in quality_scales:
-                xs.append(noisy[None]); sigmas.append(sigma); qs.append(q)
-    return torch.cat(xs), torch.tensor(sigmas), torch.tensor(qs, dtype=torch.float32)
+                xs.append(noisy[None]); sigmas.append(sigma); qs.append(q); cleans.append(clean[None])
+    return torch.cat(xs), torch.tensor(sigmas), torch.tensor(qs, dtype=torch.float32), torch.cat(cleans)
+
+
+@torch.no_grad()
+def debias(net: FLLIC, batch) -> list[float]:
+    """Remove the mean colour error of x_hat from g_s's output bias, in place; returns it (8-bit units, RGB).
+
+    The error is measured with ŷ quantized as when coding, over a batch of
+    training crops (``calibration_batch``: several sigmas and every quality
+    scale). A uniform shift per channel costs MSE for nothing, and v1 had one
+    in blue (+0.5 levels).
+    """
+    x, sigma, q, clean = batch
+    err = torch.zeros(3)
+    for k in range(x.shape[0]):
+        xs, s, qs = x[k : k + 1], sigma[k : k + 1], q[k : k + 1]
+        y = net.analysis(xs, s, qs)
+        z_hat = torch.round(net.h_a(y) / net.step_z()) * net.step_z()
+        p = net.entropy_params(z_hat, s, qs)
+        y_hat = p.mu + torch.round((y - p.mu) / p.step) * p.step
+        x_hat = net.synthesis(y_hat, s, qs).clamp(0, 1)
+        err += (x_hat - clean[k : k + 1]).mean(dim=(0, 2, 3))
+    err /= x.shape[0]
+    last = net.g_s[-2]  # conv to 12 channels, then pixel-shuffle by 2: channel c is outputs 4c..4c+3
+    last.bias -= err.repeat_interleave(4)
+    return [float(v) * 255.0 for v in err]
 
 
 def _float_weights(path: Path) -> tuple[dict, dict, dict]:
@@ -51,7 +77,7 @@ def _float_weights(path: Path) -> tuple[dict, dict, dict]:
 
 
 def export(checkpoint: Path, out: Path, model_id: str, quality_scales, data: Path | None, notes: str = "",
-           float_out: Path | None = None) -> str:
+           float_out: Path | None = None, unbias: bool = False) -> str:
     """Write the shipped model to ``out`` (and, with ``float_out``, its float resume point).
 
     ``data`` is the folder with WikipediaPhotos for calibration; None uses
@@ -62,7 +88,9 @@ def export(checkpoint: Path, out: Path, model_id: str, quality_scales, data: Pat
     net.load_state_dict({k: v.float() for k, v in weights.items()})
     meta = {"id": model_id, "quality_scales": [float(q) for q in quality_scales], **facts, "notes": notes}
     calibration = None if data is None else calibration_batch(data, meta["quality_scales"])
-    model = finalize(net, meta, calibration=calibration)
+    if unbias and calibration is not None:
+        meta["debiased_rgb"] = [round(v, 3) for v in debias(net, calibration)]
+    model = finalize(net, meta, calibration=None if calibration is None else calibration[:3])
     out.parent.mkdir(parents=True, exist_ok=True)
     model.save(out)
     if float_out is not None:
@@ -85,13 +113,16 @@ def main(argv: list[str] | None = None) -> int:
                    help="also write the float weights (float16) here: the resume point for `fllic train --init`")
     p.add_argument("--synthetic-calibration", action="store_true",
                    help="calibrate the integer decoder on synthetic scenes instead of --data (tests, tiny models)")
+    p.add_argument("--debias", action="store_true",
+                   help="remove the decoded image's mean colour error on the calibration crops from g_s's output bias")
     args = p.parse_args(argv)
     data = None if args.synthetic_calibration else args.data
     if data is not None and not any((data / "WikipediaPhotos").glob("*.png")):
         print(f"error: no calibration photos in {data / 'WikipediaPhotos'}; pass --data, or --synthetic-calibration "
               "for a test model", file=sys.stderr)
         return 1
-    digest = export(args.checkpoint, args.out, args.id, args.quality_scales, data, args.notes, args.float_out)
+    digest = export(args.checkpoint, args.out, args.id, args.quality_scales, data, args.notes, args.float_out,
+                    args.debias)
     print(f"wrote {args.out} ({args.out.stat().st_size} bytes), weights hash {digest}")
     return 0
 
