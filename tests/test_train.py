@@ -101,8 +101,19 @@ def test_v2_codec_trains_on_a_frozen_trunk_and_codes_exactly(tmp_path, data_root
     for k, v in before.items():  # frozen: the trunk's weights did not move
         assert torch.equal(state["model"][f"trunk.{k}"].half(), v)
     out = tmp_path / "v2.pt"
+    resume = tmp_path / "v2-float.pt"
     assert export_main(["--checkpoint", str(work / "checkpoint.pt"), "--out", str(out), "--id", "tiny-v2",
+                        "--synthetic-calibration", "--quality-scales", "2", "1", "--float-out", str(resume)]) == 0
+    # The float resume point also keeps its trunk beside it, in the denoiser's export format (a --trunk),
+    # and re-exports to the same model.
+    assert (tmp_path / "v2-float-trunk.pt").exists()
+    again = tmp_path / "again.pt"
+    assert export_main(["--checkpoint", str(resume), "--out", str(again), "--id", "tiny-v2",
                         "--synthetic-calibration", "--quality-scales", "2", "1"]) == 0
+    assert fllic.models.fllic_net.CodingModel.load(again).hash == fllic.models.fllic_net.CodingModel.load(out).hash
+    assert train_main(["--data", str(data_root), "--workdir", str(tmp_path / "v2b"), "--tiny", "--batch", "2",
+                       "--patch", "64", "--threads", "1", "--steps", "1", "--init", str(resume),
+                       "--trunk", str(tmp_path / "v2-float-trunk.pt"), "--freeze-trunk"]) == 0
     img = noisy_image(np.random.default_rng(0), 50, 70)
     res = fllic.codec.encode_detailed(img, sigma=20, model=str(out))
     assert np.array_equal(fllic.decode(res.data, model=str(out)), res.pixels)

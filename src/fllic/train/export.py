@@ -73,7 +73,11 @@ def _float_weights(path: Path) -> tuple[dict, dict, dict]:
         facts = {"train_steps": int(state["step"]), "train_wall_hours": round(float(state["elapsed"]) / 3600, 2)}
         return state["config"], state["model"], facts
     meta = state.get("meta", {})
-    return state["config"], state["state_dict"], {k: meta[k] for k in ("train_steps", "train_wall_hours") if k in meta}
+    weights = dict(state["state_dict"])
+    if "trunk_file" in state:  # a v2 float resume point keeps its trunk beside it
+        trunk = torch.load(path.parent / state["trunk_file"], map_location="cpu", weights_only=True)["state_dict"]
+        weights.update({f"trunk.{k}": v for k, v in trunk.items()})
+    return state["config"], weights, {k: meta[k] for k in ("train_steps", "train_wall_hours") if k in meta}
 
 
 def export(checkpoint: Path, out: Path, model_id: str, quality_scales, data: Path | None, notes: str = "",
@@ -94,9 +98,27 @@ def export(checkpoint: Path, out: Path, model_id: str, quality_scales, data: Pat
     out.parent.mkdir(parents=True, exist_ok=True)
     model.save(out)
     if float_out is not None:
-        half = {k: v.half() if v.is_floating_point() else v for k, v in net.state_dict().items()}
-        torch.save({"format": 1, "config": config, "state_dict": half, "meta": meta}, float_out)
+        save_float(net, config, meta, float_out)
     return model.hash.hex()
+
+
+def save_float(net: FLLIC, config: dict, meta: dict, path: Path) -> None:
+    """The float resume point (float16): the codec in ``path`` and, for v2, the trunk beside it.
+
+    The trunk file (``<stem>-trunk.pt``) has the denoiser trainer's export
+    format, so it serves as ``fllic train --trunk`` and keeps each file under 8 MB.
+    """
+    from fllic.models.fllic_net import TRUNK_PREFIX, trunk_path
+
+    half = {k: v.half() if v.is_floating_point() else v for k, v in net.state_dict().items()}
+    codec = {k: v for k, v in half.items() if not k.startswith(TRUNK_PREFIX)}
+    state = {"format": 1, "config": config, "state_dict": codec, "meta": meta}
+    if net.trunk is not None:
+        trunk = {k[len(TRUNK_PREFIX):]: v for k, v in half.items() if k.startswith(TRUNK_PREFIX)}
+        state["trunk_file"] = trunk_path(path).name
+        torch.save({"format": 1, "config": {"channels": list(net.trunk.config.channels), "blocks": net.trunk.config.blocks},
+                    "state_dict": trunk, "step": meta.get("trunk_steps", 0), "elapsed": 0.0}, trunk_path(path))
+    torch.save(state, path)
 
 
 def main(argv: list[str] | None = None) -> int:
