@@ -1,6 +1,10 @@
 """python -m fllic.train.evaluate: real-byte rate and PSNR of a checkpoint on a dev set.
 
-Used to follow training; the benchmark of record is ``fllic bench``.
+Used to follow training; the benchmark of record is ``fllic bench``. For each
+sigma and q it gives the coded point (bpp from the file's bytes, PSNR), the
+model's own estimate g_s(g_a(x)) with ŷ unquantized, and for a v2 model the
+trunk's estimate, the input the codec codes: which of the three limits the
+PSNR (remote-source coding: estimator, transform, quantization).
 """
 
 from __future__ import annotations
@@ -21,10 +25,33 @@ from fllic.noise import add_noise
 
 
 def load_checkpoint(path: Path, quality_scales) -> object:
-    state = torch.load(path, map_location="cpu")
-    net = FLLIC(FllicConfig(**state["config"]))
-    net.load_state_dict(state["model"])
-    return finalize(net, {"id": "checkpoint", "quality_scales": list(quality_scales)}), state["step"]
+    """A CodingModel (synthetic calibration) from a training checkpoint or a float resume point, and its step."""
+    from fllic.train.export import _float_weights
+
+    config, weights, facts = _float_weights(path)
+    if config.get("trunk") is not None:
+        config = {**config, "trunk": tuple(config["trunk"])}
+    net = FLLIC(FllicConfig(**config))
+    net.load_state_dict({k: v.float() for k, v in weights.items()})
+    if net.trunk is not None:
+        net.trunk.bf16 = True
+    return finalize(net, {"id": "checkpoint", "quality_scales": list(quality_scales)}), facts.get("train_steps", "?")
+
+
+def _estimates(model, noisy: np.ndarray, sigma: float, q: float) -> tuple[np.ndarray, np.ndarray | None]:
+    """(own estimate with ŷ unquantized, trunk estimate or None) as uint8 images."""
+    from fllic.codec import _pixels, _to_tensor
+
+    h, w = noisy.shape[:2]
+    c = 1 if noisy.ndim == 2 else 3
+    x = _to_tensor(noisy)
+    own = _pixels(model.estimate(x, float(np.float32(sigma)), float(np.float32(q))), h, w, c)
+    if model.net.trunk is None:
+        return own, None
+    with torch.no_grad():
+        est = model.net.trunk(x, torch.tensor([float(sigma)])).clamp(0, 1)[0].permute(1, 2, 0)
+    trunk = np.rint(est.numpy() * 255.0).astype(np.uint8)[:h, :w]
+    return own, (trunk if c == 3 else np.rint(trunk.mean(2)).astype(np.uint8))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,11 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     model, step = load_checkpoint(args.checkpoint, args.q)
     files = sorted(args.data.glob("*.png"))[: args.limit]
-    print(f"checkpoint step {step}, {len(files)} images from {args.data}")
+    t_start = time.time()
+    print(f"# {args.checkpoint}: step {step}, {len(files)} images from {args.data}, seeded AWGN")
+    print("| σ | q | bpp (file bytes) | PSNR coded | own estimate (ŷ unquantized) | trunk estimate | noisy |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
     for sigma in args.sigma:
         for level, q in enumerate(args.q, start=1):
             rows = []
-            t0 = time.time()
             for i, f in enumerate(files):
                 clean = read_image(f)
                 noisy = add_noise(clean, sigma, seed=i)
@@ -51,9 +80,13 @@ def main(argv: list[str] | None = None) -> int:
                 if not np.array_equal(decode(res.data, model=model), res.pixels):
                     raise SystemExit("decode mismatch")
                 h, w = clean.shape[:2]
-                rows.append((8 * len(res.data) / (h * w), psnr(res.pixels, clean), psnr(noisy, clean)))
+                own, trunk = _estimates(model, noisy, sigma, q)
+                rows.append((8 * len(res.data) / (h * w), psnr(res.pixels, clean), psnr(own, clean),
+                             psnr(trunk, clean) if trunk is not None else np.nan, psnr(noisy, clean)))
             r = np.array(rows).mean(0)
-            print(f"sigma {sigma:4.0f} q {q:4.2f}: {r[0]:.3f} bpp, PSNR {r[1]:.2f} dB (noisy {r[2]:.2f}), {time.time() - t0:.1f} s")
+            trunk = "–" if np.isnan(r[3]) else f"{r[3]:.2f}"
+            print(f"| {sigma:g} | {q:g} | {r[0]:.3f} | {r[1]:.2f} | {r[2]:.2f} | {trunk} | {r[4]:.2f} |", flush=True)
+    print(f"\n({time.time() - t_start:.0f} s)")
     return 0
 
 
