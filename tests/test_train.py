@@ -95,7 +95,7 @@ def test_v2_codec_trains_on_a_frozen_trunk_and_codes_exactly(tmp_path, data_root
     work = tmp_path / "v2"
     assert train_main(["--data", str(data_root), "--workdir", str(work), "--tiny", "--batch", "2", "--patch", "64",
                        "--threads", "1", "--steps", "2", "--trunk", str(trunk), "--freeze-trunk", "--bf16",
-                       "--targets", "clean", "--cosine", "--q-range", "0.25", "4"]) == 0
+                       "--targets", "clean", "--cosine", "--q-range", "0.25", "4", "--code-estimate"]) == 0
     state = torch.load(work / "checkpoint.pt", weights_only=False)
     before = torch.load(trunk, weights_only=True)["state_dict"]
     for k, v in before.items():  # frozen: the trunk's weights did not move

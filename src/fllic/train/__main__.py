@@ -29,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cosine", action="store_true", help="cosine learning-rate decay to 2%% at --steps (fine-tuning)")
     p.add_argument("--q-range", type=float, nargs=2, default=(0.5, 4.0), metavar=("LO", "HI"),
                    help="step-map scales q drawn log-uniformly from this range")
+    p.add_argument("--code-estimate", action="store_true",
+                   help="with --trunk and --freeze-trunk: measure distortion against the trunk's estimate (remote-source "
+                        "coding), not the clean image")
     p.add_argument("--warmup", type=int, default=300, help="learning-rate warm-up steps")
     p.add_argument("--init", type=Path, default=None, help="start from these float weights (a checkpoint, or a float resume point such as weights/fllic-awgn-v1-float.pt) when the workdir has no checkpoint")
     return p

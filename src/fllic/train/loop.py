@@ -45,6 +45,7 @@ class TrainConfig:
     bf16: bool = False  # the trunk under bf16 autocast
     targets: str = "v1"  # "v1": the v1 image set; "clean": the v2 estimator's cleaner targets (data.clean_targets)
     cosine: bool = False  # decay the learning rate on a cosine to 2 % at ``steps`` (fine-tuning)
+    code_estimate: bool = False  # v2 with a frozen trunk: distortion against the trunk's estimate, not the clean image
 
 
 def _threads_wanted(cfg: TrainConfig) -> int:
@@ -154,8 +155,16 @@ def train(cfg: TrainConfig) -> None:
             g["lr"] = _lr(cfg, step)
         clean, noisy, sigma = sampler.batch(cfg.batch)
         q = _sample_q(cfg.batch, cfg.q_range, gen)
-        out = model(noisy, sigma, q)
-        mse = ((out.x_hat - clean) ** 2).flatten(1).mean(1)
+        if cfg.code_estimate and model.trunk is not None and cfg.freeze_trunk:
+            # Remote-source coding: with the MMSE estimate fixed, E|x - x_hat|² = mmse + E|est - x_hat|²,
+            # so coding the estimate has the same optimum and gradients without the estimation noise.
+            with torch.no_grad():
+                est = model.estimate(noisy, sigma).float().clamp(0, 1)
+            out = model.forward_from_estimate(est, sigma, q)
+            target = est
+        else:
+            out, target = model(noisy, sigma, q), clean
+        mse = ((out.x_hat - target) ** 2).flatten(1).mean(1)
         bpp = bits(out.likelihoods) / (clean.shape[2] * clean.shape[3])
         # The rate term is phased in: the transforms first learn to denoise, then to compress.
         beta = min(1.0, step / cfg.rate_warmup)
@@ -174,7 +183,7 @@ def train(cfg: TrainConfig) -> None:
             n = acc["n"]
             psnr = 10 * math.log10(1.0 / max(acc["mse"] / n, 1e-10))
             log.write(f"step {step} loss {acc['loss']/n:.4f} bpp {acc['bpp']/n:.3f} "
-                      f"psnr(q<1.2) {psnr:.2f} lr {opt.param_groups[0]['lr']:.2e} "
+                      f"psnr(q<1.2){'-to-estimate' if cfg.code_estimate else ''} {psnr:.2f} lr {opt.param_groups[0]['lr']:.2e} "
                       f"s/step {dt/n:.2f} wall_h {elapsed/3600:.2f}\n")
             acc = {"loss": 0.0, "bpp": 0.0, "mse": 0.0, "n": 0}
             t0 = time.time()
