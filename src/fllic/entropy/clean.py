@@ -92,21 +92,30 @@ def _local_mean(a: np.ndarray, k: int = WINDOW) -> np.ndarray:
     return (c[:, k:, k:] - c[:, :-k, k:] - c[:, k:, :-k] + c[:, :-k, :-k]) / (k * k)
 
 
+def local_variance(image: np.ndarray) -> np.ndarray:
+    """Each DCT coefficient's local noisy variance v_Y (5x5 neighbouring blocks; DC about its local mean)."""
+    c = coefficients(image)
+    v = _local_mean(c * c)
+    # The DC term is predictable from its neighbours: its variance is about the local mean, not zero.
+    v[..., 0] -= _local_mean(c[..., :1])[..., 0] ** 2
+    return v
+
+
+def rate_from_variance(v_noisy: np.ndarray, sigma: float, distortion: float, kappa: float = 1.0) -> float:
+    """Bits per pixel: sum of max(0, ½log2(max(v_noisy - κσ², 0) / D)) over coefficients, per pixel."""
+    if v_noisy.size == 0:
+        return 0.0
+    v_clean = np.maximum(v_noisy - kappa * float(sigma) ** 2, 0.0)
+    bits = 0.5 * np.log2(np.maximum(v_clean / distortion, 1.0))
+    return float(bits.sum() / (v_noisy.shape[1] * v_noisy.shape[2] * BLOCK * BLOCK))
+
+
 def gaussian_rate(image: np.ndarray, sigma: float, distortion: float, kappa: float = 1.0) -> float:
-    """Bits per pixel of the clean image under the Gaussian model: sum of max(0, ½log2(v_clean/D)) / pixels.
+    """Bits per pixel of the clean image under the Gaussian model, from the (noisy) image.
 
     ``sigma`` is the noise std in 8-bit units (0 for a clean image).
     """
-    c = coefficients(image)
-    if c.size == 0:
-        return 0.0
-    v_noisy = _local_mean(c * c)
-    # The DC term is predictable from its neighbours: its variance is about the local mean, not zero.
-    v_noisy[..., 0] -= _local_mean(c[..., :1])[..., 0] ** 2
-    v_clean = np.maximum(v_noisy - kappa * float(sigma) ** 2, 0.0)
-    bits = 0.5 * np.log2(np.maximum(v_clean / distortion, 1.0))
-    pixels = c.shape[1] * c.shape[2] * BLOCK * BLOCK
-    return float(bits.sum() / pixels)
+    return rate_from_variance(local_variance(image), sigma, distortion, kappa)
 
 
 def estimate_clean_bpp(noisy: np.ndarray, sigma: float, calibration: Calibration) -> float:
@@ -124,10 +133,11 @@ def calibrate(noisy: list[np.ndarray], sigmas: list[float], operational_bpp: lis
     error wins. Each noisy image comes with its sigma and its clean image's bits.
     """
     target = np.asarray(operational_bpp, np.float64)
+    variances = [local_variance(img) for img in noisy]
     best = None
     for d in distortions:
         for kappa in kappas:
-            r = np.array([gaussian_rate(img, s, float(d), kappa) for img, s in zip(noisy, sigmas)])
+            r = np.array([rate_from_variance(v, s, float(d), kappa) for v, s in zip(variances, sigmas)])
             gain, offset = np.polyfit(r, target, 1) if np.ptp(r) > 0 else (1.0, 0.0)
             err = np.mean(np.abs(np.maximum(gain * r + offset, 0.0) - target) / target)
             if best is None or err < best[0]:

@@ -1,4 +1,9 @@
-"""python -m fllic.train.plot_log LOG -o PNG: training curves (PSNR and bpp against step)."""
+"""python -m fllic.train.plot_log LOG -o PNG: training curves (PSNR and bpp against step).
+
+With ``--validation`` it plots a denoiser trainer's log (python -m
+fllic.train.denoiser): the held-out validation PSNR per sigma against step,
+the curve of the estimator.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +25,43 @@ def parse(path: Path) -> list[tuple[int, float, float, float, float]]:
     return [rows[k] for k in sorted(rows)]
 
 
+_VAL = re.compile(r"val (\d+) (.*)")
+
+
+def parse_validation(path: Path) -> dict[str, list[tuple[int, float]]]:
+    """{'sigma15': [(step, psnr), ...], ...} from a denoiser log's validation lines."""
+    curves: dict[str, dict[int, float]] = {}
+    for line in path.read_text().splitlines():
+        m = _VAL.match(line)
+        if m:
+            fields = m.group(2).split()
+            for name, value in zip(fields[::2], fields[1::2]):
+                curves.setdefault(name, {})[int(m.group(1))] = float(value)
+    return {k: sorted(v.items()) for k, v in curves.items()}
+
+
+def plot_validation(log: Path, out: Path) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = parse_validation(log)
+    if not curves:
+        print(f"error: no validation lines in {log}", file=sys.stderr)
+        return 1
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, points in curves.items():
+        ax.plot([s for s, _ in points], [v for _, v in points], marker="o", label=name.replace("sigma", "σ "))
+    ax.set(xlabel="step", ylabel="validation PSNR (dB)", title="denoising trunk, held-out WikipediaPhotos crops")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    print(f"wrote {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     import matplotlib
 
@@ -31,7 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("log", type=Path)
     p.add_argument("-o", "--output", type=Path, required=True)
     p.add_argument("--smooth", type=int, default=10, help="moving-average window, in log lines")
+    p.add_argument("--validation", action="store_true", help="plot a denoiser log's validation PSNR per sigma")
     args = p.parse_args(argv)
+    if args.validation:
+        return plot_validation(args.log, args.output)
     rows = np.array(parse(args.log))
     if rows.size == 0:
         print(f"error: no training lines in {args.log}", file=sys.stderr)
