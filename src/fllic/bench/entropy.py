@@ -4,7 +4,7 @@ The operational H(I) of a clean image is the bits per pixel, from the file's
 bytes, that the supervised model spends on it at its default quality with
 sigma 0 (docs/theory.md). The estimate sees only the noisy image and sigma
 (:mod:`fllic.entropy.clean`). ``--calibrate`` fits the estimator's four
-constants on WikipediaPhotos crops (a training set) and stores them for the
+constants on training images (WikipediaPhotos crops and every 9th CBSD432 photograph) and stores them for the
 model; the evaluation runs on test sets (Kodak24, CBSD68) it never saw.
 """
 
@@ -44,6 +44,7 @@ def calibrate_model(data: Path, model, model_id: str, limit: int | None) -> dict
     from fllic.noise import add_noise
 
     files = sorted((data / "WikipediaPhotos").glob("*.png"))[:limit]
+    files += sorted((data / "CBSD432").glob("*.jpg"))[::9][:limit]
     noisy, sigmas, target = [], [], []
     for k, f in enumerate(tqdm(files, desc="calibration images", unit="image")):
         clean = _crop(read_image(f))
@@ -54,7 +55,8 @@ def calibrate_model(data: Path, model, model_id: str, limit: int | None) -> dict
             target.append(h)
     cal = calibrate(noisy, sigmas, target, model_id)
     return {"distortion": cal.distortion, "gain": cal.gain, "offset": cal.offset, "kappa": cal.kappa,
-            "calibrated_on": f"{len(files)} WikipediaPhotos 512x512 centre crops, sigma {list(CALIBRATION_SIGMAS)}"}
+            "calibrated_on": f"{len(files)} training images (WikipediaPhotos 512x512 centre crops, every 9th CBSD432 "
+                             f"image), sigma {list(CALIBRATION_SIGMAS)}"}
 
 
 def evaluate(folder: Path, model, calibration, limit: int | None) -> list[dict]:

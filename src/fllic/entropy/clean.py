@@ -61,7 +61,8 @@ def load_calibration(model_id: str) -> Calibration:
     if model_id not in table:
         raise ModelMismatchError(f"no H(I) calibration for model {model_id!r}; calibrated: {', '.join(sorted(table))} "
                                  "(python -m fllic.bench.entropy --calibrate makes one)")
-    return Calibration(**table[model_id], model_id=model_id)
+    entry = table[model_id]
+    return Calibration(entry["distortion"], entry["gain"], entry["offset"], entry.get("kappa", 1.0), model_id)
 
 
 def _dct_matrix(n: int = BLOCK) -> np.ndarray:
@@ -128,8 +129,8 @@ def calibrate(noisy: list[np.ndarray], sigmas: list[float], operational_bpp: lis
               distortions=tuple(2.0 ** np.arange(0, 8, 0.5)), kappas=(1.0, 1.1, 1.2, 1.35, 1.5)) -> Calibration:
     """The calibration whose estimate on noisy training images best matches the clean images' operational bits.
 
-    For each (D, kappa) on the grid a least-squares line maps the Gaussian
-    rate to the operational bpp; the pair with the least mean absolute relative
+    For each (D, kappa) on the grid a line, fitted by least squares on the
+    relative error, maps the Gaussian rate to the operational bpp; the pair with the least mean absolute relative
     error wins. Each noisy image comes with its sigma and its clean image's bits.
     """
     target = np.asarray(operational_bpp, np.float64)
@@ -138,7 +139,8 @@ def calibrate(noisy: list[np.ndarray], sigmas: list[float], operational_bpp: lis
     for d in distortions:
         for kappa in kappas:
             r = np.array([rate_from_variance(v, s, float(d), kappa) for v, s in zip(variances, sigmas)])
-            gain, offset = np.polyfit(r, target, 1) if np.ptp(r) > 0 else (1.0, 0.0)
+            # Least squares on the relative error (weights 1/target): the figure of merit is relative.
+            gain, offset = np.polyfit(r, target, 1, w=1.0 / target) if np.ptp(r) > 0 else (1.0, 0.0)
             err = np.mean(np.abs(np.maximum(gain * r + offset, 0.0) - target) / target)
             if best is None or err < best[0]:
                 best = (err, Calibration(float(d), float(gain), float(offset), float(kappa), model_id))
