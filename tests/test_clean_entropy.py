@@ -55,3 +55,11 @@ def test_an_unknown_model_has_no_calibration():
 
     with pytest.raises(fllic.ModelMismatchError, match="no H\\(I\\) calibration"):
         load_calibration("no-such-model")
+
+
+def test_the_default_model_ships_its_calibration():
+    from fllic.entropy.clean import load_calibration
+    from fllic.models.registry import DEFAULT_MODEL
+
+    cal = load_calibration(DEFAULT_MODEL)
+    assert cal.distortion > 0 and cal.gain > 0 and cal.kappa >= 1.0
