@@ -96,3 +96,21 @@ def test_nlf_of_a_tiny_image_is_empty_not_an_error():
 
     nlf = estimate_nlf(np.zeros((10, 12), np.uint8))
     assert nlf.intensity.size == 0 and float(nlf(100.0)) == 0.0
+
+
+def test_auto_level_keeps_pca_for_white_noise_and_reads_correlated_noise_per_pixel():
+    from fllic.noise import estimate_level
+    from fllic.noise.camera import demosaic, mosaic
+
+    rng = np.random.default_rng(5)
+    clean = _colour_ramp()
+    white = np.clip(np.rint(clean + rng.normal(0, 10.0, clean.shape)), 0, 255).astype(np.uint8)
+    level = estimate_level(white)
+    assert level.kind == "white" and abs(level.sigma - 10.0) < 1.0 and level.sigma == level.pca
+    # Demosaiced noise: correlated between neighbouring pixels and channels, as a camera's.
+    noise = demosaic(mosaic(rng.normal(0, 14.0, clean.shape)))
+    camera = np.clip(np.rint(clean + noise), 0, 255).astype(np.uint8)
+    level = estimate_level(camera)
+    true_std = float(noise.std())
+    assert level.kind == "correlated" and level.pca < 0.5 * true_std
+    assert abs(level.sigma - true_std) < 0.25 * true_std

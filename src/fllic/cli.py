@@ -169,22 +169,25 @@ def cmd_info(args) -> int:
 
 
 def cmd_noise(args) -> int:
-    from fllic.codec import _estimate_sigma
     from fllic.imageio import read_image
-    from fllic.noise import estimate_nlf
+    from fllic.noise import estimate_level, estimate_nlf
 
     img = read_image(_read_bytes(args.input) if args.input == STDIO else Path(args.input))
-    sigma = _estimate_sigma(img)
     depth = 16 if img.dtype.itemsize == 2 else 8
     scale = 257.0 if depth == 16 else 1.0
+    level = estimate_level(img / scale if depth == 16 else img)
+    sigma = level.sigma * scale
     nlf = estimate_nlf(img / scale if depth == 16 else img)
     curve = {"intensity": [round(v * scale, 2) for v in nlf.intensity],
              "sigma": [round(v * scale, 3) for v in nlf.sigma], "patches": [int(v) for v in nlf.patches]}
     if args.json:
-        print(json.dumps({"model": "awgn", "sigma": round(sigma, 4), "bit_depth": depth, "estimator": "pca-weak-texture",
+        print(json.dumps({"sigma": round(sigma, 4), "kind": level.kind, "bit_depth": depth,
+                          "pca_sigma": round(level.pca * scale, 4), "nlf_rms": round(level.nlf_rms * scale, 4),
                           "nlf": curve, "nlf_estimator": "weak-texture patch variance per intensity bin"}))
         return 0
-    print(f"{args.input}: noise sigma {sigma:.2f} ({depth}-bit units, white Gaussian model)")
+    kind = ("white noise (PCA of weak-texture patches)" if level.kind == "white" else
+            f"correlated noise, camera or JPEG (the noise-level function's RMS; PCA reads {level.pca * scale:.2f})")
+    print(f"{args.input}: noise sigma {sigma:.2f} ({depth}-bit units), {kind}")
     if curve["intensity"]:
         print("noise-level function (std against intensity, weak-texture patches):")
         for v, sd in zip(curve["intensity"], curve["sigma"]):

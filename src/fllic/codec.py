@@ -111,12 +111,16 @@ def _to_tensor(img: np.ndarray):
 
 
 def _estimate_sigma(img: np.ndarray) -> float:
-    """The blind noise estimate in the image's own units (the estimator works in 8-bit units)."""
-    from fllic.noise import estimate_sigma
+    """The blind noise level in the image's own units (the estimator works in 8-bit units).
+
+    fllic.noise.estimate_level: the PCA estimate for white noise, the
+    noise-level function's RMS for correlated (camera, JPEG) noise.
+    """
+    from fllic.noise import estimate_level
 
     if img.dtype == np.uint8:
-        return estimate_sigma(img)
-    return 257.0 * estimate_sigma(img.astype(np.float64) / 257.0)
+        return estimate_level(img).sigma
+    return 257.0 * estimate_level(img.astype(np.float64) / 257.0).sigma
 
 
 def _pixels(x, height: int, width: int, channels: int, bit_depth: int = 8) -> np.ndarray:

@@ -7,10 +7,18 @@
   noise-level function (noise against intensity) for signal-dependent noise.
 """
 
-from fllic.noise.estimate import NoiseLevelFunction, estimate_nlf, estimate_sigma, estimate_sigma_mad, noise_map
+from fllic.noise.estimate import (
+    NoiseLevel,
+    NoiseLevelFunction,
+    estimate_level,
+    estimate_nlf,
+    estimate_sigma,
+    estimate_sigma_mad,
+    noise_map,
+)
 from fllic.noise.models import NOISE_MODELS, add_noise, awgn, poisson_gaussian
 
 __all__ = [
-    "NOISE_MODELS", "NoiseLevelFunction", "add_noise", "awgn", "estimate_nlf", "estimate_sigma", "estimate_sigma_mad",
+    "NOISE_MODELS", "NoiseLevel", "NoiseLevelFunction", "add_noise", "awgn", "estimate_level", "estimate_nlf", "estimate_sigma", "estimate_sigma_mad",
     "noise_map", "poisson_gaussian",
 ]

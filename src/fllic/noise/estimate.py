@@ -200,3 +200,33 @@ def noise_map(image: np.ndarray, nlf: NoiseLevelFunction | None = None, window: 
         x = x.mean(2)
     nlf = estimate_nlf(image) if nlf is None else nlf
     return nlf(_box(x, window))
+
+
+@dataclass(frozen=True)
+class NoiseLevel:
+    """The level ``fllic compress --sigma auto`` uses, and which estimator gave it."""
+
+    sigma: float
+    kind: str  # "white": the PCA estimate; "correlated": the noise-level function's RMS
+    pca: float
+    nlf_rms: float
+
+
+def estimate_level(image: np.ndarray) -> NoiseLevel:
+    """The blind noise level for an AWGN-conditioned model, white or correlated noise alike.
+
+    White noise: the PCA estimate (:func:`estimate_sigma`). Demosaiced camera
+    noise and JPEG-compressed noise are correlated between neighbouring pixels,
+    and the PCA tail reads only 20-30 % of their per-pixel std
+    (results/noise_nlf_camera.md), so fllic 0.1 kept such noise. When the
+    noise-level function's RMS (weighted by patches) exceeds twice the PCA
+    estimate plus 2 levels, the noise is taken as correlated and that RMS is the
+    level. On white noise the two agree up to residual texture, which the margin
+    absorbs.
+    """
+    pca = estimate_sigma(image)
+    nlf = estimate_nlf(image)
+    rms = float(np.sqrt(np.average(nlf.sigma**2, weights=nlf.patches))) if nlf.sigma.size else 0.0
+    if rms > 2.0 * pca + 2.0:
+        return NoiseLevel(rms, "correlated", pca, rms)
+    return NoiseLevel(pca, "white", pca, rms)
