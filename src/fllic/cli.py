@@ -182,7 +182,7 @@ def cmd_noise(args) -> int:
              "sigma": [round(v * scale, 3) for v in nlf.sigma], "patches": [int(v) for v in nlf.patches]}
     if args.json:
         print(json.dumps({"sigma": round(sigma, 4), "kind": level.kind, "bit_depth": depth,
-                          "pca_sigma": round(level.pca * scale, 4), "nlf_rms": round(level.nlf_rms * scale, 4),
+                          "pca_sigma": round(level.pca * scale, 4), "scale_ratio": round(level.scale_ratio, 3),
                           "nlf": curve, "nlf_estimator": "weak-texture patch variance per intensity bin"}))
         return 0
     kind = ("white noise (PCA of weak-texture patches)" if level.kind == "white" else
