@@ -136,7 +136,7 @@ def test_tiny_bench_writes_every_output(tmp_path, data, tiny_model_path, capsys)
     res = json.loads((out / "results.json").read_text())
     assert [i["name"] for i in res["images"]] == ["a.png", "b.png"]
     per = res["per_image"]
-    assert len(per) == 2 * (5 + 4 + 5 + 2) + 2 * (5 + 4 + 5 + 2)  # near7 at sigma 15, near15 at 30
+    assert len(per) == 2 * (5 + 4 + 5 + 3) + 2 * (5 + 4 + 5 + 3)  # near7 at sigma 15, near15 at 30; fllic-q1, q2, default
     pixels = {"a.png": 40 * 48, "b.png": 33 * 29}
     for r in per:
         assert r["bytes"] > 0 and r["bpp"] == pytest.approx(8 * r["bytes"] / pixels[r["image"]])
@@ -149,9 +149,11 @@ def test_tiny_bench_writes_every_output(tmp_path, data, tiny_model_path, capsys)
     assert s15["means"]["fllic-q2"]["n"] == 2 and "jpegls-near7" in s15["means"]
     assert "jpegls-near15" in res["by_sigma"]["30"]["means"]
     assert s15["bd"][0]["anchor"] == "fllicdn+jxl" and s15["bd"][0]["test"] == "fllic"
-    assert s15["default_point"]["method"] == "fllic-q2" and s15["default_point"]["is_model_default"]
+    assert s15["default_point"]["method"] == "fllic-default" and s15["default_point"]["is_model_default"]
+    # The tiny model has no per-sigma table: its default is its finest level, q2, bit for bit.
+    assert s15["means"]["fllic-default"]["bpp"] == s15["means"]["fllic-q2"]["bpp"]
     factors = {v["method"]: v["bits_factor"] for v in s15["default_point"]["vs"]}
-    assert factors["png"] == pytest.approx(s15["means"]["png"]["bpp"] / s15["means"]["fllic-q2"]["bpp"])
+    assert factors["png"] == pytest.approx(s15["means"]["png"]["bpp"] / s15["means"]["fllic-default"]["bpp"])
     assert res["config"]["model"]["id"] == "tiny-test" and res["config"]["seed"] == 0
     rows = {r["method"]: r for r in res["cost"]["rows"]}
     assert rows["fllic-q1"]["params"] > 0 and rows["fllic-q1"]["macs_per_px_encode"] > 0

@@ -105,8 +105,12 @@ def _default_point(means: dict, curves: dict, default_quality: int | None) -> di
     fllic = {n: m for n, m in means.items() if m["family"] == "fllic"}
     if not fllic:
         return None
-    name = f"fllic-q{default_quality}" if f"fllic-q{default_quality}" in fllic else max(
-        fllic, key=lambda n: fllic[n]["curve_param"])
+    if "fllic-default" in fllic:  # the model's own default for this sigma, as the codec picks it
+        name = "fllic-default"
+    elif f"fllic-q{default_quality}" in fllic:
+        name = f"fllic-q{default_quality}"
+    else:
+        name = max(fllic, key=lambda n: fllic[n]["curve_param"])
     f = fllic[name]
     vs = []
     for n, m in means.items():
@@ -122,7 +126,7 @@ def _default_point(means: dict, curves: dict, default_quality: int | None) -> di
             except bd.BDError:
                 r = None
             at_psnr[c] = {"bpp": r, "bits_factor": r / f["bpp"] if r and f["bpp"] else None}
-    return {"method": name, "is_model_default": name == f"fllic-q{default_quality}", "bpp": f["bpp"],
+    return {"method": name, "is_model_default": name in ("fllic-default", f"fllic-q{default_quality}"), "bpp": f["bpp"],
             "psnr": f["psnr"], "ssim": f["ssim"], "vs": vs, "sweep_bpp_at_same_psnr": at_psnr}
 
 
@@ -176,7 +180,7 @@ def summarize(results: list[dict], cfg, model) -> dict:
         rs = [r for r in records if r["sigma"] == s]
         means = _means(rs, pixels)
         curves = curves_of(means)
-        quality = len(model.meta.get("quality_scales", [1.0])) if model is not None else None
+        quality = model.default_quality(s) if model is not None else None
         by_sigma[k] = {
             "sigma": s,
             "noisy_psnr": _mean(t["noisy_psnr"] for t in results if t["sigma"] == s),

@@ -23,8 +23,14 @@ SHIPPED: tuple[ModelInfo, ...] = (
         "fllic-awgn-v1.pt",
         "supervised FLLIC for additive white Gaussian noise, sigma 0-50; RGB, and grey by replication",
     ),
+    ModelInfo(
+        "fllic-awgn-v2",
+        "fllic-awgn-v2.pt",
+        "v2: an encoder-side denoising trunk ahead of the codec, AWGN sigma 0-50, six quality levels "
+        "with a default chosen per sigma; its trunk ships beside it (fllic-awgn-v2-trunk.pt)",
+    ),
 )
-DEFAULT_MODEL = SHIPPED[0].id
+DEFAULT_MODEL = "fllic-awgn-v2"  # v1 stays shipped: its files still decode
 
 
 def weights_path(info: ModelInfo) -> Path:
