@@ -16,3 +16,11 @@ def emit(text: str, out: Path | None) -> None:
     print(text)
     if out is not None:
         out.write_text(text)
+
+
+def png_files(folder: Path, limit: int | None) -> list[Path]:
+    """The first ``limit`` PNG images of ``folder``, sorted by name; an empty list says why on stderr."""
+    files = sorted(Path(folder).glob("*.png"))[:limit]
+    if not files:
+        print(f"error: no PNG images in {folder}", file=sys.stderr)
+    return files

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fllic.bench._record import command, emit
+from fllic.bench._record import command, emit, png_files
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,9 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default=None, help="shipped model id or exported .pt file")
     p.add_argument("--out", type=Path, default=None, help="write the record (Markdown) here")
     args = p.parse_args(argv)
-    files = sorted(args.data.glob("*.png"))[: args.limit]
+    files = png_files(args.data, args.limit)
     if not files:
-        print(f"error: no PNG images in {args.data}", file=sys.stderr)
         return 1
     model = resolve(args.model)
     lines = ["# Mean colour error of the decoded image", "", f"`{command('python -m fllic.bench.bias', argv)}`", "",

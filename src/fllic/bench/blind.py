@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fllic.bench._record import command, emit
+from fllic.bench._record import command, emit, png_files
 
 
 def _cbm3d(noisy: np.ndarray, sigma: float) -> np.ndarray:
@@ -79,9 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-cbm3d", dest="cbm3d", action="store_false", help="skip the CBM3D cascade (slow)")
     p.add_argument("--out", type=Path, default=None, help="write the record (Markdown) here")
     args = p.parse_args(argv)
-    files = sorted(args.data.glob("*.png"))[: args.limit]
+    files = png_files(args.data, args.limit)
     if not files:
-        print(f"error: no PNG images in {args.data}", file=sys.stderr)
         return 1
     model = resolve(args.model)
     rows = run(files, args.shot, model, args.cbm3d)

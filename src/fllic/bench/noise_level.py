@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fllic.bench._record import command
+from fllic.bench._record import command, png_files
 
 SIGMAS = (5.0, 10.0, 15.0, 25.0, 35.0, 50.0)
 CAMERA_SHOTS = (1e-3, 4e-3)  # the middle of the unprocessing paper's shot-noise range, and a darker scene
@@ -80,9 +80,8 @@ def main(argv: list[str] | None = None) -> int:
              "| set | images | σ | auto MAE | switched | PCA MAE | PCA bias | PCA worst | MAD MAE | MAD bias |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for folder in args.data:
-        files = sorted(folder.glob("*.png"))[: args.limit]
+        files = png_files(folder, args.limit)
         if not files:
-            print(f"error: no PNG images in {folder}", file=sys.stderr)
             return 1
         for s in args.sigma:
             e, m = errors(files, s, estimate_sigma), errors(files, s, estimate_sigma_mad)
@@ -109,9 +108,8 @@ def _camera(args, argv) -> int:
              "| set | images | shot | bins | NLF MAE | NLF mean relative error | PCA σ / true RMS σ |",
              "|---|---:|---:|---:|---:|---:|---:|"]
     for folder in args.data:
-        files = sorted(folder.glob("*.png"))[: args.limit]
+        files = png_files(folder, args.limit)
         if not files:
-            print(f"error: no PNG images in {folder}", file=sys.stderr)
             return 1
         for shot in CAMERA_SHOTS:
             lines += camera_rows(files, shot)

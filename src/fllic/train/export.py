@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from fllic.models.fllic_net import FLLIC, FllicConfig, finalize
+from fllic.models.int_decoder import _hs_inputs
 
 DEFAULT_QUALITY_SCALES = (4.0, 2.5, 1.6, 1.0)
 CALIBRATION_SIGMAS = (5.0, 25.0, 50.0)
@@ -54,10 +55,7 @@ def debias(net: FLLIC, batch) -> list[float]:
     err = torch.zeros(3)
     for k in range(x.shape[0]):
         xs, s, qs = x[k : k + 1], sigma[k : k + 1], q[k : k + 1]
-        y = net.analysis(xs, s, qs)
-        z_hat = torch.round(net.h_a(y) / net.step_z()) * net.step_z()
-        p = net.entropy_params(z_hat, s, qs)
-        y_hat = p.mu + torch.round((y - p.mu) / p.step) * p.step
+        _, y_hat, _ = _hs_inputs(net, (xs, s, qs))  # ŷ quantized as when coding
         x_hat = net.synthesis(y_hat, s, qs).clamp(0, 1)
         err += (x_hat - clean[k : k + 1]).mean(dim=(0, 2, 3))
     err /= x.shape[0]
