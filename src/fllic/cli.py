@@ -177,7 +177,7 @@ def cmd_noise(args) -> int:
     scale = 257.0 if depth == 16 else 1.0
     level = estimate_level(img / scale if depth == 16 else img)
     sigma = level.sigma * scale
-    nlf = estimate_nlf(img / scale if depth == 16 else img)
+    nlf = level.nlf if level.nlf is not None else estimate_nlf(img / scale if depth == 16 else img)
     curve = {"intensity": [round(v * scale, 2) for v in nlf.intensity],
              "sigma": [round(v * scale, 3) for v in nlf.sigma], "patches": [int(v) for v in nlf.patches]}
     if args.json:

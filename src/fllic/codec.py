@@ -110,17 +110,37 @@ def _to_tensor(img: np.ndarray):
     return to_tensor(_padded_rgb(img))
 
 
-def _estimate_sigma(img: np.ndarray) -> float:
-    """The blind noise level in the image's own units (the estimator works in 8-bit units).
+def _in_8bit_units(img: np.ndarray) -> np.ndarray:
+    return img if img.dtype == np.uint8 else img.astype(np.float64) / 257.0
 
-    fllic.noise.estimate_level: the PCA estimate for white noise, the
-    noise-level function's RMS for correlated (camera, JPEG) noise.
-    """
+
+def _blind_level(img: np.ndarray):
+    """fllic.noise.estimate_level in 8-bit units: the PCA estimate for white noise, the
+    noise-level function's RMS (and the function itself) for correlated (camera, JPEG) noise."""
     from fllic.noise import estimate_level
 
-    if img.dtype == np.uint8:
-        return estimate_level(img).sigma
-    return 257.0 * estimate_level(img.astype(np.float64) / 257.0).sigma
+    return estimate_level(_in_8bit_units(img))
+
+
+def _estimate_sigma(img: np.ndarray) -> float:
+    """The blind noise level in the image's own units (the estimator works in 8-bit units)."""
+    sigma8 = _blind_level(img).sigma
+    return sigma8 if img.dtype == np.uint8 else 257.0 * sigma8
+
+
+def _trunk_noise_map(img: np.ndarray, level) -> np.ndarray | None:
+    """The padded (H', W') per-pixel noise map, 8-bit units, for correlated noise; None for white noise.
+
+    Read from the measured noise-level function at each pixel's local mean
+    (fllic.noise.noise_map): what a ``meta["noise_map"]`` model's trunk takes
+    in place of the constant sigma, since camera noise grows with intensity.
+    """
+    from fllic.noise import noise_map
+
+    if level is None or not level.correlated or level.nlf is None or level.nlf.sigma.size == 0:
+        return None
+    level_map = noise_map(_in_8bit_units(img), level.nlf).astype(np.float32)
+    return np.pad(level_map, ((0, _padding(img.shape[0])), (0, _padding(img.shape[1]))), mode="edge")
 
 
 def _pixels(x, height: int, width: int, channels: int, bit_depth: int = 8) -> np.ndarray:
@@ -203,7 +223,7 @@ def encode_detailed(array, sigma: float | None = None, model=None, quality: int 
                     tile: int = DEFAULT_TILE, progress: bool = False, *, icc: bytes | None = None,
                     exif: bytes | None = None) -> EncodeResult:
     """encode(), also returning the decoded pixels and the model's estimated bits."""
-    from fllic.models.registry import resolve
+    from fllic.models.registry import auto_model, resolve
 
     img, alpha, depth = _as_image(array)
     peak = (1 << depth) - 1
@@ -211,8 +231,10 @@ def encode_detailed(array, sigma: float | None = None, model=None, quality: int 
     if h * w > max_pixels:
         raise LimitError(f"image of {w}x{h} exceeds the limit of {max_pixels} pixels")
     sections = _metadata(icc, exif)
-    m = _on_device(resolve(model), device)
-    sigma = _estimate_sigma(img) if sigma is None else sigma
+    level = _blind_level(img) if sigma is None else None
+    if level is not None:
+        sigma = level.sigma if depth == 8 else 257.0 * level.sigma
+    m = _on_device(resolve(model if model is not None else auto_model(level)), device)
     try:
         sigma = float(sigma)
     except (TypeError, ValueError) as e:
@@ -227,7 +249,8 @@ def encode_detailed(array, sigma: float | None = None, model=None, quality: int 
         warnings.warn(f"sigma {sigma:g}{units} is outside the range {lo:g}-{hi:g} that model "
                       f"{m.meta.get('id', 'custom')!r} was trained for; expect a poorer image", FllicWarning, stacklevel=2)
     quality, q = _quality_scale(m, quality, s8)
-    comp = m.compress(_model_input(img), s8, q, tile=_tile(tile), progress=progress)
+    level_map = _trunk_noise_map(img, level) if m.meta.get("noise_map") else None
+    comp = m.compress(_model_input(img), s8, q, tile=_tile(tile), progress=progress, noise_map=level_map)
     colour = 1 if img.ndim == 2 else 3
     pixels = _with_alpha(_pixels(comp.pixels, h, w, colour, depth), alpha)
     header = fmt.Header(

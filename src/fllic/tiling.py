@@ -66,25 +66,32 @@ def to_tensor(rgb) -> torch.Tensor:
 
 
 def analysis(net, x, sigma: torch.Tensor, q: torch.Tensor, tile: int = DEFAULT_TILE,
-             progress: bool = False) -> torch.Tensor:
+             progress: bool = False, noise_map: np.ndarray | None = None) -> torch.Tensor:
     """y = g_a(x) (NCHW) computed tile by tile.
 
     ``x`` is the padded image, H and W multiples of 64: an (H, W, 3) uint8 or
     uint16 array, converted to float one tile at a time (a 24-megapixel image
-    never exists in float), or a (1, 3, H, W) float tensor.
+    never exists in float), or a (1, 3, H, W) float tensor. ``noise_map``, an
+    (H, W) array, is cut into the same windows for the trunk.
     """
     if tile % 64:
         raise ValueError(f"tile must be a multiple of 64 pixels, got {tile}")
     h, w = (x.shape[2], x.shape[3]) if isinstance(x, torch.Tensor) else x.shape[:2]
     device = sigma.device
+
+    def level(a0, a1, b0, b1):
+        if noise_map is None:
+            return None
+        return torch.from_numpy(np.ascontiguousarray(noise_map[a0:a1, b0:b1], np.float32))[None, None].to(device)
+
     if h <= tile and w <= tile:
-        return net.analysis(to_tensor(x).to(device), sigma, q)
+        return net.analysis(to_tensor(x).to(device), sigma, q, level(0, h, 0, w))
     y = None
     tiles = list(windows(h, w, tile, ANALYSIS_HALO))
     with _bar(len(tiles), "analysis", progress) as bar:
         for (r0, r1, c0, c1), (a0, a1, b0, b1) in tiles:
             window = x[:, :, a0:a1, b0:b1] if isinstance(x, torch.Tensor) else x[a0:a1, b0:b1]
-            part = net.analysis(to_tensor(window).to(device), sigma, q)
+            part = net.analysis(to_tensor(window).to(device), sigma, q, level(a0, a1, b0, b1))
             if y is None:
                 y = part.new_empty((1, part.shape[1], h // LATENT, w // LATENT))
             y[:, :, r0 // LATENT : r1 // LATENT, c0 // LATENT : c1 // LATENT] = part[

@@ -23,9 +23,9 @@ CAMERA_SHOTS = (1e-3, 4e-3)  # the middle of the unprocessing paper's shot-noise
 
 def true_nlf(clean: np.ndarray, params, noisy: np.ndarray, centres: np.ndarray, half_width: float = 8.0) -> np.ndarray:
     """The true noise std near each intensity: noisy minus the noise-free pipeline output, binned by clean intensity."""
-    from fllic.noise.camera import demosaic, mosaic, process, unprocess
+    from fllic.noise.camera import noise_free
 
-    ideal = np.clip(np.rint(255.0 * process(demosaic(np.clip(mosaic(unprocess(clean / 255.0, params)), 0, 1)), params)), 0, 255)
+    ideal = noise_free(clean, params).astype(np.float64)
     diff, level = noisy.astype(np.float64) - ideal, ideal.mean(2)
     return np.array([diff[np.abs(level - c) < half_width].std() for c in centres])
 

@@ -143,17 +143,25 @@ class FLLIC(nn.Module):
         haar_init_(self)
 
     # -- pieces shared by forward() and the coder ---------------------------------
-    def estimate(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        """The encoder's estimate of the clean image: the trunk's output (v2), or x itself (v1)."""
-        return x if self.trunk is None else self.trunk(x, sigma)
+    def estimate(self, x: torch.Tensor, sigma: torch.Tensor, noise_map: torch.Tensor | None = None) -> torch.Tensor:
+        """The encoder's estimate of the clean image: the trunk's output (v2), or x itself (v1).
 
-    def analysis(self, x: torch.Tensor, sigma: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        ``noise_map`` (N, 1, H, W), the noise std per pixel in 8-bit units,
+        conditions the trunk in place of the constant ``sigma`` (camera noise).
+        """
+        if self.trunk is None:
+            return x
+        return self.trunk(x, sigma if noise_map is None else noise_map)
+
+    def analysis(self, x: torch.Tensor, sigma: torch.Tensor, q: torch.Tensor,
+                 noise_map: torch.Tensor | None = None) -> torch.Tensor:
         """y = g_a(estimate(x) | sigma, q); x in [0, 1], (N, 3, H, W) with H, W divisible by 64.
 
         With a trunk, g_a codes the trunk's estimate: remote-source coding's
         estimate-then-code split, with the estimation paid only by the encoder.
+        The decoder sees only the scalar ``sigma``; a ``noise_map`` reaches the trunk alone.
         """
-        return self.analysis_of_estimate(self.estimate(x, sigma), sigma, q)
+        return self.analysis_of_estimate(self.estimate(x, sigma, noise_map), sigma, q)
 
     def analysis_of_estimate(self, x_est: torch.Tensor, sigma: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
         """y = g_a(x_est | sigma, q), for an estimate already computed."""
@@ -291,16 +299,17 @@ class CodingModel:
 
     @torch.no_grad()
     def compress(self, x, sigma: float, q: float, tile: int = tiling.DEFAULT_TILE,
-                 progress: bool = False) -> Compressed:
+                 progress: bool = False, noise_map: np.ndarray | None = None) -> Compressed:
         """Code a noisy image, H and W divisible by 64, ``tile`` pixels at a time.
 
         ``x``: an (H, W, 3) uint8 or uint16 array (normalised by its peak), or a (1, 3, H, W) float tensor in [0, 1].
+        ``noise_map``: (H, W) noise std per pixel in 8-bit units for the trunk (``meta["noise_map"]`` models).
         """
         from fllic.models.integer import to_nhwc
 
         self._check_fresh()
         s, qt = _scalar(sigma, self.device), _scalar(q, self.device)
-        y = to_nhwc(tiling.analysis(self.net, x, s, qt, tile, progress)).double()
+        y = to_nhwc(tiling.analysis(self.net, x, s, qt, tile, progress, noise_map)).double()
         z_sym = torch.round(self.net.h_a(y.permute(0, 3, 1, 2).float()) / self.net.step_z()).cpu()
         z_groups = _channel_groups(tuple(z_sym.shape))
         z_sym = _clamp(z_sym, self.tables.z, z_groups)

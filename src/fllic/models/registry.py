@@ -31,6 +31,7 @@ SHIPPED: tuple[ModelInfo, ...] = (
     ),
 )
 DEFAULT_MODEL = "fllic-awgn-v2"  # v1 stays shipped: its files still decode
+CAMERA_MODEL = "fllic-camera-v2"  # what --sigma auto picks for correlated (camera, JPEG) noise
 
 
 def weights_path(info: ModelInfo) -> Path:
@@ -72,3 +73,12 @@ def resolve(model=None):
     if isinstance(model, str):
         return load(model)
     raise ModelMismatchError(f"cannot use {model!r} as a model; pass a model id or a CodingModel")
+
+
+def auto_model(level=None) -> str:
+    """The model for a blind noise estimate (fllic.noise.NoiseLevel): the camera model for
+    correlated noise when it is installed, the default model otherwise."""
+    if level is not None and level.correlated and any(i.id == CAMERA_MODEL for i in SHIPPED):
+        if weights_path(find(CAMERA_MODEL)).exists():
+            return CAMERA_MODEL
+    return DEFAULT_MODEL

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -211,6 +211,11 @@ class NoiseLevel:
     pca: float
     nlf_rms: float
     scale_ratio: float  # PCA estimate after 2x2 averaging over the PCA estimate: 0.5 for white noise
+    nlf: NoiseLevelFunction | None = field(default=None, compare=False)  # measured for correlated noise
+
+    @property
+    def correlated(self) -> bool:
+        return self.kind == "correlated"
 
 
 def _half_resolution(x: np.ndarray) -> np.ndarray:
@@ -240,4 +245,4 @@ def estimate_level(image: np.ndarray) -> NoiseLevel:
         return NoiseLevel(pca, "white", pca, float("nan"), ratio)
     nlf = estimate_nlf(image)
     rms = float(np.sqrt(np.average(nlf.sigma**2, weights=nlf.patches))) if nlf.sigma.size else pca
-    return NoiseLevel(max(rms, pca), "correlated", pca, rms, ratio)
+    return NoiseLevel(max(rms, pca), "correlated", pca, rms, ratio, nlf)

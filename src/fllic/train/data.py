@@ -138,3 +138,59 @@ def validation_images(data_root: Path, size: int = 256) -> list[np.ndarray]:
             i, j = (img.shape[0] - size) // 2, (img.shape[1] - size) // 2
             out.append(img[i : i + size, j : j + size].astype(np.float64))
     return out
+
+
+# -- camera noise for the noise-map trunk (issue 9) --------------------------------------
+class MixedNoiseSampler:
+    """Patches with AWGN or camera noise, each with the per-pixel noise map the trunk reads.
+
+    A ``camera_fraction`` of the patches goes through the camera pipeline
+    (:mod:`fllic.noise.camera`: unprocessing, Bayer mosaic, shot and read noise
+    over the whole sensor range, bilinear demosaicing, reprocessing), a
+    ``jpeg_fraction`` of those then through JPEG at quality 75-100. Their
+    target is the pipeline's noise-free output and their map the true
+    noise-level function, read as the blind estimator's map is read
+    (:func:`fllic.noise.camera.true_noise_map`), scaled by a random factor
+    exp(N(0, ``map_jitter``)) so the trunk tolerates the estimator's error. The
+    rest is AWGN with sigma ~ U[0, sigma_max] and a constant map, as in
+    :class:`PatchSampler`.
+    """
+
+    def __init__(self, colour, patch: int, sigma_max: float, camera_fraction: float, jpeg_fraction: float = 0.3,
+                 map_jitter: float = 0.1, seed: int = 0):
+        self.colour = [c for c in colour if min(c.shape[:2]) >= patch + 8]
+        self.patch, self.sigma_max = patch, sigma_max
+        self.camera_fraction, self.jpeg_fraction, self.map_jitter = camera_fraction, jpeg_fraction, map_jitter
+        self.rng = np.random.default_rng(seed)
+
+    def _crop(self, side: int) -> np.ndarray:
+        rng = self.rng
+        img = self.colour[rng.integers(len(self.colour))]
+        i, j = rng.integers(0, img.shape[0] - side + 1), rng.integers(0, img.shape[1] - side + 1)
+        c = np.rot90(img[i : i + side, j : j + side], rng.integers(4))
+        return np.ascontiguousarray(c[:, ::-1] if rng.integers(2) else c)
+
+    def _camera(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        from fllic.noise.camera import camera_noise, noise_free, sample_params, true_noise_map
+
+        rng, p = self.rng, self.patch
+        clean = self._crop(p + 8)  # a 4-pixel margin keeps demosaicing's edges out of the patch
+        params = sample_params(rng, jpeg=bool(rng.random() < self.jpeg_fraction))
+        noisy, _ = camera_noise(clean, rng, params)
+        ref = noise_free(clean, params)
+        level = true_noise_map(noisy, ref) * np.exp(rng.normal(0.0, self.map_jitter))
+        cut = (slice(4, 4 + p), slice(4, 4 + p))
+        return ref[cut], noisy[cut], level[cut]
+
+    def _awgn(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        clean = self._crop(self.patch).astype(np.float64)
+        sigma = self.rng.uniform(0.0, self.sigma_max)
+        noisy = np.clip(np.rint(clean + self.rng.normal(0.0, sigma, clean.shape)), 0, 255)
+        return clean, noisy, np.full(clean.shape[:2], sigma)
+
+    def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(target, noisy) in [0, 1] as (n, 3, p, p) float tensors, and noise maps (n, 1, p, p) in 8-bit units."""
+        parts = [self._camera() if self.rng.random() < self.camera_fraction else self._awgn() for _ in range(n)]
+        to_t = lambda k: torch.from_numpy(np.stack([q[k] for q in parts]).astype(np.float32))
+        target, noisy, level = to_t(0), to_t(1), to_t(2)
+        return target.permute(0, 3, 1, 2) / 255.0, noisy.permute(0, 3, 1, 2) / 255.0, level[:, None]

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from fllic.models.trunk import DenoisingTrunk, TrunkConfig
-from fllic.train.data import PatchSampler, clean_targets, validation_images
+from fllic.train.data import MixedNoiseSampler, PatchSampler, clean_targets, validation_images
 from fllic.train.loop import _save, _threads_wanted
 
 VAL_SIGMAS = (15.0, 25.0, 50.0)
@@ -45,6 +45,9 @@ class DenoiserConfig:
     bf16: bool = True
     tiny: bool = False
     init: Path | None = None  # exported weights to start from when the workdir has no checkpoint
+    start_from: Path | None = None  # weights to fine-tune from, on a schedule of its own (step 0)
+    camera_fraction: float = 0.0  # patches through the camera pipeline, with a noise map (issue 9)
+    jpeg_fraction: float = 0.3  # of the camera patches, through JPEG at quality 75-100
 
 
 def _lr(cfg: DenoiserConfig, step: int) -> float:
@@ -52,6 +55,31 @@ def _lr(cfg: DenoiserConfig, step: int) -> float:
         return cfg.lr * (step + 1) / cfg.warmup
     t = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
     return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+VAL_SHOTS = (1e-3, 4e-3)  # camera validation: the middle of the shot-noise range and a darker scene
+
+
+@torch.no_grad()
+def validate_camera(model: DenoisingTrunk, images: list[np.ndarray]) -> dict[float, float]:
+    """Mean PSNR (dB) per shot-noise factor under the camera pipeline, against its noise-free output, true map."""
+    from fllic.noise.camera import camera_noise, noise_free, sample_params, true_noise_map
+
+    model.eval()
+    out = {}
+    for shot in VAL_SHOTS:
+        vals = []
+        for k, img in enumerate(images):
+            params = sample_params(np.random.default_rng(k), shot=shot)
+            noisy, _ = camera_noise(img.astype(np.uint8), np.random.default_rng(1000 + k), params)
+            ref = noise_free(img.astype(np.uint8), params)
+            level = torch.from_numpy(true_noise_map(noisy, ref)[None, None].astype(np.float32))
+            x = torch.from_numpy(noisy.transpose(2, 0, 1)[None].astype(np.float32) / 255)
+            est = model(x, level).clamp(0, 1)[0].numpy().transpose(1, 2, 0) * 255
+            vals.append(10 * math.log10(255**2 / np.mean((np.rint(est) - ref) ** 2)))
+        out[shot] = float(np.mean(vals))
+    model.train()
+    return out
 
 
 @torch.no_grad()
@@ -84,13 +112,20 @@ def train(cfg: DenoiserConfig) -> None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         step, elapsed = state["step"], state["elapsed"]
-    elif cfg.init is not None:  # a new machine: the committed resume point (Adam restarts, the schedule goes on)
-        state = torch.load(cfg.init, map_location="cpu", weights_only=True)
-        model.load_state_dict({k: v.float() for k, v in state["state_dict"].items()})
-        step, elapsed = int(state["step"]), float(state.get("elapsed", 0.0))
+    elif cfg.init is not None or cfg.start_from is not None:
+        # --init: a new machine, the committed resume point (Adam restarts, the schedule goes on);
+        # --from: fine-tuning, a schedule of its own from step 0.
+        state = torch.load(cfg.init or cfg.start_from, map_location="cpu", weights_only=True)
+        model.load_state_dict(_trunk_weights(state))
+        if cfg.init is not None:
+            step, elapsed = int(state["step"]), float(state.get("elapsed", 0.0))
     colour = clean_targets(cfg.data, cfg.workdir / "images.npz")
     val = validation_images(cfg.data)
-    sampler = PatchSampler(colour, [], cfg.patch, cfg.grey_fraction, cfg.sigma_max, cfg.seed + step)
+    if cfg.camera_fraction > 0:
+        sampler = MixedNoiseSampler(colour, cfg.patch, cfg.sigma_max, cfg.camera_fraction, cfg.jpeg_fraction,
+                                    seed=cfg.seed + step)
+    else:
+        sampler = PatchSampler(colour, [], cfg.patch, cfg.grey_fraction, cfg.sigma_max, cfg.seed + step)
     torch.manual_seed(cfg.seed + step)
     log = open(cfg.workdir / "train.log", "a", buffering=1)
     log.write(f"# resume at step {step}, {len(colour)} training images, {len(val)} validation crops\n")
@@ -120,11 +155,20 @@ def train(cfg: DenoiserConfig) -> None:
         if val and (step % cfg.val_every == 0 or step == cfg.steps):
             scores = validate(model, val)
             log.write(f"val {step} " + " ".join(f"sigma{int(s)} {v:.2f}" for s, v in scores.items()) + "\n")
+            if cfg.camera_fraction > 0:
+                cam = validate_camera(model, val)
+                log.write(f"valcam {step} " + " ".join(f"shot{s:g} {v:.2f}" for s, v in cam.items()) + "\n")
             t0 = time.time()
         if step % cfg.ckpt_every == 0 or step == cfg.steps:
             _save(ckpt, {"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
                          "elapsed": elapsed, "config": asdict(model.config)})
     log.close()
+
+
+def _trunk_weights(state: dict) -> dict[str, torch.Tensor]:
+    """Trunk parameters, float32, from an exported trunk (denoiser.export) or a model's trunk file (trunk.* keys)."""
+    weights = state["state_dict"]
+    return {k.removeprefix("trunk."): v.float() for k, v in weights.items()}
 
 
 def export(checkpoint: Path, out: Path) -> None:
@@ -151,7 +195,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--export", type=Path, default=None, help="write the checkpoint's weights (float16) here and stop")
     p.add_argument("--init", type=Path, default=None,
                    help="start from exported weights (e.g. weights/trunk-v2-resume.pt) when the workdir has no checkpoint")
+    p.add_argument("--from", dest="start_from", type=Path, default=None,
+                   help="fine-tune from these trunk weights (an exported trunk or a model's -trunk.pt) on a new schedule")
+    p.add_argument("--camera-fraction", type=float, default=0.0,
+                   help="fraction of patches through the camera pipeline, with a per-pixel noise map (issue 9)")
+    p.add_argument("--jpeg-fraction", type=float, default=0.3, help="fraction of camera patches then JPEG-compressed")
     args = p.parse_args(argv)
+    if args.init is not None and args.start_from is not None:
+        print("error: give --init (resume) or --from (fine-tune), not both", file=sys.stderr)
+        return 2
     if args.export is not None:
         if not (args.workdir / "checkpoint.pt").exists():
             print(f"error: no checkpoint in {args.workdir} to export", file=sys.stderr)
