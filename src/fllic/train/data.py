@@ -146,7 +146,7 @@ class MixedNoiseSampler:
 
     A ``camera_fraction`` of the patches goes through the camera pipeline
     (:mod:`fllic.noise.camera`: unprocessing, Bayer mosaic, shot and read noise
-    over the whole sensor range, bilinear demosaicing, reprocessing), a
+    over the whole sensor range, demosaicing, reprocessing), a
     ``jpeg_fraction`` of those then through JPEG at quality 75-100. Their
     target is the pipeline's noise-free output and their map the true
     noise-level function, read as the blind estimator's map is read
