@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--code-estimate", action="store_true",
                    help="with --trunk and --freeze-trunk: measure distortion against the trunk's estimate (remote-source "
                         "coding), not the clean image")
+    p.add_argument("--camera-fraction", type=float, default=0.0,
+                   help="with --code-estimate: this fraction of patches through the camera pipeline, the trunk "
+                        "reading their per-pixel noise maps (the camera model)")
     p.add_argument("--warmup", type=int, default=300, help="learning-rate warm-up steps")
     p.add_argument("--init", type=Path, default=None, help="start from these float weights (a checkpoint, or a float resume point such as weights/fllic-awgn-v1-float.pt) when the workdir has no checkpoint")
     return p

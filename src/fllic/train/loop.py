@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from fllic.models.fllic_net import FLLIC, FllicConfig, bits
-from fllic.train.data import PatchSampler, load_cached
+from fllic.train.data import MixedNoiseSampler, PatchSampler, load_cached
 
 
 @dataclass
@@ -46,6 +46,7 @@ class TrainConfig:
     targets: str = "v1"  # "v1": the v1 image set; "clean": the v2 estimator's cleaner targets (data.clean_targets)
     cosine: bool = False  # decay the learning rate on a cosine to 2 % at ``steps`` (fine-tuning)
     code_estimate: bool = False  # v2 with a frozen trunk: distortion against the trunk's estimate, not the clean image
+    camera_fraction: float = 0.0  # patches through the camera pipeline; the trunk reads their noise maps (issue 9)
 
 
 def _threads_wanted(cfg: TrainConfig) -> int:
@@ -118,6 +119,13 @@ def _sample_q(n: int, q_range: tuple[float, float], gen: torch.Generator) -> tor
     return torch.exp(torch.empty(n).uniform_(lo, hi, generator=gen))
 
 
+def _level(noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(sigma per patch, noise map or None): a map's RMS is the codec's sigma, as in the blind path."""
+    if noise.dim() == 1:
+        return noise, None
+    return noise.flatten(1).pow(2).mean(1).sqrt(), noise
+
+
 def train(cfg: TrainConfig) -> None:
     cfg.workdir.mkdir(parents=True, exist_ok=True)
     ckpt = cfg.workdir / "checkpoint.pt"
@@ -140,7 +148,10 @@ def train(cfg: TrainConfig) -> None:
         opt.load_state_dict(state["opt"])
         step, elapsed = state["step"], state["elapsed"]
     colour, grey = _images(cfg)
-    sampler = PatchSampler(colour, grey, cfg.patch, cfg.grey_fraction, cfg.sigma_max, cfg.seed + step)
+    if cfg.camera_fraction > 0:
+        sampler = MixedNoiseSampler(colour, cfg.patch, cfg.sigma_max, cfg.camera_fraction, seed=cfg.seed + step)
+    else:
+        sampler = PatchSampler(colour, grey, cfg.patch, cfg.grey_fraction, cfg.sigma_max, cfg.seed + step)
     gen = torch.Generator().manual_seed(cfg.seed + step)
     torch.manual_seed(cfg.seed + step)
     log = open(cfg.workdir / "train.log", "a", buffering=1)
@@ -154,15 +165,18 @@ def train(cfg: TrainConfig) -> None:
         for g in opt.param_groups:
             g["lr"] = _lr(cfg, step)
         clean, noisy, sigma = sampler.batch(cfg.batch)
+        sigma, level = _level(sigma)
         q = _sample_q(cfg.batch, cfg.q_range, gen)
         if cfg.code_estimate and model.trunk is not None and cfg.freeze_trunk:
             # Remote-source coding: with the MMSE estimate fixed, E|x - x_hat|² = mmse + E|est - x_hat|²,
             # so coding the estimate has the same optimum and gradients without the estimation noise.
             with torch.no_grad():
-                est = model.estimate(noisy, sigma).float().clamp(0, 1)
+                est = model.estimate(noisy, sigma, level).float().clamp(0, 1)
             out = model.forward_from_estimate(est, sigma, q)
             target = est
         else:
+            if level is not None:
+                raise ValueError("camera patches need --trunk --freeze-trunk --code-estimate")
             out, target = model(noisy, sigma, q), clean
         mse = ((out.x_hat - target) ** 2).flatten(1).mean(1)
         bpp = bits(out.likelihoods) / (clean.shape[2] * clean.shape[3])
