@@ -63,6 +63,24 @@ def test_the_weak_trainer_cannot_reach_clean_images(tmp_path, noisy_set, monkeyp
     assert state["step"] == 2 and state["weak"]
     log = (work / "train.log").read_text()
     assert "n2n" in log and "budget" in log
+    # Adapting to another noisy set starts from the weak weights on a schedule of its own.
+    more = tmp_path / "weak-more"
+    args = ["--noisy-set", str(out), "--workdir", str(more), "--tiny", "--batch", "2", "--patch", "64",
+            "--threads", "1", "--steps", "1", "--no-bf16", "--from", str(work / "checkpoint.pt")]
+    assert main(args) == 0
+    assert torch.load(more / "checkpoint.pt", weights_only=False)["step"] == 1
+
+
+def test_weak_adaptation_refuses_a_supervised_checkpoint(tmp_path, noisy_set):
+    from fllic.train.weak import main
+
+    _, out = noisy_set
+    from fllic.models.fllic_net import FLLIC, FllicConfig
+
+    torch.save({"model": FLLIC(FllicConfig.tiny(trunk=True)).state_dict(), "step": 5}, tmp_path / "supervised.pt")
+    with pytest.raises(ValueError, match="not a weakly supervised checkpoint"):
+        main(["--noisy-set", str(out), "--workdir", str(tmp_path / "w"), "--tiny", "--batch", "2", "--patch", "64",
+              "--threads", "1", "--steps", "1", "--from", str(tmp_path / "supervised.pt")])
 
 
 def test_neighbour_pairs_take_two_different_neighbours_of_each_cell():

@@ -59,6 +59,7 @@ class WeakConfig:
     log_every: int = 20
     bf16: bool = True  # the trunk under bf16 autocast
     tiny: bool = False
+    start_from: Path | None = None  # a weak checkpoint to go on from, on a new schedule and a new noisy set
 
 
 class NoisyPatches:
@@ -147,6 +148,12 @@ def train(cfg: WeakConfig) -> None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         step, elapsed = state["step"], state["elapsed"]
+    elif cfg.start_from is not None:  # adapt to another noisy set: the weights, not the optimizer or schedule
+        state = torch.load(cfg.start_from, map_location="cpu")
+        if not state.get("weak"):
+            raise ValueError(f"{cfg.start_from} is not a weakly supervised checkpoint; --from takes only those, "
+                             "so no clean supervision enters")
+        model.load_state_dict(state["model"])
     images, sigmas = load_noisy_set(cfg.noisy_set)
     sampler = NoisyPatches(images, sigmas, cfg.patch, cfg.seed + step)
     calibration = load_calibration(cfg.calibration)
@@ -201,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-every", type=int, default=20, help="steps between log lines")
     p.add_argument("--tiny", action="store_true", help="a tiny model, for smoke tests")
+    p.add_argument("--from", dest="start_from", type=Path, default=None,
+                   help="go on from this weak checkpoint (another run's checkpoint.pt) on a new schedule: "
+                        "adapting to a new noisy set")
     p.add_argument("--no-bf16", dest="bf16", action="store_false", help="run the trunk in float32")
     args = p.parse_args(argv)
     if args.patch % 64:
