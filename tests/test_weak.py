@@ -102,3 +102,22 @@ def test_a_missing_noisy_set_is_a_clear_error(tmp_path, capsys):
 
     assert main(["--noisy-set", str(tmp_path / "none.npz"), "--workdir", str(tmp_path)]) == 1
     assert "python -m fllic.train.weak_data" in capsys.readouterr().err
+
+
+def test_a_weak_model_takes_its_default_quality_from_another_model(tmp_path, capsys):
+    """Choosing defaults measures PSNR against clean images; a weakly supervised model copies them instead."""
+    from fllic.models.fllic_net import FLLIC, CodingModel, FllicConfig, finalize
+    from fllic.train.quality import main
+
+    torch.manual_seed(0)
+    source = finalize(FLLIC(FllicConfig.tiny()), {"id": "tiny-src", "quality_scales": [2.0, 1.0],
+                                                  "default_quality": [[20.0, 2], [255.0, 1]]})
+    source.save(tmp_path / "src.pt")
+    finalize(FLLIC(FllicConfig.tiny()), {"id": "tiny-weak", "quality_scales": [2.0, 1.0]}).save(tmp_path / "weak.pt")
+    assert main(["--model", str(tmp_path / "weak.pt"), "--copy-from", str(tmp_path / "src.pt"), "--write"]) == 0
+    weak = CodingModel.load(tmp_path / "weak.pt")
+    assert weak.default_quality(10.0) == 2 and weak.default_quality(30.0) == 1
+    assert weak.meta["default_quality_from"] == "tiny-src"
+    finalize(FLLIC(FllicConfig.tiny()), {"id": "other", "quality_scales": [1.0]}).save(tmp_path / "other.pt")
+    assert main(["--model", str(tmp_path / "other.pt"), "--copy-from", str(tmp_path / "src.pt")]) == 1
+    assert "other quality scales" in capsys.readouterr().err

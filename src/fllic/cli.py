@@ -73,9 +73,11 @@ def cmd_compress(args) -> int:
     (src,) = args.inputs
     raw = _read_bytes(src)
     image = read_image_file(raw)
-    if raw[:3] == b"\xff\xd8\xff":
-        warnings.warn("the input is a JPEG: its noise was reshaped by JPEG compression, which the white-noise "
-                      "model and the blind estimate do not describe; expect little denoising", FllicWarning)
+    if raw[:3] == b"\xff\xd8\xff" and (_sigma(args.sigma) is not None or args.model is not None):
+        # Blind, a JPEG's noise reads as correlated and goes to the camera model, trained on JPEG at quality 75-100.
+        warnings.warn("the input is a JPEG: its noise was reshaped by JPEG compression, which a given sigma or model "
+                      "may not describe; leave out --sigma and --model to let auto mode pick the camera model",
+                      FllicWarning)
     res = encode_detailed(image.array, sigma=_sigma(args.sigma), model=args.model, quality=args.quality,
                           device=args.device, tile=args.tile, progress=not args.quiet, max_pixels=args.max_pixels,
                           icc=image.icc, exif=image.exif)

@@ -64,6 +64,24 @@ def choose(table: dict[float, dict], tolerance: float) -> list[list[float]]:
     return pairs
 
 
+def _copy_defaults(source, path: Path, write: bool) -> int:
+    from fllic.models.fllic_net import CodingModel
+    from fllic.models.registry import resolve
+
+    src, model = resolve(source), CodingModel.load(path)
+    if src.meta.get("quality_scales") != model.meta.get("quality_scales"):
+        print(f"error: {source} has other quality scales than {path}; its defaults do not apply", file=sys.stderr)
+        return 1
+    pairs = src.meta["default_quality"]
+    print("default_quality:", pairs, f"(from {src.meta.get('id', source)})")
+    if write:
+        model.meta["default_quality"] = pairs
+        model.meta["default_quality_from"] = src.meta.get("id", str(source))
+        model.save(path)
+        print(f"wrote the defaults into {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from fllic.models.fllic_net import CodingModel
     from fllic.train.data import VALIDATION_PHOTOS, _load
@@ -74,7 +92,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=384, help="side of the centre crops")
     p.add_argument("--tolerance", type=float, default=0.2, help="dB below the estimate a default may be")
     p.add_argument("--write", action="store_true", help="store the choice in the model file's metadata")
+    p.add_argument("--copy-from", default=None, metavar="MODEL",
+                   help="measure nothing: take MODEL's defaults (same quality scales), for a weakly supervised model, "
+                        "which may not choose with clean images")
     args = p.parse_args(argv)
+    if args.copy_from is not None:
+        return _copy_defaults(args.copy_from, args.model, args.write)
     images = []
     for stem in VALIDATION_PHOTOS:
         img = _load(args.data / "WikipediaPhotos" / f"{stem}.png")
