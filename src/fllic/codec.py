@@ -129,18 +129,21 @@ def _estimate_sigma(img: np.ndarray) -> float:
 
 
 def _trunk_noise_map(img: np.ndarray, level) -> np.ndarray | None:
-    """The padded (H', W') per-pixel noise map, 8-bit units, for correlated noise; None for white noise.
+    """The padded (2, H', W') maps for correlated noise, None for white noise.
 
-    Read from the measured noise-level function at each pixel's local mean
-    (fllic.noise.noise_map): what a ``meta["noise_map"]`` model's trunk takes
-    in place of the constant sigma, since camera noise grows with intensity.
+    Channel 0 is the noise std per pixel in 8-bit units, read from the
+    measured noise-level function at each pixel's local mean
+    (fllic.noise.noise_map), since camera noise grows with intensity; channel 1
+    is 1, the noise kind (correlated). What a ``meta["noise_map"]`` model's
+    trunk takes in place of the constant sigma.
     """
     from fllic.noise import noise_map
 
     if level is None or not level.correlated or level.nlf is None or level.nlf.sigma.size == 0:
         return None
-    level_map = noise_map(_in_8bit_units(img), level.nlf).astype(np.float32)
-    return np.pad(level_map, ((0, _padding(img.shape[0])), (0, _padding(img.shape[1]))), mode="edge")
+    level_map = noise_map(_in_8bit_units(img), level.nlf)
+    level_map = np.pad(level_map, ((0, _padding(img.shape[0])), (0, _padding(img.shape[1]))), mode="edge")
+    return np.stack([level_map, np.ones_like(level_map)]).astype(np.float32)
 
 
 def _pixels(x, height: int, width: int, channels: int, bit_depth: int = 8) -> np.ndarray:

@@ -72,7 +72,7 @@ def analysis(net, x, sigma: torch.Tensor, q: torch.Tensor, tile: int = DEFAULT_T
     ``x`` is the padded image, H and W multiples of 64: an (H, W, 3) uint8 or
     uint16 array, converted to float one tile at a time (a 24-megapixel image
     never exists in float), or a (1, 3, H, W) float tensor. ``noise_map``, an
-    (H, W) array, is cut into the same windows for the trunk.
+    (H, W) or (C, H, W) array, is cut into the same windows for the trunk.
     """
     if tile % 64:
         raise ValueError(f"tile must be a multiple of 64 pixels, got {tile}")
@@ -82,7 +82,8 @@ def analysis(net, x, sigma: torch.Tensor, q: torch.Tensor, tile: int = DEFAULT_T
     def level(a0, a1, b0, b1):
         if noise_map is None:
             return None
-        return torch.from_numpy(np.ascontiguousarray(noise_map[a0:a1, b0:b1], np.float32))[None, None].to(device)
+        part = torch.from_numpy(np.ascontiguousarray(noise_map[..., a0:a1, b0:b1], np.float32))
+        return (part[None] if part.dim() == 2 else part)[None].to(device)
 
     if h <= tile and w <= tile:
         return net.analysis(to_tensor(x).to(device), sigma, q, level(0, h, 0, w))

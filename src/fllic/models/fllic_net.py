@@ -84,6 +84,7 @@ class FllicConfig:
     # v2: the encoder-side denoising trunk's channels per scale (None: no trunk, as in v1)
     trunk: tuple[int, int, int] | None = None
     trunk_blocks: int = 2
+    trunk_kind: bool = False  # the trunk reads a noise-kind map beside the level (the camera model)
 
     @classmethod
     def tiny(cls, trunk: bool = False) -> "FllicConfig":
@@ -133,7 +134,7 @@ class FLLIC(nn.Module):
         if c.trunk is not None:
             from fllic.models.trunk import DenoisingTrunk, TrunkConfig
 
-            self.trunk = DenoisingTrunk(TrunkConfig(tuple(c.trunk), c.trunk_blocks))
+            self.trunk = DenoisingTrunk(TrunkConfig(tuple(c.trunk), c.trunk_blocks, c.trunk_kind))
         self.log_step_z = nn.Parameter(torch.full((c.nz,), INIT_LOG_STEP_Z))
         self.z_density = FactorizedDensity(c.nz)
         with torch.no_grad():

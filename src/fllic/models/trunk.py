@@ -33,6 +33,7 @@ SIGMA_NORM = 50.0
 class TrunkConfig:
     channels: tuple[int, int, int] = (64, 128, 192)
     blocks: int = 2  # residual blocks per stage
+    kind_input: bool = False  # a second map channel: 1 where the noise is correlated (camera, JPEG), 0 for white
 
     @classmethod
     def tiny(cls) -> "TrunkConfig":
@@ -67,7 +68,7 @@ class DenoisingTrunk(nn.Module):
         c0, c1, c2 = config.channels
         n = config.blocks
         self.unshuffle, self.shuffle = nn.PixelUnshuffle(2), nn.PixelShuffle(2)
-        self.head = nn.Conv2d(12 + 1, c0, 3, padding=1)
+        self.head = nn.Conv2d(12 + 1 + config.kind_input, c0, 3, padding=1)
         self.e0, self.e1, self.bottom = _stage(c0, n), _stage(c1, n), _stage(c2, n)
         self.down0, self.down1 = nn.Conv2d(c0, c1, 2, stride=2), nn.Conv2d(c1, c2, 2, stride=2)
         self.up1, self.up0 = nn.ConvTranspose2d(c2, c1, 2, stride=2), nn.ConvTranspose2d(c1, c0, 2, stride=2)
@@ -79,7 +80,9 @@ class DenoisingTrunk(nn.Module):
         """Denoise ``x`` (N, 3, H, W) in [0, 1], H and W divisible by 8.
 
         ``noise_map`` is the noise std in 8-bit units, (N,) for white noise or
-        (N, 1, H, W) per pixel. Returns the estimate, in [0, 1] before clipping.
+        (N, 1, H, W) per pixel, optionally with a second channel (N, 2, H, W)
+        that is 1 where the noise is correlated (read by ``kind_input`` trunks;
+        white when absent). Returns the estimate, in [0, 1] before clipping.
         """
         if self.bf16 and x.device.type == "cpu":
             with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -90,10 +93,25 @@ class DenoisingTrunk(nn.Module):
         n, _, h, w = x.shape
         if noise_map.dim() == 1:
             noise_map = noise_map.view(n, 1, 1, 1).expand(n, 1, h, w)
-        level = nn.functional.avg_pool2d(noise_map.to(x.dtype), 2) / SIGMA_NORM
-        f0 = self.e0(self.head(torch.cat([self.unshuffle(x - 0.5), level], dim=1)))
+        maps = nn.functional.avg_pool2d(noise_map.to(x.dtype), 2)
+        inputs = [self.unshuffle(x - 0.5), maps[:, :1] / SIGMA_NORM]
+        if self.config.kind_input:
+            inputs.append(maps[:, 1:2] if maps.shape[1] > 1 else torch.zeros_like(maps[:, :1]))
+        f0 = self.e0(self.head(torch.cat(inputs, dim=1)))
         f1 = self.e1(self.down0(f0))
         f2 = self.bottom(self.down1(f1))
         g1 = self.d1(self.up1(f2) + f1)
         g0 = self.d0(self.up0(g1) + f0)
         return self.shuffle(self.tail(g0))
+
+
+def load_trunk_weights(trunk: DenoisingTrunk, weights: dict[str, torch.Tensor]) -> None:
+    """Load weights into ``trunk``; a trunk without the noise-kind input (v2's) gains it with zero weights,
+    so it starts out computing exactly what it did (fine-tuning it for camera noise)."""
+    weights = {k: v.float() for k, v in weights.items()}
+    head = weights.get("head.weight")
+    want = trunk.head.weight.shape[1]
+    if head is not None and head.shape[1] < want:
+        pad = head.new_zeros(head.shape[0], want - head.shape[1], *head.shape[2:])
+        weights["head.weight"] = torch.cat([head, pad], dim=1)
+    trunk.load_state_dict(weights)

@@ -13,13 +13,13 @@ import argparse
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from fllic.models.trunk import DenoisingTrunk, TrunkConfig
+from fllic.models.trunk import DenoisingTrunk, TrunkConfig, load_trunk_weights
 from fllic.train.data import MixedNoiseSampler, PatchSampler, clean_targets, validation_images
 from fllic.train.loop import _save, _threads_wanted
 
@@ -73,7 +73,7 @@ def validate_camera(model: DenoisingTrunk, images: list[np.ndarray]) -> dict[flo
             params = sample_params(np.random.default_rng(k), shot=shot)
             noisy, _ = camera_noise(img.astype(np.uint8), np.random.default_rng(1000 + k), params)
             ref = noise_free(img.astype(np.uint8), params)
-            level = torch.from_numpy(true_noise_map(noisy, ref)[None, None].astype(np.float32))
+            level = torch.from_numpy(np.stack([true_noise_map(noisy, ref), np.ones(ref.shape[:2])])[None].astype(np.float32))
             x = torch.from_numpy(noisy.transpose(2, 0, 1)[None].astype(np.float32) / 255)
             est = model(x, level).clamp(0, 1)[0].numpy().transpose(1, 2, 0) * 255
             vals.append(10 * math.log10(255**2 / np.mean((np.rint(est) - ref) ** 2)))
@@ -101,10 +101,19 @@ def validate(model: DenoisingTrunk, images: list[np.ndarray]) -> dict[float, flo
     return out
 
 
+def _log_validation(log, model: DenoisingTrunk, val: list[np.ndarray], step: int, camera: bool) -> None:
+    scores = validate(model, val)
+    log.write(f"val {step} " + " ".join(f"sigma{int(s)} {v:.2f}" for s, v in scores.items()) + "\n")
+    if camera:
+        cam = validate_camera(model, val)
+        log.write(f"valcam {step} " + " ".join(f"shot{s:g} {v:.2f}" for s, v in cam.items()) + "\n")
+
+
 def train(cfg: DenoiserConfig) -> None:
     cfg.workdir.mkdir(parents=True, exist_ok=True)
     ckpt = cfg.workdir / "checkpoint.pt"
-    model = DenoisingTrunk(TrunkConfig.tiny() if cfg.tiny else TrunkConfig())
+    base = TrunkConfig.tiny() if cfg.tiny else TrunkConfig()
+    model = DenoisingTrunk(replace(base, kind_input=cfg.camera_fraction > 0))
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     step, elapsed = 0, 0.0
     if ckpt.exists():
@@ -116,7 +125,7 @@ def train(cfg: DenoiserConfig) -> None:
         # --init: a new machine, the committed resume point (Adam restarts, the schedule goes on);
         # --from: fine-tuning, a schedule of its own from step 0.
         state = torch.load(cfg.init or cfg.start_from, map_location="cpu", weights_only=True)
-        model.load_state_dict(_trunk_weights(state))
+        load_trunk_weights(model, _trunk_weights(state))
         if cfg.init is not None:
             step, elapsed = int(state["step"]), float(state.get("elapsed", 0.0))
     colour = clean_targets(cfg.data, cfg.workdir / "images.npz")
@@ -129,6 +138,8 @@ def train(cfg: DenoiserConfig) -> None:
     torch.manual_seed(cfg.seed + step)
     log = open(cfg.workdir / "train.log", "a", buffering=1)
     log.write(f"# resume at step {step}, {len(colour)} training images, {len(val)} validation crops\n")
+    if val and step == 0:  # where fine-tuning starts from
+        _log_validation(log, model, val, step, cfg.camera_fraction > 0)
     acc, n_acc, t0 = 0.0, 0, time.time()
     model.train()
     while step < cfg.steps:
@@ -153,11 +164,7 @@ def train(cfg: DenoiserConfig) -> None:
                       f"lr {opt.param_groups[0]['lr']:.2e} s/step {dt / n_acc:.2f} wall_h {elapsed / 3600:.2f}\n")
             acc, n_acc, t0 = 0.0, 0, time.time()
         if val and (step % cfg.val_every == 0 or step == cfg.steps):
-            scores = validate(model, val)
-            log.write(f"val {step} " + " ".join(f"sigma{int(s)} {v:.2f}" for s, v in scores.items()) + "\n")
-            if cfg.camera_fraction > 0:
-                cam = validate_camera(model, val)
-                log.write(f"valcam {step} " + " ".join(f"shot{s:g} {v:.2f}" for s, v in cam.items()) + "\n")
+            _log_validation(log, model, val, step, cfg.camera_fraction > 0)
             t0 = time.time()
         if step % cfg.ckpt_every == 0 or step == cfg.steps:
             _save(ckpt, {"model": model.state_dict(), "opt": opt.state_dict(), "step": step,

@@ -10,7 +10,6 @@ fixed-point ranges on crops of training photographs (never a test set).
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 from pathlib import Path
 
@@ -101,35 +100,6 @@ def export(checkpoint: Path, out: Path, model_id: str, quality_scales, data: Pat
     return model.hash.hex()
 
 
-def export_with_trunk(base, trunk: Path, out: Path, model_id: str, notes: str = "", noise_map: bool = True) -> str:
-    """A model that codes with ``base``'s codec, tables and integer decoder, behind another trunk.
-
-    The trunk runs only in the encoder, so the decoder is ``base``'s, bit for
-    bit; the id and weights hash are new (the hash covers the encoder). Used for
-    the camera model: v2's codec behind a trunk fine-tuned on camera noise with
-    a per-pixel noise map (``meta["noise_map"]``, which the blind path fills).
-    """
-    from fllic.models.fllic_net import CodingModel, TRUNK_PREFIX
-    from fllic.models.registry import resolve
-
-    base = resolve(base)
-    if base.net.trunk is None:
-        raise ValueError(f"{base.meta.get('id')} has no denoising trunk to replace")
-    state = torch.load(trunk, map_location="cpu", weights_only=True)
-    if "model" in state:  # a denoiser training checkpoint
-        facts, weights = {"trunk_steps": int(state["step"])}, state["model"]
-    else:
-        facts, weights = {"trunk_steps": int(state.get("step", 0))}, state["state_dict"]
-    net = copy.deepcopy(base.net)
-    net.trunk.load_state_dict({k.removeprefix(TRUNK_PREFIX): v.half().float() for k, v in weights.items()})
-    meta = {**base.meta, "id": model_id, "codec_of": base.meta.get("id"), "noise_map": noise_map, **facts,
-            "notes": notes}
-    model = CodingModel(net, base.tables, base.decoder, meta)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    model.save(out)
-    return model.hash.hex()
-
-
 def save_float(net: FLLIC, config: dict, meta: dict, path: Path) -> None:
     """The float resume point (float16): the codec in ``path`` and, for v2, the trunk beside it.
 
@@ -165,18 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="calibrate the integer decoder on synthetic scenes instead of --data (tests, tiny models)")
     p.add_argument("--debias", action="store_true",
                    help="remove the decoded image's mean colour error on the calibration crops from g_s's output bias")
-    p.add_argument("--base", default=None,
-                   help="instead of --checkpoint: keep this model's codec and integer decoder (id or file) ...")
-    p.add_argument("--trunk", type=Path, default=None,
-                   help="... behind this denoising trunk (a denoiser checkpoint or exported trunk), read with a noise map")
     args = p.parse_args(argv)
-    if (args.base is None) != (args.trunk is None):
-        print("error: --base and --trunk go together", file=sys.stderr)
-        return 2
-    if args.base is not None:
-        digest = export_with_trunk(args.base, args.trunk, args.out, args.id, args.notes)
-        print(f"wrote {args.out} ({args.out.stat().st_size} bytes), weights hash {digest}")
-        return 0
     data = None if args.synthetic_calibration else args.data
     if data is not None and not any((data / "WikipediaPhotos").glob("*.png")):
         print(f"error: no calibration photos in {data / 'WikipediaPhotos'}; pass --data, or --synthetic-calibration "

@@ -81,7 +81,8 @@ def _model_config(cfg: "TrainConfig", trunk) -> FllicConfig:
         return base
     from dataclasses import replace
 
-    return replace(base, trunk=tuple(trunk[0]["channels"]), trunk_blocks=int(trunk[0]["blocks"]))
+    return replace(base, trunk=tuple(trunk[0]["channels"]), trunk_blocks=int(trunk[0]["blocks"]),
+                   trunk_kind=bool(trunk[0].get("kind_input", False)))
 
 
 def _load_except_trunk(model: FLLIC, weights: dict[str, torch.Tensor]) -> None:
@@ -123,7 +124,7 @@ def _level(noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(sigma per patch, noise map or None): a map's RMS is the codec's sigma, as in the blind path."""
     if noise.dim() == 1:
         return noise, None
-    return noise.flatten(1).pow(2).mean(1).sqrt(), noise
+    return noise[:, 0].flatten(1).pow(2).mean(1).sqrt(), noise
 
 
 def train(cfg: TrainConfig) -> None:
