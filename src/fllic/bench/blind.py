@@ -10,6 +10,7 @@ optionally then JPEG. With no sigma given:
   noise level from ``estimate_level``, the model chosen for the noise kind,
   for correlated noise the camera model with its per-pixel noise map), unless
   ``--model`` names one;
+- the default AWGN model at auto's sigma (what auto mode did before the camera model);
 - fllic 0.1's blind mode: the default AWGN model with the PCA estimate alone;
 - CBM3D with sigma from the same estimator as fllic's auto mode, followed by
   JPEG-XL lossless (bpp) — the classical pipeline a user would run blind.
@@ -69,7 +70,7 @@ def run(files: list[Path], shot: float, model, with_cbm3d: bool, jpeg: int | Non
         level = estimate_level(noisy)
         row.update({"noisy_psnr": psnr(noisy, ref), "noisy_psnr_clean": psnr(noisy, clean),
                     "sigma_auto": level.sigma, "kind": level.kind, "sigma_pca": level.pca})
-        runs = (("auto", None, model), ("pca", level.pca, DEFAULT_MODEL))
+        runs = (("auto", None, model), ("awgn", level.sigma, DEFAULT_MODEL), ("pca", level.pca, DEFAULT_MODEL))
         for name, sigma, m in runs:
             res = encode_detailed(noisy, sigma=sigma, model=m)
             row[f"fllic_{name}_psnr"], row[f"fllic_{name}_psnr_clean"] = psnr(res.pixels, ref), psnr(res.pixels, clean)
@@ -83,6 +84,8 @@ def run(files: list[Path], shot: float, model, with_cbm3d: bool, jpeg: int | Non
 
 
 def main(argv: list[str] | None = None) -> int:
+    from fllic.models.registry import DEFAULT_MODEL
+
     p = argparse.ArgumentParser(prog="python -m fllic.bench.blind", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=Path("../shared/data/Kodak24"), help="folder of clean RGB images")
@@ -112,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
              + (f"{mean('source_bpp'):.3f} (the JPEG file) |" if args.jpeg else "– |"),
              f"| fllic, `--sigma auto` | {mean('fllic_auto_psnr'):.2f} | {mean('fllic_auto_psnr_clean'):.2f} | "
              f"{mean('fllic_auto_bpp'):.3f} |",
+             f"| the AWGN model `{DEFAULT_MODEL}` at auto's sigma | {mean('fllic_awgn_psnr'):.2f} | "
+             f"{mean('fllic_awgn_psnr_clean'):.2f} | {mean('fllic_awgn_bpp'):.3f} |",
              f"| fllic 0.1's blind mode (default model, PCA sigma) | {mean('fllic_pca_psnr'):.2f} | "
              f"{mean('fllic_pca_psnr_clean'):.2f} | {mean('fllic_pca_bpp'):.3f} |"]
     if args.cbm3d:
