@@ -145,9 +145,12 @@ def test_camera_trunk_and_codec_train_on_camera_patches(tmp_path, photos):
     assert denoiser_main(common + ["--workdir", str(tmp_path / "t1"), "--patch", "32", "--steps", "2",
                                    "--from", str(tmp_path / "t0.pt")]) == 0
     assert "resume at step 0" in (tmp_path / "t1" / "train.log").read_text()  # --from starts a new schedule
+    # The codec starts from a v2-like model whose own trunk (no kind input) gives way to the camera trunk.
+    torch.save({"model": FLLIC(FllicConfig.tiny(trunk=True)).state_dict(), "step": 9, "elapsed": 0.0},
+               tmp_path / "v2.pt")
     assert train_main(common + ["--workdir", str(tmp_path / "c"), "--patch", "64", "--steps", "2", "--targets", "clean",
                                 "--trunk", str(tmp_path / "t1" / "checkpoint.pt"), "--freeze-trunk",
-                                "--code-estimate"]) == 0
+                                "--code-estimate", "--init", str(tmp_path / "v2.pt")]) == 0
     assert torch.load(tmp_path / "c" / "checkpoint.pt", weights_only=False)["step"] == 2
 
 

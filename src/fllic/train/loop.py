@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from fllic.models.fllic_net import FLLIC, FllicConfig, bits
+from fllic.models.trunk import load_trunk_weights
 from fllic.train.data import MixedNoiseSampler, PatchSampler, load_cached
 
 
@@ -138,9 +139,12 @@ def train(cfg: TrainConfig) -> None:
         model.load_state_dict(state["model"])
     else:
         if cfg.init is not None:
-            _load_except_trunk(model, _initial_weights(cfg.init))
+            weights = _initial_weights(cfg.init)
+            if trunk is not None:  # --trunk replaces whatever trunk the initial weights carry
+                weights = {k: v for k, v in weights.items() if not k.startswith("trunk.")}
+            _load_except_trunk(model, weights)
         if trunk is not None:
-            model.trunk.load_state_dict(trunk[1])
+            load_trunk_weights(model.trunk, trunk[1])
     if model.trunk is not None:
         model.trunk.bf16 = cfg.bf16
         model.trunk.requires_grad_(not cfg.freeze_trunk)
