@@ -170,3 +170,16 @@ def test_a_white_noise_trunk_gains_the_kind_input_unchanged():
     assert torch.allclose(both(x, torch.cat([flat, torch.zeros_like(flat)], 1)), white(x, flat), atol=1e-6)
     torch.nn.init.normal_(both.head.weight)
     assert not torch.allclose(both(x, torch.cat([flat, torch.ones_like(flat)], 1)), both(x, flat))
+
+
+def test_camera_quality_table_is_measured_blind_against_the_reference():
+    from fllic.train.quality import choose, measure_camera
+
+    model = finalize(FLLIC(FllicConfig.tiny(trunk=True)), {"id": "tiny-map", "quality_scales": [2.0, 1.0],
+                                                           "noise_map": True})
+    table = measure_camera(model, [_scene(128, 128)], shots=(1e-3, 8e-3))
+    assert len(table) == 2 and all(len(row["levels"]) == 2 for row in table.values())
+    low, high = sorted(table)
+    assert table[low]["shot"] == 1e-3 and table[high]["shot"] == 8e-3  # more shot noise, higher blind sigma
+    pairs = choose(table, 0.2)
+    assert [p[1] in (1, 2) for p in pairs] == [True, True] and pairs[-1][0] == 255.0

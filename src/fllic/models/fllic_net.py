@@ -359,12 +359,13 @@ class CodingModel:
         return tiling.synthesis(self.decoder, u.to(self.device), p, sigma, q, tile, progress).cpu()
 
     @torch.no_grad()
-    def estimate(self, x: torch.Tensor, sigma: float, q: float) -> torch.Tensor:
+    def estimate(self, x: torch.Tensor, sigma: float, q: float, noise_map: np.ndarray | None = None) -> torch.Tensor:
         """The model's own estimate, g_s(y) with y unquantized, through the integer g_s: (1, H, W, 3) pixels."""
         from fllic.models.integer import to_nhwc
 
         s, qt = _scalar(sigma, self.device), _scalar(q, self.device)
-        y = to_nhwc(self.net.analysis(x.to(self.device), s, qt)).double()
+        level = None if noise_map is None else torch.from_numpy(np.asarray(noise_map, np.float32))[None].to(self.device)
+        y = to_nhwc(self.net.analysis(x.to(self.device), s, qt, level)).double()
         return self.decoder.synthesis_from_y(y, sigma, q).cpu()
 
     # -- export ----------------------------------------------------------------------

@@ -51,6 +51,44 @@ def measure(model, images: list[np.ndarray], sigmas=GRID) -> dict[float, dict]:
     return out
 
 
+CAMERA_SHOTS = (2e-4, 5e-4, 1e-3, 2e-3, 4e-3, 8e-3)  # across the unprocessing paper's range
+
+
+def measure_camera(model, images: list[np.ndarray], shots=CAMERA_SHOTS) -> dict[float, dict]:
+    """measure() for camera noise: per shot level, keyed by the mean blind sigma that auto mode codes with.
+
+    Each crop goes through the camera pipeline (seeded settings); PSNR is
+    against the pipeline's noise-free output; coding is blind, as ``fllic
+    compress`` runs it (the model's noise map from the measured noise-level function).
+    """
+    from fllic.codec import _blind_level, _pixels, _to_tensor, _trunk_noise_map, encode_detailed
+    from fllic.noise.camera import camera_noise, noise_free, sample_params
+
+    scales = model.meta["quality_scales"]
+    out = {}
+    for shot in shots:
+        est, levels, sigmas = [], [[] for _ in scales], []
+        for k, clean in enumerate(images):
+            params = sample_params(np.random.default_rng(k), shot=shot)
+            noisy, _ = camera_noise(clean, np.random.default_rng(100 + k), params)
+            ref = noise_free(clean, params)
+            level = _blind_level(noisy)
+            s = float(np.float32(level.sigma))
+            x = model.estimate(_to_tensor(noisy), s, float(np.float32(scales[-1])), _trunk_noise_map(noisy, level))
+            est.append(_psnr(_pixels(x, *clean.shape[:2], 3), ref))
+            sigmas.append(s)
+            for q in range(len(scales)):
+                res = encode_detailed(noisy, model=model, quality=q + 1)
+                levels[q].append((_psnr(res.pixels, ref), 8.0 * len(res.data) / clean[..., 0].size))
+        key = round(float(np.mean(sigmas)), 2)
+        out[key] = {"shot": shot, "estimate": float(np.mean(est)),
+                    "levels": [tuple(float(v) for v in np.mean(lv, axis=0)) for lv in levels]}
+        print(f"shot {shot:g} (blind sigma {key:g}): estimate {out[key]['estimate']:.2f} dB; "
+              + "; ".join(f"q{q + 1} {p:.2f} dB {b:.3f} bpp" for q, (p, b) in enumerate(out[key]["levels"])),
+              flush=True)
+    return out
+
+
 def choose(table: dict[float, dict], tolerance: float) -> list[list[float]]:
     """``[[sigma_max, level], ...]``: per grid sigma the coarsest level within ``tolerance`` of the estimate."""
     sigmas = sorted(table)
@@ -92,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=384, help="side of the centre crops")
     p.add_argument("--tolerance", type=float, default=0.2, help="dB below the estimate a default may be")
     p.add_argument("--write", action="store_true", help="store the choice in the model file's metadata")
+    p.add_argument("--camera", action="store_true",
+                   help="measure under the camera pipeline, blind, against its noise-free output (the camera model)")
     p.add_argument("--copy-from", default=None, metavar="MODEL",
                    help="measure nothing: take MODEL's defaults (same quality scales), for a weakly supervised model, "
                         "which may not choose with clean images")
@@ -102,9 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     for stem in VALIDATION_PHOTOS:
         img = _load(args.data / "WikipediaPhotos" / f"{stem}.png")
         i, j = (img.shape[0] - args.size) // 2, (img.shape[1] - args.size) // 2
-        images.append(np.ascontiguousarray(img[i : i + args.size, j : j + args.size]))
+        images.append(np.ascontiguousarray(img[i : i + args.size, j : j + args.size]))  # even side: Bayer cells
     model = CodingModel.load(args.model)
-    table = measure(model, images)
+    table = measure_camera(model, images) if args.camera else measure(model, images)
     pairs = choose(table, args.tolerance)
     print("default_quality:", pairs)
     if args.write:
