@@ -152,6 +152,15 @@ def test_camera_trunk_and_codec_train_on_camera_patches(tmp_path, photos):
                                 "--trunk", str(tmp_path / "t1" / "checkpoint.pt"), "--freeze-trunk",
                                 "--code-estimate", "--init", str(tmp_path / "v2.pt")]) == 0
     assert torch.load(tmp_path / "c" / "checkpoint.pt", weights_only=False)["step"] == 2
+    # Exported, the model asks the blind path for noise maps, and its float resume point keeps the kind input.
+    from fllic.models.fllic_net import CodingModel, trunk_path
+    from fllic.train.export import main as export_main
+
+    out, resume = tmp_path / "cam.pt", tmp_path / "cam-float.pt"
+    assert export_main(["--checkpoint", str(tmp_path / "c" / "checkpoint.pt"), "--out", str(out), "--id", "tiny-cam",
+                        "--synthetic-calibration", "--quality-scales", "1", "--float-out", str(resume)]) == 0
+    assert CodingModel.load(out).meta["noise_map"] is True
+    assert torch.load(trunk_path(resume), weights_only=True)["config"]["kind_input"] is True
 
 
 def test_a_white_noise_trunk_gains_the_kind_input_unchanged():

@@ -89,6 +89,8 @@ def export(checkpoint: Path, out: Path, model_id: str, quality_scales, data: Pat
     net = FLLIC(FllicConfig(**config))
     net.load_state_dict({k: v.float() for k, v in weights.items()})
     meta = {"id": model_id, "quality_scales": [float(q) for q in quality_scales], **facts, "notes": notes}
+    if net.config.trunk_kind:  # a camera trunk: the blind path gives it the per-pixel noise map and kind
+        meta["noise_map"] = True
     calibration = None if data is None else calibration_batch(data, meta["quality_scales"])
     if unbias and calibration is not None:
         meta["debiased_rgb"] = [round(v, 3) for v in debias(net, calibration)]
@@ -114,7 +116,8 @@ def save_float(net: FLLIC, config: dict, meta: dict, path: Path) -> None:
     if net.trunk is not None:
         trunk = {k[len(TRUNK_PREFIX):]: v for k, v in half.items() if k.startswith(TRUNK_PREFIX)}
         state["trunk_file"] = trunk_path(path).name
-        torch.save({"format": 1, "config": {"channels": list(net.trunk.config.channels), "blocks": net.trunk.config.blocks},
+        c = net.trunk.config
+        torch.save({"format": 1, "config": {"channels": list(c.channels), "blocks": c.blocks, "kind_input": c.kind_input},
                     "state_dict": trunk, "step": meta.get("trunk_steps", 0), "elapsed": 0.0}, trunk_path(path))
     torch.save(state, path)
 
