@@ -105,6 +105,7 @@ def test_noise_map_is_tiled_with_the_image_and_decodes_exactly():
 
 
 def test_auto_mode_picks_the_camera_model_for_correlated_noise_only(monkeypatch, tmp_path):
+    """Correlated noise goes to the camera model where its weights are installed, to the default otherwise."""
     import fllic.models.registry as registry
     from fllic.noise import estimate_level
 
@@ -114,11 +115,10 @@ def test_auto_mode_picks_the_camera_model_for_correlated_noise_only(monkeypatch,
     assert registry.auto_model(None) == registry.DEFAULT_MODEL
     assert registry.auto_model(white) == registry.DEFAULT_MODEL
     # Where the camera model is installed it takes correlated noise; where its weights are missing, the default does.
-    info = registry.ModelInfo(registry.CAMERA_MODEL, "camera.pt", "test")
-    monkeypatch.setattr(registry, "SHIPPED", registry.SHIPPED + (info,))
+    assert registry.auto_model(camera) == registry.CAMERA_MODEL  # shipped
     monkeypatch.setattr(registry, "weights_path", lambda i: tmp_path / i.filename)
     assert registry.auto_model(camera) == registry.DEFAULT_MODEL
-    (tmp_path / "camera.pt").write_bytes(b"")
+    registry.weights_path(registry.find(registry.CAMERA_MODEL)).write_bytes(b"")
     assert registry.auto_model(camera) == registry.CAMERA_MODEL
     assert registry.auto_model(white) == registry.DEFAULT_MODEL
 

@@ -33,3 +33,39 @@ def test_shipped_model_denoises(rng):
     clean = np.repeat(clean[..., None], 3, axis=2)
     noisy = add_noise(clean, 25, seed=0)
     assert psnr(fllic.decode(fllic.encode(noisy, sigma=25)), clean) > psnr(noisy, clean) + 3
+
+
+def test_every_shipped_model_loads_under_its_id_codes_exactly_and_denoises():
+    from fllic.models.registry import SHIPPED
+
+    from fllic.metrics import psnr
+    from fllic.noise import add_noise
+
+    yy, xx = np.mgrid[0:128, 0:128]
+    clean = np.clip(128 + 50 * np.sin(xx / 11.0) + 30 * np.cos(yy / 9.0), 0, 255).astype(np.uint8)
+    noisy = add_noise(np.repeat(clean[..., None], 3, axis=2), 25, seed=0)
+    for info in SHIPPED:
+        m = load(info.id)
+        assert m.meta["id"] == info.id
+        data = fllic.encode(noisy, sigma=25, model=info.id)
+        assert fllic.info(data)["model_id"] == info.id
+        out = fllic.decode(data)
+        assert np.array_equal(out, fllic.decode(data, model=info.id))
+        assert psnr(out[..., 0], clean) > psnr(noisy[..., 0], clean) + 3, info.id
+
+
+def test_blind_camera_noise_goes_to_the_camera_model_and_is_denoised():
+    """Through the camera pipeline, with no sigma or model given: the camera model, closer to the reference."""
+    from fllic.metrics import psnr
+    from fllic.models.registry import CAMERA_MODEL
+    from fllic.noise.camera import camera_noise, noise_free, sample_params
+
+    yy, xx = np.mgrid[0:192, 0:256]
+    clean = np.stack([100 + 60 * np.sin(xx / 13.0), 120 + 50 * np.cos(yy / 11.0), 90 + 40 * np.sin((xx + yy) / 17.0)], 2)
+    clean = np.clip(np.rint(clean), 0, 255).astype(np.uint8)
+    params = sample_params(np.random.default_rng(0), shot=4e-3)
+    noisy, _ = camera_noise(clean, np.random.default_rng(1), params)
+    data = fllic.encode(noisy)
+    assert fllic.info(data)["model_id"] == CAMERA_MODEL
+    ref = noise_free(clean, params)
+    assert psnr(fllic.decode(data), ref) > psnr(noisy, ref) + 3

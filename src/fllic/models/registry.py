@@ -29,6 +29,12 @@ SHIPPED: tuple[ModelInfo, ...] = (
         "v2: an encoder-side denoising trunk ahead of the codec, AWGN sigma 0-50, six quality levels "
         "with a default chosen per sigma; its trunk ships beside it (fllic-awgn-v2-trunk.pt)",
     ),
+    ModelInfo(
+        "fllic-camera-v2",
+        "fllic-camera-v2.pt",
+        "camera noise (signal-dependent, demosaiced, JPEG 75-100): v2 with a trunk that reads a per-pixel noise "
+        "map and the noise kind, and a codec fine-tuned on its estimates; what --sigma auto picks for correlated noise",
+    ),
 )
 DEFAULT_MODEL = "fllic-awgn-v2"  # v1 stays shipped: its files still decode
 CAMERA_MODEL = "fllic-camera-v2"  # what --sigma auto picks for correlated (camera, JPEG) noise
