@@ -201,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--patch", type=int, default=128, help="patch side, a multiple of 64")
     p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--warmup", type=int, default=300, help="learning-rate warm-up steps")
     p.add_argument("--lmbda", type=float, default=0.04, help="λ0 in λ(q) = λ0/q²")
     p.add_argument("--budget-weight", type=float, default=4.0, help="weight of the bits above the clean-entropy budget")
     p.add_argument("--calibration", default="fllic-awgn-v2", help="model id whose H(I) calibration sets the budget")
