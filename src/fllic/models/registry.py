@@ -30,6 +30,12 @@ SHIPPED: tuple[ModelInfo, ...] = (
         "with a default chosen per sigma; its trunk ships beside it (fllic-awgn-v2-trunk.pt)",
     ),
     ModelInfo(
+        "fllic-weak-v2",
+        "fllic-weak-v2.pt",
+        "weakly supervised: the v2 architecture trained from noisy images only (Neighbor2Neighbor for the trunk, "
+        "fidelity to the noisy image, a rate budget from the clean image's estimated entropy), AWGN sigma 5-50",
+    ),
+    ModelInfo(
         "fllic-camera-v2",
         "fllic-camera-v2.pt",
         "camera noise (signal-dependent, demosaiced, JPEG 75-100): v2 with a trunk that reads a per-pixel noise "
