@@ -69,6 +69,13 @@ def test_the_weak_trainer_cannot_reach_clean_images(tmp_path, noisy_set, monkeyp
             "--threads", "1", "--steps", "1", "--no-bf16", "--from", str(work / "checkpoint.pt")]
     assert main(args) == 0
     assert torch.load(more / "checkpoint.pt", weights_only=False)["step"] == 1
+    # Its float resume point carries the mark too, and serves --from on a machine without the checkpoint.
+    from fllic.train.export import main as export_main
+
+    assert export_main(["--checkpoint", str(more / "checkpoint.pt"), "--out", str(tmp_path / "w.pt"), "--id", "w",
+                        "--synthetic-calibration", "--quality-scales", "1", "--float-out", str(tmp_path / "w-float.pt")]) == 0
+    args[3], args[-1] = str(tmp_path / "again"), str(tmp_path / "w-float.pt")
+    assert main(args) == 0
 
 
 def test_weak_adaptation_refuses_a_supervised_checkpoint(tmp_path, noisy_set):
@@ -77,7 +84,9 @@ def test_weak_adaptation_refuses_a_supervised_checkpoint(tmp_path, noisy_set):
     _, out = noisy_set
     from fllic.models.fllic_net import FLLIC, FllicConfig
 
-    torch.save({"model": FLLIC(FllicConfig.tiny(trunk=True)).state_dict(), "step": 5}, tmp_path / "supervised.pt")
+    net = FLLIC(FllicConfig.tiny(trunk=True))
+    torch.save({"model": net.state_dict(), "step": 5, "elapsed": 1.0, "config": vars(net.config)},
+               tmp_path / "supervised.pt")
     with pytest.raises(ValueError, match="not a weakly supervised checkpoint"):
         main(["--noisy-set", str(out), "--workdir", str(tmp_path / "w"), "--tiny", "--batch", "2", "--patch", "64",
               "--threads", "1", "--steps", "1", "--from", str(tmp_path / "supervised.pt")])

@@ -68,14 +68,16 @@ def _float_weights(path: Path) -> tuple[dict, dict, dict]:
     """(config, weights, training facts) of a training checkpoint or a float weights file."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     if "model" in state:
-        facts = {"train_steps": int(state["step"]), "train_wall_hours": round(float(state["elapsed"]) / 3600, 2)}
+        facts = {"train_steps": int(state["step"]), "train_wall_hours": round(float(state.get("elapsed", 0.0)) / 3600, 2)}
+        if state.get("weak"):  # trained from noisy images only: the mark follows the weights
+            facts["weak"] = True
         return state["config"], state["model"], facts
     meta = state.get("meta", {})
     weights = dict(state["state_dict"])
     if "trunk_file" in state:  # a v2 float resume point keeps its trunk beside it
         trunk = torch.load(path.parent / state["trunk_file"], map_location="cpu", weights_only=True)["state_dict"]
         weights.update({f"trunk.{k}": v for k, v in trunk.items()})
-    return state["config"], weights, {k: meta[k] for k in ("train_steps", "train_wall_hours") if k in meta}
+    return state["config"], weights, {k: meta[k] for k in ("train_steps", "train_wall_hours", "weak") if k in meta}
 
 
 def export(checkpoint: Path, out: Path, model_id: str, quality_scales, data: Path | None, notes: str = "",

@@ -149,11 +149,13 @@ def train(cfg: WeakConfig) -> None:
         opt.load_state_dict(state["opt"])
         step, elapsed = state["step"], state["elapsed"]
     elif cfg.start_from is not None:  # adapt to another noisy set: the weights, not the optimizer or schedule
-        state = torch.load(cfg.start_from, map_location="cpu")
-        if not state.get("weak"):
+        from fllic.train.export import _float_weights
+
+        _, weights, facts = _float_weights(cfg.start_from)  # a weak checkpoint or its float resume point
+        if not facts.get("weak"):
             raise ValueError(f"{cfg.start_from} is not a weakly supervised checkpoint; --from takes only those, "
                              "so no clean supervision enters")
-        model.load_state_dict(state["model"])
+        model.load_state_dict({k: v.float() for k, v in weights.items()})
     images, sigmas = load_noisy_set(cfg.noisy_set)
     sampler = NoisyPatches(images, sigmas, cfg.patch, cfg.seed + step)
     calibration = load_calibration(cfg.calibration)
@@ -210,8 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--log-every", type=int, default=20, help="steps between log lines")
     p.add_argument("--tiny", action="store_true", help="a tiny model, for smoke tests")
     p.add_argument("--from", dest="start_from", type=Path, default=None,
-                   help="go on from this weak checkpoint (another run's checkpoint.pt) on a new schedule: "
-                        "adapting to a new noisy set")
+                   help="go on from a weak checkpoint (another run's checkpoint.pt, or weights/fllic-weak-v2-float.pt) "
+                        "on a new schedule: more training, or adapting to a new noisy set")
     p.add_argument("--no-bf16", dest="bf16", action="store_false", help="run the trunk in float32")
     args = p.parse_args(argv)
     if args.patch % 64:
