@@ -16,7 +16,7 @@ optionally then JPEG. With no sigma given:
   JPEG-XL lossless (bpp) — the classical pipeline a user would run blind.
 
 PSNR against the pipeline's noise-free output (the reference a clean capture
-gives; bilinear demosaicing alone puts it 23-30 dB from the input image), and
+gives; demosaicing alone puts it 27.6 dB, on average over Kodak24, from the input image), and
 against the input image for comparison with earlier records; bpp from the
 files' bytes.
 """
