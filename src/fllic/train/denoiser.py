@@ -57,6 +57,13 @@ def _lr(cfg: DenoiserConfig, step: int) -> float:
     return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
+def _estimate_psnr(model: DenoisingTrunk, noisy: np.ndarray, level: torch.Tensor, reference: np.ndarray) -> float:
+    """PSNR (dB) of the trunk's rounded estimate of one (H, W, 3) noisy image against ``reference``."""
+    x = torch.from_numpy(noisy.transpose(2, 0, 1)[None].astype(np.float32) / 255)
+    est = model(x, level).clamp(0, 1)[0].numpy().transpose(1, 2, 0) * 255
+    return 10 * math.log10(255**2 / np.mean((np.rint(est) - reference) ** 2))
+
+
 VAL_SHOTS = (1e-3, 4e-3)  # camera validation: the middle of the shot-noise range and a darker scene
 
 
@@ -74,9 +81,7 @@ def validate_camera(model: DenoisingTrunk, images: list[np.ndarray]) -> dict[flo
             noisy, _ = camera_noise(img.astype(np.uint8), np.random.default_rng(1000 + k), params)
             ref = noise_free(img.astype(np.uint8), params)
             level = torch.from_numpy(np.stack([true_noise_map(noisy, ref), np.ones(ref.shape[:2])])[None].astype(np.float32))
-            x = torch.from_numpy(noisy.transpose(2, 0, 1)[None].astype(np.float32) / 255)
-            est = model(x, level).clamp(0, 1)[0].numpy().transpose(1, 2, 0) * 255
-            vals.append(10 * math.log10(255**2 / np.mean((np.rint(est) - ref) ** 2)))
+            vals.append(_estimate_psnr(model, noisy, level, ref))
         out[shot] = float(np.mean(vals))
     model.train()
     return out
@@ -92,10 +97,7 @@ def validate(model: DenoisingTrunk, images: list[np.ndarray]) -> dict[float, flo
         for k, img in enumerate(images):
             rng = np.random.default_rng(1000 + k)
             noisy = np.clip(np.rint(img + rng.normal(0, sigma, img.shape)), 0, 255)
-            x = torch.from_numpy(noisy.transpose(2, 0, 1)[None].astype(np.float32) / 255)
-            est = model(x, torch.tensor([sigma])).clamp(0, 1)[0].numpy().transpose(1, 2, 0) * 255
-            mse = np.mean((np.rint(est) - img) ** 2)
-            vals.append(10 * math.log10(255**2 / mse))
+            vals.append(_estimate_psnr(model, noisy, torch.tensor([sigma]), img))
         out[sigma] = float(np.mean(vals))
     model.train()
     return out
