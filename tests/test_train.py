@@ -142,3 +142,52 @@ def test_debias_removes_a_uniform_colour_shift(tmp_path):
     second = debias(net, (x, sigma, q, x))
     assert first[2] > 4.0 and abs(first[2]) > abs(first[0]) + 3
     assert max(abs(v) for v in second) < 0.3 * abs(first[2])
+
+
+def test_widened_codec_computes_what_the_narrow_one_did_then_trains(tmp_path, data_root):
+    """fllic.train.widen adds latent channels without changing the output; the trainer takes the
+    wider shape from --init, and the export codes exactly."""
+    import torch
+    from dataclasses import replace
+
+    from fllic.models.fllic_net import FLLIC, FllicConfig
+    from fllic.train.__main__ import main as train_main
+    from fllic.train.export import main as export_main
+    from fllic.train.widen import main as widen_main, widen_state
+
+    torch.manual_seed(0)
+    config = FllicConfig.tiny()
+    narrow = FLLIC(config).eval()
+    with torch.no_grad():  # move every weight off its initial value, so zero blocks are not an accident
+        for p in narrow.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    wide = FLLIC(replace(config, m=12)).eval()
+    wide.load_state_dict(widen_state(narrow.state_dict(), config, 12))
+    x, s, q = torch.rand(1, 3, 64, 64), torch.tensor([20.0]), torch.tensor([0.5])
+    with torch.no_grad():
+        y, y_wide = narrow.analysis(x, s, q), wide.analysis(x, s, q)
+        assert torch.equal(y, y_wide[:, :8]) and y_wide[:, 8:].abs().sum() > 0
+        z_hat = torch.round(narrow.h_a(y) / narrow.step_z()) * narrow.step_z()
+        assert torch.equal(z_hat, torch.round(wide.h_a(y_wide) / wide.step_z()) * wide.step_z())
+        p, p_wide = narrow.entropy_params(z_hat, s, q), wide.entropy_params(z_hat, s, q)
+        assert torch.equal(p.mu, p_wide.mu[:, :8]) and torch.equal(p.t, p_wide.t[:, :8])
+        y_hat = p.mu + torch.round((y - p.mu) / p.step) * p.step
+        x_hat = narrow.synthesis(y_hat, s, q)
+        assert torch.equal(x_hat, wide.synthesis(torch.cat([y_hat, y_wide[:, 8:]], 1), s, q))
+    with pytest.raises(ValueError, match="only widen"):
+        widen_state(narrow.state_dict(), config, 4)
+
+    work = tmp_path / "work"
+    common = ["--data", str(data_root), "--tiny", "--batch", "2", "--patch", "64", "--threads", "1"]
+    assert train_main(common + ["--workdir", str(work), "--steps", "1"]) == 0
+    widened = tmp_path / "wide-init.pt"
+    widen_main(["--from", str(work / "checkpoint.pt"), "--m", "12", "--out", str(widened)])
+    assert train_main(common + ["--workdir", str(tmp_path / "wide"), "--steps", "2", "--init", str(widened)]) == 0
+    assert train_main(common + ["--workdir", str(tmp_path / "wide"), "--steps", "3"]) == 0  # resumes at m = 12
+    out = tmp_path / "wide.pt"
+    assert export_main(["--checkpoint", str(tmp_path / "wide" / "checkpoint.pt"), "--out", str(out), "--id", "tiny-wide",
+                        "--synthetic-calibration"]) == 0
+    assert fllic.models.fllic_net.CodingModel.load(out).net.config.m == 12
+    img = noisy_image(np.random.default_rng(1), 40, 56)
+    res = fllic.codec.encode_detailed(img, sigma=15, model=str(out))
+    assert np.array_equal(fllic.decode(res.data, model=str(out)), res.pixels)

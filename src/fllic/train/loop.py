@@ -76,12 +76,20 @@ def _trunk_weights(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
     return state["config"], {k: v.float() for k, v in weights.items()}
 
 
-def _model_config(cfg: "TrainConfig", trunk) -> FllicConfig:
-    base = FllicConfig.tiny() if cfg.tiny else FllicConfig()
-    if trunk is None:
-        return base
+_CODEC_WIDTHS = ("n1", "n2", "n3", "m", "nh", "nz")
+
+
+def _model_config(cfg: "TrainConfig", trunk, start: Path | None = None) -> FllicConfig:
+    """The model's shape: the codec's widths from the weights it starts from (a checkpoint or
+    --init, e.g. a model widened by fllic.train.widen), else the default; the trunk's from --trunk."""
     from dataclasses import replace
 
+    base = FllicConfig.tiny() if cfg.tiny else FllicConfig()
+    if start is not None and start.exists():
+        saved = torch.load(start, map_location="cpu", weights_only=False).get("config") or {}
+        base = replace(base, **{k: int(saved[k]) for k in _CODEC_WIDTHS if k in saved})
+    if trunk is None:
+        return base
     return replace(base, trunk=tuple(trunk[0]["channels"]), trunk_blocks=int(trunk[0]["blocks"]),
                    trunk_kind=bool(trunk[0].get("kind_input", False)))
 
@@ -132,7 +140,7 @@ def train(cfg: TrainConfig) -> None:
     cfg.workdir.mkdir(parents=True, exist_ok=True)
     ckpt = cfg.workdir / "checkpoint.pt"
     trunk = _trunk_weights(cfg.trunk) if cfg.trunk is not None else None
-    model = FLLIC(_model_config(cfg, trunk))
+    model = FLLIC(_model_config(cfg, trunk, ckpt if ckpt.exists() else cfg.init))
     step, elapsed = 0, 0.0
     state = torch.load(ckpt, map_location="cpu") if ckpt.exists() else None
     if state is not None:

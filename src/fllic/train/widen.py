@@ -1,0 +1,115 @@
+"""Widen a trained codec's latent y (more channels M) without changing what it computes.
+
+Issue 7's capacity lever: at σ 10-15 the codec's unquantized estimate loses over a
+decibel to the trunk's, because 128 channels at 1/16 resolution cannot carry the
+estimate's fine texture. A wider model starts from the trained one:
+
+- every tensor of the wider model starts at its fresh initialisation (so g_a's new
+  channels carry the Haar sub-bands that the narrow transform truncated, see
+  ``fllic.models.init``), and the trained weights are copied into its leading block;
+- weights from a new channel into an old one are zeroed, so at step 0 the wide model
+  decodes exactly what the narrow one did, and training decides what the new channels
+  are worth: their consumers' weights get gradients as soon as the new channels carry
+  signal;
+- h_s's output, the concatenation (μ, log σ_y, log Δ_y), and g_s's input, y followed by
+  the σ and log q maps, are remapped part by part.
+
+``python -m fllic.train.widen --from CKPT --m 192 --out FILE`` writes a float weights
+file that ``fllic train --init FILE`` starts from.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import torch
+
+from fllic.models.fllic_net import FLLIC, FllicConfig
+
+
+def _parts(key: str, old_m: int, new_m: int, dim: int, size: int) -> list[tuple[slice, slice]] | None:
+    """(old, new) index ranges along ``dim`` for the two concatenated layouts; None elsewhere."""
+    if key.startswith("h_s.") and dim == 0 and size == 3 * old_m:
+        return [(slice(i * old_m, (i + 1) * old_m), slice(i * new_m, i * new_m + old_m)) for i in range(3)]
+    if key == "g_s.0.weight" and dim == 1:
+        return [(slice(0, old_m), slice(0, old_m)), (slice(old_m, size), slice(new_m, new_m + size - old_m))]
+    return None
+
+
+def _ranges(key: str, old: torch.Tensor, new: torch.Tensor, old_m: int, new_m: int, dim: int):
+    parts = _parts(key, old_m, new_m, dim, old.shape[dim])
+    if parts is None:
+        return [(slice(0, old.shape[dim]), slice(0, old.shape[dim]))]
+    return parts
+
+
+@torch.no_grad()
+def widen_state(weights: dict[str, torch.Tensor], config: FllicConfig, m: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    """The state of ``FLLIC(replace(config, m=m))`` computing what ``weights`` computed."""
+    if m < config.m:
+        raise ValueError(f"can only widen: the model has {config.m} latent channels, asked for {m}")
+    torch.manual_seed(seed)
+    wide = FLLIC(replace(config, m=m)).state_dict()
+    out = {}
+    for key, fresh in wide.items():
+        old = weights[key].float()
+        new = fresh.clone()
+        if old.shape == new.shape:
+            out[key] = old.clone()
+            continue
+        for o_old, o_new in _ranges(key, old, new, config.m, m, 0):
+            if old.dim() == 1:
+                new[o_new] = old[o_old]
+                continue
+            if old.shape[1] != new.shape[1]:
+                new[o_new] = 0.0  # old outputs read nothing from new inputs
+            for c_old, c_new in _ranges(key, old, new, config.m, m, 1):
+                new[o_new, c_new] = old[o_old, c_old]
+        out[key] = new
+    _neutral_new_params(out, config.m, m)
+    return out
+
+
+def _neutral_new_params(state: dict[str, torch.Tensor], old_m: int, new_m: int) -> None:
+    """New channels' μ starts at zero and their σ_y and Δ_y at the old channels' median."""
+    w, b = state[_last_h_s(state) + ".weight"], state[_last_h_s(state) + ".bias"]
+    for part in range(3):
+        new = slice(part * new_m + old_m, (part + 1) * new_m)
+        w[new] = 0.0
+        b[new] = 0.0 if part == 0 else b[part * new_m: part * new_m + old_m].median()
+
+
+def _last_h_s(state: dict[str, torch.Tensor]) -> str:
+    convs = sorted({k.rsplit(".", 1)[0] for k in state if k.startswith("h_s.") and k.count(".") == 2},
+                   key=lambda k: int(k.split(".")[1]))
+    return convs[-1]
+
+
+def _load(path: Path) -> tuple[FllicConfig, dict[str, torch.Tensor], dict]:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    weights = state["model"] if "model" in state else state["state_dict"]
+    config = dict(state["config"])
+    if config.get("trunk") is not None:
+        config["trunk"] = tuple(config["trunk"])
+    return FllicConfig(**config), weights, state.get("meta", {})
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m fllic.train.widen", description=__doc__.split("\n\n")[0])
+    p.add_argument("--from", dest="source", type=Path, required=True,
+                   help="a training checkpoint or float weights file (weights/*-float.pt)")
+    p.add_argument("--m", type=int, required=True, help="latent channels of the wider model")
+    p.add_argument("--out", type=Path, required=True, help="float weights file to write (fllic train --init)")
+    args = p.parse_args(argv)
+    config, weights, meta = _load(args.source)
+    state = widen_state(weights, config, args.m)
+    wide = asdict(replace(config, m=args.m))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"format": 1, "config": wide, "state_dict": state, "meta": meta}, args.out)
+    print(f"{args.out}: latent channels {config.m} -> {args.m}")
+
+
+if __name__ == "__main__":
+    main()
