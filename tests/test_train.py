@@ -111,6 +111,13 @@ def test_v2_codec_trains_on_a_frozen_trunk_and_codes_exactly(tmp_path, data_root
     assert export_main(["--checkpoint", str(resume), "--out", str(again), "--id", "tiny-v2",
                         "--synthetic-calibration", "--quality-scales", "2", "1"]) == 0
     assert fllic.models.fllic_net.CodingModel.load(again).hash == fllic.models.fllic_net.CodingModel.load(out).hash
+    # A model may refer to another's trunk file instead of shipping a copy, only if it holds the same trunk.
+    shared = tmp_path / "shared.pt"
+    common = ["--checkpoint", str(resume), "--id", "tiny-v2", "--synthetic-calibration", "--quality-scales", "2", "1"]
+    assert export_main(common + ["--out", str(shared), "--shared-trunk", "v2-trunk.pt"]) == 0
+    assert not (tmp_path / "shared-trunk.pt").exists()
+    assert fllic.models.fllic_net.CodingModel.load(shared).hash == fllic.models.fllic_net.CodingModel.load(out).hash
+    assert export_main(common + ["--out", str(shared), "--shared-trunk", "trunk.pt"]) == 1
     assert train_main(["--data", str(data_root), "--workdir", str(tmp_path / "v2b"), "--tiny", "--batch", "2",
                        "--patch", "64", "--threads", "1", "--steps", "1", "--init", str(resume),
                        "--trunk", str(tmp_path / "v2-float-trunk.pt"), "--freeze-trunk"]) == 0

@@ -196,19 +196,23 @@ class FllicTrunk(Denoiser):
         return f"1/{self.ctx.coding_model.hash.hex()}"
 
     def denoise(self, noisy):
-        import torch
-
-        from fllic.codec import _to_tensor
-
         net = self.ctx.coding_model.net
         if net.trunk is None:
             raise BaselineError("fllictrunk needs a v2 model (one with a denoising trunk)")
-        x = _to_tensor(noisy)
-        with torch.no_grad():
-            est = net.trunk(x, torch.tensor([float(self.ctx.sigma)])).clamp(0, 1)
-        out = np.rint(est[0].numpy().transpose(1, 2, 0) * 255.0)[: noisy.shape[0], : noisy.shape[1]]
-        out = out.astype(np.uint8)
-        return np.rint(out.astype(np.float64).mean(2)).astype(np.uint8) if noisy.ndim == 2 else out
+        return trunk_pixels(net, noisy, float(self.ctx.sigma))
+
+
+def trunk_pixels(net, noisy: np.ndarray, sigma: float) -> np.ndarray:
+    """A v2 network's trunk estimate of an 8-bit image, as 8-bit pixels of the input's shape."""
+    import torch
+
+    from fllic.codec import _to_tensor
+
+    with torch.no_grad():
+        est = net.trunk(_to_tensor(noisy), torch.tensor([sigma])).clamp(0, 1)
+    out = np.rint(est[0].numpy().transpose(1, 2, 0) * 255.0)[: noisy.shape[0], : noisy.shape[1]]
+    out = out.astype(np.uint8)
+    return np.rint(out.astype(np.float64).mean(2)).astype(np.uint8) if noisy.ndim == 2 else out
 
 
 class Ffdnet(Denoiser):

@@ -3,7 +3,8 @@
 A uniform shift per channel costs MSE for nothing (v1 decoded blue about 0.5
 levels too bright). For each sigma: the mean over images of
 mean(decoded - clean) per channel, in 8-bit levels, at the model's default
-quality, with seeded AWGN.
+quality, with seeded AWGN; for a model with a denoising trunk (v2), the same for
+the trunk's estimate alone, which tells the estimator's bias from the codec's.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from fllic.bench._record import command, emit, png_files
 def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
+    from fllic.baselines.denoisers import trunk_pixels
     from fllic.codec import encode_detailed
     from fllic.imageio import read_image
     from fllic.models.registry import resolve
@@ -39,17 +41,27 @@ def main(argv: list[str] | None = None) -> int:
     lines = ["# Mean colour error of the decoded image", "", f"`{command('python -m fllic.bench.bias', argv)}`", "",
              f"Model `{model.meta.get('id')}`, default quality, {len(files)} images of {args.data.name}; "
              "mean(decoded − clean) in 8-bit levels.", "",
-             "| σ | red | green | blue |", "|---:|---:|---:|---:|"]
+             "| σ | image | red | green | blue |", "|---:|---|---:|---:|---:|"]
+    trunk = model.net.trunk is not None
     for s in args.sigma:
-        errs = []
+        errs, trunk_errs = [], []
         for k, f in enumerate(tqdm(files, desc=f"sigma {s:g}", unit="image")):
             clean = read_image(f)
-            res = encode_detailed(add_noise(clean, s, seed=k), sigma=s, model=model)
-            errs.append((res.pixels.astype(np.float64) - clean).reshape(-1, 3).mean(0))
-        e = np.mean(errs, axis=0)
-        lines.append(f"| {s:g} | {e[0]:+.3f} | {e[1]:+.3f} | {e[2]:+.3f} |")
+            noisy = add_noise(clean, s, seed=k)
+            res = encode_detailed(noisy, sigma=s, model=model)
+            errs.append(_mean_error(res.pixels, clean))
+            if trunk:
+                trunk_errs.append(_mean_error(trunk_pixels(model.net, noisy, s), clean))
+        for name, e in (("decoded", errs), ("trunk estimate", trunk_errs)):
+            if e:
+                e = np.mean(e, axis=0)
+                lines.append(f"| {s:g} | {name} | {e[0]:+.3f} | {e[1]:+.3f} | {e[2]:+.3f} |")
     emit("\n".join(lines) + "\n", args.out)
     return 0
+
+
+def _mean_error(pixels: np.ndarray, clean: np.ndarray) -> np.ndarray:
+    return (pixels.astype(np.float64) - clean).reshape(-1, 3).mean(0)
 
 
 if __name__ == "__main__":

@@ -369,12 +369,14 @@ class CodingModel:
         return self.decoder.synthesis_from_y(y, sigma, q).cpu()
 
     # -- export ----------------------------------------------------------------------
-    def save(self, path) -> None:
+    def save(self, path, shared_trunk: str | None = None) -> None:
         """Write the encoder's weights (float16), the integer decoder, tables and metadata.
 
         A v2 model's denoising trunk goes to a file of its own beside ``path``
         (``<stem>-trunk.pt``), which keeps every shipped file under 8 MB; the
-        decoder never needs it.
+        decoder never needs it. ``shared_trunk`` names a trunk file already beside
+        ``path`` (another model's) holding the same trunk: the model refers to it
+        instead of writing a copy.
         """
         from pathlib import Path
 
@@ -385,7 +387,10 @@ class CodingModel:
         decoder = {k: v.to(torch.int16) if k.endswith("w_int") else v for k, v in self.decoder.to_state().items()}
         state = {"format": 2, "config": asdict(self.net.config), "state_dict": weights, "decoder": decoder,
                  "tables": self.tables.to_state(), "meta": self.meta}
-        if trunk:
+        if trunk and shared_trunk is not None:
+            _check_same_trunk(path.parent / shared_trunk, trunk)
+            state["trunk_file"] = shared_trunk
+        elif trunk:
             state["trunk_file"] = trunk_path(path).name
             torch.save({"format": "fllic-trunk-1", "state_dict": trunk}, trunk_path(path))
         torch.save(state, path)
@@ -415,6 +420,14 @@ class CodingModel:
             raise ModelMismatchError(f"{path} does not fit the FLLIC network (missing {missing}, unexpected {unexpected})")
         decoder = from_state({k: v.to(torch.int32) if k.endswith("w_int") else v for k, v in state["decoder"].items()})
         return cls(net, CodingTables.from_state(state["tables"]), decoder, state["meta"])
+
+
+def _check_same_trunk(part, trunk: dict[str, torch.Tensor]) -> None:
+    if not part.exists():
+        raise ModelMismatchError(f"no trunk file {part} to share")
+    theirs = torch.load(part, map_location="cpu", weights_only=True)["state_dict"]
+    if theirs.keys() != trunk.keys() or any(not torch.equal(theirs[k], v) for k, v in trunk.items()):
+        raise ModelMismatchError(f"{part.name} holds another trunk than this model's: export without sharing it")
 
 
 def trunk_path(path):

@@ -16,11 +16,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fllic._errors import FllicError
 from fllic.models.fllic_net import FLLIC, FllicConfig, finalize
 from fllic.models.int_decoder import _hs_inputs
 
 DEFAULT_QUALITY_SCALES = (4.0, 2.5, 1.6, 1.0)
 CALIBRATION_SIGMAS = (5.0, 25.0, 50.0)
+DEBIAS_IMAGES = 16
 
 
 def calibration_batch(data: Path, quality_scales, n_images: int = 4, size: int = 192, seed: int = 1):
@@ -44,12 +46,14 @@ def calibration_batch(data: Path, quality_scales, n_images: int = 4, size: int =
 
 @torch.no_grad()
 def debias(net: FLLIC, batch) -> list[float]:
-    """Remove the mean colour error of x_hat from g_s's output bias, in place; returns it (8-bit units, RGB).
+    """Remove the codec's mean colour error from g_s's output bias, in place; returns it (8-bit units, RGB).
 
-    The error is measured with ŷ quantized as when coding, over a batch of
-    training crops (``calibration_batch``: several sigmas and every quality
-    scale). A uniform shift per channel costs MSE for nothing, and v1 had one
-    in blue (+0.5 levels).
+    The error is x_hat - the codec's input: the trunk's estimate for a v2 model
+    (its own bias is the estimator's, which a shift of the decoder must not
+    hide), the clean image for v1. ŷ is quantized as when coding, over a batch
+    of training crops (``calibration_batch``: several sigmas and every quality
+    scale). A uniform shift per channel costs MSE for nothing: v1 decoded blue
+    0.5 levels too bright.
     """
     x, sigma, q, clean = batch
     err = torch.zeros(3)
@@ -57,7 +61,8 @@ def debias(net: FLLIC, batch) -> list[float]:
         xs, s, qs = x[k : k + 1], sigma[k : k + 1], q[k : k + 1]
         _, y_hat, _ = _hs_inputs(net, (xs, s, qs))  # ŷ quantized as when coding
         x_hat = net.synthesis(y_hat, s, qs).clamp(0, 1)
-        err += (x_hat - clean[k : k + 1]).mean(dim=(0, 2, 3))
+        target = clean[k : k + 1] if net.trunk is None else net.estimate(xs, s).float().clamp(0, 1)
+        err += (x_hat - target).mean(dim=(0, 2, 3))
     err /= x.shape[0]
     last = net.g_s[-2]  # conv to 12 channels, then pixel-shuffle by 2: channel c is outputs 4c..4c+3
     last.bias -= err.repeat_interleave(4)
@@ -81,7 +86,7 @@ def _float_weights(path: Path) -> tuple[dict, dict, dict]:
 
 
 def export(checkpoint: Path, out: Path, model_id: str, quality_scales, data: Path | None, notes: str = "",
-           float_out: Path | None = None, unbias: bool = False) -> str:
+           float_out: Path | None = None, unbias: bool = False, shared_trunk: str | None = None) -> str:
     """Write the shipped model to ``out`` (and, with ``float_out``, its float resume point).
 
     ``data`` is the folder with WikipediaPhotos for calibration; None uses
@@ -94,11 +99,12 @@ def export(checkpoint: Path, out: Path, model_id: str, quality_scales, data: Pat
     if net.config.trunk_kind:  # a camera trunk: the blind path gives it the per-pixel noise map and kind
         meta["noise_map"] = True
     calibration = None if data is None else calibration_batch(data, meta["quality_scales"])
-    if unbias and calibration is not None:
-        meta["debiased_rgb"] = [round(v, 3) for v in debias(net, calibration)]
+    if unbias and data is not None:  # a bias of 0.1 level needs more crops than the integer ranges do
+        meta["debiased_rgb"] = [round(v, 3) for v in debias(net, calibration_batch(data, meta["quality_scales"],
+                                                                                    n_images=DEBIAS_IMAGES))]
     model = finalize(net, meta, calibration=None if calibration is None else calibration[:3])
     out.parent.mkdir(parents=True, exist_ok=True)
-    model.save(out)
+    model.save(out, shared_trunk=shared_trunk)
     if float_out is not None:
         save_float(net, config, meta, float_out)
     return model.hash.hex()
@@ -140,14 +146,21 @@ def main(argv: list[str] | None = None) -> int:
                    help="calibrate the integer decoder on synthetic scenes instead of --data (tests, tiny models)")
     p.add_argument("--debias", action="store_true",
                    help="remove the decoded image's mean colour error on the calibration crops from g_s's output bias")
+    p.add_argument("--shared-trunk", default=None, metavar="NAME",
+                   help="refer to this trunk file beside --out (another model's, holding the same trunk) "
+                        "instead of writing a copy")
     args = p.parse_args(argv)
     data = None if args.synthetic_calibration else args.data
     if data is not None and not any((data / "WikipediaPhotos").glob("*.png")):
         print(f"error: no calibration photos in {data / 'WikipediaPhotos'}; pass --data, or --synthetic-calibration "
               "for a test model", file=sys.stderr)
         return 1
-    digest = export(args.checkpoint, args.out, args.id, args.quality_scales, data, args.notes, args.float_out,
-                    args.debias)
+    try:
+        digest = export(args.checkpoint, args.out, args.id, args.quality_scales, data, args.notes, args.float_out,
+                        args.debias, args.shared_trunk)
+    except FllicError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     print(f"wrote {args.out} ({args.out.stat().st_size} bytes), weights hash {digest}")
     return 0
 
