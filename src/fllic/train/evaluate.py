@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fllic.baselines.denoisers import trunk_pixels
 from fllic.codec import decode, encode_detailed
 from fllic.imageio import read_image
 from fllic.metrics import psnr
@@ -48,10 +49,7 @@ def _estimates(model, noisy: np.ndarray, sigma: float, q: float) -> tuple[np.nda
     own = _pixels(model.estimate(x, float(np.float32(sigma)), float(np.float32(q))), h, w, c)
     if model.net.trunk is None:
         return own, None
-    with torch.no_grad():
-        est = model.net.trunk(x, torch.tensor([float(sigma)])).clamp(0, 1)[0].permute(1, 2, 0)
-    trunk = np.rint(est.numpy() * 255.0).astype(np.uint8)[:h, :w]
-    return own, (trunk if c == 3 else np.rint(trunk.mean(2)).astype(np.uint8))
+    return own, trunk_pixels(model.net, noisy, float(sigma))
 
 
 def main(argv: list[str] | None = None) -> int:
