@@ -118,6 +118,21 @@ def test_v2_codec_trains_on_a_frozen_trunk_and_codes_exactly(tmp_path, data_root
     assert not (tmp_path / "shared-trunk.pt").exists()
     assert fllic.models.fllic_net.CodingModel.load(shared).hash == fllic.models.fllic_net.CodingModel.load(out).hash
     assert export_main(common + ["--out", str(shared), "--shared-trunk", "trunk.pt"]) == 1
+    float_shared = tmp_path / "v2-float-again.pt"
+    assert export_main(common + ["--out", str(shared), "--shared-trunk", "v2-trunk.pt", "--float-out",
+                                 str(float_shared), "--float-shared-trunk", "v2-float-trunk.pt"]) == 0
+    assert not (tmp_path / "v2-float-again-trunk.pt").exists()
+    assert torch.load(float_shared, weights_only=True)["trunk_file"] == "v2-float-trunk.pt"
+    # --trunk ships the same codec with another trunk (the camera and AWGN models share a codec).
+    assert denoiser_main(["--data", str(data_root), "--workdir", str(tmp_path / "t2"), "--tiny", "--batch", "2",
+                          "--patch", "32", "--threads", "1", "--steps", "1", "--seed", "5"]) == 0
+    assert denoiser_main(["--workdir", str(tmp_path / "t2"), "--export", str(tmp_path / "t2.pt")]) == 0
+    swapped = tmp_path / "swapped.pt"
+    assert export_main(common + ["--out", str(swapped), "--trunk", str(tmp_path / "t2.pt")]) == 0
+    other = torch.load(tmp_path / "t2.pt", weights_only=True)["state_dict"]
+    got = torch.load(tmp_path / "swapped-trunk.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(got[f"trunk.{k}"], v.half()) for k, v in other.items())
+    assert not all(torch.equal(other[k].half(), before[k].half()) for k in other)
     assert train_main(["--data", str(data_root), "--workdir", str(tmp_path / "v2b"), "--tiny", "--batch", "2",
                        "--patch", "64", "--threads", "1", "--steps", "1", "--init", str(resume),
                        "--trunk", str(tmp_path / "v2-float-trunk.pt"), "--freeze-trunk"]) == 0

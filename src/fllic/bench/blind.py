@@ -33,10 +33,11 @@ from fllic.bench._record import command, emit, png_files
 
 
 def _cbm3d(noisy: np.ndarray, sigma: float) -> np.ndarray:
-    import bm3d
+    """CBM3D at ``sigma`` through the bench's disk cache (``fllic bench``'s, keyed by the image)."""
+    from fllic.baselines._base import Context
+    from fllic.baselines.denoisers import Cbm3d, default_cache_dir
 
-    out = bm3d.bm3d_rgb(noisy.astype(np.float64) / 255.0, sigma / 255.0)
-    return np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
+    return Cbm3d(Context(sigma, None, default_cache_dir()))(noisy)[0]
 
 
 def _jxl_bpp(img: np.ndarray) -> float:

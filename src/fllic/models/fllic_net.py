@@ -388,7 +388,7 @@ class CodingModel:
         state = {"format": 2, "config": asdict(self.net.config), "state_dict": weights, "decoder": decoder,
                  "tables": self.tables.to_state(), "meta": self.meta}
         if trunk and shared_trunk is not None:
-            _check_same_trunk(path.parent / shared_trunk, trunk)
+            check_same_trunk(path.parent / shared_trunk, trunk)
             state["trunk_file"] = shared_trunk
         elif trunk:
             state["trunk_file"] = trunk_path(path).name
@@ -422,7 +422,8 @@ class CodingModel:
         return cls(net, CodingTables.from_state(state["tables"]), decoder, state["meta"])
 
 
-def _check_same_trunk(part, trunk: dict[str, torch.Tensor]) -> None:
+def check_same_trunk(part, trunk: dict[str, torch.Tensor]) -> None:
+    """Refuse to refer to the trunk file ``part`` unless it holds exactly ``trunk``."""
     if not part.exists():
         raise ModelMismatchError(f"no trunk file {part} to share")
     theirs = torch.load(part, map_location="cpu", weights_only=True)["state_dict"]

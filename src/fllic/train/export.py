@@ -86,13 +86,20 @@ def _float_weights(path: Path) -> tuple[dict, dict, dict]:
 
 
 def export(checkpoint: Path, out: Path, model_id: str, quality_scales, data: Path | None, notes: str = "",
-           float_out: Path | None = None, unbias: bool = False, shared_trunk: str | None = None) -> str:
+           float_out: Path | None = None, unbias: bool = False, shared_trunk: str | None = None,
+           trunk: Path | None = None, float_shared_trunk: str | None = None) -> str:
     """Write the shipped model to ``out`` (and, with ``float_out``, its float resume point).
+
+    ``trunk`` replaces the checkpoint's denoising trunk (one codec, trained on several
+    trunks' estimates, can ship with each); ``shared_trunk`` and ``float_shared_trunk``
+    name trunk files already beside ``out`` and ``float_out`` to refer to instead of copying.
 
     ``data`` is the folder with WikipediaPhotos for calibration; None uses
     synthetic scenes (for tests and tiny models only).
     """
     config, weights, facts = _float_weights(checkpoint)
+    if trunk is not None:
+        config, weights = _with_trunk(config, weights, trunk)
     net = FLLIC(FllicConfig(**config))
     net.load_state_dict({k: v.float() for k, v in weights.items()})
     meta = {"id": model_id, "quality_scales": [float(q) for q in quality_scales], **facts, "notes": notes}
@@ -106,22 +113,37 @@ def export(checkpoint: Path, out: Path, model_id: str, quality_scales, data: Pat
     out.parent.mkdir(parents=True, exist_ok=True)
     model.save(out, shared_trunk=shared_trunk)
     if float_out is not None:
-        save_float(net, config, meta, float_out)
+        save_float(net, config, meta, float_out, float_shared_trunk)
     return model.hash.hex()
 
 
-def save_float(net: FLLIC, config: dict, meta: dict, path: Path) -> None:
+def _with_trunk(config: dict, weights: dict, path: Path) -> tuple[dict, dict]:
+    """The checkpoint's codec with the trunk of ``path`` (a denoiser export or a model's float trunk)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    trunk_config = state["config"]
+    codec = {k: v for k, v in weights.items() if not k.startswith("trunk.")}
+    codec.update({f"trunk.{k}": v for k, v in state["state_dict"].items()})
+    return {**config, "trunk": tuple(trunk_config["channels"]), "trunk_blocks": int(trunk_config["blocks"]),
+            "trunk_kind": bool(trunk_config.get("kind_input", False))}, codec
+
+
+def save_float(net: FLLIC, config: dict, meta: dict, path: Path, shared_trunk: str | None = None) -> None:
     """The float resume point (float16): the codec in ``path`` and, for v2, the trunk beside it.
 
     The trunk file (``<stem>-trunk.pt``) has the denoiser trainer's export
     format, so it serves as ``fllic train --trunk`` and keeps each file under 8 MB.
+    ``shared_trunk`` names such a file already beside ``path`` holding the same trunk.
     """
-    from fllic.models.fllic_net import TRUNK_PREFIX, trunk_path
+    from fllic.models.fllic_net import TRUNK_PREFIX, check_same_trunk, trunk_path
 
     half = {k: v.half() if v.is_floating_point() else v for k, v in net.state_dict().items()}
     codec = {k: v for k, v in half.items() if not k.startswith(TRUNK_PREFIX)}
     state = {"format": 1, "config": config, "state_dict": codec, "meta": meta}
-    if net.trunk is not None:
+    if net.trunk is not None and shared_trunk is not None:
+        trunk = {k[len(TRUNK_PREFIX):]: v for k, v in half.items() if k.startswith(TRUNK_PREFIX)}
+        check_same_trunk(path.parent / shared_trunk, trunk)
+        state["trunk_file"] = shared_trunk
+    elif net.trunk is not None:
         trunk = {k[len(TRUNK_PREFIX):]: v for k, v in half.items() if k.startswith(TRUNK_PREFIX)}
         state["trunk_file"] = trunk_path(path).name
         c = net.trunk.config
@@ -149,6 +171,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shared-trunk", default=None, metavar="NAME",
                    help="refer to this trunk file beside --out (another model's, holding the same trunk) "
                         "instead of writing a copy")
+    p.add_argument("--trunk", type=Path, default=None,
+                   help="replace the checkpoint's denoising trunk with this one (a denoiser export or a float trunk file)")
+    p.add_argument("--float-shared-trunk", default=None, metavar="NAME",
+                   help="the float resume point refers to this trunk file beside --float-out instead of writing a copy")
     args = p.parse_args(argv)
     data = None if args.synthetic_calibration else args.data
     if data is not None and not any((data / "WikipediaPhotos").glob("*.png")):
@@ -157,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         digest = export(args.checkpoint, args.out, args.id, args.quality_scales, data, args.notes, args.float_out,
-                        args.debias, args.shared_trunk)
+                        args.debias, args.shared_trunk, args.trunk, args.float_shared_trunk)
     except FllicError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
