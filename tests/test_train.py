@@ -213,3 +213,26 @@ def test_widened_codec_computes_what_the_narrow_one_did_then_trains(tmp_path, da
     img = noisy_image(np.random.default_rng(1), 40, 56)
     res = fllic.codec.encode_detailed(img, sigma=15, model=str(out))
     assert np.array_equal(fllic.decode(res.data, model=str(out)), res.pixels)
+
+
+def test_a_model_over_the_file_limit_ships_its_encoder_beside_it(tmp_path):
+    """Every shipped file stays under 8 MB: past the limit, g_a, h_a and the z density go to
+    <stem>-encoder.pt, which the decoder does not need and the encoder loads with the model."""
+    import torch
+
+    from fllic.models.fllic_net import FLLIC, CodingModel, FllicConfig, finalize
+
+    torch.manual_seed(0)
+    model = finalize(FLLIC(FllicConfig.tiny()), {"id": "tiny-split", "quality_scales": [1.0]})
+    whole, split = tmp_path / "whole.pt", tmp_path / "split.pt"
+    model.save(whole)
+    model.save(split, max_bytes=1)
+    assert not (tmp_path / "whole-encoder.pt").exists() and (tmp_path / "split-encoder.pt").exists()
+    assert torch.load(split, weights_only=True)["state_dict"] == {}
+    img = noisy_image(np.random.default_rng(2), 40, 40)
+    a, b = CodingModel.load(whole), CodingModel.load(split)
+    assert a.hash == b.hash
+    assert fllic.encode(img, sigma=10, model=a) == fllic.encode(img, sigma=10, model=b)
+    (tmp_path / "split-encoder.pt").rename(tmp_path / "elsewhere.pt")
+    with pytest.raises(fllic.ModelMismatchError, match="split-encoder.pt"):
+        CodingModel.load(split)

@@ -214,6 +214,7 @@ def bits(likelihoods: Likelihoods) -> torch.Tensor:
 
 # -- coding ------------------------------------------------------------------------
 DECODER_PREFIXES = ("h_s.", "g_s.")
+MAX_FILE_BYTES = 7_500_000  # every shipped file stays under 8 MB
 TRUNK_PREFIX = "trunk."
 
 
@@ -369,14 +370,16 @@ class CodingModel:
         return self.decoder.synthesis_from_y(y, sigma, q).cpu()
 
     # -- export ----------------------------------------------------------------------
-    def save(self, path, shared_trunk: str | None = None) -> None:
+    def save(self, path, shared_trunk: str | None = None, max_bytes: int = MAX_FILE_BYTES) -> None:
         """Write the encoder's weights (float16), the integer decoder, tables and metadata.
 
         A v2 model's denoising trunk goes to a file of its own beside ``path``
         (``<stem>-trunk.pt``), which keeps every shipped file under 8 MB; the
         decoder never needs it. ``shared_trunk`` names a trunk file already beside
         ``path`` (another model's) holding the same trunk: the model refers to it
-        instead of writing a copy.
+        instead of writing a copy. When the encoder's float weights and the integer
+        decoder together would pass ``max_bytes``, g_a, h_a and the z density go to
+        ``<stem>-encoder.pt`` beside it.
         """
         from pathlib import Path
 
@@ -387,6 +390,10 @@ class CodingModel:
         decoder = {k: v.to(torch.int16) if k.endswith("w_int") else v for k, v in self.decoder.to_state().items()}
         state = {"format": 2, "config": asdict(self.net.config), "state_dict": weights, "decoder": decoder,
                  "tables": self.tables.to_state(), "meta": self.meta}
+        if _tensor_bytes(weights) + _tensor_bytes(decoder) > max_bytes:
+            part = path.with_name(f"{path.stem}-encoder{path.suffix}")
+            torch.save({"format": "fllic-encoder-1", "state_dict": weights}, part)
+            state["state_dict"], state["encoder_file"] = {}, part.name
         if trunk and shared_trunk is not None:
             check_same_trunk(path.parent / shared_trunk, trunk)
             state["trunk_file"] = shared_trunk
@@ -406,11 +413,12 @@ class CodingModel:
         if state.get("format") != 2:
             raise ModelMismatchError(f"{path} is a model file of format {state.get('format')}; this fllic reads format 2 (export it again)")
         weights = dict(state["state_dict"])
-        if "trunk_file" in state:
-            part = path.parent / state["trunk_file"]
-            if not part.exists():
-                raise ModelMismatchError(f"{path} needs its denoising trunk {part.name} beside it; copy both files")
-            weights.update(torch.load(part, map_location="cpu", weights_only=True)["state_dict"])
+        for key, what in (("encoder_file", "encoder weights"), ("trunk_file", "denoising trunk")):
+            if key in state:
+                part = path.parent / state[key]
+                if not part.exists():
+                    raise ModelMismatchError(f"{path} needs its {what} {part.name} beside it; copy the files together")
+                weights.update(torch.load(part, map_location="cpu", weights_only=True)["state_dict"])
         config = state["config"]
         if config.get("trunk") is not None:
             config = {**config, "trunk": tuple(config["trunk"])}
@@ -420,6 +428,10 @@ class CodingModel:
             raise ModelMismatchError(f"{path} does not fit the FLLIC network (missing {missing}, unexpected {unexpected})")
         decoder = from_state({k: v.to(torch.int32) if k.endswith("w_int") else v for k, v in state["decoder"].items()})
         return cls(net, CodingTables.from_state(state["tables"]), decoder, state["meta"])
+
+
+def _tensor_bytes(tensors: dict) -> int:
+    return sum(v.numel() * v.element_size() for v in tensors.values() if isinstance(v, torch.Tensor))
 
 
 def check_same_trunk(part, trunk: dict[str, torch.Tensor]) -> None:

@@ -25,11 +25,14 @@ from fllic.models.fllic_net import FLLIC, FllicConfig, finalize
 from fllic.noise import add_noise
 
 
-def load_checkpoint(path: Path, quality_scales) -> object:
-    """A CodingModel (synthetic calibration) from a training checkpoint or a float resume point, and its step."""
-    from fllic.train.export import _float_weights
+def load_checkpoint(path: Path, quality_scales, trunk: Path | None = None) -> object:
+    """A CodingModel (synthetic calibration) from a training checkpoint or a float resume point, and its step;
+    ``trunk`` replaces its denoising trunk (as ``export --trunk``)."""
+    from fllic.train.export import _float_weights, _with_trunk
 
     config, weights, facts = _float_weights(path)
+    if trunk is not None:
+        config, weights = _with_trunk(config, weights, trunk)
     if config.get("trunk") is not None:
         config = {**config, "trunk": tuple(config["trunk"])}
     net = FLLIC(FllicConfig(**config))
@@ -60,9 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sigma", type=float, nargs="+", default=[15, 25, 50])
     p.add_argument("--q", type=float, nargs="+", default=[1.0])
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--trunk", type=Path, default=None, help="replace the checkpoint's denoising trunk with this one")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    model, step = load_checkpoint(args.checkpoint, args.q)
+    model, step = load_checkpoint(args.checkpoint, args.q, args.trunk)
     files = sorted(args.data.glob("*.png"))[: args.limit]
     t_start = time.time()
     print(f"# {args.checkpoint}: step {step}, {len(files)} images from {args.data}, seeded AWGN")
