@@ -197,8 +197,9 @@ def test_camera_quality_table_is_measured_blind_against_the_reference():
 def test_default_quality_is_measured_against_the_models_best_point():
     """A level within the tolerance of the model's best: its unquantized estimate, or a coded level that
     beats it (the camera model's unquantized ŷ can fall below its coded points)."""
-    from fllic.train.quality import choose
+    from fllic.train.quality import choose, uniform
 
     table = {10.0: {"estimate": 30.0, "levels": [(28.0, 0.3), (29.95, 0.6), (30.1, 1.0)]},
              20.0: {"estimate": 26.0, "levels": [(25.0, 0.3), (27.0, 0.6), (28.0, 1.0)]}}
     assert choose(table, 0.2) == [[15.0, 2], [255.0, 3]]
+    assert uniform(choose(table, 0.2)) == [[255.0, 3]]  # camera noise: one level, within tolerance everywhere

@@ -117,6 +117,10 @@ def test_v2_codec_trains_on_a_frozen_trunk_and_codes_exactly(tmp_path, data_root
     assert export_main(common + ["--out", str(shared), "--shared-trunk", "v2-trunk.pt"]) == 0
     assert not (tmp_path / "shared-trunk.pt").exists()
     assert fllic.models.fllic_net.CodingModel.load(shared).hash == fllic.models.fllic_net.CodingModel.load(out).hash
+    reloaded = fllic.models.fllic_net.CodingModel.load(shared)
+    reloaded.meta["default_quality"] = [[255.0, 1]]
+    reloaded.save(shared)  # new metadata (fllic.train.quality --write): still shares the trunk
+    assert not (tmp_path / "shared-trunk.pt").exists()
     assert export_main(common + ["--out", str(shared), "--shared-trunk", "trunk.pt"]) == 1
     float_shared = tmp_path / "v2-float-again.pt"
     assert export_main(common + ["--out", str(shared), "--shared-trunk", "v2-trunk.pt", "--float-out",

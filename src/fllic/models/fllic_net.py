@@ -271,6 +271,7 @@ class CodingModel:
         self.meta = dict(meta or {})
         self.hash = self._hash()
         self.device = torch.device("cpu")
+        self.trunk_file: str | None = None  # the trunk file a loaded model refers to (save keeps sharing it)
 
     def default_quality(self, sigma: float) -> int:
         """The quality level used when none is asked for: the model's σ-dependent default.
@@ -384,6 +385,8 @@ class CodingModel:
         from pathlib import Path
 
         path = Path(path)
+        if shared_trunk is None and self.trunk_file not in (None, trunk_path(path).name):
+            shared_trunk = self.trunk_file  # re-saving a loaded model (new metadata) keeps its shared trunk
         half = {k: v.half() if v.is_floating_point() else v for k, v in encoder_state(self.net).items()}
         weights = {k: v for k, v in half.items() if not k.startswith(TRUNK_PREFIX)}
         trunk = {k: v for k, v in half.items() if k.startswith(TRUNK_PREFIX)}
@@ -427,7 +430,9 @@ class CodingModel:
         if unexpected or any(not k.startswith(DECODER_PREFIXES) for k in missing):
             raise ModelMismatchError(f"{path} does not fit the FLLIC network (missing {missing}, unexpected {unexpected})")
         decoder = from_state({k: v.to(torch.int32) if k.endswith("w_int") else v for k, v in state["decoder"].items()})
-        return cls(net, CodingTables.from_state(state["tables"]), decoder, state["meta"])
+        model = cls(net, CodingTables.from_state(state["tables"]), decoder, state["meta"])
+        model.trunk_file = state.get("trunk_file")
+        return model
 
 
 def _tensor_bytes(tensors: dict) -> int:
