@@ -11,11 +11,12 @@ the model file's metadata as ``default_quality`` (metadata is not hashed, so
 files already coded stay valid).
 
 Under camera noise (``--camera``) one level serves every noise level: the
-finest of the per-level choices. Blind sigma of camera noise depends on the
-image as much as on the noise (the noise-level function reads high on
-texture), so a sigma-keyed table sent textured photographs to the coarsest
-levels: Kodak24 at shot 1e-3 read sigma 12 where the validation crops read 8,
-and fllic-camera-v2's first table coded it below the noisy input's PSNR.
+finest of the per-level choices. The key of a per-level table, blind sigma,
+is a poor key for camera noise: it depends on the image (the noise-level
+function reads high on texture) and on the estimator. fllic-camera-v2's first
+table was keyed by the blind sigma of an earlier estimator, which the scale
+test's change moved, and sent Kodak24 at shot 1e-3 to levels 1 and 2, below
+the noisy input's PSNR.
 """
 
 from __future__ import annotations
