@@ -50,6 +50,9 @@ class Calibration:
     model_id: str = ""
 
 
+DEFAULT_CALIBRATION = "fllic-awgn-v2"  # H(I) is measured in this model's bits unless another is named
+
+
 def load_calibration(model_id: str) -> Calibration:
     """The shipped calibration for ``model_id`` (src/fllic/entropy/calibration.json)."""
     import json

@@ -41,9 +41,21 @@ SHIPPED: tuple[ModelInfo, ...] = (
         "camera noise (signal-dependent, demosaiced, JPEG 75-100): v2 with a trunk that reads a per-pixel noise "
         "map and the noise kind, and a codec fine-tuned on its estimates; what --sigma auto picks for correlated noise",
     ),
+    ModelInfo(
+        "fllic-awgn-v3",
+        "fllic-awgn-v3.pt",
+        "v3: v2's AWGN trunk ahead of a wider codec (192 latent channels) trained on the estimates of both the AWGN "
+        "and the camera trunks, AWGN sigma 0-50; shares v2's trunk file",
+    ),
+    ModelInfo(
+        "fllic-camera-v3",
+        "fllic-camera-v3.pt",
+        "camera noise: fllic-camera-v2's trunk (noise map and kind) ahead of v3's codec; what --sigma auto picks "
+        "for correlated noise; shares fllic-camera-v2's trunk file",
+    ),
 )
-DEFAULT_MODEL = "fllic-awgn-v2"  # v1 stays shipped: its files still decode
-CAMERA_MODEL = "fllic-camera-v2"  # what --sigma auto picks for correlated (camera, JPEG) noise
+DEFAULT_MODEL = "fllic-awgn-v3"  # v1 and v2 stay shipped: their files still decode
+CAMERA_MODEL = "fllic-camera-v3"  # what --sigma auto picks for correlated (camera, JPEG) noise
 
 
 def weights_path(info: ModelInfo) -> Path:
