@@ -38,7 +38,7 @@ def _parts(key: str, old_m: int, new_m: int, dim: int, size: int) -> list[tuple[
     return None
 
 
-def _ranges(key: str, old: torch.Tensor, new: torch.Tensor, old_m: int, new_m: int, dim: int):
+def _ranges(key: str, old: torch.Tensor, old_m: int, new_m: int, dim: int) -> list[tuple[slice, slice]]:
     parts = _parts(key, old_m, new_m, dim, old.shape[dim])
     if parts is None:
         return [(slice(0, old.shape[dim]), slice(0, old.shape[dim]))]
@@ -59,13 +59,13 @@ def widen_state(weights: dict[str, torch.Tensor], config: FllicConfig, m: int, s
         if old.shape == new.shape:
             out[key] = old.clone()
             continue
-        for o_old, o_new in _ranges(key, old, new, config.m, m, 0):
+        for o_old, o_new in _ranges(key, old, config.m, m, 0):
             if old.dim() == 1:
                 new[o_new] = old[o_old]
                 continue
             if old.shape[1] != new.shape[1]:
                 new[o_new] = 0.0  # old outputs read nothing from new inputs
-            for c_old, c_new in _ranges(key, old, new, config.m, m, 1):
+            for c_old, c_new in _ranges(key, old, config.m, m, 1):
                 new[o_new, c_new] = old[o_old, c_old]
         out[key] = new
     _neutral_new_params(out, config.m, m)
