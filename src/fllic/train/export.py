@@ -139,12 +139,11 @@ def save_float(net: FLLIC, config: dict, meta: dict, path: Path, shared_trunk: s
     half = {k: v.half() if v.is_floating_point() else v for k, v in net.state_dict().items()}
     codec = {k: v for k, v in half.items() if not k.startswith(TRUNK_PREFIX)}
     state = {"format": 1, "config": config, "state_dict": codec, "meta": meta}
-    if net.trunk is not None and shared_trunk is not None:
-        trunk = {k[len(TRUNK_PREFIX):]: v for k, v in half.items() if k.startswith(TRUNK_PREFIX)}
+    trunk = {k[len(TRUNK_PREFIX):]: v for k, v in half.items() if k.startswith(TRUNK_PREFIX)}
+    if trunk and shared_trunk is not None:
         check_same_trunk(path.parent / shared_trunk, trunk)
         state["trunk_file"] = shared_trunk
-    elif net.trunk is not None:
-        trunk = {k[len(TRUNK_PREFIX):]: v for k, v in half.items() if k.startswith(TRUNK_PREFIX)}
+    elif trunk:
         state["trunk_file"] = trunk_path(path).name
         c = net.trunk.config
         torch.save({"format": 1, "config": {"channels": list(c.channels), "blocks": c.blocks, "kind_input": c.kind_input},

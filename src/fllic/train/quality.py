@@ -106,8 +106,7 @@ def choose(table: dict[float, dict], tolerance: float) -> list[list[float]]:
     for i, s in enumerate(sigmas):
         levels = table[s]["levels"]
         best = max([table[s]["estimate"]] + [p for p, _ in levels])
-        ok = [q for q, (p, _) in enumerate(levels) if p >= best - tolerance]
-        level = (ok[0] if ok else len(levels) - 1) + 1
+        level = next(q for q, (p, _) in enumerate(levels) if p >= best - tolerance) + 1
         bound = (s + sigmas[i + 1]) / 2 if i + 1 < len(sigmas) else 255.0
         pairs.append([float(bound), int(level)])
     return pairs
