@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from PIL import Image
 
 from fllic import InputError
 from fllic.metrics import bpp, psnr, ssim
@@ -70,3 +71,23 @@ def test_noise_command(tmp_path, capsys):
     Image.fromarray(add_noise(np.full((96, 96, 3), 120, np.uint8), 12, seed=0)).save(path)
     assert main(["noise", str(path), "--json"]) == 0
     assert abs(json.loads(capsys.readouterr().out)["sigma"] - 12) < 1
+
+
+def test_marchenko_pastur_tail_means():
+    """The whole spectrum averages the noise variance; a low share of it averages less, the more so the fewer patches."""
+    from fllic.noise.estimate import _mp_tail_mean
+
+    assert _mp_tail_mean(1.0, 0.01) == pytest.approx(1.0, abs=2e-3)
+    few, many = _mp_tail_mean(0.3, 0.01), _mp_tail_mean(0.3, 0.001)
+    assert few < many < 1.0
+    assert few == pytest.approx(0.87, abs=0.02)  # the low end of [(1 - 0.1)^2, (1 + 0.1)^2]
+
+
+def test_pca_estimate_is_unbiased_when_texture_takes_most_of_the_spectrum():
+    """Strong texture in most patch directions leaves the noise only a short tail of eigenvalues: still the true sigma."""
+    rng = np.random.default_rng(7)
+    texture = np.clip(128 + 60 * rng.standard_normal((96, 128, 3)), 0, 255)
+    clean = np.asarray(Image.fromarray(texture.astype(np.uint8)).resize((256, 192), Image.BICUBIC))
+    sigma = 50.0
+    errors = [estimate_sigma(add_noise(clean, sigma, seed=k)) - sigma for k in range(3)]
+    assert abs(np.mean(errors)) < 0.02 * sigma  # without the Marchenko-Pastur correction: -1.45

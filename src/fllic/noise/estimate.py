@@ -43,7 +43,9 @@ def estimate_sigma(image: np.ndarray) -> float:
     of 0 or 255 are left out when enough others remain, and the variance of
     noise censored to [0, 255] is inverted over the patches' means, since
     clipping makes the stored noise weaker than the noise that was added.
-    Rounding's 1/12 is subtracted. Accuracy per sigma: results/noise_estimation.md.
+    The tail's mean is corrected for the spread of a sample covariance's
+    eigenvalues (Marchenko-Pastur): without it the estimate fell 3.5 % short
+    at sigma 50 on CBSD68's small images. Rounding's 1/12 is subtracted. Accuracy per sigma: results/noise_estimation.md.
     Images too small for patches fall back to :func:`estimate_sigma_mad`.
     """
     from numpy.lib.stride_tricks import sliding_window_view
@@ -71,15 +73,34 @@ def estimate_sigma(image: np.ndarray) -> float:
 
 
 def _noise_variance(patches: np.ndarray) -> float:
-    """The PCA noise variance of a patch matrix (a patch per row), rounding's 1/12 removed."""
+    """The PCA noise variance of a patch matrix (a patch per row), rounding's 1/12 removed.
+
+    The tail of eigenvalues whose mean equals its median is the noise's; its
+    mean, divided by what the same lowest share of a Marchenko-Pastur spectrum
+    averages (:func:`_mp_tail_mean`), is the noise variance: a sample
+    covariance spreads pure noise's eigenvalues, and texture that takes the top
+    ones leaves the tail only the low end of that spread.
+    """
     centred = patches - patches.mean(0)
     lam = np.sort(np.linalg.eigvalsh(centred.T @ centred / len(centred)))[::-1]
+    ratio = lam.size / len(centred)
     for i in range(lam.size):
         tail = lam[i:]
         tau = tail.mean()
         if (tail > tau).sum() == (tail < tau).sum():
-            return float(tau) - 1.0 / 12.0
-    return float(lam[-1]) - 1.0 / 12.0
+            return float(tau) / _mp_tail_mean(tail.size / lam.size, ratio) - 1.0 / 12.0
+    return float(lam[-1]) / _mp_tail_mean(1 / lam.size, ratio) - 1.0 / 12.0
+
+
+def _mp_tail_mean(share: float, ratio: float, points: int = 4001) -> float:
+    """Mean of the lowest ``share`` of the Marchenko-Pastur law with aspect ``ratio`` (< 1) and unit variance."""
+    lo, hi = (1 - np.sqrt(ratio)) ** 2, (1 + np.sqrt(ratio)) ** 2
+    x = np.linspace(lo, hi, points)
+    density = np.sqrt(np.maximum((hi - x) * (x - lo), 0.0)) / (2 * np.pi * ratio * x)
+    mass = np.cumsum(density)
+    mass /= mass[-1]
+    cut = max(1, int(np.searchsorted(mass, share)))
+    return float(np.sum(x[:cut] * density[:cut]) / np.sum(density[:cut]))
 
 
 def _censored_variance(mu: np.ndarray, sigma: float, lo: float = -0.5, hi: float = 255.5) -> np.ndarray:

@@ -20,6 +20,24 @@ clean-image supervision). The loss, per patch y with noise level sigma:
   ``bpp + mu · max(0, bpp - H_est)``, where H_est is the estimate of the clean
   patch's code length from the noisy patch and sigma (:mod:`fllic.entropy.clean`):
   bits above the clean image's own cost can only be buying noise.
+
+That joint loss (``--stage joint``, the recipe of ``fllic-weak-v2``) trains
+slowly: the codec chases the noise it is told to reproduce. The staged recipe
+of ``fllic-weak-v3`` follows remote-source coding instead (docs/theory.md):
+
+- ``--stage trunk --trunk-loss r2r``: the trunk alone, as a denoiser, with
+  Recorrupted-to-Recorrupted (Pang et al., CVPR 2021) fidelity to the noisy
+  observation. With fresh z ~ N(0, sigma²) the pair y + alpha·z, y - z/alpha has
+  independent noises, so ``E|f(y + alpha z) - (y - z/alpha)|^2`` is the MSE to
+  the clean image plus sigma²(1 + 1/alpha²): supervised training, in
+  expectation, from noisy pixels and sigma alone. The trunk learns at the input
+  level sigma·sqrt(1 + alpha²). (The loss minus that known excess would
+  estimate the clean MSE, but the stored images are clipped to 8 bits, which
+  shrinks their noise by more than the MSE itself: it is not logged.)
+- ``--stage codec --codec-target estimate``: the trunk frozen, the codec
+  learns to code its estimate (distortion to the estimate, the rate, and the
+  budget): the estimate is the noisy observation's best clean projection, and
+  bits beyond it buy nothing (the remote-source theorem).
 """
 
 from __future__ import annotations
@@ -60,6 +78,10 @@ class WeakConfig:
     bf16: bool = True  # the trunk under bf16 autocast
     tiny: bool = False
     start_from: Path | None = None  # a weak checkpoint to go on from, on a new schedule and a new noisy set
+    stage: str = "joint"  # "joint": trunk and codec together; "trunk": the trunk alone; "codec": the trunk frozen
+    trunk_loss: str = "n2n"  # the trunk's self-supervised loss: "n2n" (Neighbor2Neighbor) or "r2r" (recorruption)
+    alpha: float = 0.5  # R2R's recorruption strength
+    codec_target: str = "noisy"  # what x_hat is compared with: the noisy patch, or the trunk's estimate
 
 
 class NoisyPatches:
@@ -109,26 +131,62 @@ def budget(patches: np.ndarray, sigmas: np.ndarray, calibration) -> torch.Tensor
     return torch.tensor([estimate_clean_bpp(p, float(s), calibration) for p, s in zip(patches, sigmas)])
 
 
-def losses(model: FLLIC, patches: np.ndarray, sigmas: np.ndarray, q: torch.Tensor, cfg: WeakConfig,
-           calibration, gen: torch.Generator) -> dict[str, torch.Tensor]:
-    """The weak loss's parts for one batch (see the module docstring)."""
-    y = torch.from_numpy(patches).permute(0, 3, 1, 2).float() / 255.0
-    sigma = torch.from_numpy(np.asarray(sigmas, np.float32))
+def recorrupted_pair(y: torch.Tensor, sigma: torch.Tensor, alpha: float,
+                     gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """R2R's input y + alpha·z and target y - z/alpha, z ~ N(0, sigma²): their noises are independent."""
+    z = torch.randn(y.shape, generator=gen) * (sigma / 255).view(-1, 1, 1, 1)
+    return y + alpha * z, y - z / alpha
+
+
+def trunk_loss(model: FLLIC, y: torch.Tensor, sigma: torch.Tensor, cfg: WeakConfig,
+               gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """The trunk's self-supervised denoising loss, Neighbor2Neighbor or R2R (see the module docstring)."""
+    if cfg.trunk_loss == "r2r":
+        y_in, y_target = recorrupted_pair(y, sigma, cfg.alpha, gen)
+        f = model.estimate(y_in, sigma * (1 + cfg.alpha**2) ** 0.5).float()
+        return {"r2r": ((f - y_target) ** 2).mean()}
     state = gen.get_state()
     g1, g2 = neighbour_pair(y, gen)
     with torch.no_grad():
         est = model.estimate(y, sigma).float()
     f1, f2 = _subsample_like(est, state, gen)
     f_g1 = model.estimate(g1, sigma).float()
-    n2n = ((f_g1 - g2) ** 2).mean() + cfg.gamma * ((f_g1 - g2 - (f1 - f2)) ** 2).mean()
-    out = model.forward_from_estimate(est.clamp(0, 1), sigma, q)
-    mse = ((out.x_hat - y) ** 2).flatten(1).mean(1)
+    return {"n2n": ((f_g1 - g2) ** 2).mean() + cfg.gamma * ((f_g1 - g2 - (f1 - f2)) ** 2).mean()}
+
+
+def losses(model: FLLIC, patches: np.ndarray, sigmas: np.ndarray, q: torch.Tensor, cfg: WeakConfig,
+           calibration, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """The weak loss's parts for one batch, for cfg.stage (see the module docstring)."""
+    y = torch.from_numpy(patches).permute(0, 3, 1, 2).float() / 255.0
+    sigma = torch.from_numpy(np.asarray(sigmas, np.float32))
+    parts: dict[str, torch.Tensor] = {}
+    denoise = torch.zeros(())
+    if cfg.stage != "codec":
+        parts = trunk_loss(model, y, sigma, cfg, gen)
+        denoise = parts[cfg.trunk_loss]
+        if cfg.stage == "trunk":  # a plain denoiser's loss, as python -m fllic.train.denoiser's
+            return {"loss": denoise, **parts}
+    with torch.no_grad():
+        est = model.estimate(y, sigma).float().clamp(0, 1)
+    out = model.forward_from_estimate(est, sigma, q)
+    target = est if cfg.codec_target == "estimate" else y
+    mse = ((out.x_hat - target) ** 2).flatten(1).mean(1)
     bpp = bits(out.likelihoods) / (y.shape[2] * y.shape[3])
     h_est = budget(patches, sigmas, calibration)
     over = torch.relu(bpp - h_est)
     codec = (cfg.lmbda / q**2 * 255**2 * mse + bpp + cfg.budget_weight * over).mean()
-    return {"loss": codec + 255**2 * cfg.lmbda * n2n, "n2n": n2n, "bpp": bpp.mean(), "budget": h_est.mean(),
-            "over": over.mean(), "mse_noisy": mse.mean()}
+    return {"loss": codec + 255**2 * cfg.lmbda * denoise, **parts, "bpp": bpp.mean(), "budget": h_est.mean(),
+            "over": over.mean(), f"mse_{cfg.codec_target}": mse.mean()}
+
+
+def _trained_parameters(model: FLLIC, stage: str) -> list[torch.nn.Parameter]:
+    """The parameters a stage trains: all, the trunk's, or all but the trunk's."""
+    trunk = {id(p) for p in model.trunk.parameters()}
+    if stage == "trunk":
+        return list(model.trunk.parameters())
+    if stage == "codec":
+        return [p for p in model.parameters() if id(p) not in trunk]
+    return list(model.parameters())
 
 
 def train(cfg: WeakConfig) -> None:
@@ -141,7 +199,7 @@ def train(cfg: WeakConfig) -> None:
     base = FllicConfig.tiny(trunk=True) if cfg.tiny else replace(FllicConfig(), trunk=(64, 128, 192), trunk_blocks=2)
     model = FLLIC(base)
     model.trunk.bf16 = cfg.bf16
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    opt = torch.optim.Adam(_trained_parameters(model, cfg.stage), lr=cfg.lr)
     step, elapsed = 0, 0.0
     if ckpt.exists():
         state = torch.load(ckpt, map_location="cpu")
@@ -162,7 +220,8 @@ def train(cfg: WeakConfig) -> None:
     gen = torch.Generator().manual_seed(cfg.seed + step)
     torch.manual_seed(cfg.seed + step)
     log = open(cfg.workdir / "train.log", "a", buffering=1)
-    log.write(f"# resume at step {step}, {len(sampler.images)} noisy images, H(I) calibration of {cfg.calibration}\n")
+    log.write(f"# resume at step {step}, {len(sampler.images)} noisy images, H(I) calibration of {cfg.calibration}, "
+              f"stage {cfg.stage}, trunk loss {cfg.trunk_loss}, codec target {cfg.codec_target}\n")
     acc: dict[str, float] = {}
     n_acc, t0 = 0, time.time()
     model.train()
@@ -175,7 +234,7 @@ def train(cfg: WeakConfig) -> None:
         parts = losses(model, patches, s, _sample_q(cfg.batch, cfg.q_range, gen), cfg, calibration, gen)
         opt.zero_grad(set_to_none=True)
         parts["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(_trained_parameters(model, cfg.stage), 1.0)
         opt.step()
         step += 1
         for k, v in parts.items():
@@ -215,6 +274,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="go on from a weak checkpoint (another run's checkpoint.pt, or weights/fllic-weak-v2-float.pt) "
                         "on a new schedule: more training, or adapting to a new noisy set")
     p.add_argument("--no-bf16", dest="bf16", action="store_false", help="run the trunk in float32")
+    p.add_argument("--stage", choices=("joint", "trunk", "codec"), default="joint",
+                   help="train trunk and codec together, the trunk alone, or the codec on the frozen trunk")
+    p.add_argument("--trunk-loss", choices=("n2n", "r2r"), default="n2n",
+                   help="the trunk's self-supervised loss: Neighbor2Neighbor or Recorrupted-to-Recorrupted")
+    p.add_argument("--alpha", type=float, default=0.5, help="R2R's recorruption strength")
+    p.add_argument("--codec-target", choices=("noisy", "estimate"), default="noisy",
+                   help="the codec's distortion: to the noisy patch, or to the trunk's estimate")
+    p.add_argument("--q-range", type=float, nargs=2, default=(0.25, 4.0), metavar=("LO", "HI"),
+                   help="range of the quality scale q sampled in training (log-uniform)")
     args = p.parse_args(argv)
     if args.patch % 64:
         print("error: --patch must be a multiple of 64", file=sys.stderr)
