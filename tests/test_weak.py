@@ -63,6 +63,16 @@ def test_the_weak_trainer_cannot_reach_clean_images(tmp_path, noisy_set, monkeyp
     assert state["step"] == 2 and state["weak"]
     log = (work / "train.log").read_text()
     assert "n2n" in log and "budget" in log
+    # The denoiser trainer's --validate reads the weak checkpoint's trunk: the same network as the model's estimate.
+    from fllic.models.fllic_net import FLLIC, FllicConfig
+    from fllic.train.denoiser import trunk_of
+
+    cfg = dict(state["config"], trunk=tuple(state["config"]["trunk"]))
+    net = FLLIC(FllicConfig(**cfg))
+    net.load_state_dict(state["model"])
+    x, s = torch.rand(1, 3, 64, 64), torch.tensor([20.0])
+    with torch.no_grad():
+        assert torch.equal(trunk_of(work / "checkpoint.pt")(x, s), net.estimate(x, s))
     # Adapting to another noisy set starts from the weak weights on a schedule of its own.
     more = tmp_path / "weak-more"
     args = ["--noisy-set", str(out), "--workdir", str(more), "--tiny", "--batch", "2", "--patch", "64",
@@ -130,3 +140,36 @@ def test_a_weak_model_takes_its_default_quality_from_another_model(tmp_path, cap
     finalize(FLLIC(FllicConfig.tiny()), {"id": "other", "quality_scales": [1.0]}).save(tmp_path / "other.pt")
     assert main(["--model", str(tmp_path / "other.pt"), "--copy-from", str(tmp_path / "src.pt")]) == 1
     assert "other quality scales" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("stage,loss,trained,frozen", [("trunk", "r2r", "trunk.", "g_a."), ("trunk", "n2n", "trunk.", "g_s."),
+                                                       ("codec", "n2n", "g_s.", "trunk.")])
+def test_a_stage_trains_its_part_only(tmp_path, noisy_set, stage, loss, trained, frozen):
+    """--stage trunk moves the trunk and nothing else; --stage codec (coding the estimate) leaves the trunk as it was."""
+    from fllic.train.weak import main
+
+    _, out = noisy_set
+    common = ["--noisy-set", str(out), "--tiny", "--batch", "2", "--patch", "64", "--threads", "1", "--no-bf16"]
+    assert main(common + ["--workdir", str(tmp_path / "a"), "--steps", "1"]) == 0
+    before = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)["model"]
+    args = common + ["--workdir", str(tmp_path / "b"), "--steps", "2", "--stage", stage, "--trunk-loss", loss,
+                     "--codec-target", "estimate", "--from", str(tmp_path / "a" / "checkpoint.pt")]
+    assert main(args) == 0
+    after = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["model"]
+    moved = lambda prefix: any(not torch.equal(before[k], after[k]) for k in before if k.startswith(prefix))
+    assert moved(trained) and not moved(frozen)
+    assert f"stage {stage}" in (tmp_path / "b" / "train.log").read_text()
+
+
+def test_recorrupted_pairs_have_independent_noises():
+    """R2R: y + alpha z and y - z/alpha share the signal; their noises' covariance is sigma^2 - sigma^2 = 0."""
+    from fllic.train.weak import recorrupted_pair
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.full((1, 3, 256, 256), 0.5)
+    n = torch.randn(x.shape, generator=g) * 20 / 255
+    a, b = recorrupted_pair(x + n, torch.tensor([20.0]), 0.5, g)
+    na, nb = (a - x).flatten(), (b - x).flatten()
+    assert abs(float((na * nb).mean())) < 0.02 * float(na.var())
+    assert float(na.var()) == pytest.approx((20 / 255) ** 2 * 1.25, rel=0.02)
+    assert float(nb.var()) == pytest.approx((20 / 255) ** 2 * 5.0, rel=0.02)

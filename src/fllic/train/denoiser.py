@@ -180,6 +180,26 @@ def _trunk_weights(state: dict) -> dict[str, torch.Tensor]:
     return {k.removeprefix("trunk."): v.float() for k, v in weights.items()}
 
 
+def trunk_of(path: Path) -> DenoisingTrunk:
+    """The denoising trunk of a checkpoint (this trainer's, a codec trainer's with trunk.* keys, an exported
+    trunk) or of a shipped model (its id or its file)."""
+    if not path.exists() or "trunk_file" in (state := torch.load(path, map_location="cpu", weights_only=True)):
+        from fllic.models.registry import resolve
+
+        return resolve(str(path)).net.trunk.float().eval()
+    if "model" in state and "opt" in state and not any(k.startswith("trunk.") for k in state["model"]):
+        config, weights = state["config"], state["model"]  # python -m fllic.train.denoiser's own checkpoint
+    elif "model" in state:
+        config = {"channels": tuple(state["config"]["trunk"]), "blocks": state["config"]["trunk_blocks"],
+                  "kind_input": state["config"].get("trunk_kind", False)}
+        weights = {k.removeprefix("trunk."): v for k, v in state["model"].items() if k.startswith("trunk.")}
+    else:
+        config, weights = state["config"], _trunk_weights(state)
+    model = DenoisingTrunk(TrunkConfig(**{**config, "channels": tuple(config["channels"])}))
+    load_trunk_weights(model, {k: v.float() for k, v in weights.items()})
+    return model
+
+
 def export(checkpoint: Path, out: Path) -> None:
     """Write the trunk's weights as float16 (the shipped size) with its config and step."""
     state = torch.load(checkpoint, map_location="cpu")
@@ -202,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tiny", action="store_true", help="a tiny trunk, for smoke tests")
     p.add_argument("--val-every", type=int, default=500, help="steps between validation runs")
     p.add_argument("--export", type=Path, default=None, help="write the checkpoint's weights (float16) here and stop")
+    p.add_argument("--validate", type=Path, default=None, metavar="CHECKPOINT",
+                   help="print the PSNR of this checkpoint's trunk (any trainer's) on the validation crops and stop")
     p.add_argument("--init", type=Path, default=None,
                    help="start from exported weights (e.g. weights/trunk-v2-resume.pt) when the workdir has no checkpoint")
     p.add_argument("--from", dest="start_from", type=Path, default=None,
@@ -213,6 +235,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.init is not None and args.start_from is not None:
         print("error: give --init (resume) or --from (fine-tune), not both", file=sys.stderr)
         return 2
+    if args.validate is not None:
+        torch.set_num_threads(args.threads)
+        scores = validate(trunk_of(args.validate), validation_images(args.data))
+        print(f"{args.validate}: " + " ".join(f"sigma{int(k)} {v:.2f} dB" for k, v in scores.items()))
+        return 0
     if args.export is not None:
         if not (args.workdir / "checkpoint.pt").exists():
             print(f"error: no checkpoint in {args.workdir} to export", file=sys.stderr)
@@ -222,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.patch % 8:
         print("error: --patch must be a multiple of 8", file=sys.stderr)
         return 2
-    kw = {k: v for k, v in vars(args).items() if k != "export"}
+    kw = {k: v for k, v in vars(args).items() if k not in ("export", "validate")}
     train(DenoiserConfig(**kw))
     return 0
 
