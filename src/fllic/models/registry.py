@@ -53,6 +53,13 @@ SHIPPED: tuple[ModelInfo, ...] = (
         "camera noise: fllic-camera-v2's trunk (noise map and kind) ahead of v3's codec; what --sigma auto picks "
         "for correlated noise; shares fllic-camera-v2's trunk file",
     ),
+    ModelInfo(
+        "fllic-weak-v3",
+        "fllic-weak-v3.pt",
+        "weakly supervised, from noisy images only: fllic-weak-v2's Neighbor2Neighbor trunk ahead of a codec "
+        "retrained to code that trunk's estimate under the clean-entropy rate budget, AWGN sigma 5-50; "
+        "shares fllic-weak-v2's trunk file",
+    ),
 )
 DEFAULT_MODEL = "fllic-awgn-v3"  # v1 and v2 stay shipped: their files still decode
 CAMERA_MODEL = "fllic-camera-v3"  # what --sigma auto picks for correlated (camera, JPEG) noise
