@@ -45,7 +45,8 @@ def estimate_sigma(image: np.ndarray) -> float:
     clipping makes the stored noise weaker than the noise that was added.
     The tail's mean is corrected for the spread of a sample covariance's
     eigenvalues (Marchenko-Pastur): without it the estimate fell 3.5 % short
-    at sigma 50 on CBSD68's small images. Rounding's 1/12 is subtracted. Accuracy per sigma: results/noise_estimation.md.
+    at sigma 50 on CBSD68's small images. Rounding's 1/12 is subtracted.
+    Accuracy per sigma: results/noise_estimation.md.
     Images too small for patches fall back to :func:`estimate_sigma_mad`.
     """
     from numpy.lib.stride_tricks import sliding_window_view

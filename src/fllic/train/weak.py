@@ -22,22 +22,23 @@ clean-image supervision). The loss, per patch y with noise level sigma:
   bits above the clean image's own cost can only be buying noise.
 
 That joint loss (``--stage joint``, the recipe of ``fllic-weak-v2``) trains
-slowly: the codec chases the noise it is told to reproduce. The staged recipe
-of ``fllic-weak-v3`` follows remote-source coding instead (docs/theory.md):
+slowly: the codec chases the noise it is told to reproduce. Remote-source
+coding (docs/theory.md, section 6) suggests stages instead:
 
-- ``--stage trunk --trunk-loss r2r``: the trunk alone, as a denoiser, with
-  Recorrupted-to-Recorrupted (Pang et al., CVPR 2021) fidelity to the noisy
-  observation. With fresh z ~ N(0, sigma²) the pair y + alpha·z, y - z/alpha has
+- ``--stage trunk``: the trunk alone, as a denoiser, with Neighbor2Neighbor or
+  (``--trunk-loss r2r``) Recorrupted-to-Recorrupted (Pang et al., CVPR 2021).
+  With fresh z ~ N(0, sigma²), the pair y + alpha·z, y - z/alpha has
   independent noises, so ``E|f(y + alpha z) - (y - z/alpha)|^2`` is the MSE to
-  the clean image plus sigma²(1 + 1/alpha²): supervised training, in
-  expectation, from noisy pixels and sigma alone. The trunk learns at the input
-  level sigma·sqrt(1 + alpha²). (The loss minus that known excess would
-  estimate the clean MSE, but the stored images are clipped to 8 bits, which
-  shrinks their noise by more than the MSE itself: it is not logged.)
+  the clean image plus sigma²(1 + 1/alpha²): supervised training in
+  expectation, from noisy pixels and sigma alone, at the input level
+  sigma·sqrt(1 + alpha²). On 8-bit files, clipping breaks that identity near
+  black and white, and R2R lost ground in a few hundred steps
+  (results/training/weak-v3-trunk-trials.md).
 - ``--stage codec --codec-target estimate``: the trunk frozen, the codec
   learns to code its estimate (distortion to the estimate, the rate, and the
-  budget): the estimate is the noisy observation's best clean projection, and
-  bits beyond it buy nothing (the remote-source theorem).
+  budget). The estimate is the noisy observation's clean projection, and bits
+  beyond it buy nothing. ``fllic-weak-v3`` is ``fllic-weak-v2``'s N2N trunk with
+  its codec retrained this way.
 """
 
 from __future__ import annotations
