@@ -203,3 +203,10 @@ def test_default_quality_is_measured_against_the_models_best_point():
              20.0: {"estimate": 26.0, "levels": [(25.0, 0.3), (27.0, 0.6), (28.0, 1.0)]}}
     assert choose(table, 0.2) == [[15.0, 2], [255.0, 3]]
     assert uniform(choose(table, 0.2)) == [[255.0, 3]]  # camera noise: one level, within tolerance everywhere
+
+
+def test_the_default_is_the_finest_level_when_no_level_reaches_the_estimate():
+    from fllic.train.quality import choose
+
+    table = {25.0: {"estimate": 40.0, "levels": [(30.0, 0.5), (31.0, 1.0)]}}
+    assert choose(table, 0.2) == [[255.0, 2]]

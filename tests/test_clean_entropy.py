@@ -58,8 +58,7 @@ def test_an_unknown_model_has_no_calibration():
 
 
 def test_the_default_model_ships_its_calibration():
-    from fllic.entropy.clean import load_calibration
-    from fllic.entropy.clean import DEFAULT_CALIBRATION
+    from fllic.entropy.clean import DEFAULT_CALIBRATION, load_calibration
 
     cal = load_calibration(DEFAULT_CALIBRATION)
     assert cal.distortion > 0 and cal.gain > 0 and cal.kappa >= 1.0

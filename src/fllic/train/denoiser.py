@@ -181,20 +181,22 @@ def _trunk_weights(state: dict) -> dict[str, torch.Tensor]:
 
 
 def trunk_of(path: Path) -> DenoisingTrunk:
-    """The denoising trunk of a checkpoint (this trainer's, a codec trainer's with trunk.* keys, an exported
-    trunk) or of a shipped model (its id or its file)."""
-    if not path.exists() or "trunk_file" in (state := torch.load(path, map_location="cpu", weights_only=True)):
+    """The denoising trunk of a shipped model (its id or its file), of this trainer's checkpoint or exported
+    trunk, or of a codec trainer's checkpoint or float resume point (its trunk.* weights)."""
+    state = torch.load(path, map_location="cpu", weights_only=True) if path.exists() else None
+    if state is None or "decoder" in state:
         from fllic.models.registry import resolve
 
         return resolve(str(path)).net.trunk.float().eval()
-    if "model" in state and "opt" in state and not any(k.startswith("trunk.") for k in state["model"]):
-        config, weights = state["config"], state["model"]  # python -m fllic.train.denoiser's own checkpoint
-    elif "model" in state:
-        config = {"channels": tuple(state["config"]["trunk"]), "blocks": state["config"]["trunk_blocks"],
-                  "kind_input": state["config"].get("trunk_kind", False)}
-        weights = {k.removeprefix("trunk."): v for k, v in state["model"].items() if k.startswith("trunk.")}
+    if "channels" in state.get("config", {}):
+        config, weights = state["config"], state.get("model", state.get("state_dict"))
     else:
-        config, weights = state["config"], _trunk_weights(state)
+        from fllic.train.export import _float_weights
+
+        codec_config, all_weights, _ = _float_weights(path)
+        config = {"channels": codec_config["trunk"], "blocks": codec_config["trunk_blocks"],
+                  "kind_input": codec_config.get("trunk_kind", False)}
+        weights = {k.removeprefix("trunk."): v for k, v in all_weights.items() if k.startswith("trunk.")}
     model = DenoisingTrunk(TrunkConfig(**{**config, "channels": tuple(config["channels"])}))
     load_trunk_weights(model, {k: v.float() for k, v in weights.items()})
     return model

@@ -100,13 +100,14 @@ def measure_camera(model, images: list[np.ndarray], shots=CAMERA_SHOTS) -> dict[
 def choose(table: dict[float, dict], tolerance: float) -> list[list[float]]:
     """``[[sigma_max, level], ...]``: per grid sigma the coarsest level within ``tolerance`` of the
     model's best, its estimate (ŷ unquantized) or its best coded level, whichever is higher (a
-    coded level can beat an unquantized ŷ that g_s never saw in training)."""
+    coded level can beat an unquantized ŷ that g_s never saw in training); the finest level when
+    none is within reach of the estimate."""
     sigmas = sorted(table)
     pairs = []
     for i, s in enumerate(sigmas):
         levels = table[s]["levels"]
         best = max([table[s]["estimate"]] + [p for p, _ in levels])
-        level = next(q for q, (p, _) in enumerate(levels) if p >= best - tolerance) + 1
+        level = next((q for q, (p, _) in enumerate(levels) if p >= best - tolerance), len(levels) - 1) + 1
         bound = (s + sigmas[i + 1]) / 2 if i + 1 < len(sigmas) else 255.0
         pairs.append([float(bound), int(level)])
     return pairs

@@ -52,6 +52,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fllic.entropy.clean import DEFAULT_CALIBRATION
 from fllic.models.fllic_net import FLLIC, FllicConfig, bits
 from fllic.train.loop import _lr, _sample_q, _save, _threads_wanted
 from fllic.train.weak_data import load_noisy_set
@@ -71,7 +72,7 @@ class WeakConfig:
     budget_weight: float = 4.0
     gamma: float = 2.0  # Neighbor2Neighbor's regulariser weight
     q_range: tuple[float, float] = (0.25, 4.0)
-    calibration: str = "fllic-awgn-v2"  # whose H(I) calibration sets the budget
+    calibration: str = DEFAULT_CALIBRATION  # whose H(I) calibration sets the budget
     threads: int = 2
     seed: int = 0
     ckpt_every: int = 100
@@ -266,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=300, help="learning-rate warm-up steps")
     p.add_argument("--lmbda", type=float, default=0.04, help="λ0 in λ(q) = λ0/q²")
     p.add_argument("--budget-weight", type=float, default=4.0, help="weight of the bits above the clean-entropy budget")
-    p.add_argument("--calibration", default="fllic-awgn-v2", help="model id whose H(I) calibration sets the budget")
+    p.add_argument("--calibration", default=DEFAULT_CALIBRATION, help="model id whose H(I) calibration sets the budget")
     p.add_argument("--threads", type=int, default=2, help="torch threads (a file 'threads' in the workdir overrides it)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-every", type=int, default=20, help="steps between log lines")
