@@ -173,3 +173,67 @@ def test_recorrupted_pairs_have_independent_noises():
     assert abs(float((na * nb).mean())) < 0.02 * float(na.var())
     assert float(na.var()) == pytest.approx((20 / 255) ** 2 * 1.25, rel=0.02)
     assert float(nb.var()) == pytest.approx((20 / 255) ** 2 * 5.0, rel=0.02)
+
+
+def test_cbm3d_pseudo_targets_come_from_the_noisy_set_alone(tmp_path, noisy_set):
+    """The targets are CBM3D of the stored noisy pixels at their stored sigma; a second run reuses the finished parts."""
+    pytest.importorskip("bm3d")
+    import shutil
+
+    from fllic.train.weak_data import load_noisy_set, load_targets, make_pseudo_targets
+
+    root, out = noisy_set
+    shutil.rmtree(root)  # no clean image to read
+    targets_path = tmp_path / "cbm3d.npz"
+    assert make_pseudo_targets(out, targets_path, jobs=1, progress=False) == 4
+    images, _ = load_noisy_set(out)
+    targets = load_targets(targets_path, images)
+    assert all(t.shape == y.shape and t.dtype == np.uint8 for t, y in zip(targets, images))
+    rough = lambda a: float(np.abs(np.diff(a.astype(np.float64), axis=1)).mean())
+    assert all(rough(t) < 0.5 * rough(y) for t, y in zip(targets, images))  # denoised: far smoother than the input
+    (tmp_path / "cbm3d.npz").unlink()
+    for part in (tmp_path / "cbm3d.npz.parts").iterdir():
+        np.save(part, np.zeros_like(np.load(part)))  # a resumed run takes the finished parts as they are
+    make_pseudo_targets(out, targets_path, jobs=1, progress=False)
+    assert not any(load_noisy_set(targets_path)[0][0].ravel())
+    with pytest.raises(ValueError, match="does not match"):
+        load_targets(targets_path, images[:3])
+
+
+def test_patches_carry_their_targets_same_crop(noisy_set):
+    from fllic.train.weak import NoisyPatches
+    from fllic.train.weak_data import load_noisy_set
+
+    images, sigmas = load_noisy_set(noisy_set[1])
+    patches, _ = NoisyPatches(images, sigmas, 64, seed=3, targets=[255 - y for y in images]).batch(5)
+    assert patches.shape == (5, 64, 64, 6)
+    assert np.array_equal(patches[..., 3:], 255 - patches[..., :3])
+
+
+@pytest.mark.parametrize("n2n_weight", ["0", "0.5"])
+def test_distillation_trains_the_trunk_on_the_stored_targets(tmp_path, noisy_set, n2n_weight):
+    from fllic.train.weak import main
+    from fllic.train.weak_data import load_noisy_set
+
+    _, out = noisy_set
+    images, sigmas = load_noisy_set(out)
+    np.savez(tmp_path / "cbm3d.npz", sigmas=sigmas, **{f"img{i}": y for i, y in enumerate(images)})
+    common = ["--noisy-set", str(out), "--tiny", "--batch", "2", "--patch", "64", "--threads", "1", "--no-bf16",
+              "--log-every", "1"]
+    assert main(common + ["--workdir", str(tmp_path / "a"), "--steps", "1"]) == 0
+    before = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)["model"]
+    assert main(common + ["--workdir", str(tmp_path / "b"), "--steps", "2", "--stage", "trunk", "--trunk-loss", "distill",
+                          "--n2n-weight", n2n_weight, "--from", str(tmp_path / "a" / "checkpoint.pt")]) == 0
+    after = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["model"]
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("trunk."))
+    assert all(torch.equal(before[k], after[k]) for k in before if not k.startswith("trunk."))
+    log = (tmp_path / "b" / "train.log").read_text()
+    assert "distill" in log and ("n2n" in log) == (n2n_weight != "0")
+
+
+def test_distillation_without_targets_is_a_clear_error(tmp_path, noisy_set, capsys):
+    from fllic.train.weak import main
+
+    assert main(["--noisy-set", str(noisy_set[1]), "--tiny", "--workdir", str(tmp_path / "w"), "--steps", "1",
+                 "--stage", "trunk", "--trunk-loss", "distill"]) == 1
+    assert "--cbm3d-targets" in capsys.readouterr().err

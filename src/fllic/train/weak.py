@@ -34,6 +34,11 @@ coding (docs/theory.md, section 6) suggests stages instead:
   sigma·sqrt(1 + alpha²). On 8-bit files, clipping breaks that identity near
   black and white, and R2R lost ground in a few hundred steps
   (results/training/weak-v3-trunk-trials.md).
+  ``--trunk-loss distill`` instead regresses the trunk on CBM3D's estimate of
+  each stored noisy image (``python -m fllic.train.weak_data --cbm3d-targets``):
+  a target computed from the noisy pixels and sigma alone, so still noisy-only,
+  and with none of Neighbor2Neighbor's target noise; ``--n2n-weight`` adds the
+  Neighbor2Neighbor term beside it.
 - ``--stage codec --codec-target estimate``: the trunk frozen, the codec
   learns to code its estimate (distortion to the estimate, the rate, and the
   budget). The estimate is the noisy observation's clean projection, and bits
@@ -46,7 +51,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +60,7 @@ import torch
 from fllic.entropy.clean import DEFAULT_CALIBRATION
 from fllic.models.fllic_net import FLLIC, FllicConfig, bits
 from fllic.train.loop import _lr, _sample_q, _save, _threads_wanted
-from fllic.train.weak_data import load_noisy_set
+from fllic.train.weak_data import load_noisy_set, load_targets
 
 
 @dataclass
@@ -81,15 +86,24 @@ class WeakConfig:
     tiny: bool = False
     start_from: Path | None = None  # a weak checkpoint to go on from, on a new schedule and a new noisy set
     stage: str = "joint"  # "joint": trunk and codec together; "trunk": the trunk alone; "codec": the trunk frozen
-    trunk_loss: str = "n2n"  # the trunk's self-supervised loss: "n2n" (Neighbor2Neighbor) or "r2r" (recorruption)
+    trunk_loss: str = "n2n"  # the trunk's loss: "n2n" (Neighbor2Neighbor), "r2r" (recorruption) or "distill" (CBM3D)
+    targets: Path | None = None  # CBM3D's estimates of the noisy set, for trunk_loss "distill"
+    n2n_weight: float = 0.0  # the Neighbor2Neighbor term's weight beside "distill"
     alpha: float = 0.5  # R2R's recorruption strength
     codec_target: str = "noisy"  # what x_hat is compared with: the noisy patch, or the trunk's estimate
 
 
 class NoisyPatches:
-    """Random crops, flips and rotations of the noisy images: the trainer's only view of the data."""
+    """Random crops, flips and rotations of the noisy images: the trainer's only view of the data.
 
-    def __init__(self, images: list[np.ndarray], sigmas: np.ndarray, patch: int, seed: int):
+    With ``targets`` (pseudo-targets made from the noisy images) each patch
+    carries its target's same crop as channels 3-5.
+    """
+
+    def __init__(self, images: list[np.ndarray], sigmas: np.ndarray, patch: int, seed: int,
+                 targets: list[np.ndarray] | None = None):
+        if targets is not None:
+            images = [np.concatenate([y, t], axis=2) for y, t in zip(images, targets)]
         keep = [i for i, im in enumerate(images) if min(im.shape[:2]) >= patch]
         if not keep:
             raise ValueError(f"no noisy image is at least {patch} pixels on each side")
@@ -98,9 +112,9 @@ class NoisyPatches:
         self.patch, self.rng = patch, np.random.default_rng(seed)
 
     def batch(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """(n, p, p, 3) uint8 noisy patches and their sigmas."""
+        """(n, p, p, 3) uint8 noisy patches (6 channels with targets) and their sigmas."""
         p, rng = self.patch, self.rng
-        out = np.empty((n, p, p, 3), np.uint8)
+        out = np.empty((n, p, p, self.images[0].shape[2]), np.uint8)
         idx = rng.integers(len(self.images), size=n)
         for k, i in enumerate(idx):
             img = self.images[i]
@@ -141,12 +155,20 @@ def recorrupted_pair(y: torch.Tensor, sigma: torch.Tensor, alpha: float,
 
 
 def trunk_loss(model: FLLIC, y: torch.Tensor, sigma: torch.Tensor, cfg: WeakConfig,
-               gen: torch.Generator) -> dict[str, torch.Tensor]:
-    """The trunk's self-supervised denoising loss, Neighbor2Neighbor or R2R (see the module docstring)."""
+               gen: torch.Generator, target: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """The trunk's denoising loss from noisy pixels: N2N, R2R or distillation (see the module docstring)."""
     if cfg.trunk_loss == "r2r":
         y_in, y_target = recorrupted_pair(y, sigma, cfg.alpha, gen)
         f = model.estimate(y_in, sigma * (1 + cfg.alpha**2) ** 0.5).float()
         return {"r2r": ((f - y_target) ** 2).mean()}
+    if cfg.trunk_loss == "distill":
+        if target is None:
+            raise ValueError("trunk loss 'distill' needs pseudo-targets (--targets)")
+        distill = ((model.estimate(y, sigma).float() - target) ** 2).mean()
+        if cfg.n2n_weight == 0:
+            return {"distill": distill}
+        n2n = trunk_loss(model, y, sigma, replace(cfg, trunk_loss="n2n"), gen)["n2n"]
+        return {"distill": distill + cfg.n2n_weight * n2n, "n2n": n2n}
     state = gen.get_state()
     g1, g2 = neighbour_pair(y, gen)
     with torch.no_grad():
@@ -160,11 +182,13 @@ def losses(model: FLLIC, patches: np.ndarray, sigmas: np.ndarray, q: torch.Tenso
            calibration, gen: torch.Generator) -> dict[str, torch.Tensor]:
     """The weak loss's parts for one batch, for cfg.stage (see the module docstring)."""
     y = torch.from_numpy(patches).permute(0, 3, 1, 2).float() / 255.0
+    y, target = (y[:, :3], y[:, 3:]) if y.shape[1] == 6 else (y, None)
+    patches = patches[..., :3]
     sigma = torch.from_numpy(np.asarray(sigmas, np.float32))
     parts: dict[str, torch.Tensor] = {}
     denoise = torch.zeros(())
     if cfg.stage != "codec":
-        parts = trunk_loss(model, y, sigma, cfg, gen)
+        parts = trunk_loss(model, y, sigma, cfg, gen, target)
         denoise = parts[cfg.trunk_loss]
         if cfg.stage == "trunk":  # a plain denoiser's loss, as python -m fllic.train.denoiser's
             return {"loss": denoise, **parts}
@@ -192,8 +216,6 @@ def _trained_parameters(model: FLLIC, stage: str) -> list[torch.nn.Parameter]:
 
 
 def train(cfg: WeakConfig) -> None:
-    from dataclasses import replace
-
     from fllic.entropy.clean import load_calibration
 
     cfg.workdir.mkdir(parents=True, exist_ok=True)
@@ -217,7 +239,10 @@ def train(cfg: WeakConfig) -> None:
                              "so no clean supervision enters")
         model.load_state_dict({k: v.float() for k, v in weights.items()})
     images, sigmas = load_noisy_set(cfg.noisy_set)
-    sampler = NoisyPatches(images, sigmas, cfg.patch, cfg.seed + step)
+    targets = None
+    if cfg.trunk_loss == "distill" and cfg.stage != "codec":
+        targets = load_targets(cfg.targets, images)
+    sampler = NoisyPatches(images, sigmas, cfg.patch, cfg.seed + step, targets)
     calibration = load_calibration(cfg.calibration)
     gen = torch.Generator().manual_seed(cfg.seed + step)
     torch.manual_seed(cfg.seed + step)
@@ -278,8 +303,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-bf16", dest="bf16", action="store_false", help="run the trunk in float32")
     p.add_argument("--stage", choices=("joint", "trunk", "codec"), default="joint",
                    help="train trunk and codec together, the trunk alone, or the codec on the frozen trunk")
-    p.add_argument("--trunk-loss", choices=("n2n", "r2r"), default="n2n",
-                   help="the trunk's self-supervised loss: Neighbor2Neighbor or Recorrupted-to-Recorrupted")
+    p.add_argument("--trunk-loss", choices=("n2n", "r2r", "distill"), default="n2n",
+                   help="the trunk's loss: Neighbor2Neighbor, Recorrupted-to-Recorrupted, or distillation of CBM3D")
+    p.add_argument("--targets", type=Path, default=None,
+                   help="CBM3D's estimates of the noisy set, for --trunk-loss distill (default: cbm3d.npz beside it)")
+    p.add_argument("--n2n-weight", type=float, default=0.0, help="the Neighbor2Neighbor term's weight beside distill")
     p.add_argument("--alpha", type=float, default=0.5, help="R2R's recorruption strength")
     p.add_argument("--codec-target", choices=("noisy", "estimate"), default="noisy",
                    help="the codec's distortion: to the noisy patch, or to the trunk's estimate")
@@ -292,6 +320,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.noisy_set.exists():
         print(f"error: no noisy set at {args.noisy_set}; make one with python -m fllic.train.weak_data", file=sys.stderr)
         return 1
+    if args.trunk_loss == "distill" and args.stage != "codec":
+        args.targets = args.targets or args.noisy_set.with_name("cbm3d.npz")
+        if not args.targets.exists():
+            print(f"error: no CBM3D targets at {args.targets}; make them with python -m fllic.train.weak_data "
+                  f"--out {args.noisy_set} --cbm3d-targets {args.targets}", file=sys.stderr)
+            return 1
     train(WeakConfig(**vars(args)))
     return 0
 

@@ -5,6 +5,12 @@ This module is the only place of the weak pipeline that reads clean images:
 and writes the noisy pixels and their noise levels to one .npz file. The
 trainer (:mod:`fllic.train.weak`) is given that file and never the data
 folder, so it cannot reach a clean pixel (tests/test_weak.py checks it).
+
+``make_pseudo_targets`` reads that file, not the data folder: it runs CBM3D
+on each stored noisy image at its stored noise level and writes the results
+beside it. A CBM3D estimate is a function of the noisy pixels and sigma alone,
+so a trunk distilled from it stays trained from noisy images only
+(``python -m fllic.train.weak --trunk-loss distill``).
 """
 
 from __future__ import annotations
@@ -57,6 +63,50 @@ def load_noisy_set(path: Path) -> tuple[list[np.ndarray], np.ndarray]:
         return [f[k] for k in keys], f["sigmas"]
 
 
+def _cbm3d_one(args: tuple[np.ndarray, float]) -> np.ndarray:
+    import bm3d
+    from bm3d.profiles import BM3DProfileLC
+
+    noisy, sigma = args
+    out = bm3d.bm3d_rgb(noisy.astype(np.float64) / 255.0, sigma / 255.0, profile=BM3DProfileLC())
+    return np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
+
+
+def make_pseudo_targets(noisy_set: Path, out: Path, jobs: int = 2, progress: bool = True) -> int:
+    """CBM3D's estimate of every image in ``noisy_set`` at its stored sigma, written to ``out``.
+
+    CBM3D runs with its low-complexity profile (Mäkinen et al.'s ``BM3DProfileLC``),
+    about 2.5 times faster than its normal one on this CPU.
+
+    Each finished image is kept in ``<out>.parts/`` so an interrupted run
+    resumes; ``out`` has the noisy set's keys (img0, img1, ...). Returns the
+    number of images. Needs the bm3d package (``pip install 'fllic[bench]'``).
+    """
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tqdm import tqdm
+
+    images, sigmas = load_noisy_set(noisy_set)
+    parts = out.with_name(out.name + ".parts")
+    parts.mkdir(parents=True, exist_ok=True)
+    todo = [i for i in range(len(images)) if not (parts / f"img{i}.npy").exists()]
+    with ProcessPoolExecutor(max(1, jobs)) as pool, tqdm(total=len(images), initial=len(images) - len(todo),
+                                                          unit="image", desc="CBM3D", disable=not progress) as bar:
+        for i, target in zip(todo, pool.map(_cbm3d_one, ((images[i], float(sigmas[i])) for i in todo))):
+            np.save(parts / f"img{i}.npy", target)
+            bar.update()
+    np.savez(out, sigmas=sigmas, **{f"img{i}": np.load(parts / f"img{i}.npy") for i in range(len(images))})
+    return len(images)
+
+
+def load_targets(path: Path, images: list[np.ndarray]) -> list[np.ndarray]:
+    """The pseudo-targets written by :func:`make_pseudo_targets`, checked against ``images``."""
+    targets, _ = load_noisy_set(path)
+    if len(targets) != len(images) or any(t.shape != y.shape for t, y in zip(targets, images)):
+        raise ValueError(f"{path} does not match the noisy set (made from another one?); remake it")
+    return targets
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m fllic.train.weak_data", description=__doc__)
     p.add_argument("--data", type=Path, default=Path("../shared/data"), help="folder with the training sets")
@@ -65,7 +115,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sigma-range", type=float, nargs=2, default=(5.0, 50.0), metavar=("LO", "HI"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--full-size", dest="half", action="store_false", help="do not downscale by 2 first")
+    p.add_argument("--cbm3d-targets", type=Path, default=None, metavar="OUT",
+                   help="instead: run CBM3D on the noisy set at --out and write its estimates to OUT")
+    p.add_argument("--jobs", type=int, default=2, help="CBM3D processes")
     args = p.parse_args(argv)
+    if args.cbm3d_targets is not None:
+        n = make_pseudo_targets(args.out, args.cbm3d_targets, args.jobs)
+        print(f"wrote CBM3D estimates of {n} noisy images to {args.cbm3d_targets}")
+        return 0
     n = make_noisy_set(args.data, args.out, args.sets, tuple(args.sigma_range), args.seed, args.half)
     print(f"wrote {n} noisy images to {args.out}")
     return 0
