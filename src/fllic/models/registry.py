@@ -60,6 +60,13 @@ SHIPPED: tuple[ModelInfo, ...] = (
         "retrained to code that trunk's estimate under the clean-entropy rate budget, AWGN sigma 5-50; "
         "shares fllic-weak-v2's trunk file",
     ),
+    ModelInfo(
+        "fllic-weak-v4",
+        "fllic-weak-v4.pt",
+        "weakly supervised, from noisy images only: a trunk distilled from CBM3D's estimates of the stored noisy "
+        "images ahead of fllic-weak-v3's codec, fine-tuned to code that trunk's estimate, AWGN sigma 5-50; "
+        "its trunk ships beside it (fllic-weak-v4-trunk.pt)",
+    ),
 )
 DEFAULT_MODEL = "fllic-awgn-v3"  # v1 and v2 stay shipped: their files still decode
 CAMERA_MODEL = "fllic-camera-v3"  # what --sigma auto picks for correlated (camera, JPEG) noise
