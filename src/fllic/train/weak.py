@@ -38,7 +38,8 @@ coding (docs/theory.md, section 6) suggests stages instead:
   each stored noisy image (``python -m fllic.train.weak_data --cbm3d-targets``):
   a target computed from the noisy pixels and sigma alone, so still noisy-only,
   and with none of Neighbor2Neighbor's target noise; ``--n2n-weight`` adds the
-  Neighbor2Neighbor term beside it.
+  Neighbor2Neighbor term beside it. ``fllic-weak-v4``'s trunk was trained so,
+  then its codec with the stage below.
 - ``--stage codec --codec-target estimate``: the trunk frozen, the codec
   learns to code its estimate (distortion to the estimate, the rate, and the
   budget). The estimate is the noisy observation's clean projection, and bits
