@@ -192,10 +192,13 @@ def test_cbm3d_pseudo_targets_come_from_the_noisy_set_alone(tmp_path, noisy_set)
     rough = lambda a: float(np.abs(np.diff(a.astype(np.float64), axis=1)).mean())
     assert all(rough(t) < 0.5 * rough(y) for t, y in zip(targets, images))  # denoised: far smoother than the input
     (tmp_path / "cbm3d.npz").unlink()
-    for part in (tmp_path / "cbm3d.npz.parts").iterdir():
+    for part in (tmp_path / "cbm3d.npz.parts").glob("img*.npy"):
         np.save(part, np.zeros_like(np.load(part)))  # a resumed run takes the finished parts as they are
     make_pseudo_targets(out, targets_path, jobs=1, progress=False)
     assert not any(load_noisy_set(targets_path)[0][0].ravel())
+    (tmp_path / "cbm3d.npz.parts" / "source.sha256").write_text("another noisy set")
+    make_pseudo_targets(out, targets_path, jobs=1, progress=False)  # stale parts are dropped, not reused
+    assert np.array_equal(load_noisy_set(targets_path)[0][0], targets[0])
     with pytest.raises(ValueError, match="does not match"):
         load_targets(targets_path, images[:3])
 
@@ -229,6 +232,13 @@ def test_distillation_trains_the_trunk_on_the_stored_targets(tmp_path, noisy_set
     assert all(torch.equal(before[k], after[k]) for k in before if not k.startswith("trunk."))
     log = (tmp_path / "b" / "train.log").read_text()
     assert "distill" in log and ("n2n" in log) == (n2n_weight != "0")
+
+
+def test_cbm3d_targets_without_a_noisy_set_is_a_clear_error(tmp_path, capsys):
+    from fllic.train.weak_data import main
+
+    assert main(["--out", str(tmp_path / "none.npz"), "--cbm3d-targets", str(tmp_path / "t.npz")]) == 1
+    assert "no noisy set" in capsys.readouterr().err
 
 
 def test_distillation_without_targets_is_a_clear_error(tmp_path, noisy_set, capsys):

@@ -169,7 +169,7 @@ def trunk_loss(model: FLLIC, y: torch.Tensor, sigma: torch.Tensor, cfg: WeakConf
         if cfg.n2n_weight == 0:
             return {"distill": distill}
         n2n = trunk_loss(model, y, sigma, replace(cfg, trunk_loss="n2n"), gen)["n2n"]
-        return {"distill": distill + cfg.n2n_weight * n2n, "n2n": n2n}
+        return {"distill": distill + cfg.n2n_weight * n2n, "mse_target": distill, "n2n": n2n}
     state = gen.get_state()
     g1, g2 = neighbour_pair(y, gen)
     with torch.no_grad():
@@ -242,7 +242,7 @@ def train(cfg: WeakConfig) -> None:
     images, sigmas = load_noisy_set(cfg.noisy_set)
     targets = None
     if cfg.trunk_loss == "distill" and cfg.stage != "codec":
-        targets = load_targets(cfg.targets, images)
+        targets = load_targets(cfg.targets or cfg.noisy_set.with_name("cbm3d.npz"), images)
     sampler = NoisyPatches(images, sigmas, cfg.patch, cfg.seed + step, targets)
     calibration = load_calibration(cfg.calibration)
     gen = torch.Generator().manual_seed(cfg.seed + step)

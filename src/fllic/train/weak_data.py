@@ -79,16 +79,24 @@ def make_pseudo_targets(noisy_set: Path, out: Path, jobs: int = 2, progress: boo
     about 2.5 times faster than its normal one on this CPU.
 
     Each finished image is kept in ``<out>.parts/`` so an interrupted run
-    resumes; ``out`` has the noisy set's keys (img0, img1, ...). Returns the
-    number of images. Needs the bm3d package (``pip install 'fllic[bench]'``).
+    resumes (parts made from another noisy set, by its SHA-256, are dropped);
+    ``out`` has the noisy set's keys (img0, img1, ...). Returns the number of
+    images. Needs the bm3d package (``pip install 'fllic[bench]'``).
     """
+    import hashlib
+    import shutil
     from concurrent.futures import ProcessPoolExecutor
 
     from tqdm import tqdm
 
     images, sigmas = load_noisy_set(noisy_set)
     parts = out.with_name(out.name + ".parts")
+    source = hashlib.sha256(noisy_set.read_bytes()).hexdigest()
+    stamp = parts / "source.sha256"
+    if parts.exists() and (not stamp.exists() or stamp.read_text().strip() != source):
+        shutil.rmtree(parts)
     parts.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(source)
     todo = [i for i in range(len(images)) if not (parts / f"img{i}.npy").exists()]
     with ProcessPoolExecutor(max(1, jobs)) as pool, tqdm(total=len(images), initial=len(images) - len(todo),
                                                           unit="image", desc="CBM3D", disable=not progress) as bar:
@@ -120,6 +128,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=2, help="CBM3D processes")
     args = p.parse_args(argv)
     if args.cbm3d_targets is not None:
+        if not args.out.exists():
+            print(f"error: no noisy set at {args.out}; make it first with python -m fllic.train.weak_data",
+                  file=sys.stderr)
+            return 1
+        import importlib.util
+
+        if importlib.util.find_spec("bm3d") is None:
+            print("error: CBM3D targets need the bm3d package: pip install 'fllic[bench]'", file=sys.stderr)
+            return 1
         n = make_pseudo_targets(args.out, args.cbm3d_targets, args.jobs)
         print(f"wrote CBM3D estimates of {n} noisy images to {args.cbm3d_targets}")
         return 0
