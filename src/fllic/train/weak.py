@@ -61,7 +61,7 @@ import torch
 from fllic.entropy.clean import DEFAULT_CALIBRATION
 from fllic.models.fllic_net import FLLIC, FllicConfig, bits
 from fllic.train.loop import _lr, _sample_q, _save, _threads_wanted
-from fllic.train.weak_data import load_noisy_set, load_targets
+from fllic.train.weak_data import load_noisy_set, load_targets, targets_path
 
 
 @dataclass
@@ -242,7 +242,7 @@ def train(cfg: WeakConfig) -> None:
     images, sigmas = load_noisy_set(cfg.noisy_set)
     targets = None
     if cfg.trunk_loss == "distill" and cfg.stage != "codec":
-        targets = load_targets(cfg.targets or cfg.noisy_set.with_name("cbm3d.npz"), images)
+        targets = load_targets(targets_path(cfg.noisy_set, cfg.targets), images)
     sampler = NoisyPatches(images, sigmas, cfg.patch, cfg.seed + step, targets)
     calibration = load_calibration(cfg.calibration)
     gen = torch.Generator().manual_seed(cfg.seed + step)
@@ -322,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no noisy set at {args.noisy_set}; make one with python -m fllic.train.weak_data", file=sys.stderr)
         return 1
     if args.trunk_loss == "distill" and args.stage != "codec":
-        args.targets = args.targets or args.noisy_set.with_name("cbm3d.npz")
+        args.targets = targets_path(args.noisy_set, args.targets)
         if not args.targets.exists():
             print(f"error: no CBM3D targets at {args.targets}; make them with python -m fllic.train.weak_data "
                   f"--out {args.noisy_set} --cbm3d-targets {args.targets}", file=sys.stderr)

@@ -67,9 +67,10 @@ def _cbm3d_one(args: tuple[np.ndarray, float]) -> np.ndarray:
     import bm3d
     from bm3d.profiles import BM3DProfileLC
 
+    from fllic.baselines.denoisers import _to_uint8
+
     noisy, sigma = args
-    out = bm3d.bm3d_rgb(noisy.astype(np.float64) / 255.0, sigma / 255.0, profile=BM3DProfileLC())
-    return np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
+    return _to_uint8(bm3d.bm3d_rgb(noisy.astype(np.float64) / 255.0, sigma / 255.0, profile=BM3DProfileLC()))
 
 
 def make_pseudo_targets(noisy_set: Path, out: Path, jobs: int = 2, progress: bool = True) -> int:
@@ -105,6 +106,11 @@ def make_pseudo_targets(noisy_set: Path, out: Path, jobs: int = 2, progress: boo
             bar.update()
     np.savez(out, sigmas=sigmas, **{f"img{i}": np.load(parts / f"img{i}.npy") for i in range(len(images))})
     return len(images)
+
+
+def targets_path(noisy_set: Path, targets: Path | None = None) -> Path:
+    """Where the pseudo-targets are: ``targets``, or cbm3d.npz beside the noisy set."""
+    return targets or noisy_set.with_name("cbm3d.npz")
 
 
 def load_targets(path: Path, images: list[np.ndarray]) -> list[np.ndarray]:
