@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tiny", action="store_true", help="a tiny model, for smoke tests")
     p.add_argument("--ckpt-every", type=int, default=100)
+    p.add_argument("--log-every", type=int, default=20)
     p.add_argument("--trunk", type=Path, default=None, help="v2: a denoising trunk (checkpoint or export of python -m fllic.train.denoiser) ahead of g_a")
     p.add_argument("--freeze-trunk", action="store_true", help="train the codec only, on the trunk's estimates")
     p.add_argument("--bf16", action="store_true", help="run the trunk under bf16 autocast (faster on CPUs with AVX-512 BF16)")
@@ -35,7 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--camera-fraction", type=float, default=0.0,
                    help="with --code-estimate: this fraction of patches through the camera pipeline, the trunk "
                         "reading their per-pixel noise maps (the camera model)")
+    p.add_argument("--grey-fraction", type=float, default=0.2, help="grey patches (AWGN patches only, with --camera-fraction)")
     p.add_argument("--warmup", type=int, default=300, help="learning-rate warm-up steps")
+    p.add_argument("--device", default="cpu", help="cpu, or cuda where a GPU is lent (python -m fllic.train.lease)")
+    p.add_argument("--workers", type=int, default=0, help="processes making patches ahead of the step (for a GPU)")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="stop after this much wall time, checkpointing; with --cosine the decay follows the clock")
     p.add_argument("--init", type=Path, default=None, help="start from these float weights (a checkpoint, or a float resume point such as weights/fllic-awgn-v1-float.pt) when the workdir has no checkpoint")
     return p
 

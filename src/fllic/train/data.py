@@ -153,16 +153,18 @@ class MixedNoiseSampler:
     (:func:`fllic.noise.camera.true_noise_map`), scaled by a random factor
     exp(N(0, ``map_jitter``)) so the trunk tolerates the estimator's error. The
     rest is AWGN with sigma ~ U[0, sigma_max] and a constant map, as in
-    :class:`PatchSampler`. A second map channel tells the kinds apart (1
+    :class:`PatchSampler`; a ``grey_fraction`` of those is grey (the colour
+    crop's mean, with grey noise), so the codec keeps learning that grey needs no
+    chroma. A second map channel tells the kinds apart (1
     correlated, 0 white): per-pixel std alone cannot, and a trunk fine-tuned
     without it smoothed white noise as if it were camera noise (-1.2 dB at
     sigma 15 on the validation crops after 600 steps).
     """
 
     def __init__(self, colour, patch: int, sigma_max: float, camera_fraction: float, jpeg_fraction: float = 0.3,
-                 map_jitter: float = 0.1, seed: int = 0):
+                 map_jitter: float = 0.1, seed: int = 0, grey_fraction: float = 0.0):
         self.colour = [c for c in colour if min(c.shape[:2]) >= patch + 8]
-        self.patch, self.sigma_max = patch, sigma_max
+        self.patch, self.sigma_max, self.grey_fraction = patch, sigma_max, grey_fraction
         self.camera_fraction, self.jpeg_fraction, self.map_jitter = camera_fraction, jpeg_fraction, map_jitter
         self.rng = np.random.default_rng(seed)
 
@@ -188,7 +190,12 @@ class MixedNoiseSampler:
     def _awgn(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         clean = self._crop(self.patch).astype(np.float64)
         sigma = self.rng.uniform(0.0, self.sigma_max)
-        noisy = np.clip(np.rint(clean + self.rng.normal(0.0, sigma, clean.shape)), 0, 255)
+        if self.grey_fraction and self.rng.random() < self.grey_fraction:
+            clean = np.repeat(clean.mean(axis=2, keepdims=True).round(), 3, axis=2)
+            noise = np.repeat(self.rng.normal(0.0, sigma, clean.shape[:2] + (1,)), 3, axis=2)
+        else:
+            noise = self.rng.normal(0.0, sigma, clean.shape)
+        noisy = np.clip(np.rint(clean + noise), 0, 255)
         return clean, noisy, np.stack([np.full(clean.shape[:2], sigma), np.zeros(clean.shape[:2])])
 
     def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

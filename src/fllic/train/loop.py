@@ -48,6 +48,9 @@ class TrainConfig:
     cosine: bool = False  # decay the learning rate on a cosine to 2 % at ``steps`` (fine-tuning)
     code_estimate: bool = False  # v2 with a frozen trunk: distortion against the trunk's estimate, not the clean image
     camera_fraction: float = 0.0  # patches through the camera pipeline; the trunk reads their noise maps (issue 9)
+    device: str = "cpu"  # "cuda" where a GPU is lent
+    workers: int = 0  # processes that make patches ahead of the training step (a GPU outruns one core)
+    max_minutes: float | None = None  # stop after this much wall time; the cosine then runs over it
 
 
 def _threads_wanted(cfg: TrainConfig) -> int:
@@ -107,13 +110,49 @@ def _save(path: Path, state: dict) -> None:
     os.replace(tmp, path)
 
 
-def _lr(cfg: TrainConfig, step: int) -> float:
+def _progress(cfg: TrainConfig, step: int, minutes: float) -> float:
+    """How far through the run, 0 to 1: by steps, or by wall time under ``max_minutes``, whichever is further.
+
+    A time budget (a lent GPU's lease) fixes the wall time, not the step count, so the cosine follows the clock.
+    """
+    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    if cfg.max_minutes is not None:
+        t = max(t, minutes / cfg.max_minutes)
+    return min(1.0, max(0.0, t))
+
+
+def _lr(cfg: TrainConfig, step: int, minutes: float = 0.0) -> float:
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
     if not cfg.cosine:
         return cfg.lr
-    t = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    t = _progress(cfg, step, minutes)
     return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+class _SamplerStream(torch.utils.data.IterableDataset):
+    """Endless batches from ``make(seed)``; each worker process draws from its own seed."""
+
+    def __init__(self, make, batch: int, seed: int):
+        self.make, self.batch, self.seed = make, batch, seed
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        sampler = self.make(self.seed + 7919 * (info.id if info is not None else 0))
+        while True:
+            yield sampler.batch(self.batch)
+
+
+def _batches(cfg: TrainConfig, make, seed: int):
+    """(clean, noisy, sigma) batches: made in this process, or by ``cfg.workers`` processes ahead of the step."""
+    if cfg.workers <= 0:
+        sampler = make(seed)
+        while True:
+            yield sampler.batch(cfg.batch)
+    loader = torch.utils.data.DataLoader(_SamplerStream(make, cfg.batch, seed), batch_size=None,
+                                         num_workers=cfg.workers, prefetch_factor=4,
+                                         pin_memory=cfg.device != "cpu")
+    yield from loader
 
 
 def _images(cfg: TrainConfig) -> tuple[list, list]:
@@ -156,30 +195,39 @@ def train(cfg: TrainConfig) -> None:
     if model.trunk is not None:
         model.trunk.bf16 = cfg.bf16
         model.trunk.requires_grad_(not cfg.freeze_trunk)
+    dev = torch.device(cfg.device)
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed patch size: let cuDNN pick its fastest convolutions
+    model.to(dev)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
     if state is not None:
         opt.load_state_dict(state["opt"])
         step, elapsed = state["step"], state["elapsed"]
     colour, grey = _images(cfg)
     if cfg.camera_fraction > 0:
-        sampler = MixedNoiseSampler(colour, cfg.patch, cfg.sigma_max, cfg.camera_fraction, seed=cfg.seed + step)
+        make = lambda seed: MixedNoiseSampler(colour, cfg.patch, cfg.sigma_max, cfg.camera_fraction, seed=seed,
+                                              grey_fraction=cfg.grey_fraction)
     else:
-        sampler = PatchSampler(colour, grey, cfg.patch, cfg.grey_fraction, cfg.sigma_max, cfg.seed + step)
+        make = lambda seed: PatchSampler(colour, grey, cfg.patch, cfg.grey_fraction, cfg.sigma_max, seed)
+    batches = _batches(cfg, make, cfg.seed + step)
     gen = torch.Generator().manual_seed(cfg.seed + step)
     torch.manual_seed(cfg.seed + step)
     log = open(cfg.workdir / "train.log", "a", buffering=1)
     log.write(f"# resume at step {step}, {len(colour)} colour + {len(grey)} grey images\n")
     acc = {"loss": 0.0, "bpp": 0.0, "mse": 0.0, "n": 0}
-    t0 = time.time()
+    t0 = t_start = time.time()
     model.train()
     while step < cfg.steps:
+        minutes = (time.time() - t_start) / 60
+        if cfg.max_minutes is not None and minutes >= cfg.max_minutes:
+            break
         if step % 50 == 0:
             torch.set_num_threads(_threads_wanted(cfg))
         for g in opt.param_groups:
-            g["lr"] = _lr(cfg, step)
-        clean, noisy, sigma = sampler.batch(cfg.batch)
+            g["lr"] = _lr(cfg, step, minutes)
+        clean, noisy, sigma = (t.to(dev, non_blocking=True) for t in next(batches))
         sigma, level = _level(sigma)
-        q = _sample_q(cfg.batch, cfg.q_range, gen)
+        q = _sample_q(cfg.batch, cfg.q_range, gen).to(dev)
         if cfg.code_estimate and model.trunk is not None and cfg.freeze_trunk:
             # Remote-source coding: with the MMSE estimate fixed, E|x - x_hat|² = mmse + E|est - x_hat|²,
             # so coding the estimate has the same optimum and gradients without the estimation noise.
@@ -217,4 +265,7 @@ def train(cfg: TrainConfig) -> None:
         if step % cfg.ckpt_every == 0 or step == cfg.steps:
             _save(ckpt, {"model": model.state_dict(), "opt": opt.state_dict(),
                          "step": step, "elapsed": elapsed, "config": vars(model.config)})
+    if step % cfg.ckpt_every:  # stopped by the clock between checkpoints
+        _save(ckpt, {"model": model.state_dict(), "opt": opt.state_dict(),
+                     "step": step, "elapsed": elapsed, "config": vars(model.config)})
     log.close()

@@ -1,0 +1,112 @@
+"""Training on a lent GPU machine: the time budget, patch workers, and the pack/unpack/split/join round trip."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tests.conftest import noisy_image
+
+
+@pytest.fixture
+def data_root(tmp_path, rng):
+    for name in ("CBSD432", "WikipediaPhotos"):
+        (tmp_path / name).mkdir()
+    for k in range(2):
+        Image.fromarray(noisy_image(rng, 160, 192)).save(tmp_path / "CBSD432" / f"{k}.jpg")
+        Image.fromarray(noisy_image(rng, 160, 192)).save(tmp_path / "WikipediaPhotos" / f"00{k}.png")
+    Image.fromarray(noisy_image(rng, 160, 192)).save(tmp_path / "WikipediaPhotos" / "045.png")  # validation
+    return tmp_path
+
+
+@pytest.fixture
+def trunk(tmp_path, data_root):
+    from fllic.train.denoiser import main as denoiser_main
+
+    work = tmp_path / "t"
+    assert denoiser_main(["--data", str(data_root), "--workdir", str(work), "--tiny", "--batch", "2",
+                          "--patch", "32", "--threads", "1", "--steps", "1"]) == 0
+    assert denoiser_main(["--workdir", str(work), "--export", str(tmp_path / "trunk.pt")]) == 0
+    return tmp_path / "trunk.pt"
+
+
+def test_the_cosine_follows_the_clock_under_a_time_budget():
+    from pathlib import Path
+
+    from fllic.train.loop import TrainConfig, _lr, _progress
+
+    cfg = TrainConfig(data=Path("."), workdir=Path("."), steps=1_000_000, warmup=10, cosine=True, lr=1e-3,
+                      max_minutes=10.0)
+    assert _progress(cfg, 100, 5.0) == pytest.approx(0.5)
+    assert _progress(cfg, 100, 20.0) == 1.0
+    assert _lr(cfg, 100, 5.0) == pytest.approx(1e-3 * (0.02 + 0.98 * 0.5))
+    assert _lr(cfg, 100, 10.0) == pytest.approx(2e-5)
+    assert _lr(cfg, 5, 9.0) == pytest.approx(6e-4)  # warm-up first, whatever the clock says
+
+
+def test_grey_awgn_patches_have_grey_targets_and_grey_noise():
+    from fllic.train.data import MixedNoiseSampler
+
+    scene = noisy_image(np.random.default_rng(1), 80, 80)
+    target, noisy, level = MixedNoiseSampler([scene], patch=32, sigma_max=30, camera_fraction=0.0, seed=0,
+                                             grey_fraction=1.0).batch(4)
+    for t in (target, noisy):
+        assert torch.equal(t[:, 0], t[:, 1]) and torch.equal(t[:, 1], t[:, 2])
+    assert level.shape == (4, 2, 32, 32) and not level[:, 1].any()
+    colour, _, _ = MixedNoiseSampler([scene], patch=32, sigma_max=30, camera_fraction=0.0, seed=0).batch(4)
+    assert not torch.equal(colour[:, 0], colour[:, 1])
+
+
+def test_pack_unpack_train_with_workers_split_and_join(tmp_path, data_root, trunk):
+    from fllic.train.__main__ import main as train_main
+    from fllic.train.data import clean_targets
+    from fllic.train.lease import main as lease_main
+
+    start = tmp_path / "start"
+    common = ["--data", str(data_root), "--tiny", "--batch", "2", "--patch", "64", "--threads", "1",
+              "--trunk", str(trunk), "--freeze-trunk", "--targets", "clean", "--code-estimate", "--camera-fraction", "0.5"]
+    assert train_main(common + ["--workdir", str(start), "--steps", "1"]) == 0
+
+    lease = tmp_path / "lease"
+    assert lease_main(["pack", "--checkpoint", str(start / "checkpoint.pt"), "--data", str(data_root),
+                       "--out", str(lease)]) == 0
+    assert sorted(p.name for p in (lease / "images").iterdir()) == [
+        "a-cbsd-0.jpg", "a-cbsd-1.jpg", "b-wiki-000.jpg", "b-wiki-001.jpg"]  # no validation photograph
+
+    there = tmp_path / "there"
+    assert lease_main(["unpack", "--lease", str(lease), "--workdir", str(there)]) == 0
+    with np.load(there / "clean.npz") as f:
+        unpacked = [f[k] for k in sorted(f.files, key=lambda k: int(k[3:]))]
+    expected = clean_targets(data_root, tmp_path / "here.npz")
+    assert [a.shape for a in unpacked] == [a.shape for a in expected]
+    for a, b in zip(unpacked, expected):  # the same images, less a JPEG round trip
+        assert np.abs(a.astype(int) - b).mean() < 8  # on noise-like test images, JPEG's worst case
+
+    # The lent machine's run: patch workers, a wall-clock budget, a checkpoint when the clock stops it.
+    assert train_main(common + ["--workdir", str(there), "--init", str(lease / "init.pt"), "--steps", "3",
+                                "--workers", "1", "--max-minutes", "5", "--cosine", "--ckpt-every", "100"]) == 0
+    trained = torch.load(there / "checkpoint.pt", weights_only=False)
+    assert trained["step"] == 3
+
+    back = tmp_path / "back"
+    assert lease_main(["split", "--checkpoint", str(there / "checkpoint.pt"), "--out", str(back),
+                       "--base", str(lease / "init.pt")]) == 0
+    assert sorted(p.name for p in back.iterdir()) == ["codec-analysis.pt", "codec-synthesis.pt"]
+    joined = tmp_path / "joined.pt"
+    assert lease_main(["join", "--parts", str(back), "--trunk", str(trunk), "--out", str(joined)]) == 0
+    state = torch.load(joined, weights_only=False)
+    assert state["step"] == 4  # one step before the lease, three on it
+    assert state["model"].keys() == trained["model"].keys()
+    for k, v in trained["model"].items():
+        assert torch.equal(state["model"][k], v.float()), k
+    from fllic.models.fllic_net import FLLIC, FllicConfig
+
+    FLLIC(FllicConfig(**state["config"])).load_state_dict(state["model"])  # strict: a whole model
+
+
+def test_pack_without_training_data_is_a_one_line_error(tmp_path, capsys):
+    from fllic.train.lease import main as lease_main
+
+    assert lease_main(["pack", "--checkpoint", str(tmp_path / "c.pt"), "--data", str(tmp_path), "--out",
+                       str(tmp_path / "l")]) == 2
+    assert "no training data" in capsys.readouterr().err
