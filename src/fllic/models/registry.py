@@ -54,6 +54,18 @@ SHIPPED: tuple[ModelInfo, ...] = (
         "for correlated noise; shares fllic-camera-v2's trunk file",
     ),
     ModelInfo(
+        "fllic-awgn-v4",
+        "fllic-awgn-v4.pt",
+        "v4: v3's codec trained 16,700 more steps on a lent GPU (large patches last, grey patches added), "
+        "v2's AWGN trunk ahead of it, AWGN sigma 0-50; shares v2's trunk file",
+    ),
+    ModelInfo(
+        "fllic-camera-v4",
+        "fllic-camera-v4.pt",
+        "camera noise: fllic-camera-v2's trunk (noise map and kind) ahead of v4's codec; "
+        "shares fllic-camera-v2's trunk file",
+    ),
+    ModelInfo(
         "fllic-weak-v3",
         "fllic-weak-v3.pt",
         "weakly supervised, from noisy images only: fllic-weak-v2's Neighbor2Neighbor trunk ahead of a codec "
