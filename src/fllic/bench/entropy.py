@@ -108,13 +108,13 @@ def plot(rows: list[dict], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from fllic.entropy.clean import Calibration, load_calibration
-    from fllic.models.registry import DEFAULT_MODEL, resolve
+    from fllic.entropy.clean import DEFAULT_CALIBRATION, Calibration, load_calibration
+    from fllic.models.registry import resolve
 
     p = argparse.ArgumentParser(prog="python -m fllic.bench.entropy", description=__doc__)
     p.add_argument("--data", type=Path, default=Path("../shared/data"), help="folder with Kodak24, CBSD68, WikipediaPhotos")
     p.add_argument("--sets", nargs="+", default=["Kodak24", "CBSD68"], help="test sets to evaluate")
-    p.add_argument("--model", default=DEFAULT_MODEL, help="the model whose bits define H(I)")
+    p.add_argument("--model", default=DEFAULT_CALIBRATION, help="the model whose bits define H(I)")
     p.add_argument("--calibrate", action="store_true", help="first fit the estimator on WikipediaPhotos and store it for --model")
     p.add_argument("--limit", type=int, default=None, help="only the first N images of each set")
     p.add_argument("--out", type=Path, default=None, help="folder for the record (table, JSON rows, plot)")
