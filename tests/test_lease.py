@@ -64,12 +64,13 @@ def test_pack_unpack_train_with_workers_split_and_join(tmp_path, data_root, trun
 
     start = tmp_path / "start"
     common = ["--data", str(data_root), "--tiny", "--batch", "2", "--patch", "64", "--threads", "1",
-              "--trunk", str(trunk), "--freeze-trunk", "--targets", "clean", "--code-estimate", "--camera-fraction", "0.5"]
-    assert train_main(common + ["--workdir", str(start), "--steps", "1"]) == 0
+              "--freeze-trunk", "--targets", "clean", "--code-estimate", "--camera-fraction", "0.5"]
+    assert train_main(common + ["--workdir", str(start), "--trunk", str(trunk), "--steps", "1"]) == 0
 
     lease = tmp_path / "lease"
     assert lease_main(["pack", "--checkpoint", str(start / "checkpoint.pt"), "--data", str(data_root),
-                       "--out", str(lease)]) == 0
+                       "--out", str(lease), "--trunk", str(trunk)]) == 0
+    assert (lease / "trunk.pt").read_bytes() == trunk.read_bytes()
     assert sorted(p.name for p in (lease / "images").iterdir()) == [
         "a-cbsd-0.jpg", "a-cbsd-1.jpg", "b-wiki-000.jpg", "b-wiki-001.jpg"]  # no validation photograph
 
@@ -83,7 +84,8 @@ def test_pack_unpack_train_with_workers_split_and_join(tmp_path, data_root, trun
         assert np.abs(a.astype(int) - b).mean() < 8  # on noise-like test images, JPEG's worst case
 
     # The lent machine's run: patch workers, a wall-clock budget, a checkpoint when the clock stops it.
-    assert train_main(common + ["--workdir", str(there), "--init", str(lease / "init.pt"), "--steps", "3",
+    assert train_main(common + ["--workdir", str(there), "--trunk", str(lease / "trunk.pt"),
+                                "--init", str(lease / "init.pt"), "--steps", "3",
                                 "--workers", "1", "--max-minutes", "5", "--cosine", "--ckpt-every", "100"]) == 0
     trained = torch.load(there / "checkpoint.pt", weights_only=False)
     assert trained["step"] == 3

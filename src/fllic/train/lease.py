@@ -49,13 +49,18 @@ def _codec_state(checkpoint: Path) -> dict:
             "elapsed": float(state.get("elapsed", 0.0))}
 
 
-def pack(checkpoint: Path, data: Path, out: Path) -> int:
-    """Write ``out/init.pt`` (the codec to start from) and ``out/images/*.jpg``; returns the image count."""
+def pack(checkpoint: Path, data: Path, out: Path, trunk: Path | None = None) -> int:
+    """Write ``out/init.pt`` (the codec to start from), ``out/images/*.jpg`` and, given one, the frozen
+    trunk as ``out/trunk.pt``; returns the image count."""
+    import shutil
+
     from fllic.train.data import VALIDATION_PHOTOS, WATERLOO_NATURAL, _half, _load
 
     images = out / "images"
     images.mkdir(parents=True, exist_ok=True)
     torch.save(_codec_state(checkpoint), out / "init.pt")
+    if trunk is not None:
+        shutil.copyfile(trunk, out / "trunk.pt")
     n = 0
     for p in sorted((data / "CBSD432").glob("*.jpg")):
         _jpeg(_half(_load(p)), images / f"a-cbsd-{p.stem}.jpg")
@@ -129,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--checkpoint", type=Path, required=True)
     a.add_argument("--data", type=Path, default=Path("../shared/data"))
     a.add_argument("--out", type=Path, required=True)
+    a.add_argument("--trunk", type=Path, default=None, help="the frozen trunk, copied as trunk.pt (for --trunk there)")
     a = sub.add_parser("unpack", help="there: the training image cache in a workdir")
     a.add_argument("--lease", type=Path, required=True)
     a.add_argument("--workdir", type=Path, required=True)
@@ -145,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         if not (args.data / "CBSD432").is_dir():
             print(f"error: no training data under {args.data} (expected CBSD432, WikipediaPhotos); pass --data", file=sys.stderr)
             return 2
-        print(f"packed {pack(args.checkpoint, args.data, args.out)} images in {args.out}")
+        print(f"packed {pack(args.checkpoint, args.data, args.out, args.trunk)} images in {args.out}")
     elif args.verb == "unpack":
         print(f"{unpack(args.lease, args.workdir)} training images in {args.workdir / 'clean.npz'}")
     elif args.verb == "split":
