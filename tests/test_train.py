@@ -240,3 +240,17 @@ def test_a_model_over_the_file_limit_ships_its_encoder_beside_it(tmp_path):
     (tmp_path / "split-encoder.pt").rename(tmp_path / "elsewhere.pt")
     with pytest.raises(fllic.ModelMismatchError, match="split-encoder.pt"):
         CodingModel.load(split)
+
+
+def test_plot_log_reads_both_kinds_of_training_line(tmp_path):
+    """Lines of a clean-target run and of a --code-estimate run (PSNR to the trunk's estimate) both plot."""
+    from fllic.train.plot_log import main as plot_main
+    from fllic.train.plot_log import parse
+
+    log = tmp_path / "train.log"
+    log.write_text("# resume at step 0\n"
+                   "step 20 loss 5.1 bpp 1.50 psnr(q<1.2) 32.10 lr 1.0e-04 s/step 0.9 wall_h 0.01\n"
+                   "step 40 loss 4.9 bpp 1.48 psnr(q<1.2)-to-estimate 34.20 lr 1.0e-04 s/step 0.9 wall_h 0.02\n")
+    assert parse(log) == [(20, 5.1, 1.5, 32.1, 1e-4), (40, 4.9, 1.48, 34.2, 1e-4)]
+    assert plot_main([str(log), "-o", str(tmp_path / "curve.png"), "--smooth", "1"]) == 0
+    assert (tmp_path / "curve.png").stat().st_size > 0

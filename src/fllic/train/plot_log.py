@@ -12,7 +12,7 @@ import re
 import sys
 from pathlib import Path
 
-_LINE = re.compile(r"step (\d+) loss ([\d.]+) bpp ([\d.]+) psnr\(q<1.2\) ([\d.]+) lr ([\d.e+-]+)")
+_LINE = re.compile(r"step (\d+) loss ([\d.]+) bpp ([\d.]+) psnr\(q<1.2\)(?:-to-estimate)? ([\d.]+) lr ([\d.e+-]+)")
 
 
 def parse(path: Path) -> list[tuple[int, float, float, float, float]]:
@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.validation:
         return plot_validation(args.log, args.output)
     rows = np.array(parse(args.log))
+    to_estimate = "psnr(q<1.2)-to-estimate" in args.log.read_text()  # --code-estimate: PSNR to the trunk's estimate
     if rows.size == 0:
         print(f"error: no training lines in {args.log}", file=sys.stderr)
         return 1
@@ -86,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     steps = rows[k - 1 :, 0]
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
     a.plot(steps, smooth(rows[:, 3]))
-    a.set(xlabel="step", ylabel="training PSNR, q < 1.2 (dB)", title="distortion (sigma ~ U[0, 55])")
+    a.set(xlabel="step", ylabel=f"training PSNR{' to the estimate' if to_estimate else ''}, q < 1.2 (dB)",
+          title="distortion (sigma ~ U[0, 55])")
     b.plot(steps, smooth(rows[:, 2]), color="tab:red")
     b.set(xlabel="step", ylabel="estimated bpp (all q)", title="rate")
     for ax in (a, b):
