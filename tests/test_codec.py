@@ -207,3 +207,27 @@ def test_version_1_file_names_the_version_that_wrote_it(tiny_model, rng):
 def test_same_input_and_settings_give_the_same_bytes(tiny_model, rng):
     img = noisy_image(rng, 90, 70)
     assert fllic.encode(img, sigma=18, model=tiny_model) == fllic.encode(img, sigma=18, model=tiny_model)
+
+
+def test_grey_images_take_the_grey_default_table(rng):
+    """A model with a grey table (python -m fllic.train.quality --grey) codes grey images at its level."""
+    import copy
+
+    from fllic.models.registry import DEFAULT_MODEL, load
+
+    m = copy.copy(load(DEFAULT_MODEL))
+    m.meta = dict(m.meta, default_quality=[[255.0, 5]], default_quality_grey=[[10.0, 3], [255.0, 2]])
+    rgb, grey = noisy_image(rng, 40, 48), noisy_image(rng, 40, 48, 1)
+    assert fllic.info(fllic.encode(rgb, sigma=25, model=m))["quality"] == 5
+    assert fllic.info(fllic.encode(grey, sigma=25, model=m))["quality"] == 2
+    assert fllic.info(fllic.encode(grey, sigma=5, model=m))["quality"] == 3
+    assert fllic.info(fllic.encode(grey, sigma=25, model=m, quality=6))["quality"] == 6  # asked for: obeyed
+    del m.meta["default_quality_grey"]  # a model without one: grey follows the colour table
+    assert fllic.info(fllic.encode(grey, sigma=25, model=m))["quality"] == 5
+
+
+def test_quality_refuses_grey_with_camera(capsys):
+    from fllic.train.quality import main
+
+    assert main(["--model", "x.pt", "--grey", "--camera"]) == 2
+    assert "do not combine" in capsys.readouterr().err

@@ -210,11 +210,12 @@ def _on_device(model, device):
     return model.to(device)
 
 
-def _quality_scale(model, quality: int | None, sigma8: float) -> tuple[int, float]:
-    """(level, step scale q); level None is the model's default for the noise level (8-bit units)."""
+def _quality_scale(model, quality: int | None, sigma8: float, grey: bool = False) -> tuple[int, float]:
+    """(level, step scale q); level None is the model's default for the noise level (8-bit units) and,
+    where the model has a grey table, for a grey image."""
     scales = model.meta.get("quality_scales", [1.0])
     if quality is None:
-        quality = model.default_quality(sigma8)
+        quality = model.default_quality(sigma8, grey)
     if not isinstance(quality, (int, np.integer)) or not 1 <= quality <= len(scales):
         raise InputError(f"quality must be an integer from 1 to {len(scales)} (default: the model's choice "
                          f"for the noise level), got {quality!r}")
@@ -251,7 +252,7 @@ def encode_detailed(array, sigma: float | None = None, model=None, quality: int 
         units = "" if depth == 8 else f" ({s8:g} in 8-bit units)"
         warnings.warn(f"sigma {sigma:g}{units} is outside the range {lo:g}-{hi:g} that model "
                       f"{m.meta.get('id', 'custom')!r} was trained for; expect a poorer image", FllicWarning, stacklevel=2)
-    quality, q = _quality_scale(m, quality, s8)
+    quality, q = _quality_scale(m, quality, s8, grey=img.ndim == 2)
     level_map = _trunk_noise_map(img, level) if m.meta.get("noise_map") else None
     comp = m.compress(_model_input(img), s8, q, tile=_tile(tile), progress=progress, noise_map=level_map)
     colour = 1 if img.ndim == 2 else 3

@@ -150,7 +150,9 @@ class FllicPoint(Method):
     def encode(self, array):
         from fllic.codec import encode_detailed
 
-        return encode_detailed(array, sigma=self.ctx.sigma, model=self.model, quality=self.quality).data
+        # The default point is the codec's own choice, which depends on the image (grey or colour).
+        quality = None if self.default else self.quality
+        return encode_detailed(array, sigma=self.ctx.sigma, model=self.model, quality=quality).data
 
     def decode(self, data):
         from fllic.codec import decode

@@ -273,15 +273,18 @@ class CodingModel:
         self.device = torch.device("cpu")
         self.trunk_file: str | None = None  # the trunk file a loaded model refers to (save keeps sharing it)
 
-    def default_quality(self, sigma: float) -> int:
+    def default_quality(self, sigma: float, grey: bool = False) -> int:
         """The quality level used when none is asked for: the model's σ-dependent default.
 
         ``meta["default_quality"]`` lists ``[sigma_max, level]`` pairs in
         increasing sigma_max, chosen at export on a validation split; the first
-        whose sigma_max ≥ sigma applies. Without it, the finest level.
+        whose sigma_max ≥ sigma applies. Without it, the finest level. A grey
+        image takes ``meta["default_quality_grey"]`` where the model has one
+        (the same rule, measured on grey versions of the validation crops).
         """
         levels = len(self.meta.get("quality_scales", [1.0]))
-        for sigma_max, level in self.meta.get("default_quality", []):
+        table = self.meta.get("default_quality_grey") if grey else None
+        for sigma_max, level in table or self.meta.get("default_quality", []):
             if sigma <= sigma_max:
                 return int(level)
         return levels
