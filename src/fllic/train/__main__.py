@@ -41,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu, or cuda where a GPU is lent (python -m fllic.train.lease)")
     p.add_argument("--workers", type=int, default=0, help="processes making patches ahead of the step (for a GPU)")
     p.add_argument("--max-minutes", type=float, default=None,
-                   help="stop after this much wall time, checkpointing; with --cosine the decay follows the clock")
+                   help="stop after this much wall time of this run, checkpointing; with --cosine the decay follows "
+                        "this run's clock (a resumed run starts its own)")
     p.add_argument("--init", type=Path, default=None, help="start from these float weights (a checkpoint, or a float resume point such as weights/fllic-awgn-v1-float.pt) when the workdir has no checkpoint")
     return p
 

@@ -154,8 +154,8 @@ class MixedNoiseSampler:
     exp(N(0, ``map_jitter``)) so the trunk tolerates the estimator's error. The
     rest is AWGN with sigma ~ U[0, sigma_max] and a constant map, as in
     :class:`PatchSampler`; a ``grey_fraction`` of those is grey (the colour
-    crop's mean, with grey noise), so the codec keeps learning that grey needs no
-    chroma. A second map channel tells the kinds apart (1
+    crop's mean, with grey noise), so the codec also trains on the grey images
+    it codes (v3's mixed phase had none). A second map channel tells the kinds apart (1
     correlated, 0 white): per-pixel std alone cannot, and a trunk fine-tuned
     without it smoothed white noise as if it were camera noise (-1.2 dB at
     sigma 15 on the validation crops after 600 steps).
