@@ -56,7 +56,7 @@ SHIPPED: tuple[ModelInfo, ...] = (
     ModelInfo(
         "fllic-awgn-v4",
         "fllic-awgn-v4.pt",
-        "v4: v3's codec trained 16,700 more steps on a lent GPU (large patches last, grey patches added), "
+        "v4: v3's codec trained 16,758 more steps on a lent GPU (large patches last, grey patches added), "
         "v2's AWGN trunk ahead of it, AWGN sigma 0-50; shares v2's trunk file",
     ),
     ModelInfo(

@@ -114,15 +114,13 @@ def split(checkpoint: Path, out: Path, base: Path | None = None) -> list[Path]:
 
 def join(parts: Path, trunk: Path, out: Path) -> None:
     """A float weights file (``model``, ``config``, ``step``, ``elapsed``) from the two parts and a trunk file."""
+    from fllic.train.loop import _trunk_weights, trunk_fields
+
     analysis = torch.load(parts / "codec-analysis.pt", map_location="cpu", weights_only=False)
     synthesis = torch.load(parts / "codec-synthesis.pt", map_location="cpu", weights_only=False)
-    t = torch.load(trunk, map_location="cpu", weights_only=False)
-    trunk_weights = t["model"] if "model" in t else t["state_dict"]
-    model = {**analysis["state_dict"], **synthesis["state_dict"],
-             **{f"trunk.{k}": v.float() for k, v in trunk_weights.items()}}
-    config = dict(analysis["config"])
-    tc = t["config"]
-    config.update(trunk=tuple(tc["channels"]), trunk_blocks=int(tc["blocks"]), trunk_kind=bool(tc.get("kind_input", False)))
+    trunk_config, trunk_weights = _trunk_weights(trunk)
+    model = {**analysis["state_dict"], **synthesis["state_dict"], **{f"trunk.{k}": v for k, v in trunk_weights.items()}}
+    config = {**analysis["config"], **trunk_fields(trunk_config)}
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"model": model, "config": config, "step": analysis["step"], "elapsed": analysis["elapsed"]}, out)
 

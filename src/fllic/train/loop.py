@@ -93,8 +93,13 @@ def _model_config(cfg: "TrainConfig", trunk, start: Path | None = None) -> Fllic
         base = replace(base, **{k: int(saved[k]) for k in _CODEC_WIDTHS if k in saved})
     if trunk is None:
         return base
-    return replace(base, trunk=tuple(trunk[0]["channels"]), trunk_blocks=int(trunk[0]["blocks"]),
-                   trunk_kind=bool(trunk[0].get("kind_input", False)))
+    return replace(base, **trunk_fields(trunk[0]))
+
+
+def trunk_fields(trunk_config: dict) -> dict:
+    """The FllicConfig fields that describe a trunk, from its own config (a denoiser checkpoint's or export's)."""
+    return {"trunk": tuple(trunk_config["channels"]), "trunk_blocks": int(trunk_config["blocks"]),
+            "trunk_kind": bool(trunk_config.get("kind_input", False))}
 
 
 def _load_except_trunk(model: FLLIC, weights: dict[str, torch.Tensor]) -> None:
