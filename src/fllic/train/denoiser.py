@@ -21,7 +21,7 @@ import torch
 
 from fllic.models.trunk import DenoisingTrunk, TrunkConfig, load_trunk_weights
 from fllic.train.data import MixedNoiseSampler, PatchSampler, clean_targets, validation_images
-from fllic.train.loop import _save, _threads_wanted
+from fllic.train.loop import _batches, _lr, _save, _threads_wanted
 
 VAL_SIGMAS = (15.0, 25.0, 50.0)
 
@@ -48,19 +48,17 @@ class DenoiserConfig:
     start_from: Path | None = None  # weights to fine-tune from, on a schedule of its own (step 0)
     camera_fraction: float = 0.0  # patches through the camera pipeline, with a noise map (issue 9)
     jpeg_fraction: float = 0.3  # of the camera patches, through JPEG at quality 75-100
-
-
-def _lr(cfg: DenoiserConfig, step: int) -> float:
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    t = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
-    return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * t)))
+    device: str = "cpu"  # "cuda" where a GPU is lent
+    workers: int = 0  # processes that make patches ahead of the step
+    max_minutes: float | None = None  # stop after this much wall time; the cosine then runs over it
+    cosine: bool = True  # the learning rate's cosine decay (always, for this trainer)
 
 
 def _estimate_psnr(model: DenoisingTrunk, noisy: np.ndarray, level: torch.Tensor, reference: np.ndarray) -> float:
     """PSNR (dB) of the trunk's rounded estimate of one (H, W, 3) noisy image against ``reference``."""
-    x = torch.from_numpy(noisy.transpose(2, 0, 1)[None].astype(np.float32) / 255)
-    est = model(x, level).clamp(0, 1)[0].numpy().transpose(1, 2, 0) * 255
+    dev = next(model.parameters()).device
+    x = torch.from_numpy(noisy.transpose(2, 0, 1)[None].astype(np.float32) / 255).to(dev)
+    est = model(x, level.to(dev)).clamp(0, 1)[0].cpu().numpy().transpose(1, 2, 0) * 255
     return 10 * math.log10(255**2 / np.mean((np.rint(est) - reference) ** 2))
 
 
@@ -130,27 +128,37 @@ def train(cfg: DenoiserConfig) -> None:
         load_trunk_weights(model, _trunk_weights(state))
         if cfg.init is not None:
             step, elapsed = int(state["step"]), float(state.get("elapsed", 0.0))
+    dev = torch.device(cfg.device)
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    model.to(dev)
+    opt.load_state_dict(opt.state_dict())  # moves a resumed optimizer's state to the model's device
     colour = clean_targets(cfg.data, cfg.workdir / "images.npz")
     val = validation_images(cfg.data)
     if cfg.camera_fraction > 0:
-        sampler = MixedNoiseSampler(colour, cfg.patch, cfg.sigma_max, cfg.camera_fraction, cfg.jpeg_fraction,
-                                    seed=cfg.seed + step)
+        make = lambda seed: MixedNoiseSampler(colour, cfg.patch, cfg.sigma_max, cfg.camera_fraction,
+                                              cfg.jpeg_fraction, seed=seed)
     else:
-        sampler = PatchSampler(colour, [], cfg.patch, cfg.grey_fraction, cfg.sigma_max, cfg.seed + step)
+        make = lambda seed: PatchSampler(colour, [], cfg.patch, cfg.grey_fraction, cfg.sigma_max, seed)
+    batches = _batches(cfg, make, cfg.seed + step)
     torch.manual_seed(cfg.seed + step)
     log = open(cfg.workdir / "train.log", "a", buffering=1)
     log.write(f"# resume at step {step}, {len(colour)} training images, {len(val)} validation crops\n")
     if val and step == 0:  # where fine-tuning starts from
         _log_validation(log, model, val, step, cfg.camera_fraction > 0)
     acc, n_acc, t0 = 0.0, 0, time.time()
+    t_start = t0
     model.train()
     while step < cfg.steps:
+        minutes = (time.time() - t_start) / 60
+        if cfg.max_minutes is not None and minutes >= cfg.max_minutes:
+            break
         if step % 50 == 0:
             torch.set_num_threads(_threads_wanted(cfg))
         for g in opt.param_groups:
-            g["lr"] = _lr(cfg, step)
-        clean, noisy, sigma = sampler.batch(cfg.batch)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            g["lr"] = _lr(cfg, step, minutes)
+        clean, noisy, sigma = (t.to(dev, non_blocking=True) for t in next(batches))
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.bf16):
             est = model(noisy, sigma)
         loss = ((est.float() - clean) ** 2).mean()
         opt.zero_grad(set_to_none=True)
@@ -169,9 +177,15 @@ def train(cfg: DenoiserConfig) -> None:
             _log_validation(log, model, val, step, cfg.camera_fraction > 0)
             t0 = time.time()
         if step % cfg.ckpt_every == 0 or step == cfg.steps:
-            _save(ckpt, {"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
-                         "elapsed": elapsed, "config": asdict(model.config)})
+            _checkpoint(ckpt, model, opt, step, elapsed)
+    if step % cfg.ckpt_every:  # stopped by the clock between checkpoints
+        _checkpoint(ckpt, model, opt, step, elapsed)
     log.close()
+
+
+def _checkpoint(path: Path, model: DenoisingTrunk, opt, step: int, elapsed: float) -> None:
+    _save(path, {"model": {k: v.cpu() for k, v in model.state_dict().items()}, "opt": opt.state_dict(),
+                 "step": step, "elapsed": elapsed, "config": asdict(model.config)})
 
 
 def _trunk_weights(state: dict) -> dict[str, torch.Tensor]:
@@ -218,6 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=16, help="patches per step")
     p.add_argument("--patch", type=int, default=96, help="patch side, a multiple of 8")
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
+    p.add_argument("--warmup", type=int, default=300, help="learning-rate warm-up steps")
+    p.add_argument("--ckpt-every", type=int, default=100, help="steps between checkpoints")
+    p.add_argument("--log-every", type=int, default=20, help="steps between log lines")
     p.add_argument("--threads", type=int, default=2, help="torch threads (a file 'threads' in the workdir overrides it live)")
     p.add_argument("--seed", type=int, default=0, help="seed of the patch sampler")
     p.add_argument("--no-bf16", dest="bf16", action="store_false", help="train in float32")
@@ -233,6 +250,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--camera-fraction", type=float, default=0.0,
                    help="fraction of patches through the camera pipeline, with a per-pixel noise map (issue 9)")
     p.add_argument("--jpeg-fraction", type=float, default=0.3, help="fraction of camera patches then JPEG-compressed")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda on a lent GPU (bf16 autocast there too)")
+    p.add_argument("--workers", type=int, default=0, help="processes making patches ahead of the step (for a GPU)")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="stop after this many minutes of training; the cosine follows the clock")
     args = p.parse_args(argv)
     if args.init is not None and args.start_from is not None:
         print("error: give --init (resume) or --from (fine-tune), not both", file=sys.stderr)

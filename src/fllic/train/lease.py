@@ -3,18 +3,25 @@
 A lent machine sees only the repository's working tree and a few carried paths
 (64 MiB in all), and returns files of at most 16 MiB. So:
 
-- ``pack`` (here) writes a folder with the codec's float weights to start from and
-  the clean training images as JPEG (quality 92, no chroma subsampling). The codec
+- ``pack`` (here) writes a folder with the codec's weights to start from (float16,
+  for the carrying limit) and the clean training images as JPEG (quality 92, no
+  chroma subsampling); with ``--weak``, also a weakly supervised model to go on
+  from (its trunk and codec, float16). The codec
   stage codes the frozen trunk's *estimate*, not the clean image, so a JPEG
   round-off of the clean image only perturbs the patches it is made from. The
   WikipediaPhotos halves are not packed: ``unpack`` remakes them.
 - ``unpack`` (there) rebuilds the training loop's image cache (``clean.npz``) in
   a workdir, in the order and with the downscaling of
-  :func:`fllic.train.data.clean_targets`.
+  :func:`fllic.train.data.clean_targets`; with ``--noisy-set`` it also writes the
+  weak trainer's noisy set (:func:`fllic.train.weak_data.write_noisy_set`: the
+  CBSD432 and WikipediaPhotos halves, noised once, seeded), the only file the
+  weak trainer is then given.
 - ``split`` (there) writes the trained codec's float32 weights as two files,
   analysis side and synthesis side, each under the return limit.
 - ``join`` (here) puts them back together with the trunk into a float weights
   file that ``fllic train --init`` and ``python -m fllic.train.export`` take.
+- ``weights`` (there) writes a whole model, trunk included, as one float16 file
+  under the return limit (the weak model, which is smaller).
 
 The training itself is ``fllic train --device cuda --workers N --max-minutes M
 --cosine …``: with a time budget the cosine follows the clock.
@@ -49,18 +56,39 @@ def _codec_state(checkpoint: Path) -> dict:
             "elapsed": float(state.get("elapsed", 0.0))}
 
 
-def pack(checkpoint: Path, data: Path, out: Path, trunk: Path | None = None) -> int:
-    """Write ``out/init.pt`` (the codec to start from), ``out/images/*.jpg`` and, given one, the frozen
-    trunk as ``out/trunk.pt``; returns the image count."""
+def _half_weights(state: dict) -> dict:
+    return dict(state, **{k: {n: v.half() for n, v in state[k].items()} for k in ("state_dict", "model") if k in state})
+
+
+def _whole_state(checkpoint: Path) -> dict:
+    """{model (all weights, trunk included), config, step, elapsed, weak} of a training checkpoint."""
+    from fllic.train.export import _float_weights
+
+    config, weights, facts = _float_weights(checkpoint)
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    return {"model": {k: v.float() for k, v in weights.items()}, "config": dict(config),
+            "step": int(state.get("step", facts.get("train_steps", 0))), "elapsed": float(state.get("elapsed", 0.0)),
+            "weak": bool(facts.get("weak", False))}
+
+
+def pack(checkpoint: Path, data: Path, out: Path, trunk: Path | None = None, weak: Path | None = None) -> int:
+    """Write ``out/init.pt`` (the codec to start from), ``out/images/*.jpg``, given one, the frozen
+    trunk as ``out/trunk.pt`` and, given one, a weak model to go on from as ``out/weak-init.pt``;
+    returns the image count."""
     import shutil
 
     from fllic.train.data import VALIDATION_PHOTOS, WATERLOO_NATURAL, _half, _load
 
     images = out / "images"
     images.mkdir(parents=True, exist_ok=True)
-    torch.save(_codec_state(checkpoint), out / "init.pt")
+    torch.save(_half_weights(_codec_state(checkpoint)), out / "init.pt")
     if trunk is not None:
         shutil.copyfile(trunk, out / "trunk.pt")
+    if weak is not None:
+        state = _whole_state(weak)
+        if not state["weak"]:
+            raise ValueError(f"{weak} is not a weakly supervised checkpoint")
+        torch.save(_half_weights(state), out / "weak-init.pt")
     n = 0
     for p in sorted((data / "CBSD432").glob("*.jpg")):
         _jpeg(_half(_load(p)), images / f"a-cbsd-{p.stem}.jpg")
@@ -77,16 +105,23 @@ def pack(checkpoint: Path, data: Path, out: Path, trunk: Path | None = None) -> 
     return n
 
 
-def unpack(lease: Path, workdir: Path) -> int:
-    """Write ``workdir/clean.npz`` from the packed images; returns the number of training images."""
+def unpack(lease: Path, workdir: Path, noisy_set: Path | None = None) -> int:
+    """Write ``workdir/clean.npz`` from the packed images, and the weak trainer's ``noisy_set`` when given;
+    returns the number of training images."""
     from fllic.train.data import _half, _load
 
-    out = []
+    out, weak = [], []
     for p in sorted((lease / "images").glob("*.jpg")):
         img = _load(p)
         out += [img, _half(img)] if p.stem.startswith("b-wiki-") else [img]
+        if p.stem.startswith(("a-cbsd-", "b-wiki-")):  # weak_data.SETS, at half scale
+            weak.append(img if p.stem.startswith("a-cbsd-") else _half(img))
     workdir.mkdir(parents=True, exist_ok=True)
     np.savez(workdir / "clean.npz", **{f"img{i}": a for i, a in enumerate(out)})
+    if noisy_set is not None:
+        from fllic.train.weak_data import write_noisy_set
+
+        write_noisy_set(weak, noisy_set)
     return len(out)
 
 
@@ -112,6 +147,20 @@ def split(checkpoint: Path, out: Path, base: Path | None = None) -> list[Path]:
     return paths
 
 
+def whole(checkpoint: Path, out: Path, base: Path | None = None) -> Path:
+    """Write the whole model of ``checkpoint`` (trunk included) as one float16 file, steps counted from ``base``."""
+    state = _whole_state(checkpoint)
+    if base is not None:
+        before = torch.load(base, map_location="cpu", weights_only=False)
+        state["step"] += before["step"]
+        state["elapsed"] += before["elapsed"]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(_half_weights(state), out)
+    if out.stat().st_size > _RETURN_LIMIT:
+        raise ValueError(f"{out} is {out.stat().st_size} bytes, over the {_RETURN_LIMIT} a lent machine returns")
+    return out
+
+
 def join(parts: Path, trunk: Path, out: Path) -> None:
     """A float weights file (``model``, ``config``, ``step``, ``elapsed``) from the two parts and a trunk file."""
     from fllic.train.loop import _trunk_weights, trunk_fields
@@ -133,13 +182,19 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--data", type=Path, default=Path("../shared/data"))
     a.add_argument("--out", type=Path, required=True)
     a.add_argument("--trunk", type=Path, default=None, help="the frozen trunk, copied as trunk.pt (for --trunk there)")
+    a.add_argument("--weak", type=Path, default=None, help="a weak checkpoint to go on from there, as weak-init.pt")
     a = sub.add_parser("unpack", help="there: the training image cache in a workdir")
     a.add_argument("--lease", type=Path, required=True)
     a.add_argument("--workdir", type=Path, required=True)
+    a.add_argument("--noisy-set", type=Path, default=None, help="also write the weak trainer's noisy set here")
     a = sub.add_parser("split", help="there: the trained codec as two returnable files")
     a.add_argument("--checkpoint", type=Path, required=True)
     a.add_argument("--out", type=Path, required=True)
     a.add_argument("--base", type=Path, default=None, help="the packed init.pt, to count its steps and hours")
+    a = sub.add_parser("weights", help="there: a whole model (the weak one) as one returnable float16 file")
+    a.add_argument("--checkpoint", type=Path, required=True)
+    a.add_argument("--out", type=Path, required=True)
+    a.add_argument("--base", type=Path, default=None, help="the packed weak-init.pt, to count its steps and hours")
     a = sub.add_parser("join", help="here: the returned parts and a trunk as one float weights file")
     a.add_argument("--parts", type=Path, required=True)
     a.add_argument("--trunk", type=Path, required=True)
@@ -149,11 +204,13 @@ def main(argv: list[str] | None = None) -> int:
         if not (args.data / "CBSD432").is_dir():
             print(f"error: no training data under {args.data} (expected CBSD432, WikipediaPhotos); pass --data", file=sys.stderr)
             return 2
-        print(f"packed {pack(args.checkpoint, args.data, args.out, args.trunk)} images in {args.out}")
+        print(f"packed {pack(args.checkpoint, args.data, args.out, args.trunk, args.weak)} images in {args.out}")
     elif args.verb == "unpack":
-        print(f"{unpack(args.lease, args.workdir)} training images in {args.workdir / 'clean.npz'}")
+        print(f"{unpack(args.lease, args.workdir, args.noisy_set)} training images in {args.workdir / 'clean.npz'}")
     elif args.verb == "split":
         print(" ".join(str(x) for x in split(args.checkpoint, args.out, args.base)))
+    elif args.verb == "weights":
+        print(whole(args.checkpoint, args.out, args.base))
     else:
         join(args.parts, args.trunk, args.out)
         print(f"wrote {args.out}")

@@ -40,6 +40,16 @@ coding (docs/theory.md, section 6) suggests stages instead:
   and with none of Neighbor2Neighbor's target noise; ``--n2n-weight`` adds the
   Neighbor2Neighbor term beside it. ``fllic-weak-v4``'s trunk was trained so,
   then its codec with the stage below.
+  ``--trunk-loss sure`` trains on Stein's unbiased risk estimate (Stein 1981;
+  Monte-Carlo SURE, Ramani et al. 2008, as a training loss: Soltanayev & Chun,
+  NeurIPS 2018). For y = x + n, n ~ N(0, sigma² I) over N values,
+  ``|y - f(y)|²/N - sigma² + 2 sigma² div f(y)/N`` has the expectation of the
+  clean MSE ``|f(y) - x|²/N``, with the divergence estimated by one random probe
+  b: ``b·(f(y + eps b) - f(y))/eps``. Unlike R2R it adds no noise to the input
+  or the target. Clipping to 8 bits makes the stored noise weaker near black
+  and white, where SURE then over-charges the divergence: it smooths there,
+  rather than amplifying as R2R did. Its value is logged as ``psnr_sure``, an
+  estimate of the trunk's PSNR to the clean patches that needs none of them.
 - ``--stage codec --codec-target estimate``: the trunk frozen, the codec
   learns to code its estimate (distortion to the estimate, the rate, and the
   budget). The estimate is the noisy observation's clean projection, and bits
@@ -92,6 +102,9 @@ class WeakConfig:
     n2n_weight: float = 0.0  # the Neighbor2Neighbor term's weight beside "distill"
     alpha: float = 0.5  # R2R's recorruption strength
     codec_target: str = "noisy"  # what x_hat is compared with: the noisy patch, or the trunk's estimate
+    sure_eps: float = 1e-3  # SURE's finite-difference step, in [0, 1] units
+    device: str = "cpu"  # "cuda" where a GPU is lent
+    max_minutes: float | None = None  # stop after this much wall time; the cosine then runs over it
 
 
 class NoisyPatches:
@@ -131,7 +144,7 @@ def neighbour_pair(y: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor,
     cells = torch.nn.functional.pixel_unshuffle(y, 2).view(n, c, 4, h // 2, w // 2)
     # The four pixels of a cell are 0 1 / 2 3; neighbours share an edge.
     pairs = torch.tensor([[0, 1], [1, 0], [0, 2], [2, 0], [1, 3], [3, 1], [2, 3], [3, 2]])
-    choice = pairs[torch.randint(len(pairs), (n, 1, h // 2, w // 2), generator=gen)]  # (n, 1, h/2, w/2, 2)
+    choice = pairs[torch.randint(len(pairs), (n, 1, h // 2, w // 2), generator=gen)].to(y.device)  # (n, 1, h/2, w/2, 2)
     pick = lambda j: torch.gather(cells, 2, choice[..., j].unsqueeze(2).expand(n, c, 1, h // 2, w // 2)).squeeze(2)
     return pick(0), pick(1)
 
@@ -151,13 +164,25 @@ def budget(patches: np.ndarray, sigmas: np.ndarray, calibration) -> torch.Tensor
 def recorrupted_pair(y: torch.Tensor, sigma: torch.Tensor, alpha: float,
                      gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """R2R's input y + alpha·z and target y - z/alpha, z ~ N(0, sigma²): their noises are independent."""
-    z = torch.randn(y.shape, generator=gen) * (sigma / 255).view(-1, 1, 1, 1)
+    z = torch.randn(y.shape, generator=gen).to(y.device) * (sigma / 255).view(-1, 1, 1, 1)
     return y + alpha * z, y - z / alpha
+
+
+def sure(model: FLLIC, y: torch.Tensor, sigma: torch.Tensor, eps: float, gen: torch.Generator) -> torch.Tensor:
+    """Monte-Carlo SURE of the trunk per patch: an unbiased estimate of its MSE to the clean patch (float32 only)."""
+    var = (sigma / 255).view(-1, 1, 1, 1) ** 2
+    b = torch.randn(y.shape, generator=gen).to(y.device)
+    f = model.estimate(y, sigma).float()
+    div = (b * (model.estimate(y + eps * b, sigma).float() - f)).flatten(1).mean(1) / eps
+    return ((y - f) ** 2 - var).flatten(1).mean(1) + 2 * var.flatten() * div
 
 
 def trunk_loss(model: FLLIC, y: torch.Tensor, sigma: torch.Tensor, cfg: WeakConfig,
                gen: torch.Generator, target: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    """The trunk's denoising loss from noisy pixels: N2N, R2R or distillation (see the module docstring)."""
+    """The trunk's denoising loss from noisy pixels: N2N, R2R, SURE or distillation (see the module docstring)."""
+    if cfg.trunk_loss == "sure":
+        risk = sure(model, y, sigma, cfg.sure_eps, gen).mean()
+        return {"sure": risk, "psnr_sure": -10 * torch.log10(risk.detach().clamp_min(1e-10))}
     if cfg.trunk_loss == "r2r":
         y_in, y_target = recorrupted_pair(y, sigma, cfg.alpha, gen)
         f = model.estimate(y_in, sigma * (1 + cfg.alpha**2) ** 0.5).float()
@@ -182,12 +207,13 @@ def trunk_loss(model: FLLIC, y: torch.Tensor, sigma: torch.Tensor, cfg: WeakConf
 def losses(model: FLLIC, patches: np.ndarray, sigmas: np.ndarray, q: torch.Tensor, cfg: WeakConfig,
            calibration, gen: torch.Generator) -> dict[str, torch.Tensor]:
     """The weak loss's parts for one batch, for cfg.stage (see the module docstring)."""
-    y = torch.from_numpy(patches).permute(0, 3, 1, 2).float() / 255.0
+    dev = q.device
+    y = torch.from_numpy(patches).to(dev).permute(0, 3, 1, 2).float() / 255.0
     y, target = (y[:, :3], y[:, 3:]) if y.shape[1] == 6 else (y, None)
     patches = patches[..., :3]
-    sigma = torch.from_numpy(np.asarray(sigmas, np.float32))
+    sigma = torch.from_numpy(np.asarray(sigmas, np.float32)).to(dev)
     parts: dict[str, torch.Tensor] = {}
-    denoise = torch.zeros(())
+    denoise = torch.zeros((), device=dev)
     if cfg.stage != "codec":
         parts = trunk_loss(model, y, sigma, cfg, gen, target)
         denoise = parts[cfg.trunk_loss]
@@ -199,7 +225,7 @@ def losses(model: FLLIC, patches: np.ndarray, sigmas: np.ndarray, q: torch.Tenso
     target = est if cfg.codec_target == "estimate" else y
     mse = ((out.x_hat - target) ** 2).flatten(1).mean(1)
     bpp = bits(out.likelihoods) / (y.shape[2] * y.shape[3])
-    h_est = budget(patches, sigmas, calibration)
+    h_est = budget(patches, sigmas, calibration).to(dev)
     over = torch.relu(bpp - h_est)
     codec = (cfg.lmbda / q**2 * 255**2 * mse + bpp + cfg.budget_weight * over).mean()
     return {"loss": codec + 255**2 * cfg.lmbda * denoise, **parts, "bpp": bpp.mean(), "budget": h_est.mean(),
@@ -223,7 +249,14 @@ def train(cfg: WeakConfig) -> None:
     ckpt = cfg.workdir / "checkpoint.pt"
     base = FllicConfig.tiny(trunk=True) if cfg.tiny else replace(FllicConfig(), trunk=(64, 128, 192), trunk_blocks=2)
     model = FLLIC(base)
-    model.trunk.bf16 = cfg.bf16
+    sure_trunk = cfg.trunk_loss == "sure" and cfg.stage != "codec"
+    # SURE's finite difference needs float32 convolutions: no bf16 autocast, no TF32.
+    model.trunk.bf16 = cfg.bf16 and not sure_trunk
+    dev = torch.device(cfg.device)
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.allow_tf32 = not sure_trunk
+    model.to(dev)
     opt = torch.optim.Adam(_trained_parameters(model, cfg.stage), lr=cfg.lr)
     step, elapsed = 0, 0.0
     if ckpt.exists():
@@ -252,14 +285,18 @@ def train(cfg: WeakConfig) -> None:
               f"stage {cfg.stage}, trunk loss {cfg.trunk_loss}, codec target {cfg.codec_target}\n")
     acc: dict[str, float] = {}
     n_acc, t0 = 0, time.time()
+    t_start = t0
     model.train()
     while step < cfg.steps:
+        minutes = (time.time() - t_start) / 60
+        if cfg.max_minutes is not None and minutes >= cfg.max_minutes:
+            break
         if step % 50 == 0:
             torch.set_num_threads(_threads_wanted(cfg))
         for g in opt.param_groups:
-            g["lr"] = _lr(cfg, step)
+            g["lr"] = _lr(cfg, step, minutes)
         patches, s = sampler.batch(cfg.batch)
-        parts = losses(model, patches, s, _sample_q(cfg.batch, cfg.q_range, gen), cfg, calibration, gen)
+        parts = losses(model, patches, s, _sample_q(cfg.batch, cfg.q_range, gen).to(dev), cfg, calibration, gen)
         opt.zero_grad(set_to_none=True)
         parts["loss"].backward()
         torch.nn.utils.clip_grad_norm_(_trained_parameters(model, cfg.stage), 1.0)
@@ -275,9 +312,15 @@ def train(cfg: WeakConfig) -> None:
                       + f" lr {opt.param_groups[0]['lr']:.2e} s/step {dt / n_acc:.2f} wall_h {elapsed / 3600:.2f}\n")
             acc, n_acc, t0 = {}, 0, time.time()
         if step % cfg.ckpt_every == 0 or step == cfg.steps:
-            _save(ckpt, {"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "elapsed": elapsed,
-                         "config": vars(model.config), "weak": True})
+            _checkpoint(ckpt, model, opt, step, elapsed)
+    if step % cfg.ckpt_every:  # stopped by the clock between checkpoints
+        _checkpoint(ckpt, model, opt, step, elapsed)
     log.close()
+
+
+def _checkpoint(path: Path, model: FLLIC, opt, step: int, elapsed: float) -> None:
+    _save(path, {"model": {k: v.cpu() for k, v in model.state_dict().items()}, "opt": opt.state_dict(),
+                 "step": step, "elapsed": elapsed, "config": vars(model.config), "weak": True})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -297,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2, help="torch threads (a file 'threads' in the workdir overrides it)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-every", type=int, default=20, help="steps between log lines")
+    p.add_argument("--ckpt-every", type=int, default=100, help="steps between checkpoints")
     p.add_argument("--tiny", action="store_true", help="a tiny model, for smoke tests")
     p.add_argument("--from", dest="start_from", type=Path, default=None,
                    help="go on from a weak checkpoint (another run's checkpoint.pt, or weights/fllic-weak-v2-float.pt) "
@@ -304,8 +348,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-bf16", dest="bf16", action="store_false", help="run the trunk in float32")
     p.add_argument("--stage", choices=("joint", "trunk", "codec"), default="joint",
                    help="train trunk and codec together, the trunk alone, or the codec on the frozen trunk")
-    p.add_argument("--trunk-loss", choices=("n2n", "r2r", "distill"), default="n2n",
-                   help="the trunk's loss: Neighbor2Neighbor, Recorrupted-to-Recorrupted, or distillation of CBM3D")
+    p.add_argument("--trunk-loss", choices=("n2n", "r2r", "sure", "distill"), default="n2n",
+                   help="the trunk's loss: Neighbor2Neighbor, Recorrupted-to-Recorrupted, Monte-Carlo SURE, "
+                        "or distillation of CBM3D")
     p.add_argument("--targets", type=Path, default=None,
                    help="CBM3D's estimates of the noisy set, for --trunk-loss distill (default: cbm3d.npz beside it)")
     p.add_argument("--n2n-weight", type=float, default=0.0, help="the Neighbor2Neighbor term's weight beside distill")
@@ -314,6 +359,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="the codec's distortion: to the noisy patch, or to the trunk's estimate")
     p.add_argument("--q-range", type=float, nargs=2, default=(0.25, 4.0), metavar=("LO", "HI"),
                    help="range of the quality scale q sampled in training (log-uniform)")
+    p.add_argument("--sure-eps", type=float, default=1e-3, help="SURE's finite-difference step (in [0, 1] units)")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda on a lent GPU")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="stop after this many minutes of training; the cosine follows the clock")
     args = p.parse_args(argv)
     if args.patch % 64:
         print("error: --patch must be a multiple of 64", file=sys.stderr)

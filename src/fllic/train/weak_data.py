@@ -33,24 +33,30 @@ def make_noisy_set(data_root: Path, out: Path, sets=SETS, sigma_range=(5.0, 50.0
     which a noisy-only pipeline may choose as freely as the supervised one).
     Returns the number of images written.
     """
-    from fllic.noise import add_noise
     from fllic.train.data import _half, _load
+
+    images = []
+    for name in sets:
+        for p in sorted((data_root / name).glob("*")):
+            if p.suffix.lower() in (".png", ".jpg", ".jpeg"):
+                images.append(_half(_load(p)) if half else _load(p))
+    if not images:
+        raise FileNotFoundError(f"no training images in {data_root} ({', '.join(sets)})")
+    return write_noisy_set(images, out, sigma_range, seed)
+
+
+def write_noisy_set(images, out: Path, sigma_range=(5.0, 50.0), seed: int = 0) -> int:
+    """Noise each image once (sigma ~ U[sigma_range], seeded; grey ones as three equal channels) and store them."""
+    from fllic.noise import add_noise
 
     rng = np.random.default_rng(seed)
     noisy, sigmas = [], []
-    for name in sets:
-        for k, p in enumerate(sorted((data_root / name).glob("*"))):
-            if p.suffix.lower() not in (".png", ".jpg", ".jpeg"):
-                continue
-            img = _load(p)
-            img = _half(img) if half else img
-            if img.ndim == 2:
-                img = np.repeat(img[..., None], 3, axis=2)
-            sigma = float(rng.uniform(*sigma_range))
-            noisy.append(add_noise(img, sigma, seed=int(rng.integers(1 << 31))))
-            sigmas.append(sigma)
-    if not noisy:
-        raise FileNotFoundError(f"no training images in {data_root} ({', '.join(sets)})")
+    for img in images:
+        if img.ndim == 2:
+            img = np.repeat(img[..., None], 3, axis=2)
+        sigma = float(rng.uniform(*sigma_range))
+        noisy.append(add_noise(img, sigma, seed=int(rng.integers(1 << 31))))
+        sigmas.append(sigma)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(out, sigmas=np.array(sigmas, np.float32), **{f"img{i}": a for i, a in enumerate(noisy)})
     return len(noisy)
