@@ -46,10 +46,11 @@ coding (docs/theory.md, section 6) suggests stages instead:
   ``|y - f(y)|²/N - sigma² + 2 sigma² div f(y)/N`` has the expectation of the
   clean MSE ``|f(y) - x|²/N``, with the divergence estimated by one random probe
   b: ``b·(f(y + eps b) - f(y))/eps``. Unlike R2R it adds no noise to the input
-  or the target. Clipping to 8 bits makes the stored noise weaker near black
-  and white, where SURE then over-charges the divergence: it smooths there,
-  rather than amplifying as R2R did. Its value is logged as ``psnr_sure``, an
-  estimate of the trunk's PSNR to the clean patches that needs none of them.
+  or the target. 8-bit files break its assumptions twice (see :func:`sure`): the
+  input is dithered off the integer grid, and pixels near black and white, where
+  clipping weakens the noise, are left out. Its value is logged as
+  ``psnr_sure``, an estimate of the trunk's PSNR to the clean patches that needs
+  none of them.
 - ``--stage codec --codec-target estimate``: the trunk frozen, the codec
   learns to code its estimate (distortion to the estimate, the rate, and the
   budget). The estimate is the noisy observation's clean projection, and bits
@@ -169,12 +170,22 @@ def recorrupted_pair(y: torch.Tensor, sigma: torch.Tensor, alpha: float,
 
 
 def sure(model: FLLIC, y: torch.Tensor, sigma: torch.Tensor, eps: float, gen: torch.Generator) -> torch.Tensor:
-    """Monte-Carlo SURE of the trunk per patch: an unbiased estimate of its MSE to the clean patch (float32 only)."""
-    var = (sigma / 255).view(-1, 1, 1, 1) ** 2
+    """Monte-Carlo SURE of the trunk per patch: an estimate of its MSE to the clean patch (float32 only).
+
+    Two guards for 8-bit files. The input is dithered by U(-1/2, 1/2) of a level, so it is continuous:
+    on the integer grid alone a network can fit the data while its slope between grid points, which the
+    probe measures, is anything. Pixels whose estimate lies within 2 sigma of black or white are left
+    out, because clipping makes the noise there weaker than sigma and SURE too low.
+    """
+    sd = (sigma / 255).view(-1, 1, 1, 1)
+    var = sd**2 + 1 / (12 * 255**2)
+    y = y + (torch.rand(y.shape, generator=gen).to(y.device) - 0.5) / 255
     b = torch.randn(y.shape, generator=gen).to(y.device)
     f = model.estimate(y, sigma).float()
-    div = (b * (model.estimate(y + eps * b, sigma).float() - f)).flatten(1).mean(1) / eps
-    return ((y - f) ** 2 - var).flatten(1).mean(1) + 2 * var.flatten() * div
+    d = b * (model.estimate(y + eps * b, sigma).float() - f) / eps
+    m = ((f > 2 * sd) & (f < 1 - 2 * sd)).float().detach()
+    risk = ((y - f) ** 2 - var + 2 * var * d) * m
+    return risk.flatten(1).sum(1) / m.flatten(1).sum(1).clamp_min(1.0)
 
 
 def trunk_loss(model: FLLIC, y: torch.Tensor, sigma: torch.Tensor, cfg: WeakConfig,
