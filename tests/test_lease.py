@@ -112,3 +112,76 @@ def test_pack_without_training_data_is_a_one_line_error(tmp_path, capsys):
     assert lease_main(["pack", "--checkpoint", str(tmp_path / "c.pt"), "--data", str(tmp_path), "--out",
                        str(tmp_path / "l")]) == 2
     assert "no training data" in capsys.readouterr().err
+
+
+def test_the_denoiser_stops_on_the_clock_and_keeps_its_last_step(tmp_path, data_root):
+    from fllic.train.denoiser import main as denoiser_main
+
+    work = tmp_path / "t"
+    assert denoiser_main(["--data", str(data_root), "--workdir", str(work), "--tiny", "--batch", "2", "--patch", "32",
+                          "--threads", "1", "--steps", "1000000", "--max-minutes", "0.002", "--ckpt-every", "1000000",
+                          "--workers", "1"]) == 0
+    state = torch.load(work / "checkpoint.pt", weights_only=False)
+    assert 1 <= state["step"] < 1_000_000  # stopped by the clock, saved between checkpoints
+    assert all(v.device.type == "cpu" for v in state["model"].values())
+
+
+def _tiny_weak_checkpoint(tmp_path, data_root):
+    from fllic.train.weak import main as weak_main
+    from fllic.train.weak_data import make_noisy_set
+
+    here = tmp_path / "noisy-here.npz"
+    make_noisy_set(data_root, here)
+    assert weak_main(["--tiny", "--batch", "2", "--patch", "64", "--threads", "1", "--no-bf16", "--noisy-set", str(here),
+                      "--workdir", str(tmp_path / "w"), "--steps", "1"]) == 0
+    return tmp_path / "w" / "checkpoint.pt"
+
+
+def test_a_weak_lease_carries_the_weak_model_and_makes_its_noisy_set_there(tmp_path, data_root):
+    from fllic.models.fllic_net import FLLIC, FllicConfig
+    from fllic.train.data import _half, _load
+    from fllic.train.lease import main as lease_main
+    from fllic.train.weak import main as weak_main
+    from fllic.train.weak_data import load_noisy_set
+
+    weak = _tiny_weak_checkpoint(tmp_path, data_root)
+    lease = tmp_path / "lease"
+    assert lease_main(["pack", "--checkpoint", str(weak), "--data", str(data_root), "--out", str(lease),
+                       "--weak", str(weak)]) == 0
+    packed = torch.load(lease / "weak-init.pt", weights_only=False)
+    assert packed["weak"] and packed["step"] == 1
+    assert all(v.dtype == torch.float16 for v in packed["model"].values() if v.is_floating_point())
+
+    there = tmp_path / "there"
+    noisy = there / "noisy.npz"
+    assert lease_main(["unpack", "--lease", str(lease), "--workdir", str(there), "--noisy-set", str(noisy)]) == 0
+    images, sigmas = load_noisy_set(noisy)
+    # The weak set's photographs at half scale (CBSD432 and WikipediaPhotos, no validation photograph), noised once.
+    clean = [_half(_load(data_root / "CBSD432" / f"{k}.jpg")) for k in range(2)]
+    clean += [_half(_load(data_root / "WikipediaPhotos" / f"00{k}.png")) for k in range(2)]
+    assert [a.shape for a in images] == [c.shape for c in clean]
+    assert np.all((sigmas >= 5) & (sigmas <= 50))
+    for y, c, s in zip(images, clean, sigmas):
+        residual = y.astype(float) - c
+        assert 0.5 * s < residual.std() < 1.5 * s + 8  # noise of about sigma, plus the JPEG round trip
+
+    assert weak_main(["--tiny", "--batch", "2", "--patch", "64", "--threads", "1", "--no-bf16", "--noisy-set", str(noisy),
+                      "--workdir", str(there / "w"), "--steps", "2", "--max-minutes", "5",
+                      "--from", str(lease / "weak-init.pt")]) == 0
+    back = tmp_path / "back" / "weak.pt"
+    assert lease_main(["weights", "--checkpoint", str(there / "w" / "checkpoint.pt"), "--out", str(back),
+                       "--base", str(lease / "weak-init.pt")]) == 0
+    state = torch.load(back, weights_only=False)
+    assert state["weak"] and state["step"] == 3  # one step before the lease, two on it
+    FLLIC(FllicConfig(**state["config"])).load_state_dict({k: v.float() for k, v in state["model"].items()})
+
+
+def test_a_weak_lease_refuses_a_supervised_checkpoint(tmp_path, data_root, capsys):
+    from fllic.models.fllic_net import FLLIC, FllicConfig
+    from fllic.train.lease import main as lease_main
+
+    model = FLLIC(FllicConfig.tiny())
+    torch.save({"model": model.state_dict(), "config": vars(model.config), "step": 1}, tmp_path / "sup.pt")
+    assert lease_main(["pack", "--checkpoint", str(tmp_path / "sup.pt"), "--data", str(data_root), "--out",
+                       str(tmp_path / "l"), "--weak", str(tmp_path / "sup.pt")]) == 2
+    assert "not a weakly supervised checkpoint" in capsys.readouterr().err

@@ -87,7 +87,8 @@ def pack(checkpoint: Path, data: Path, out: Path, trunk: Path | None = None, wea
     if weak is not None:
         state = _whole_state(weak)
         if not state["weak"]:
-            raise ValueError(f"{weak} is not a weakly supervised checkpoint")
+            raise ValueError(f"{weak} is not a weakly supervised checkpoint; --weak takes only those, "
+                             "so no clean supervision enters")
         torch.save(_half_weights(state), out / "weak-init.pt")
     n = 0
     for p in sorted((data / "CBSD432").glob("*.jpg")):
@@ -204,7 +205,12 @@ def main(argv: list[str] | None = None) -> int:
         if not (args.data / "CBSD432").is_dir():
             print(f"error: no training data under {args.data} (expected CBSD432, WikipediaPhotos); pass --data", file=sys.stderr)
             return 2
-        print(f"packed {pack(args.checkpoint, args.data, args.out, args.trunk, args.weak)} images in {args.out}")
+        try:
+            n = pack(args.checkpoint, args.data, args.out, args.trunk, args.weak)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(f"packed {n} images in {args.out}")
     elif args.verb == "unpack":
         print(f"{unpack(args.lease, args.workdir, args.noisy_set)} training images in {args.workdir / 'clean.npz'}")
     elif args.verb == "split":

@@ -40,17 +40,6 @@ coding (docs/theory.md, section 6) suggests stages instead:
   and with none of Neighbor2Neighbor's target noise; ``--n2n-weight`` adds the
   Neighbor2Neighbor term beside it. ``fllic-weak-v4``'s trunk was trained so,
   then its codec with the stage below.
-  ``--trunk-loss sure`` trains on Stein's unbiased risk estimate (Stein 1981;
-  Monte-Carlo SURE, Ramani et al. 2008, as a training loss: Soltanayev & Chun,
-  NeurIPS 2018). For y = x + n, n ~ N(0, sigma² I) over N values,
-  ``|y - f(y)|²/N - sigma² + 2 sigma² div f(y)/N`` has the expectation of the
-  clean MSE ``|f(y) - x|²/N``, with the divergence estimated by one random probe
-  b: ``b·(f(y + eps b) - f(y))/eps``. Unlike R2R it adds no noise to the input
-  or the target. 8-bit files break its assumptions twice (see :func:`sure`): the
-  input is dithered off the integer grid, and pixels near black and white, where
-  clipping weakens the noise, are left out. Its value is logged as
-  ``psnr_sure``, an estimate of the trunk's PSNR to the clean patches that needs
-  none of them.
 - ``--stage codec --codec-target estimate``: the trunk frozen, the codec
   learns to code its estimate (distortion to the estimate, the rate, and the
   budget). The estimate is the noisy observation's clean projection, and bits
@@ -103,7 +92,6 @@ class WeakConfig:
     n2n_weight: float = 0.0  # the Neighbor2Neighbor term's weight beside "distill"
     alpha: float = 0.5  # R2R's recorruption strength
     codec_target: str = "noisy"  # what x_hat is compared with: the noisy patch, or the trunk's estimate
-    sure_eps: float = 1e-3  # SURE's finite-difference step, in [0, 1] units
     device: str = "cpu"  # "cuda" where a GPU is lent
     max_minutes: float | None = None  # stop after this much wall time; the cosine then runs over it
 
@@ -169,31 +157,9 @@ def recorrupted_pair(y: torch.Tensor, sigma: torch.Tensor, alpha: float,
     return y + alpha * z, y - z / alpha
 
 
-def sure(model: FLLIC, y: torch.Tensor, sigma: torch.Tensor, eps: float, gen: torch.Generator) -> torch.Tensor:
-    """Monte-Carlo SURE of the trunk per patch: an estimate of its MSE to the clean patch (float32 only).
-
-    Two guards for 8-bit files. The input is dithered by U(-1/2, 1/2) of a level, so it is continuous:
-    on the integer grid alone a network can fit the data while its slope between grid points, which the
-    probe measures, is anything. Pixels whose estimate lies within 2 sigma of black or white are left
-    out, because clipping makes the noise there weaker than sigma and SURE too low.
-    """
-    sd = (sigma / 255).view(-1, 1, 1, 1)
-    var = sd**2 + 1 / (12 * 255**2)
-    y = y + (torch.rand(y.shape, generator=gen).to(y.device) - 0.5) / 255
-    b = torch.randn(y.shape, generator=gen).to(y.device)
-    f = model.estimate(y, sigma).float()
-    d = b * (model.estimate(y + eps * b, sigma).float() - f) / eps
-    m = ((f > 2 * sd) & (f < 1 - 2 * sd)).float().detach()
-    risk = ((y - f) ** 2 - var + 2 * var * d) * m
-    return risk.flatten(1).sum(1) / m.flatten(1).sum(1).clamp_min(1.0)
-
-
 def trunk_loss(model: FLLIC, y: torch.Tensor, sigma: torch.Tensor, cfg: WeakConfig,
                gen: torch.Generator, target: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    """The trunk's denoising loss from noisy pixels: N2N, R2R, SURE or distillation (see the module docstring)."""
-    if cfg.trunk_loss == "sure":
-        risk = sure(model, y, sigma, cfg.sure_eps, gen).mean()
-        return {"sure": risk, "psnr_sure": -10 * torch.log10(risk.detach().clamp_min(1e-10))}
+    """The trunk's denoising loss from noisy pixels: N2N, R2R or distillation (see the module docstring)."""
     if cfg.trunk_loss == "r2r":
         y_in, y_target = recorrupted_pair(y, sigma, cfg.alpha, gen)
         f = model.estimate(y_in, sigma * (1 + cfg.alpha**2) ** 0.5).float()
@@ -260,13 +226,10 @@ def train(cfg: WeakConfig) -> None:
     ckpt = cfg.workdir / "checkpoint.pt"
     base = FllicConfig.tiny(trunk=True) if cfg.tiny else replace(FllicConfig(), trunk=(64, 128, 192), trunk_blocks=2)
     model = FLLIC(base)
-    sure_trunk = cfg.trunk_loss == "sure" and cfg.stage != "codec"
-    # SURE's finite difference needs float32 convolutions: no bf16 autocast, no TF32.
-    model.trunk.bf16 = cfg.bf16 and not sure_trunk
+    model.trunk.bf16 = cfg.bf16
     dev = torch.device(cfg.device)
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
-        torch.backends.cudnn.allow_tf32 = not sure_trunk
     model.to(dev)
     opt = torch.optim.Adam(_trained_parameters(model, cfg.stage), lr=cfg.lr)
     step, elapsed = 0, 0.0
@@ -359,9 +322,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-bf16", dest="bf16", action="store_false", help="run the trunk in float32")
     p.add_argument("--stage", choices=("joint", "trunk", "codec"), default="joint",
                    help="train trunk and codec together, the trunk alone, or the codec on the frozen trunk")
-    p.add_argument("--trunk-loss", choices=("n2n", "r2r", "sure", "distill"), default="n2n",
-                   help="the trunk's loss: Neighbor2Neighbor, Recorrupted-to-Recorrupted, Monte-Carlo SURE, "
-                        "or distillation of CBM3D")
+    p.add_argument("--trunk-loss", choices=("n2n", "r2r", "distill"), default="n2n",
+                   help="the trunk's loss: Neighbor2Neighbor, Recorrupted-to-Recorrupted, or distillation of CBM3D")
     p.add_argument("--targets", type=Path, default=None,
                    help="CBM3D's estimates of the noisy set, for --trunk-loss distill (default: cbm3d.npz beside it)")
     p.add_argument("--n2n-weight", type=float, default=0.0, help="the Neighbor2Neighbor term's weight beside distill")
@@ -370,7 +332,6 @@ def main(argv: list[str] | None = None) -> int:
                    help="the codec's distortion: to the noisy patch, or to the trunk's estimate")
     p.add_argument("--q-range", type=float, nargs=2, default=(0.25, 4.0), metavar=("LO", "HI"),
                    help="range of the quality scale q sampled in training (log-uniform)")
-    p.add_argument("--sure-eps", type=float, default=1e-3, help="SURE's finite-difference step (in [0, 1] units)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda on a lent GPU")
     p.add_argument("--max-minutes", type=float, default=None,
                    help="stop after this many minutes of training; the cosine follows the clock")
