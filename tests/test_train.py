@@ -254,3 +254,19 @@ def test_plot_log_reads_both_kinds_of_training_line(tmp_path):
     assert parse(log) == [(20, 5.1, 1.5, 32.1, 1e-4), (40, 4.9, 1.48, 34.2, 1e-4)]
     assert plot_main([str(log), "-o", str(tmp_path / "curve.png"), "--smooth", "1"]) == 0
     assert (tmp_path / "curve.png").stat().st_size > 0
+
+
+def test_plot_log_plots_a_denoiser_log_and_refuses_an_empty_one(tmp_path, capsys):
+    from fllic.train.plot_log import main as plot_main
+    from fllic.train.plot_log import parse_trunk
+
+    log = tmp_path / "trunk.log"
+    log.write_text("# resume at step 0, 522 training images, 0 validation crops\n"
+                   "step 20 mse 1.401e-03 psnr 28.54 lr 2.00e-05 s/step 0.29 wall_h 0.00\n"
+                   "step 40 mse 1.437e-03 psnr 28.42 lr 4.00e-05 s/step 0.02 wall_h 0.00\n")
+    assert parse_trunk(log) == [(20, 28.54), (40, 28.42)]
+    assert plot_main([str(log), "-o", str(tmp_path / "trunk.png"), "--smooth", "1"]) == 0
+    assert (tmp_path / "trunk.png").stat().st_size > 0
+    (tmp_path / "empty.log").write_text("# nothing yet\n")
+    assert plot_main([str(tmp_path / "empty.log"), "-o", str(tmp_path / "e.png")]) == 1
+    assert "no training lines" in capsys.readouterr().err

@@ -1,8 +1,8 @@
 """python -m fllic.train.plot_log LOG -o PNG: training curves (PSNR and bpp against step).
 
-With ``--validation`` it plots a denoiser trainer's log (python -m
-fllic.train.denoiser): the held-out validation PSNR per sigma against step,
-the curve of the estimator.
+A denoiser trainer's log (python -m fllic.train.denoiser) gives one panel, its
+training PSNR against step; with ``--validation``, the held-out validation PSNR
+per sigma against step, the curve of the estimator.
 """
 
 from __future__ import annotations
@@ -23,6 +23,38 @@ def parse(path: Path) -> list[tuple[int, float, float, float, float]]:
             step = int(m.group(1))
             rows[step] = (step, *(float(g) for g in m.groups()[1:]))
     return [rows[k] for k in sorted(rows)]
+
+
+_TRUNK = re.compile(r"step (\d+) mse ([\d.e+-]+) psnr ([\d.]+)")
+
+
+def parse_trunk(path: Path) -> list[tuple[int, float]]:
+    """[(step, training psnr), ...] from a denoiser log's step lines."""
+    rows = {int(m.group(1)): float(m.group(3)) for m in map(_TRUNK.match, path.read_text().splitlines()) if m}
+    return sorted(rows.items())
+
+
+def plot_trunk(log: Path, out: Path, smooth: int) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    rows = np.array(parse_trunk(log))
+    if rows.size == 0:
+        print(f"error: no training lines in {log}", file=sys.stderr)
+        return 1
+    k = max(1, min(smooth, len(rows)))
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(rows[k - 1 :, 0], np.convolve(rows[:, 1], np.ones(k) / k, mode="valid"))
+    ax.set(xlabel="step", ylabel=f"training PSNR (dB), mean of {k} log lines",
+           title="denoising trunk (sigma ~ U[0, 55] per patch)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    print(f"wrote {out}")
+    return 0
 
 
 _VAL = re.compile(r"val (\d+) (.*)")
@@ -78,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.validation:
         return plot_validation(args.log, args.output)
     rows = np.array(parse(args.log))
+    if rows.size == 0 and parse_trunk(args.log):
+        return plot_trunk(args.log, args.output, args.smooth)
     to_estimate = "psnr(q<1.2)-to-estimate" in args.log.read_text()  # --code-estimate: PSNR to the trunk's estimate
     if rows.size == 0:
         print(f"error: no training lines in {args.log}", file=sys.stderr)
