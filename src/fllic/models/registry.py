@@ -86,7 +86,7 @@ SHIPPED: tuple[ModelInfo, ...] = (
         "its trunk ships beside it (fllic-weak-v4-trunk.pt)",
     ),
 )
-DEFAULT_MODEL = "fllic-awgn-v4"  # v1, v2 and v3 stay shipped: their files still decode
+DEFAULT_MODEL = "fllic-awgn-v5"  # v1 to v4 stay shipped: their files still decode
 CAMERA_MODEL = "fllic-camera-v3"  # what --sigma auto picks for correlated (camera, JPEG) noise
 
 
