@@ -85,6 +85,12 @@ SHIPPED: tuple[ModelInfo, ...] = (
         "images ahead of fllic-weak-v3's codec, fine-tuned to code that trunk's estimate, AWGN sigma 5-50; "
         "its trunk ships beside it (fllic-weak-v4-trunk.pt)",
     ),
+    ModelInfo(
+        "fllic-weak-v5",
+        "fllic-weak-v5.pt",
+        "weakly supervised, from noisy images only: fllic-weak-v4's distilled trunk ahead of its codec, fine-tuned "
+        "on 256-pixel patches of full-size noisy photographs, AWGN sigma 5-50; shares fllic-weak-v4's trunk file",
+    ),
 )
 DEFAULT_MODEL = "fllic-awgn-v5"  # v1 to v4 stay shipped: their files still decode
 CAMERA_MODEL = "fllic-camera-v3"  # what --sigma auto picks for correlated (camera, JPEG) noise
