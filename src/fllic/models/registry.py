@@ -68,7 +68,7 @@ SHIPPED: tuple[ModelInfo, ...] = (
     ModelInfo(
         "fllic-awgn-v5",
         "fllic-awgn-v5.pt",
-        "v5: v2's AWGN trunk trained further on a lent GPU (14,000 steps, +0.3 dB on the held-out crops) ahead of "
+        "v5: v2's AWGN trunk trained further on a lent GPU (14,220 steps, +0.3 dB on the held-out crops) ahead of "
         "v4's codec fine-tuned to code its estimate on 384-pixel patches, AWGN sigma 0-50",
     ),
     ModelInfo(
