@@ -105,6 +105,16 @@ def test_pack_unpack_train_with_workers_split_and_join(tmp_path, data_root, trun
 
     FLLIC(FllicConfig(**state["config"])).load_state_dict(state["model"])  # strict: a whole model
 
+    # --half: float16 parts, small enough to commit as a resume point; join gives float32 weights back.
+    assert lease_main(["split", "--checkpoint", str(there / "checkpoint.pt"), "--out", str(tmp_path / "b16"),
+                       "--base", str(lease / "init.pt"), "--half"]) == 0
+    assert lease_main(["join", "--parts", str(tmp_path / "b16"), "--trunk", str(trunk), "--out", str(joined)]) == 0
+    state16 = torch.load(joined, weights_only=False)
+    assert state16["step"] == 4
+    for k, v in trained["model"].items():
+        want = v.float() if k.startswith("trunk.") else v.half().float()
+        assert state16["model"][k].dtype == torch.float32 and torch.equal(state16["model"][k], want), k
+
 
 def test_pack_without_training_data_is_a_one_line_error(tmp_path, capsys):
     from fllic.train.lease import main as lease_main

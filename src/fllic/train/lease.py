@@ -17,7 +17,8 @@ A lent machine sees only the repository's working tree and a few carried paths
   CBSD432 and WikipediaPhotos halves, noised once, seeded), the only file the
   weak trainer is then given.
 - ``split`` (there) writes the trained codec's float32 weights as two files,
-  analysis side and synthesis side, each under the return limit.
+  analysis side and synthesis side, each under the return limit (``--half``:
+  float16, each under the 8 MB limit for committed files, a resume point).
 - ``join`` (here) puts them back together with the trunk into a float weights
   file that ``fllic train --init`` and ``python -m fllic.train.export`` take.
 - ``weights`` (there) writes a whole model, trunk included, as one float16 file
@@ -57,7 +58,9 @@ def _codec_state(checkpoint: Path) -> dict:
 
 
 def _half_weights(state: dict) -> dict:
-    return dict(state, **{k: {n: v.half() for n, v in state[k].items()} for k in ("state_dict", "model") if k in state})
+    """``state`` with the floating-point tensors of its weights in float16."""
+    half = lambda v: v.half() if v.is_floating_point() else v
+    return dict(state, **{k: {n: half(v) for n, v in state[k].items()} for k in ("state_dict", "model") if k in state})
 
 
 def _whole_state(checkpoint: Path) -> dict:
@@ -126,12 +129,15 @@ def unpack(lease: Path, workdir: Path, noisy_set: Path | None = None) -> int:
     return len(out)
 
 
-def split(checkpoint: Path, out: Path, base: Path | None = None) -> list[Path]:
+def split(checkpoint: Path, out: Path, base: Path | None = None, half: bool = False) -> list[Path]:
     """Write the codec of ``checkpoint`` as ``codec-analysis.pt`` and ``codec-synthesis.pt`` in ``out``.
 
-    ``base`` (the packed ``init.pt``) adds the steps and hours the weights had before this run.
+    ``base`` (the packed ``init.pt``) adds the steps and hours the weights had before this run. With
+    ``half`` the parts are float16: each fits the 8 MB limit for committed files, a resume point.
     """
     state = _codec_state(checkpoint)
+    if half:
+        state = _half_weights(state)
     if base is not None:
         before = torch.load(base, map_location="cpu", weights_only=False)
         state["step"] += before["step"]
@@ -169,7 +175,8 @@ def join(parts: Path, trunk: Path, out: Path) -> None:
     analysis = torch.load(parts / "codec-analysis.pt", map_location="cpu", weights_only=False)
     synthesis = torch.load(parts / "codec-synthesis.pt", map_location="cpu", weights_only=False)
     trunk_config, trunk_weights = _trunk_weights(trunk)
-    model = {**analysis["state_dict"], **synthesis["state_dict"], **{f"trunk.{k}": v for k, v in trunk_weights.items()}}
+    codec = {**analysis["state_dict"], **synthesis["state_dict"]}
+    model = {**{k: v.float() for k, v in codec.items()}, **{f"trunk.{k}": v for k, v in trunk_weights.items()}}
     config = {**analysis["config"], **trunk_fields(trunk_config)}
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"model": model, "config": config, "step": analysis["step"], "elapsed": analysis["elapsed"]}, out)
@@ -192,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--checkpoint", type=Path, required=True)
     a.add_argument("--out", type=Path, required=True)
     a.add_argument("--base", type=Path, default=None, help="the packed init.pt, to count its steps and hours")
+    a.add_argument("--half", action="store_true", help="float16 parts (a resume point small enough to commit)")
     a = sub.add_parser("weights", help="there: a whole model (the weak one) as one returnable float16 file")
     a.add_argument("--checkpoint", type=Path, required=True)
     a.add_argument("--out", type=Path, required=True)
@@ -214,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.verb == "unpack":
         print(f"{unpack(args.lease, args.workdir, args.noisy_set)} training images in {args.workdir / 'clean.npz'}")
     elif args.verb == "split":
-        print(" ".join(str(x) for x in split(args.checkpoint, args.out, args.base)))
+        print(" ".join(str(x) for x in split(args.checkpoint, args.out, args.base, args.half)))
     elif args.verb == "weights":
         print(whole(args.checkpoint, args.out, args.base))
     else:
