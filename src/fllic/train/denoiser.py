@@ -21,7 +21,7 @@ import torch
 
 from fllic.models.trunk import DenoisingTrunk, TrunkConfig, load_trunk_weights
 from fllic.train.data import MixedNoiseSampler, PatchSampler, clean_targets, validation_images
-from fllic.train.loop import _batches, _lr, _save, _threads_wanted
+from fllic.train.loop import _batches, _checkpoint, _lr, _threads_wanted
 
 VAL_SIGMAS = (15.0, 25.0, 50.0)
 
@@ -177,15 +177,11 @@ def train(cfg: DenoiserConfig) -> None:
             _log_validation(log, model, val, step, cfg.camera_fraction > 0)
             t0 = time.time()
         if step % cfg.ckpt_every == 0 or step == cfg.steps:
-            _checkpoint(ckpt, model, opt, step, elapsed)
+            _checkpoint(ckpt, model, opt, step, elapsed, asdict(model.config))
     if step % cfg.ckpt_every:  # stopped by the clock between checkpoints
-        _checkpoint(ckpt, model, opt, step, elapsed)
+        _checkpoint(ckpt, model, opt, step, elapsed, asdict(model.config))
     log.close()
 
-
-def _checkpoint(path: Path, model: DenoisingTrunk, opt, step: int, elapsed: float) -> None:
-    _save(path, {"model": {k: v.cpu() for k, v in model.state_dict().items()}, "opt": opt.state_dict(),
-                 "step": step, "elapsed": elapsed, "config": asdict(model.config)})
 
 
 def _trunk_weights(state: dict) -> dict[str, torch.Tensor]:

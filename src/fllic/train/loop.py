@@ -115,6 +115,12 @@ def _save(path: Path, state: dict) -> None:
     os.replace(tmp, path)
 
 
+def _checkpoint(path: Path, model: torch.nn.Module, opt, step: int, elapsed: float, config: dict, **extra) -> None:
+    """A resumable checkpoint (weights on the CPU, whatever the device), written atomically."""
+    _save(path, {"model": {k: v.cpu() for k, v in model.state_dict().items()}, "opt": opt.state_dict(),
+                 "step": step, "elapsed": elapsed, "config": config, **extra})
+
+
 def _progress(cfg: TrainConfig, step: int, minutes: float) -> float:
     """How far through the run, 0 to 1: by steps, or by wall time under ``max_minutes``, whichever is further.
 
@@ -268,9 +274,7 @@ def train(cfg: TrainConfig) -> None:
             acc = {"loss": 0.0, "bpp": 0.0, "mse": 0.0, "n": 0}
             t0 = time.time()
         if step % cfg.ckpt_every == 0 or step == cfg.steps:
-            _save(ckpt, {"model": model.state_dict(), "opt": opt.state_dict(),
-                         "step": step, "elapsed": elapsed, "config": vars(model.config)})
+            _checkpoint(ckpt, model, opt, step, elapsed, vars(model.config))
     if step % cfg.ckpt_every:  # stopped by the clock between checkpoints
-        _save(ckpt, {"model": model.state_dict(), "opt": opt.state_dict(),
-                     "step": step, "elapsed": elapsed, "config": vars(model.config)})
+        _checkpoint(ckpt, model, opt, step, elapsed, vars(model.config))
     log.close()

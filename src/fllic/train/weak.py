@@ -60,7 +60,7 @@ import torch
 
 from fllic.entropy.clean import DEFAULT_CALIBRATION
 from fllic.models.fllic_net import FLLIC, FllicConfig, bits
-from fllic.train.loop import _lr, _sample_q, _save, _threads_wanted
+from fllic.train.loop import _checkpoint, _lr, _sample_q, _threads_wanted
 from fllic.train.weak_data import load_noisy_set, load_targets, targets_path
 
 
@@ -286,15 +286,11 @@ def train(cfg: WeakConfig) -> None:
                       + f" lr {opt.param_groups[0]['lr']:.2e} s/step {dt / n_acc:.2f} wall_h {elapsed / 3600:.2f}\n")
             acc, n_acc, t0 = {}, 0, time.time()
         if step % cfg.ckpt_every == 0 or step == cfg.steps:
-            _checkpoint(ckpt, model, opt, step, elapsed)
+            _checkpoint(ckpt, model, opt, step, elapsed, vars(model.config), weak=True)
     if step % cfg.ckpt_every:  # stopped by the clock between checkpoints
-        _checkpoint(ckpt, model, opt, step, elapsed)
+        _checkpoint(ckpt, model, opt, step, elapsed, vars(model.config), weak=True)
     log.close()
 
-
-def _checkpoint(path: Path, model: FLLIC, opt, step: int, elapsed: float) -> None:
-    _save(path, {"model": {k: v.cpu() for k, v in model.state_dict().items()}, "opt": opt.state_dict(),
-                 "step": step, "elapsed": elapsed, "config": vars(model.config), "weak": True})
 
 
 def main(argv: list[str] | None = None) -> int:
