@@ -69,24 +69,29 @@ def load_noisy_set(path: Path) -> tuple[list[np.ndarray], np.ndarray]:
         return [f[k] for k in keys], f["sigmas"]
 
 
-def _cbm3d_one(args: tuple[np.ndarray, float]) -> np.ndarray:
+PROFILES = ("lc", "np")  # CBM3D's low-complexity and normal profiles
+
+
+def _cbm3d_one(args: tuple[np.ndarray, float, str]) -> np.ndarray:
     import bm3d
     from bm3d.profiles import BM3DProfileLC
 
     from fllic.baselines.denoisers import _to_uint8
 
-    noisy, sigma = args
-    return _to_uint8(bm3d.bm3d_rgb(noisy.astype(np.float64) / 255.0, sigma / 255.0, profile=BM3DProfileLC()))
+    noisy, sigma, profile = args
+    prof = BM3DProfileLC() if profile == "lc" else "np"
+    return _to_uint8(bm3d.bm3d_rgb(noisy.astype(np.float64) / 255.0, sigma / 255.0, profile=prof))
 
 
-def make_pseudo_targets(noisy_set: Path, out: Path, jobs: int = 2, progress: bool = True) -> int:
+def make_pseudo_targets(noisy_set: Path, out: Path, jobs: int = 2, progress: bool = True, profile: str = "lc") -> int:
     """CBM3D's estimate of every image in ``noisy_set`` at its stored sigma, written to ``out``.
 
-    CBM3D runs with its low-complexity profile (Mäkinen et al.'s ``BM3DProfileLC``),
-    about 2.5 times faster than its normal one on this CPU.
+    ``profile`` is CBM3D's low-complexity profile, ``"lc"`` (Mäkinen et al.'s
+    ``BM3DProfileLC``), or its normal one, ``"np"``: about 2.5 times slower on
+    this CPU and 0.1-0.2 dB better (results/training/weak-v3-trunk-trials.md).
 
     Each finished image is kept in ``<out>.parts/`` so an interrupted run
-    resumes (parts made from another noisy set, by its SHA-256, are dropped);
+    resumes (parts made from another noisy set or profile are dropped);
     ``out`` has the noisy set's keys (img0, img1, ...). Returns the number of
     images. Needs the bm3d package (``pip install 'fllic[bench]'``).
     """
@@ -98,16 +103,19 @@ def make_pseudo_targets(noisy_set: Path, out: Path, jobs: int = 2, progress: boo
 
     images, sigmas = load_noisy_set(noisy_set)
     parts = out.with_name(out.name + ".parts")
-    source = hashlib.sha256(noisy_set.read_bytes()).hexdigest()
+    if profile not in PROFILES:
+        raise ValueError(f"unknown CBM3D profile {profile!r}; use one of {PROFILES}")
+    source = hashlib.sha256(noisy_set.read_bytes()).hexdigest() + (f" {profile}" if profile != "lc" else "")
     stamp = parts / "source.sha256"
     if parts.exists() and (not stamp.exists() or stamp.read_text().strip() != source):
         shutil.rmtree(parts)
     parts.mkdir(parents=True, exist_ok=True)
     stamp.write_text(source)
     todo = [i for i in range(len(images)) if not (parts / f"img{i}.npy").exists()]
+    jobs_args = ((images[i], float(sigmas[i]), profile) for i in todo)
     with ProcessPoolExecutor(max(1, jobs)) as pool, tqdm(total=len(images), initial=len(images) - len(todo),
                                                           unit="image", desc="CBM3D", disable=not progress) as bar:
-        for i, target in zip(todo, pool.map(_cbm3d_one, ((images[i], float(sigmas[i])) for i in todo))):
+        for i, target in zip(todo, pool.map(_cbm3d_one, jobs_args)):
             np.save(parts / f"img{i}.npy", target)
             bar.update()
     np.savez(out, sigmas=sigmas, **{f"img{i}": np.load(parts / f"img{i}.npy") for i in range(len(images))})
@@ -138,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cbm3d-targets", type=Path, default=None, metavar="OUT",
                    help="instead: run CBM3D on the noisy set at --out and write its estimates to OUT")
     p.add_argument("--jobs", type=int, default=2, help="CBM3D processes")
+    p.add_argument("--profile", choices=PROFILES, default="lc", help="CBM3D's low-complexity or normal profile")
     args = p.parse_args(argv)
     if args.cbm3d_targets is not None:
         if not args.out.exists():
@@ -149,8 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         if importlib.util.find_spec("bm3d") is None:
             print("error: CBM3D targets need the bm3d package: pip install 'fllic[bench]'", file=sys.stderr)
             return 1
-        n = make_pseudo_targets(args.out, args.cbm3d_targets, args.jobs)
-        print(f"wrote CBM3D estimates of {n} noisy images to {args.cbm3d_targets}")
+        n = make_pseudo_targets(args.out, args.cbm3d_targets, args.jobs, profile=args.profile)
+        print(f"wrote CBM3D ({args.profile}) estimates of {n} noisy images to {args.cbm3d_targets}")
         return 0
     n = make_noisy_set(args.data, args.out, args.sets, tuple(args.sigma_range), args.seed, args.half)
     print(f"wrote {n} noisy images to {args.out}")
