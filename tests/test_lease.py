@@ -83,6 +83,19 @@ def test_pack_unpack_train_with_workers_split_and_join(tmp_path, data_root, trun
     for a, b in zip(unpacked, expected):  # the same images, less a JPEG round trip
         assert np.abs(a.astype(int) - b).mean() < 8  # on noise-like test images, JPEG's worst case
 
+    # --photo-quality: the losslessly stored photographs at a higher JPEG quality, CBSD432 (JPEG already) as before.
+    lease97 = tmp_path / "lease97"
+    assert lease_main(["pack", "--checkpoint", str(start / "checkpoint.pt"), "--data", str(data_root),
+                       "--out", str(lease97), "--photo-quality", "97"]) == 0
+    for name in ("a-cbsd-0.jpg", "b-wiki-000.jpg"):
+        same = (lease97 / "images" / name).read_bytes() == (lease / "images" / name).read_bytes()
+        assert same == name.startswith("a-cbsd-"), name
+    assert lease_main(["unpack", "--lease", str(lease97), "--workdir", str(tmp_path / "there97")]) == 0
+    with np.load(tmp_path / "there97" / "clean.npz") as f:
+        err = lambda a, k: np.abs(a.astype(int) - expected[k]).mean()
+        assert np.array_equal(f["img0"], unpacked[0])  # a-cbsd-0: as before
+        assert err(f["img2"], 2) < 0.7 * err(unpacked[2], 2)  # b-wiki-000 at full size: closer to the original
+
     # The lent machine's run: patch workers, a wall-clock budget, a checkpoint when the clock stops it.
     assert train_main(common + ["--workdir", str(there), "--trunk", str(lease / "trunk.pt"),
                                 "--init", str(lease / "init.pt"), "--steps", "3",

@@ -201,6 +201,13 @@ def test_cbm3d_pseudo_targets_come_from_the_noisy_set_alone(tmp_path, noisy_set)
     assert np.array_equal(load_noisy_set(targets_path)[0][0], targets[0])
     with pytest.raises(ValueError, match="does not match"):
         load_targets(targets_path, images[:3])
+    # The normal profile: other targets, and the low-complexity parts in the same folder are not reused for them.
+    make_pseudo_targets(out, targets_path, jobs=1, progress=False, profile="np")
+    normal = load_targets(targets_path, images)
+    assert any(not np.array_equal(a, b) for a, b in zip(normal, targets))
+    assert all(rough(t) < 0.5 * rough(y) for t, y in zip(normal, images))
+    with pytest.raises(ValueError, match="profile"):
+        make_pseudo_targets(out, targets_path, jobs=1, progress=False, profile="high")
 
 
 def test_patches_carry_their_targets_same_crop(noisy_set):
