@@ -183,7 +183,6 @@ def train(cfg: DenoiserConfig) -> None:
     log.close()
 
 
-
 def _trunk_weights(state: dict) -> dict[str, torch.Tensor]:
     """Trunk parameters, float32, from an exported trunk (denoiser.export) or a model's trunk file (trunk.* keys)."""
     weights = state["state_dict"]

@@ -292,7 +292,6 @@ def train(cfg: WeakConfig) -> None:
     log.close()
 
 
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m fllic.train.weak", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

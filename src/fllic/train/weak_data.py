@@ -101,10 +101,11 @@ def make_pseudo_targets(noisy_set: Path, out: Path, jobs: int = 2, progress: boo
 
     from tqdm import tqdm
 
-    images, sigmas = load_noisy_set(noisy_set)
-    parts = out.with_name(out.name + ".parts")
     if profile not in PROFILES:
         raise ValueError(f"unknown CBM3D profile {profile!r}; use one of {PROFILES}")
+    images, sigmas = load_noisy_set(noisy_set)
+    parts = out.with_name(out.name + ".parts")
+    # The stamp names the profile except for "lc", so parts made before profiles existed stay valid.
     source = hashlib.sha256(noisy_set.read_bytes()).hexdigest() + (f" {profile}" if profile != "lc" else "")
     stamp = parts / "source.sha256"
     if parts.exists() and (not stamp.exists() or stamp.read_text().strip() != source):
