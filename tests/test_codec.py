@@ -231,3 +231,29 @@ def test_quality_refuses_grey_with_camera(capsys):
 
     assert main(["--model", "x.pt", "--grey", "--camera"]) == 2
     assert "do not combine" in capsys.readouterr().err
+
+
+def test_a_model_can_share_another_exports_encoder_file(tmp_path, rng):
+    """Two exports of one network with other quality levels: the second refers to the first's encoder file."""
+    from fllic._errors import ModelMismatchError
+    from fllic.models.fllic_net import FLLIC, CodingModel, FllicConfig, finalize
+
+    torch.manual_seed(7)
+    net = FLLIC(FllicConfig.tiny())
+    first = finalize(net, {"id": "tiny-a", "quality_scales": [2.0, 1.0]})
+    first.save(tmp_path / "a.pt", max_bytes=0)  # forces the encoder into a file of its own
+    assert (tmp_path / "a-encoder.pt").exists()
+    second = finalize(net, {"id": "tiny-b", "quality_scales": [2.0, 1.4, 1.0]})
+    second.save(tmp_path / "b.pt", max_bytes=0, shared_encoder="a-encoder.pt")
+    assert not (tmp_path / "b-encoder.pt").exists()
+    loaded = CodingModel.load(tmp_path / "b.pt")
+    assert loaded.hash == second.hash != first.hash
+    img = noisy_image(rng, 64, 96)
+    data = fllic.encode(img, sigma=15, model=second, quality=2)
+    assert np.array_equal(fllic.decode(data, model=loaded), fllic.decode(data, model=second))
+    loaded.meta["default_quality"] = [[255.0, 2]]
+    loaded.save(tmp_path / "b.pt")  # new metadata: still shares the encoder
+    assert not (tmp_path / "b-encoder.pt").exists()
+    other = finalize(FLLIC(FllicConfig.tiny()), {"id": "tiny-c", "quality_scales": [2.0, 1.0]})
+    with pytest.raises(ModelMismatchError, match="another encoder"):
+        other.save(tmp_path / "c.pt", shared_encoder="a-encoder.pt")

@@ -272,6 +272,7 @@ class CodingModel:
         self.hash = self._hash()
         self.device = torch.device("cpu")
         self.trunk_file: str | None = None  # the trunk file a loaded model refers to (save keeps sharing it)
+        self.encoder_file: str | None = None  # likewise its encoder file, where it has one
 
     def default_quality(self, sigma: float, grey: bool = False) -> int:
         """The quality level used when none is asked for: the model's σ-dependent default.
@@ -374,7 +375,8 @@ class CodingModel:
         return self.decoder.synthesis_from_y(y, sigma, q).cpu()
 
     # -- export ----------------------------------------------------------------------
-    def save(self, path, shared_trunk: str | None = None, max_bytes: int = MAX_FILE_BYTES) -> None:
+    def save(self, path, shared_trunk: str | None = None, max_bytes: int = MAX_FILE_BYTES,
+             shared_encoder: str | None = None) -> None:
         """Write the encoder's weights (float16), the integer decoder, tables and metadata.
 
         A v2 model's denoising trunk goes to a file of its own beside ``path``
@@ -383,25 +385,32 @@ class CodingModel:
         ``path`` (another model's) holding the same trunk: the model refers to it
         instead of writing a copy. When the encoder's float weights and the integer
         decoder together would pass ``max_bytes``, g_a, h_a and the z density go to
-        ``<stem>-encoder.pt`` beside it.
+        ``<stem>-encoder.pt`` beside it; ``shared_encoder`` names another model's encoder
+        file beside ``path`` holding the same weights, referred to instead (a model that
+        differs from another only in its decoder side, such as its quality levels).
         """
         from pathlib import Path
 
         path = Path(path)
         if shared_trunk is None and self.trunk_file not in (None, trunk_path(path).name):
             shared_trunk = self.trunk_file  # re-saving a loaded model (new metadata) keeps its shared trunk
+        own_encoder = path.with_name(f"{path.stem}-encoder{path.suffix}")
+        if shared_encoder is None and self.encoder_file not in (None, own_encoder.name):
+            shared_encoder = self.encoder_file  # and its shared encoder
         half = {k: v.half() if v.is_floating_point() else v for k, v in encoder_state(self.net).items()}
         weights = {k: v for k, v in half.items() if not k.startswith(TRUNK_PREFIX)}
         trunk = {k: v for k, v in half.items() if k.startswith(TRUNK_PREFIX)}
         decoder = {k: v.to(torch.int16) if k.endswith("w_int") else v for k, v in self.decoder.to_state().items()}
         state = {"format": 2, "config": asdict(self.net.config), "state_dict": weights, "decoder": decoder,
                  "tables": self.tables.to_state(), "meta": self.meta}
-        if _tensor_bytes(weights) + _tensor_bytes(decoder) > max_bytes:
-            part = path.with_name(f"{path.stem}-encoder{path.suffix}")
-            torch.save({"format": "fllic-encoder-1", "state_dict": weights}, part)
-            state["state_dict"], state["encoder_file"] = {}, part.name
+        if shared_encoder is not None:
+            check_same_part(path.parent / shared_encoder, weights, "encoder")
+            state["state_dict"], state["encoder_file"] = {}, shared_encoder
+        elif _tensor_bytes(weights) + _tensor_bytes(decoder) > max_bytes:
+            torch.save({"format": "fllic-encoder-1", "state_dict": weights}, own_encoder)
+            state["state_dict"], state["encoder_file"] = {}, own_encoder.name
         if trunk and shared_trunk is not None:
-            check_same_trunk(path.parent / shared_trunk, trunk)
+            check_same_part(path.parent / shared_trunk, trunk, "trunk")
             state["trunk_file"] = shared_trunk
         elif trunk:
             state["trunk_file"] = trunk_path(path).name
@@ -435,6 +444,7 @@ class CodingModel:
         decoder = from_state({k: v.to(torch.int32) if k.endswith("w_int") else v for k, v in state["decoder"].items()})
         model = cls(net, CodingTables.from_state(state["tables"]), decoder, state["meta"])
         model.trunk_file = state.get("trunk_file")
+        model.encoder_file = state.get("encoder_file")
         return model
 
 
@@ -442,13 +452,18 @@ def _tensor_bytes(tensors: dict) -> int:
     return sum(v.numel() * v.element_size() for v in tensors.values() if isinstance(v, torch.Tensor))
 
 
+def check_same_part(part, tensors: dict[str, torch.Tensor], what: str = "trunk") -> None:
+    """Refuse to refer to the ``what`` file ``part`` unless it holds exactly ``tensors``."""
+    if not part.exists():
+        raise ModelMismatchError(f"no {what} file {part} to share")
+    theirs = torch.load(part, map_location="cpu", weights_only=True)["state_dict"]
+    if theirs.keys() != tensors.keys() or any(not torch.equal(theirs[k], v) for k, v in tensors.items()):
+        raise ModelMismatchError(f"{part.name} holds another {what} than this model's: export without sharing it")
+
+
 def check_same_trunk(part, trunk: dict[str, torch.Tensor]) -> None:
     """Refuse to refer to the trunk file ``part`` unless it holds exactly ``trunk``."""
-    if not part.exists():
-        raise ModelMismatchError(f"no trunk file {part} to share")
-    theirs = torch.load(part, map_location="cpu", weights_only=True)["state_dict"]
-    if theirs.keys() != trunk.keys() or any(not torch.equal(theirs[k], v) for k, v in trunk.items()):
-        raise ModelMismatchError(f"{part.name} holds another trunk than this model's: export without sharing it")
+    check_same_part(part, trunk, "trunk")
 
 
 def trunk_path(path):

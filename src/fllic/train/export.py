@@ -87,12 +87,14 @@ def _float_weights(path: Path) -> tuple[dict, dict, dict]:
 
 def export(checkpoint: Path, out: Path, model_id: str, quality_scales, data: Path | None, notes: str = "",
            float_out: Path | None = None, unbias: bool = False, shared_trunk: str | None = None,
-           trunk: Path | None = None, float_shared_trunk: str | None = None) -> str:
+           trunk: Path | None = None, float_shared_trunk: str | None = None, shared_encoder: str | None = None) -> str:
     """Write the shipped model to ``out`` (and, with ``float_out``, its float resume point).
 
     ``trunk`` replaces the checkpoint's denoising trunk (one codec, trained on several
     trunks' estimates, can ship with each); ``shared_trunk`` and ``float_shared_trunk``
-    name trunk files already beside ``out`` and ``float_out`` to refer to instead of copying.
+    name trunk files already beside ``out`` and ``float_out`` to refer to instead of copying;
+    ``shared_encoder`` likewise names an encoder file beside ``out`` (another export of the same
+    weights, with other quality levels).
 
     ``data`` is the folder with WikipediaPhotos for calibration; None uses
     synthetic scenes (for tests and tiny models only).
@@ -111,7 +113,7 @@ def export(checkpoint: Path, out: Path, model_id: str, quality_scales, data: Pat
                                                                                     n_images=DEBIAS_IMAGES))]
     model = finalize(net, meta, calibration=None if calibration is None else calibration[:3])
     out.parent.mkdir(parents=True, exist_ok=True)
-    model.save(out, shared_trunk=shared_trunk)
+    model.save(out, shared_trunk=shared_trunk, shared_encoder=shared_encoder)
     if float_out is not None:
         save_float(net, config, meta, float_out, float_shared_trunk)
     return model.hash.hex()
@@ -174,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="replace the checkpoint's denoising trunk with this one (a denoiser export or a float trunk file)")
     p.add_argument("--float-shared-trunk", default=None, metavar="NAME",
                    help="the float resume point refers to this trunk file beside --float-out instead of writing a copy")
+    p.add_argument("--shared-encoder", default=None, metavar="NAME",
+                   help="refer to this encoder file beside --out (another export of the same weights) instead of "
+                        "writing a copy")
     args = p.parse_args(argv)
     data = None if args.synthetic_calibration else args.data
     if data is not None and not any((data / "WikipediaPhotos").glob("*.png")):
@@ -182,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         digest = export(args.checkpoint, args.out, args.id, args.quality_scales, data, args.notes, args.float_out,
-                        args.debias, args.shared_trunk, args.trunk, args.float_shared_trunk)
+                        args.debias, args.shared_trunk, args.trunk, args.float_shared_trunk, args.shared_encoder)
     except FllicError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
