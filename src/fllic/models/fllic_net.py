@@ -461,11 +461,6 @@ def check_same_part(part, tensors: dict[str, torch.Tensor], what: str = "trunk")
         raise ModelMismatchError(f"{part.name} holds another {what} than this model's: export without sharing it")
 
 
-def check_same_trunk(part, trunk: dict[str, torch.Tensor]) -> None:
-    """Refuse to refer to the trunk file ``part`` unless it holds exactly ``trunk``."""
-    check_same_part(part, trunk, "trunk")
-
-
 def trunk_path(path):
     """Where a model file's denoising trunk lives: ``<stem>-trunk.pt`` beside it."""
     return path.with_name(f"{path.stem}-trunk{path.suffix}")

@@ -136,14 +136,14 @@ def save_float(net: FLLIC, config: dict, meta: dict, path: Path, shared_trunk: s
     format, so it serves as ``fllic train --trunk`` and keeps each file under 8 MB.
     ``shared_trunk`` names such a file already beside ``path`` holding the same trunk.
     """
-    from fllic.models.fllic_net import TRUNK_PREFIX, check_same_trunk, trunk_path
+    from fllic.models.fllic_net import TRUNK_PREFIX, check_same_part, trunk_path
 
     half = {k: v.half() if v.is_floating_point() else v for k, v in net.state_dict().items()}
     codec = {k: v for k, v in half.items() if not k.startswith(TRUNK_PREFIX)}
     state = {"format": 1, "config": config, "state_dict": codec, "meta": meta}
     trunk = {k[len(TRUNK_PREFIX):]: v for k, v in half.items() if k.startswith(TRUNK_PREFIX)}
     if trunk and shared_trunk is not None:
-        check_same_trunk(path.parent / shared_trunk, trunk)
+        check_same_part(path.parent / shared_trunk, trunk, "trunk")
         state["trunk_file"] = shared_trunk
     elif trunk:
         state["trunk_file"] = trunk_path(path).name
