@@ -62,3 +62,55 @@ def test_the_default_model_ships_its_calibration():
 
     cal = load_calibration(DEFAULT_CALIBRATION)
     assert cal.distortion > 0 and cal.gain > 0 and cal.kappa >= 1.0
+
+
+def test_the_regressor_recovers_known_weights():
+    from fllic.entropy.clean import fit_regressor
+
+    rng = np.random.default_rng(4)
+    features = np.concatenate([rng.uniform(0.0, 1.0, (200, 5)), np.ones((200, 1))], axis=1)
+    w = np.array([0.8, 0.3, 1.5, 0.2, 0.6, 0.4])
+    fitted = fit_regressor(features, features @ w, ridge=0.0)
+    assert np.allclose(fitted, w, atol=1e-9)
+    shrunk = fit_regressor(features, features @ w, ridge=10.0)
+    assert abs(shrunk[-1]) > 0 and np.sum(shrunk[:-1] ** 2) < np.sum(w[:-1] ** 2)  # the constant is not penalised
+
+
+def test_band_features_see_a_grey_image_as_its_replicated_colour():
+    from fllic.entropy.clean import BAND_DISTORTIONS, BANDS, band_features
+
+    grey = _scene(np.random.default_rng(5))[..., 0]
+    f_grey = band_features(grey, 0.0)
+    f_rgb = band_features(np.repeat(grey[..., None], 3, axis=2), 0.0)
+    assert f_grey.shape == f_rgb.shape == (2 * len(BAND_DISTORTIONS) * (len(BANDS) + 1) + 2,)
+    assert np.allclose(f_grey, f_rgb)
+    assert f_rgb[len(BANDS)] == 0.0  # a replicated grey has no chroma
+
+
+def test_the_shipped_regressor_subtracts_the_noise():
+    from fllic.entropy.clean import load_calibration
+    from fllic.models.registry import DEFAULT_MODEL
+
+    cal = load_calibration(DEFAULT_MODEL)
+    assert cal.weights is not None
+    rng = np.random.default_rng(6)
+    scene = _scene(rng, 256, 256)
+    clean = estimate_clean_bpp(scene, 0.0, cal)
+    for sigma in (15.0, 25.0):
+        noisy = np.clip(scene + rng.normal(0, sigma, scene.shape), 0, 255)
+        assert estimate_clean_bpp(noisy, sigma, cal) == pytest.approx(clean, rel=0.3)
+        assert estimate_clean_bpp(noisy, 0.0, cal) > 1.5 * clean  # told no noise, it would count the noise
+
+
+def test_cross_validation_scores_each_image_by_a_fit_without_it():
+    from fllic.bench.entropy import cross_validate
+
+    rng = np.random.default_rng(7)
+    features = np.concatenate([rng.uniform(0.5, 1.0, (60, 3)), np.ones((60, 1))], axis=1)
+    target = features @ np.array([1.0, 0.5, 0.2, 0.3])
+    groups, sigmas = np.repeat(np.arange(20), 3), np.tile([0.0, 25.0, 50.0], 20)
+    exact = cross_validate(features, target, groups, sigmas, ridges=(0.0,))[0.0]
+    assert set(exact) == {0.0, 25.0, 50.0} and max(exact.values()) < 1e-9
+    noisy = target * rng.uniform(0.8, 1.2, len(target))
+    cv = cross_validate(features, noisy, groups, sigmas, ridges=(0.0, 100.0))
+    assert 0.01 < cv[0.0][25.0] < cv[100.0][25.0]  # held-out error is real, and a crushing ridge costs more

@@ -199,8 +199,9 @@ def cmd_noise(args) -> int:
 
 def cmd_entropy(args) -> int:
     from fllic.codec import _estimate_sigma
-    from fllic.entropy.clean import DEFAULT_CALIBRATION, estimate_clean_bpp, load_calibration
+    from fllic.entropy.clean import estimate_clean_bpp, load_calibration
     from fllic.imageio import read_image
+    from fllic.models.registry import DEFAULT_MODEL
 
     img = read_image(_read_bytes(args.input) if args.input == STDIO else Path(args.input))
     depth = 16 if img.dtype.itemsize == 2 else 8
@@ -209,7 +210,7 @@ def cmd_entropy(args) -> int:
     sigma = _estimate_sigma(img) if given is None else given
     if not 0 <= sigma <= (65535 if depth == 16 else 255):
         raise InputError(f"--sigma must be between 0 and the image's peak value, got {sigma:g}")
-    model_id = args.model or DEFAULT_CALIBRATION
+    model_id = args.model or DEFAULT_MODEL
     bpp = estimate_clean_bpp(img / scale if depth == 16 else img, sigma / scale, load_calibration(model_id))
     if args.json:
         print(json.dumps({"clean_bpp": round(bpp, 4), "sigma": round(sigma, 4), "bit_depth": depth, "model": model_id,
@@ -321,7 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "spend on the noise-free image (H(I), docs/theory.md).")
     e.add_argument("input", help="a noisy 8- or 16-bit image, or - for standard input")
     e.add_argument("--sigma", default="auto", help="noise std in the image's own units, or auto (estimated, the default)")
-    e.add_argument("--model", default=None, help="the model whose bits define H(I) (default: fllic-awgn-v2, the calibrated one)")
+    e.add_argument("--model", default=None, help="the model whose bits define H(I) (default: the default model; calibrated: "
+                        "fllic-awgn-v1, v2 and v7)")
     e.add_argument("--json", action="store_true", help="print JSON")
     e.set_defaults(func=cmd_entropy)
 

@@ -17,8 +17,15 @@ docs/theory.md derives the estimator; in short:
    sum over coefficients of that, divided by the pixels.
 4. D and a gain are calibrated once, on clean *training* images, against the
    operational H(I): the bits the supervised model spends on the clean image
-   at its default quality (``calibrate``). The calibration ships as
-   CALIBRATION; a model's metadata may carry its own.
+   at its default quality (``calibrate``).
+5. The paper regresses H(I) from the noisy image with a learned branch. Here
+   that is a ridge regression on the same denoised variances
+   (``band_features``: the rate of five luma frequency bands and the chroma at
+   three distortions, their products with σ, σ itself), fitted on the
+   training images' operational bits (``fit_regressor``). Where a model's
+   calibration carries its weights, ``estimate_clean_bpp`` uses them.
+
+The calibrations ship in ``calibration.json``, one entry per model.
 
 Everything is numpy; the DCT is a matrix product.
 """
@@ -31,6 +38,7 @@ import numpy as np
 
 BLOCK = 8
 WINDOW = 5  # blocks per side of the local variance window
+RIDGE = 1e-4  # the learned regressor's ridge (fit_regressor), chosen by cross-validation on training images
 # Orthonormal colour transform (luma, two chroma differences): white noise stays white.
 _COLOUR = np.array([[1, 1, 1], [1, 0, -1], [1, -2, 1]], np.float64) / np.sqrt([[3], [2], [6]])
 
@@ -48,9 +56,10 @@ class Calibration:
     offset: float
     kappa: float = 1.0
     model_id: str = ""
+    weights: tuple[float, ...] | None = None  # the learned regressor's (fit_regressor); None: the line above
 
 
-DEFAULT_CALIBRATION = "fllic-awgn-v2"  # H(I) is measured in this model's bits unless another is named
+DEFAULT_CALIBRATION = "fllic-awgn-v2"  # the weak trainer's budget: H(I) in v2's bits, the weak models' reference
 
 
 def load_calibration(model_id: str) -> Calibration:
@@ -65,7 +74,9 @@ def load_calibration(model_id: str) -> Calibration:
         raise ModelMismatchError(f"no H(I) calibration for model {model_id!r}; calibrated: {', '.join(sorted(table))} "
                                  "(python -m fllic.bench.entropy --calibrate makes one)")
     entry = table[model_id]
-    return Calibration(entry["distortion"], entry["gain"], entry["offset"], entry.get("kappa", 1.0), model_id)
+    weights = entry.get("regressor")
+    return Calibration(entry["distortion"], entry["gain"], entry["offset"], entry.get("kappa", 1.0), model_id,
+                       None if weights is None else tuple(float(w) for w in weights))
 
 
 def _dct_matrix(n: int = BLOCK) -> np.ndarray:
@@ -123,9 +134,51 @@ def gaussian_rate(image: np.ndarray, sigma: float, distortion: float, kappa: flo
 
 
 def estimate_clean_bpp(noisy: np.ndarray, sigma: float, calibration: Calibration) -> float:
-    """Estimated H(I) in bits per pixel, from the noisy image and its noise std (8-bit units)."""
+    """Estimated H(I) in bits per pixel, from the noisy image and its noise std (8-bit units):
+    the learned regressor where the calibration has one, else the calibrated Gaussian rate."""
+    if calibration.weights is not None:
+        return max(0.0, float(band_features(noisy, sigma) @ np.asarray(calibration.weights)))
     r = gaussian_rate(noisy, sigma, calibration.distortion, calibration.kappa)
     return max(0.0, calibration.gain * r + calibration.offset)
+
+
+# The regressor's frequency bands: k + l of the 8x8 DCT frequency (k, l), from the DC term to the finest.
+BANDS = ((0, 0), (1, 2), (3, 5), (6, 9), (10, 14))
+BAND_DISTORTIONS = (32.0, 90.0, 256.0)  # each band's Gaussian rate is taken at these distortions
+BAND_KAPPA = 1.1  # the regressor's noise subtraction, κσ² (the line's fitted κ for v1, v2 and v7)
+
+
+def band_features(image: np.ndarray, sigma: float, kappa: float = BAND_KAPPA) -> np.ndarray:
+    """The learned regressor's inputs: per band, the Gaussian rate of the denoised variances, at three distortions.
+
+    The luma's five bands and the chroma's total, each at the three ``BAND_DISTORTIONS``
+    (18 rates), the same 18 times σ/50 (so the weights may move with the noise), σ/50 and 1.
+    A grey image is its own luma: its variances count three times (a replicated grey's luma is √3·g)
+    with noise 3σ², and its chroma rates are zero.
+    """
+    v = local_variance(image)
+    luma_scale = 3.0 if v.shape[0] == 1 else 1.0
+    luma = np.maximum(luma_scale * (v[0] - kappa * float(sigma) ** 2), 0.0)
+    chroma = np.maximum(v[1:] - kappa * float(sigma) ** 2, 0.0)
+    pixels = v.shape[1] * v.shape[2] * BLOCK * BLOCK
+    k, l = np.meshgrid(np.arange(BLOCK), np.arange(BLOCK), indexing="ij")
+    band = (k + l).ravel()
+    rates = []
+    for d in BAND_DISTORTIONS:
+        r = 0.5 * np.log2(np.maximum(luma / d, 1.0))
+        rates += [r[..., (band >= lo) & (band <= hi)].sum() / pixels for lo, hi in BANDS]
+        rates.append(0.5 * np.log2(np.maximum(chroma / d, 1.0)).sum() / pixels)
+    rates = np.asarray(rates)
+    return np.concatenate([rates, rates * float(sigma) / 50.0, [float(sigma) / 50.0, 1.0]])
+
+
+def fit_regressor(features: np.ndarray, operational_bpp: np.ndarray, ridge: float = RIDGE) -> np.ndarray:
+    """Weights w minimising Σ ((features·w − H) / H)² + ridge·|w|² (the constant unpenalised): least squares on
+    the relative error, the figure of merit, with a ridge that keeps 38 weights steady on a few hundred images."""
+    a = np.asarray(features, np.float64) / np.asarray(operational_bpp, np.float64)[:, None]
+    penalty = ridge * np.eye(a.shape[1])
+    penalty[-1, -1] = 0.0
+    return np.linalg.solve(a.T @ a + penalty, a.T @ np.ones(len(a)))
 
 
 def calibrate(noisy: list[np.ndarray], sigmas: list[float], operational_bpp: list[float], model_id: str = "",
