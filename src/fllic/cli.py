@@ -322,8 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "spend on the noise-free image (H(I), docs/theory.md).")
     e.add_argument("input", help="a noisy 8- or 16-bit image, or - for standard input")
     e.add_argument("--sigma", default="auto", help="noise std in the image's own units, or auto (estimated, the default)")
-    e.add_argument("--model", default=None, help="the model whose bits define H(I) (default: the default model; calibrated: "
-                        "fllic-awgn-v1, v2 and v7)")
+    e.add_argument("--model", default=None, help="the model whose bits define H(I) (default: the default model)")
     e.add_argument("--json", action="store_true", help="print JSON")
     e.set_defaults(func=cmd_entropy)
 
