@@ -211,9 +211,11 @@ def cmd_entropy(args) -> int:
     if not 0 <= sigma <= (65535 if depth == 16 else 255):
         raise InputError(f"--sigma must be between 0 and the image's peak value, got {sigma:g}")
     model_id = args.model or DEFAULT_MODEL
-    bpp = estimate_clean_bpp(img / scale if depth == 16 else img, sigma / scale, load_calibration(model_id))
+    calibration = load_calibration(model_id)
+    bpp = estimate_clean_bpp(img / scale if depth == 16 else img, sigma / scale, calibration)
     if args.json:
         print(json.dumps({"clean_bpp": round(bpp, 4), "sigma": round(sigma, 4), "bit_depth": depth, "model": model_id,
+                          "estimator": "line" if calibration.weights is None else "regressor",
                           "width": img.shape[1], "height": img.shape[0]}))
     else:
         print(f"{args.input}: estimated clean-image entropy H(I) {bpp:.3f} bpp "
