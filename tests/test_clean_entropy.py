@@ -114,3 +114,17 @@ def test_cross_validation_scores_each_image_by_a_fit_without_it():
     noisy = target * rng.uniform(0.8, 1.2, len(target))
     cv = cross_validate(features, noisy, groups, sigmas, ridges=(0.0, 100.0))
     assert 0.01 < cv[0.0][25.0] < cv[100.0][25.0]  # held-out error is real, and a crushing ridge costs more
+
+
+def test_a_grey_image_takes_the_grey_fit_where_there_is_one():
+    from fllic.entropy.clean import band_features
+
+    n = len(band_features(np.zeros((16, 16)), 0.0))
+    colour_fit, grey_fit = (0.0,) * (n - 1) + (1.0,), (0.0,) * (n - 1) + (2.0,)  # constants only
+    scene = _scene(np.random.default_rng(8))
+    both = Calibration(8.0, 1.0, 0.0, weights=colour_fit, weights_grey=grey_fit)
+    assert estimate_clean_bpp(scene, 10.0, both) == pytest.approx(1.0)
+    assert estimate_clean_bpp(scene[..., 0], 10.0, both) == pytest.approx(2.0)
+    assert estimate_clean_bpp(scene[..., :1], 10.0, both) == pytest.approx(2.0)
+    colour_only = Calibration(8.0, 1.0, 0.0, weights=colour_fit)
+    assert estimate_clean_bpp(scene[..., 0], 10.0, colour_only) == pytest.approx(1.0)

@@ -4,9 +4,9 @@ The operational H(I) of a clean image is the bits per pixel, from the file's
 bytes, that the supervised model spends on it at its default quality with
 sigma 0 (docs/theory.md). The estimate sees only the noisy image and sigma
 (:mod:`fllic.entropy.clean`). ``--calibrate`` fits, on noisy training images, the line's four constants
-(WikipediaPhotos crops and every 9th CBSD432 photograph) and the learned regressor's weights (every CBSD432
-photograph beside them), and stores them for the model; the evaluation runs on test sets (Kodak24, CBSD68)
-it never saw, with the regressor where the model has one (``--line``: the line).
+(WikipediaPhotos crops and every 9th CBSD432 photograph), the learned regressor's weights (every CBSD432
+photograph beside them) and its grey fit (BSD400), and stores them for the model; the evaluation runs on test
+sets (Kodak24, CBSD68, BSD68) it never saw, with the regressor where the model has one (``--line``: the line).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def calibrate_model(data: Path, model, model_id: str, limit: int | None) -> dict
     """
     from tqdm import tqdm
 
-    from fllic.entropy.clean import band_features, calibrate, fit_regressor
+    from fllic.entropy.clean import band_features, calibrate
     from fllic.imageio import read_image
     from fllic.noise import add_noise
 
@@ -67,19 +67,48 @@ def calibrate_model(data: Path, model, model_id: str, limit: int | None) -> dict
                 noisy.append(y)
                 sigmas.append(s)
     cal = calibrate(noisy, sigmas, [t for t, keep in zip(target, line) if keep], model_id)
-    features, target = np.array(features), np.array(target)
-    groups = np.repeat(np.arange(len(target) // len(CALIBRATION_SIGMAS)), len(CALIBRATION_SIGMAS))
-    cv = cross_validate(features, target, groups, np.tile(CALIBRATION_SIGMAS, len(target) // len(CALIBRATION_SIGMAS)))
-    for ridge, by_sigma in cv.items():
-        print(f"regressor, ridge {ridge:g}: 5-fold MARE by sigma "
-              + ", ".join(f"{s:g}: {100 * m:.1f} %" for s, m in by_sigma.items()))
-    weights = fit_regressor(features, target)
+    weights, cv = _fit_with_cv(np.array(features), np.array(target), "regressor")
     return {"distortion": cal.distortion, "gain": cal.gain, "offset": cal.offset, "kappa": cal.kappa,
-            "regressor": [float(w) for w in weights],
-            "regressor_cv": {f"{r:g}": {f"{s:g}": round(m, 4) for s, m in v.items()} for r, v in cv.items()},
+            "regressor": weights, "regressor_cv": cv,
             "calibrated_on": f"line: {len(line_set)} training images (WikipediaPhotos 512x512 centre crops, every 9th "
                              f"CBSD432 image); regressor: {len(wiki) + len(bsd)} (every CBSD432 image), "
                              f"sigma {list(CALIBRATION_SIGMAS)}"}
+
+
+def calibrate_grey(data: Path, model, limit: int | None) -> dict:
+    """The regressor for grey images, fitted on BSD400 (grey training images) against their operational bits:
+    a grey image is coded on the model's grey path, which costs less than its replicated colour."""
+    from tqdm import tqdm
+
+    from fllic.entropy.clean import band_features
+    from fllic.imageio import read_image
+    from fllic.noise import add_noise
+
+    files = sorted((data / "BSD400").glob("*.png"))[:limit]
+    features, target = [], []
+    for k, f in enumerate(tqdm(files, desc="grey calibration images", unit="image")):
+        clean = read_image(f)
+        h = operational_bpp(clean, model)
+        for s in CALIBRATION_SIGMAS:
+            features.append(band_features(add_noise(clean, s, seed=k) if s else clean, s))
+            target.append(h)
+    weights, cv = _fit_with_cv(np.array(features), np.array(target), "grey regressor")
+    return {"regressor_grey": weights, "regressor_grey_cv": cv,
+            "grey_calibrated_on": f"{len(files)} BSD400 training images, sigma {list(CALIBRATION_SIGMAS)}"}
+
+
+def _fit_with_cv(features: np.ndarray, target: np.ndarray, what: str) -> tuple[list[float], dict]:
+    """fit_regressor's weights, and cross_validate's scores (printed, and rounded for calibration.json)."""
+    from fllic.entropy.clean import fit_regressor
+
+    n = len(target) // len(CALIBRATION_SIGMAS)
+    cv = cross_validate(features, target, np.repeat(np.arange(n), len(CALIBRATION_SIGMAS)),
+                        np.tile(CALIBRATION_SIGMAS, n))
+    for ridge, by_sigma in cv.items():
+        print(f"{what}, ridge {ridge:g}: 5-fold MARE by sigma "
+              + ", ".join(f"{s:g}: {100 * m:.1f} %" for s, m in by_sigma.items()))
+    return ([float(w) for w in fit_regressor(features, target)],
+            {f"{r:g}": {f"{s:g}": round(m, 4) for s, m in v.items()} for r, v in cv.items()})
 
 
 def cross_validate(features: np.ndarray, target: np.ndarray, groups: np.ndarray, sigmas: np.ndarray,
@@ -152,8 +181,9 @@ def plot(rows: list[dict], path: Path) -> None:
 
 def _estimator(cal) -> str:
     if cal.weights is not None:
+        grey = "" if cal.weights_grey is None else "; grey images: its fit on BSD400"
         return (f"the learned regressor (band_features, {len(cal.weights)} weights fitted by "
-                "fit_regressor on the calibration images)")
+                f"fit_regressor on the calibration images{grey})")
     return (f"the calibrated Gaussian rate, D = {cal.distortion:g}, kappa = {cal.kappa:g}, gain = {cal.gain:.3f}, "
             f"offset = {cal.offset:+.3f}")
 
@@ -166,7 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=Path("../shared/data"), help="folder with Kodak24, CBSD68, WikipediaPhotos")
     p.add_argument("--sets", nargs="+", default=["Kodak24", "CBSD68"], help="test sets to evaluate")
     p.add_argument("--model", default=DEFAULT_MODEL, help="the model whose bits define H(I) (default: the default model)")
-    p.add_argument("--calibrate", action="store_true", help="first fit the estimator on WikipediaPhotos and store it for --model")
+    p.add_argument("--calibrate", nargs="?", const="both", choices=("colour", "grey", "both"), default=None,
+                   help="first fit the estimator on training images and store it for --model: the line and the "
+                        "colour regressor (WikipediaPhotos, CBSD432), the grey regressor (BSD400), or both (the default)")
     p.add_argument("--line", action="store_true",
                    help="evaluate the calibrated Gaussian rate (the line), not the learned regressor")
     p.add_argument("--limit", type=int, default=None, help="only the first N images of each set")
@@ -175,15 +207,24 @@ def main(argv: list[str] | None = None) -> int:
     model = resolve(args.model)
     model_id = model.meta.get("id", str(args.model))
     if args.calibrate:
-        entry = calibrate_model(args.data, model, model_id, args.limit)
         path = Path(str(resources.files("fllic.entropy") / "calibration.json"))
         table_json = json.loads(path.read_text())
+        entry = table_json.get(model_id, {})
+        if args.calibrate in ("colour", "both"):
+            entry = {**calibrate_model(args.data, model, model_id, args.limit),
+                     **{k: v for k, v in entry.items() if "grey" in k}}
+        if args.calibrate in ("grey", "both"):
+            if "distortion" not in entry:
+                print(f"error: {model_id} has no colour calibration to add a grey regressor to; run --calibrate "
+                      "colour first", file=sys.stderr)
+                return 1
+            entry.update(calibrate_grey(args.data, model, args.limit))
         table_json[model_id] = entry
         path.write_text(json.dumps(table_json, indent=2) + "\n")
-        print(f"calibration for {model_id}: {entry}")
+        print(f"calibration for {model_id}: {sorted(entry)}")
     cal: Calibration = load_calibration(model_id)
     if args.line:
-        cal = replace(cal, weights=None)
+        cal = replace(cal, weights=None, weights_grey=None)
     rows = []
     for name in args.sets:
         if not (args.data / name).is_dir():

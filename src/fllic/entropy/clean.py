@@ -57,6 +57,7 @@ class Calibration:
     kappa: float = 1.0
     model_id: str = ""
     weights: tuple[float, ...] | None = None  # the learned regressor's (fit_regressor); None: the line above
+    weights_grey: tuple[float, ...] | None = None  # the regressor fitted on grey images, for grey images
 
 
 DEFAULT_CALIBRATION = "fllic-awgn-v2"  # the weak trainer's budget: H(I) in v2's bits, the weak models' reference
@@ -74,9 +75,10 @@ def load_calibration(model_id: str) -> Calibration:
         raise ModelMismatchError(f"no H(I) calibration for model {model_id!r}; calibrated: {', '.join(sorted(table))} "
                                  "(python -m fllic.bench.entropy --calibrate makes one)")
     entry = table[model_id]
-    weights = entry.get("regressor")
+    weights, grey = entry.get("regressor"), entry.get("regressor_grey")
     return Calibration(entry["distortion"], entry["gain"], entry["offset"], entry.get("kappa", 1.0), model_id,
-                       None if weights is None else tuple(float(w) for w in weights))
+                       None if weights is None else tuple(float(w) for w in weights),
+                       None if grey is None else tuple(float(w) for w in grey))
 
 
 def _dct_matrix(n: int = BLOCK) -> np.ndarray:
@@ -135,9 +137,13 @@ def gaussian_rate(image: np.ndarray, sigma: float, distortion: float, kappa: flo
 
 def estimate_clean_bpp(noisy: np.ndarray, sigma: float, calibration: Calibration) -> float:
     """Estimated H(I) in bits per pixel, from the noisy image and its noise std (8-bit units):
-    the learned regressor where the calibration has one, else the calibrated Gaussian rate."""
-    if calibration.weights is not None:
-        return max(0.0, float(band_features(noisy, sigma) @ np.asarray(calibration.weights)))
+    the learned regressor where the calibration has one (its grey fit for a grey image, where there is one),
+    else the calibrated Gaussian rate."""
+    weights = calibration.weights
+    if calibration.weights_grey is not None and (np.ndim(noisy) == 2 or np.shape(noisy)[2] == 1):
+        weights = calibration.weights_grey
+    if weights is not None:
+        return max(0.0, float(band_features(noisy, sigma) @ np.asarray(weights)))
     r = gaussian_rate(noisy, sigma, calibration.distortion, calibration.kappa)
     return max(0.0, calibration.gain * r + calibration.offset)
 
