@@ -128,3 +128,6 @@ def test_a_grey_image_takes_the_grey_fit_where_there_is_one():
     assert estimate_clean_bpp(scene[..., :1], 10.0, both) == pytest.approx(2.0)
     colour_only = Calibration(8.0, 1.0, 0.0, weights=colour_fit)
     assert estimate_clean_bpp(scene[..., 0], 10.0, colour_only) == pytest.approx(1.0)
+    line = both.line()  # what the weak trainer budgets with: no regressor, whatever the calibration carries
+    assert line.weights is None and line.weights_grey is None
+    assert estimate_clean_bpp(scene, 10.0, line) == pytest.approx(gaussian_rate(scene, 10.0, 8.0))

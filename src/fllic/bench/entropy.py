@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
@@ -224,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"calibration for {model_id}: {sorted(entry)}")
     cal: Calibration = load_calibration(model_id)
     if args.line:
-        cal = replace(cal, weights=None, weights_grey=None)
+        cal = cal.line()
     rows = []
     for name in args.sets:
         if not (args.data / name).is_dir():

@@ -32,7 +32,7 @@ Everything is numpy; the DCT is a matrix product.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -58,6 +58,10 @@ class Calibration:
     model_id: str = ""
     weights: tuple[float, ...] | None = None  # the learned regressor's (fit_regressor); None: the line above
     weights_grey: tuple[float, ...] | None = None  # the regressor fitted on grey images, for grey images
+
+    def line(self) -> "Calibration":
+        """The same calibration without its regressors: the calibrated Gaussian rate alone."""
+        return replace(self, weights=None, weights_grey=None)
 
 
 DEFAULT_CALIBRATION = "fllic-awgn-v2"  # the weak trainer's budget: H(I) in v2's bits, the weak models' reference

@@ -251,7 +251,9 @@ def train(cfg: WeakConfig) -> None:
     if cfg.trunk_loss == "distill" and cfg.stage != "codec":
         targets = load_targets(targets_path(cfg.noisy_set, cfg.targets), images)
     sampler = NoisyPatches(images, sigmas, cfg.patch, cfg.seed + step, targets)
-    calibration = load_calibration(cfg.calibration)
+    # The budget is the calibrated line, as the shipped weak models were trained: a regressor added to the
+    # calibration later (fllic.bench.entropy --calibrate) must not move their recipe's budget.
+    calibration = load_calibration(cfg.calibration).line()
     gen = torch.Generator().manual_seed(cfg.seed + step)
     torch.manual_seed(cfg.seed + step)
     log = open(cfg.workdir / "train.log", "a", buffering=1)
