@@ -117,7 +117,7 @@ def test_cross_validation_scores_each_image_by_a_fit_without_it():
 
 
 def test_a_grey_image_takes_the_grey_fit_where_there_is_one():
-    from fllic.entropy.clean import band_features
+    from fllic.entropy.clean import band_features, regressor_for
 
     n = len(band_features(np.zeros((16, 16)), 0.0))
     colour_fit, grey_fit = (0.0,) * (n - 1) + (1.0,), (0.0,) * (n - 1) + (2.0,)  # constants only
@@ -128,6 +128,8 @@ def test_a_grey_image_takes_the_grey_fit_where_there_is_one():
     assert estimate_clean_bpp(scene[..., :1], 10.0, both) == pytest.approx(2.0)
     colour_only = Calibration(8.0, 1.0, 0.0, weights=colour_fit)
     assert estimate_clean_bpp(scene[..., 0], 10.0, colour_only) == pytest.approx(1.0)
+    grey_only = Calibration(8.0, 1.0, 0.0, weights_grey=grey_fit)
+    assert regressor_for(scene[..., 0], grey_only) == grey_fit and regressor_for(scene, grey_only) is None
     line = both.line()  # what the weak trainer budgets with: no regressor, whatever the calibration carries
     assert line.weights is None and line.weights_grey is None
     assert estimate_clean_bpp(scene, 10.0, line) == pytest.approx(gaussian_rate(scene, 10.0, 8.0))

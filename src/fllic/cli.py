@@ -199,7 +199,7 @@ def cmd_noise(args) -> int:
 
 def cmd_entropy(args) -> int:
     from fllic.codec import _estimate_sigma
-    from fllic.entropy.clean import estimate_clean_bpp, load_calibration
+    from fllic.entropy.clean import estimate_clean_bpp, load_calibration, regressor_for
     from fllic.imageio import read_image
     from fllic.models.registry import DEFAULT_MODEL
 
@@ -212,10 +212,11 @@ def cmd_entropy(args) -> int:
         raise InputError(f"--sigma must be between 0 and the image's peak value, got {sigma:g}")
     model_id = args.model or DEFAULT_MODEL
     calibration = load_calibration(model_id)
-    bpp = estimate_clean_bpp(img / scale if depth == 16 else img, sigma / scale, calibration)
+    pixels = img / scale if depth == 16 else img
+    bpp = estimate_clean_bpp(pixels, sigma / scale, calibration)
     if args.json:
         print(json.dumps({"clean_bpp": round(bpp, 4), "sigma": round(sigma, 4), "bit_depth": depth, "model": model_id,
-                          "estimator": "line" if calibration.weights is None else "regressor",
+                          "estimator": "line" if regressor_for(pixels, calibration) is None else "regressor",
                           "width": img.shape[1], "height": img.shape[0]}))
     else:
         print(f"{args.input}: estimated clean-image entropy H(I) {bpp:.3f} bpp "

@@ -143,13 +143,19 @@ def estimate_clean_bpp(noisy: np.ndarray, sigma: float, calibration: Calibration
     """Estimated H(I) in bits per pixel, from the noisy image and its noise std (8-bit units):
     the learned regressor where the calibration has one (its grey fit for a grey image, where there is one),
     else the calibrated Gaussian rate."""
-    weights = calibration.weights
-    if calibration.weights_grey is not None and (np.ndim(noisy) == 2 or np.shape(noisy)[2] == 1):
-        weights = calibration.weights_grey
+    weights = regressor_for(noisy, calibration)
     if weights is not None:
         return max(0.0, float(band_features(noisy, sigma) @ np.asarray(weights)))
     r = gaussian_rate(noisy, sigma, calibration.distortion, calibration.kappa)
     return max(0.0, calibration.gain * r + calibration.offset)
+
+
+def regressor_for(image: np.ndarray, calibration: Calibration) -> tuple[float, ...] | None:
+    """The regressor weights ``estimate_clean_bpp`` applies to ``image``: the grey fit for a grey image where
+    there is one, else the colour fit; None where the calibration has none (the line)."""
+    if calibration.weights_grey is not None and (np.ndim(image) == 2 or np.shape(image)[2] == 1):
+        return calibration.weights_grey
+    return calibration.weights
 
 
 # The regressor's frequency bands: k + l of the 8x8 DCT frequency (k, l), from the DC term to the finest.
