@@ -37,6 +37,21 @@ def _crop(img: np.ndarray, size: int = 512) -> np.ndarray:
     return img[i : i + size, j : j + size]
 
 
+def _noisy_samples(files: list[Path], model, desc: str):
+    """(file, noisy image, sigma, the clean image's operational bpp) for each file's centre crop at each of
+    CALIBRATION_SIGMAS, the noise seeded by the file's index."""
+    from tqdm import tqdm
+
+    from fllic.imageio import read_image
+    from fllic.noise import add_noise
+
+    for k, f in enumerate(tqdm(files, desc=desc, unit="image")):
+        clean = _crop(read_image(f))
+        h = operational_bpp(clean, model)
+        for s in CALIBRATION_SIGMAS:
+            yield f, (add_noise(clean, s, seed=k) if s else clean), s, h
+
+
 def calibrate_model(data: Path, model, model_id: str, limit: int | None) -> dict:
     """Fit the estimator for ``model`` on noisy training images against their clean images' operational bits.
 
@@ -44,28 +59,20 @@ def calibrate_model(data: Path, model, model_id: str, limit: int | None) -> dict
     as before; the learned regressor (``regressor``: fllic.entropy.clean.fit_regressor's weights) on every
     CBSD432 photograph beside them, at each of CALIBRATION_SIGMAS.
     """
-    from tqdm import tqdm
-
     from fllic.entropy.clean import band_features, calibrate
-    from fllic.imageio import read_image
-    from fllic.noise import add_noise
 
     wiki = sorted((data / "WikipediaPhotos").glob("*.png"))[:limit]
     bsd = sorted((data / "CBSD432").glob("*.jpg"))[:None if limit is None else 9 * limit]
     line_set = set(wiki + bsd[::9])
-    noisy, sigmas, target, features, line = [], [], [], [], []
-    for k, f in enumerate(tqdm(wiki + bsd, desc="calibration images", unit="image")):
-        clean = _crop(read_image(f))
-        h = operational_bpp(clean, model)
-        for s in CALIBRATION_SIGMAS:
-            y = add_noise(clean, s, seed=k) if s else clean
-            features.append(band_features(y, s))
-            target.append(h)
-            line.append(f in line_set)
-            if f in line_set:
-                noisy.append(y)
-                sigmas.append(s)
-    cal = calibrate(noisy, sigmas, [t for t, keep in zip(target, line) if keep], model_id)
+    noisy, sigmas, line_target, features, target = [], [], [], [], []
+    for f, y, s, h in _noisy_samples(wiki + bsd, model, "calibration images"):
+        features.append(band_features(y, s))
+        target.append(h)
+        if f in line_set:
+            noisy.append(y)
+            sigmas.append(s)
+            line_target.append(h)
+    cal = calibrate(noisy, sigmas, line_target, model_id)
     weights, cv = _fit_with_cv(np.array(features), np.array(target), "regressor")
     return {"distortion": cal.distortion, "gain": cal.gain, "offset": cal.offset, "kappa": cal.kappa,
             "regressor": weights, "regressor_cv": cv,
@@ -75,23 +82,13 @@ def calibrate_model(data: Path, model, model_id: str, limit: int | None) -> dict
 
 
 def calibrate_grey(data: Path, model, limit: int | None) -> dict:
-    """The regressor for grey images, fitted on BSD400 (grey training images) against their operational bits:
-    a grey image is coded on the model's grey path, which costs less than its replicated colour."""
-    from tqdm import tqdm
-
+    """The regressor for grey images, fitted on BSD400 (grey training images, 180x180: whole, not cropped)
+    against their operational bits: a grey image is coded on the model's grey path."""
     from fllic.entropy.clean import band_features
-    from fllic.imageio import read_image
-    from fllic.noise import add_noise
 
     files = sorted((data / "BSD400").glob("*.png"))[:limit]
-    features, target = [], []
-    for k, f in enumerate(tqdm(files, desc="grey calibration images", unit="image")):
-        clean = read_image(f)
-        h = operational_bpp(clean, model)
-        for s in CALIBRATION_SIGMAS:
-            features.append(band_features(add_noise(clean, s, seed=k) if s else clean, s))
-            target.append(h)
-    weights, cv = _fit_with_cv(np.array(features), np.array(target), "grey regressor")
+    samples = [(band_features(y, s), h) for _, y, s, h in _noisy_samples(files, model, "grey calibration images")]
+    weights, cv = _fit_with_cv(np.array([x for x, _ in samples]), np.array([h for _, h in samples]), "grey regressor")
     return {"regressor_grey": weights, "regressor_grey_cv": cv,
             "grey_calibrated_on": f"{len(files)} BSD400 training images, sigma {list(CALIBRATION_SIGMAS)}"}
 
