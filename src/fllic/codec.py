@@ -21,6 +21,8 @@ from fllic._errors import FllicWarning, FormatError, InputError, IntegrityError,
 
 PAD_MULTIPLE = 64
 DEFAULT_TILE = 768
+REFINE_STEPS = 50  # encoder refinement's recorded setting: its gain has levelled off by then (results/refine.md)
+MAX_REFINE_STEPS = 10_000
 
 
 def _tile(tile) -> int:
@@ -210,6 +212,13 @@ def _on_device(model, device):
     return model.to(device)
 
 
+def _refine_steps(refine) -> int:
+    if isinstance(refine, bool) or not isinstance(refine, (int, np.integer)) or not 0 <= refine <= MAX_REFINE_STEPS:
+        raise InputError(f"refine must be a whole number of steps from 0 to {MAX_REFINE_STEPS} "
+                         f"({REFINE_STEPS} is the recorded setting), got {refine!r}")
+    return int(refine)
+
+
 def _quality_scale(model, quality: int | None, sigma8: float, grey: bool = False) -> tuple[int, float]:
     """(level, step scale q); level None is the model's default for the noise level (8-bit units) and,
     where the model has a grey table, for a grey image."""
@@ -225,11 +234,12 @@ def _quality_scale(model, quality: int | None, sigma8: float, grey: bool = False
 def encode_detailed(array, sigma: float | None = None, model=None, quality: int | None = None,
                     max_pixels: int = fmt.DEFAULT_MAX_PIXELS, device: str | None = None,
                     tile: int = DEFAULT_TILE, progress: bool = False, *, icc: bytes | None = None,
-                    exif: bytes | None = None) -> EncodeResult:
+                    exif: bytes | None = None, refine: int = 0) -> EncodeResult:
     """encode(), also returning the decoded pixels and the model's estimated bits."""
     from fllic.models.registry import auto_model, resolve
 
     img, alpha, depth = _as_image(array)
+    refine = _refine_steps(refine)
     peak = (1 << depth) - 1
     h, w = img.shape[:2]
     if h * w > max_pixels:
@@ -254,7 +264,8 @@ def encode_detailed(array, sigma: float | None = None, model=None, quality: int 
                       f"{m.meta.get('id', 'custom')!r} was trained for; expect a poorer image", FllicWarning, stacklevel=2)
     quality, q = _quality_scale(m, quality, s8, grey=img.ndim == 2)
     level_map = _trunk_noise_map(img, level) if m.meta.get("noise_map") else None
-    comp = m.compress(_model_input(img), s8, q, tile=_tile(tile), progress=progress, noise_map=level_map)
+    comp = m.compress(_model_input(img), s8, q, tile=_tile(tile), progress=progress, noise_map=level_map,
+                      refine=refine)
     colour = 1 if img.ndim == 2 else 3
     pixels = _with_alpha(_pixels(comp.pixels, h, w, colour, depth), alpha)
     header = fmt.Header(
@@ -270,7 +281,7 @@ def encode_detailed(array, sigma: float | None = None, model=None, quality: int 
 
 def encode(array, sigma: float | None = None, model=None, quality: int | None = None,
            device: str | None = None, tile: int = DEFAULT_TILE, *, icc: bytes | None = None,
-           exif: bytes | None = None) -> bytes:
+           exif: bytes | None = None, refine: int = 0) -> bytes:
     """Compress a noisy image to .fllic bytes.
 
     ``array`` is uint8 or uint16: (H, W) grey, (H, W, 2) grey + alpha, (H, W, 3)
@@ -288,10 +299,13 @@ def encode(array, sigma: float | None = None, model=None, quality: int | None = 
     analysed and synthesised that many pixels at a time (a 16-bit image is
     first converted to float whole, 12 bytes per pixel). ``icc`` (an ICC
     profile) and ``exif`` (EXIF bytes) are stored as they are and returned by
-    :func:`decode_detailed`.
+    :func:`decode_detailed`. ``refine`` spends that many optimisation steps per
+    tile choosing the latent symbols for the decoder (``REFINE_STEPS`` is the
+    recorded setting): a better image for about the same bits, at many times
+    the encoding time; the decoder and the file format are the same either way.
     """
     return encode_detailed(array, sigma=sigma, model=model, quality=quality, device=device, tile=tile,
-                           icc=icc, exif=exif).data
+                           icc=icc, exif=exif, refine=refine).data
 
 
 def decode_detailed(data: bytes, model=None, max_pixels: int = fmt.DEFAULT_MAX_PIXELS, device: str | None = None,

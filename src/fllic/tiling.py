@@ -50,10 +50,11 @@ def windows(height: int, width: int, tile: int, halo: int):
         yield (r0, r1, c0, c1), (max(0, r0 - halo), min(height, r1 + halo), max(0, c0 - halo), min(width, c1 + halo))
 
 
-def _bar(total: int, desc: str, progress: bool):
+def progress_bar(total: int, desc: str, progress: bool, unit: str = "tile"):
+    """A tqdm bar on stderr, silent unless ``progress`` and there is more than one ``unit`` to count."""
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="tile", file=sys.stderr, disable=not progress or total <= 1, leave=False)
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=not progress or total <= 1, leave=False)
 
 
 def to_tensor(rgb) -> torch.Tensor:
@@ -63,6 +64,19 @@ def to_tensor(rgb) -> torch.Tensor:
         return rgb
     peak = 65535.0 if rgb.dtype == np.uint16 else 255.0
     return torch.from_numpy(rgb.transpose(2, 0, 1).astype(np.float32)).div_(peak)[None]
+
+
+def pixel_window(x, a0: int, a1: int, b0: int, b1: int) -> torch.Tensor:
+    """Rows a0:a1 and columns b0:b1 of an image as :func:`analysis` takes it, as a (1, 3, h, w) float tensor."""
+    return to_tensor(x[:, :, a0:a1, b0:b1] if isinstance(x, torch.Tensor) else x[a0:a1, b0:b1])
+
+
+def noise_window(noise_map: np.ndarray | None, a0: int, a1: int, b0: int, b1: int, device) -> torch.Tensor | None:
+    """The same window of an (H, W) or (C, H, W) noise map, as a (1, C, h, w) tensor; None without a map."""
+    if noise_map is None:
+        return None
+    part = torch.from_numpy(np.ascontiguousarray(noise_map[..., a0:a1, b0:b1], np.float32))
+    return (part[None] if part.dim() == 2 else part)[None].to(device)
 
 
 def analysis(net, x, sigma: torch.Tensor, q: torch.Tensor, tile: int = DEFAULT_TILE,
@@ -78,21 +92,14 @@ def analysis(net, x, sigma: torch.Tensor, q: torch.Tensor, tile: int = DEFAULT_T
         raise ValueError(f"tile must be a multiple of 64 pixels, got {tile}")
     h, w = (x.shape[2], x.shape[3]) if isinstance(x, torch.Tensor) else x.shape[:2]
     device = sigma.device
-
-    def level(a0, a1, b0, b1):
-        if noise_map is None:
-            return None
-        part = torch.from_numpy(np.ascontiguousarray(noise_map[..., a0:a1, b0:b1], np.float32))
-        return (part[None] if part.dim() == 2 else part)[None].to(device)
-
     if h <= tile and w <= tile:
-        return net.analysis(to_tensor(x).to(device), sigma, q, level(0, h, 0, w))
+        return net.analysis(to_tensor(x).to(device), sigma, q, noise_window(noise_map, 0, h, 0, w, device))
     y = None
     tiles = list(windows(h, w, tile, ANALYSIS_HALO))
-    with _bar(len(tiles), "analysis", progress) as bar:
+    with progress_bar(len(tiles), "analysis", progress) as bar:
         for (r0, r1, c0, c1), (a0, a1, b0, b1) in tiles:
-            window = x[:, :, a0:a1, b0:b1] if isinstance(x, torch.Tensor) else x[a0:a1, b0:b1]
-            part = net.analysis(to_tensor(window).to(device), sigma, q, level(a0, a1, b0, b1))
+            part = net.analysis(pixel_window(x, a0, a1, b0, b1).to(device), sigma, q,
+                                noise_window(noise_map, a0, a1, b0, b1, device))
             if y is None:
                 y = part.new_empty((1, part.shape[1], h // LATENT, w // LATENT))
             y[:, :, r0 // LATENT : r1 // LATENT, c0 // LATENT : c1 // LATENT] = part[
@@ -113,7 +120,7 @@ def synthesis(decoder, u: torch.Tensor, p, sigma: float, q: float, tile: int = D
         return decoder.synthesis(u, p, sigma, q)
     out = None
     tiles = list(windows(hl, wl, t, SYNTHESIS_HALO))
-    with _bar(len(tiles), "synthesis", progress) as bar:
+    with progress_bar(len(tiles), "synthesis", progress) as bar:
         for (r0, r1, c0, c1), (a0, a1, b0, b1) in tiles:
             window = (slice(None), slice(a0, a1), slice(b0, b1))
             part = decoder.synthesis(u[window], IntParams(p.mu[window], p.step[window], p.index[window]), sigma, q)

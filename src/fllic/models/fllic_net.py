@@ -306,11 +306,13 @@ class CodingModel:
 
     @torch.no_grad()
     def compress(self, x, sigma: float, q: float, tile: int = tiling.DEFAULT_TILE,
-                 progress: bool = False, noise_map: np.ndarray | None = None) -> Compressed:
+                 progress: bool = False, noise_map: np.ndarray | None = None, refine: int = 0) -> Compressed:
         """Code a noisy image, H and W divisible by 64, ``tile`` pixels at a time.
 
         ``x``: an (H, W, 3) uint8 or uint16 array (normalised by its peak), or a (1, 3, H, W) float tensor in [0, 1].
         ``noise_map``: (H, W) noise std per pixel in 8-bit units for the trunk (``meta["noise_map"]`` models).
+        ``refine``: that many optimisation steps choose the y symbols for the decoder
+        (:mod:`fllic.models.refine`); 0 takes g_a's latents as they are.
         """
         from fllic.models.integer import to_nhwc
 
@@ -322,9 +324,13 @@ class CodingModel:
         z_sym = _clamp(z_sym, self.tables.z, z_groups)
         p = self.decoder.entropy_params(z_sym.to(self.device), sigma, q)
         y_groups = p.index.cpu().numpy()
-        u = torch.round((y - p.mu_float(self.decoder.exps["mu"])) / p.step_float()).cpu()
+        u = (y - p.mu_float(self.decoder.exps["mu"])) / p.step_float()
         del y  # the big float arrays go before synthesis allocates its tiles
-        u = _clamp(u, self.tables.y, y_groups)
+        if refine:
+            from fllic.models.refine import refine_symbols
+
+            u = refine_symbols(self, x, u, p, sigma, q, refine, tile, progress, noise_map)
+        u = _clamp(torch.round(u).cpu(), self.tables.y, y_groups)
         strings = (
             coder.encode(z_sym.numpy().astype(np.int64), z_groups, self.tables.z),
             coder.encode(u.numpy().astype(np.int64), y_groups, self.tables.y),

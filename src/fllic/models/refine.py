@@ -1,0 +1,141 @@
+"""Encoder-side refinement: latent symbols chosen for the decoder, not by g_a alone.
+
+g_a is amortised: one pass maps any image to its latents, and those are not
+the best symbols the decoder could be handed (the amortisation gap). The
+decoder reads only symbols, so the encoder is free to search for better ones.
+With ẑ fixed, and with it μ, Δ_y and every symbol's scale t, it minimises
+over continuous symbols u
+
+    J(u) = λ(q) · mean ‖g_s(μ + Δ_y·u) − e‖² + R(u) / pixels,   λ(q) = λ0 / q²,
+
+the codec's own training loss (``fllic.train.loop``) for this one image, and
+then rounds u. Here e is the encoder's estimate of the clean image, which is
+what the codec was trained to code (the trunk's output; for a model without a
+trunk, the input). Nothing here sees a clean pixel, so the weakly supervised
+models refine the same way. This is Campos et al., "Content adaptive
+optimization for neural image compression" (CVPR workshops 2019), and Yang,
+Bamler & Mandt, "Improving inference for neural image compression" (NeurIPS
+2020), applied to the symbols of FLLIC's content-adaptive quantizer.
+
+- **g_s is the decoder's own.** :func:`soft_synthesis` runs the integer
+  decoder's layers in floating point, with the same integer weights, shifts
+  and biases but without their rounding, so the gradient is that of the
+  network that will decode the file. Nothing else changes: the decoder, the
+  file format, and the stored pixels, which the exact integer decoder computes
+  from the rounded symbols as always.
+- **Continuous, then rounded.** Optimising continuous u and rounding once at
+  the end beat straight-through rounding inside the loop on Kodak crops at
+  σ 15 (a one-off check; results/refine.md).
+- **Large images** are refined tile by tile, on the synthesis tiles and their
+  halo: each tile's symbols move with its neighbours' held fixed, against the
+  estimate of the tile's own pixels. Memory stays bounded by the tile.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fllic import tiling
+from fllic.entropy.density import gaussian_likelihood, scale_table
+from fllic.models import integer as I
+from fllic.models.int_decoder import PIX_FRAC, STEP_FRAC, IntParams, _const
+
+LEARNING_RATE = 0.03  # Adam, in units of one quantization step
+TRAINED_LAMBDA = 0.04  # λ0 of every shipped model's training (docs/models.md); meta["lmbda"] overrides
+_SLOPE = I.LEAKY_MULT / 2**I.LEAKY_SHIFT
+_PEAK = 255 << PIX_FRAC
+
+
+def _conv(conv: I.IntConv, a: torch.Tensor) -> torch.Tensor:
+    weight = conv.weight * torch.pow(2.0, -conv.shift.float()).view(-1, 1, 1, 1)
+    return F.conv2d(a, weight, conv.bias.float(), padding=weight.shape[-1] // 2)
+
+
+def _layer(layer, a: torch.Tensor) -> torch.Tensor:
+    if isinstance(layer, I.IntResBlock):
+        return a * 2.0**-layer.skip_shift + _conv(layer.conv2, F.leaky_relu(_conv(layer.conv1, a), _SLOPE))
+    if isinstance(layer, I.IntUpResBlock):
+        branch = F.leaky_relu(_conv(layer.conv_a, a), _SLOPE)
+        return F.pixel_shuffle(_conv(layer.skip, a), 2) + _conv(layer.conv_b, F.interpolate(branch, scale_factor=2.0))
+    return _conv(layer, a)
+
+
+def soft_synthesis(decoder, y: torch.Tensor, sigma: float, q: float) -> torch.Tensor:
+    """The integer g_s in floating point: pixels (N, 3, H, W) at 2^-PIX_FRAC from y (N, m, h, w) at 2^-e_y.
+
+    Differentiable; it differs from :meth:`IntegerDecoder.synthesis` only by the
+    integer layers' rounding (a few hundredths of a level on average).
+    """
+    n, _, h, w = y.shape
+    e_y = decoder.exps["y"]
+    maps = [torch.full((n, 1, h, w), float(v), device=y.device)
+            for v in (_const(sigma / 50.0, e_y), int(decoder.logq_y[decoder.level(q)]))]
+    a = torch.cat([y, *maps], dim=1)
+    for layer in decoder.gs:
+        a = _layer(layer, a)
+    return F.pixel_shuffle(_conv(decoder.gs_out, a), 2).clamp(0, _PEAK)
+
+
+def refine_symbols(model, x, u: torch.Tensor, p: IntParams, sigma: float, q: float, steps: int,
+                   tile: int = tiling.DEFAULT_TILE, progress: bool = False,
+                   noise_map: np.ndarray | None = None) -> torch.Tensor:
+    """Continuous symbols u (1, h, w, m), NHWC as ``CodingModel.compress`` computes them, refined.
+
+    ``x`` is the padded noisy image as compress takes it, ``p`` the integer
+    coding parameters from ẑ, and ``steps`` the number of Adam steps per tile.
+    Returns float64 symbols for compress to round; the caller codes them as usual.
+    """
+    decoder = model.decoder
+    e_y = decoder.exps["y"]
+    mu = p.mu.double() * 2.0 ** (e_y - decoder.exps["mu"])
+    step = p.step.double() * 2.0 ** (e_y - STEP_FRAC)
+    t = scale_table().to(u.device)[p.index]
+    lmbda = float(model.meta.get("lmbda", TRAINED_LAMBDA)) / q**2
+    u = u.clone()
+    _, hl, wl, _ = u.shape
+    tiles = list(tiling.windows(hl, wl, max(1, tile // tiling.LATENT), tiling.SYNTHESIS_HALO))
+    with tiling.progress_bar(len(tiles) * steps, "refine", progress, unit="step") as bar:
+        for core, win in tiles:
+            target = _estimate(model, x, core, sigma, noise_map)
+            cut = lambda a: a[:, win[0] : win[1], win[2] : win[3]].permute(0, 3, 1, 2).float()  # noqa: E731
+            u[:, win[0] : win[1], win[2] : win[3]] = _refine_window(
+                decoder, cut(u), cut(mu), cut(step), cut(t), target, core, win, sigma, q, lmbda, steps, bar,
+            ).permute(0, 2, 3, 1).double()
+    return u
+
+
+def _estimate(model, x, core, sigma: float, noise_map) -> torch.Tensor:
+    """The encoder's estimate e of the core's pixels, (1, 3, h, w) at 2^-PIX_FRAC, from a window with a halo."""
+    r0, r1, c0, c1 = (v * tiling.LATENT for v in core)
+    height, width = (x.shape[2], x.shape[3]) if isinstance(x, torch.Tensor) else x.shape[:2]
+    halo = tiling.ANALYSIS_HALO
+    a0, a1, b0, b1 = max(0, r0 - halo), min(height, r1 + halo), max(0, c0 - halo), min(width, c1 + halo)
+    device = model.device
+    level = tiling.noise_window(noise_map, a0, a1, b0, b1, device)
+    e = model.net.estimate(tiling.pixel_window(x, a0, a1, b0, b1).to(device),
+                           torch.full((1,), float(sigma), device=device), level)
+    return (e[:, :, r0 - a0 : r1 - a0, c0 - b0 : c1 - b0].clamp(0, 1) * _PEAK).detach()
+
+
+def _refine_window(decoder, u, mu, step, t, target, core, win, sigma, q, lmbda, steps, bar) -> torch.Tensor:
+    """Adam on J(u) over one window's symbols, only the core's moving; NCHW in and out."""
+    r0, r1, c0, c1 = (core[0] - win[0], core[1] - win[0], core[2] - win[2], core[3] - win[2])
+    mask = torch.zeros_like(u[:, :1])
+    mask[:, :, r0:r1, c0:c1] = 1
+    pixels = target.shape[2] * target.shape[3]
+    s = tiling.LATENT
+    u = u.clone().requires_grad_(True)
+    opt = torch.optim.Adam([u], lr=LEARNING_RATE)
+    with torch.enable_grad():
+        for _ in range(steps):
+            x_hat = soft_synthesis(decoder, mu + u * step, sigma, q)[:, :, r0 * s : r1 * s, c0 * s : c1 * s]
+            mse = ((x_hat - target) * 2.0**-PIX_FRAC).pow(2).mean()
+            rate = -torch.log2(gaussian_likelihood(u, t)).mul(mask).sum() / pixels
+            opt.zero_grad(set_to_none=False)
+            (lmbda * mse + rate).backward()
+            u.grad.mul_(mask)
+            opt.step()
+            bar.update()
+    return u.detach()
