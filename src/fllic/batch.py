@@ -49,6 +49,7 @@ class Options:
     mode: str  # "compress" or "decompress"
     sigma: float | None = None
     quality: int | None = None
+    refine: int = 0  # encoder refinement steps per tile (compress)
     model: str | None = None
     out_suffix: str = ".png"
     allow_lossy: bool = False
@@ -148,7 +149,7 @@ def _compress(job: Job, opts: Options) -> tuple[int, int]:
 
     image = read_image_file(job.src)
     res = encode_detailed(image.array, sigma=opts.sigma, model=opts.model, quality=opts.quality, tile=opts.tile,
-                          max_pixels=opts.max_pixels, icc=image.icc, exif=image.exif)
+                          max_pixels=opts.max_pixels, icc=image.icc, exif=image.exif, refine=opts.refine)
     _atomic_write(job.dst, lambda p: p.write_bytes(res.data))
     return image.pixels.shape[0] * image.pixels.shape[1], len(res.data)
 

@@ -87,23 +87,55 @@ def refine_symbols(model, x, u: torch.Tensor, p: IntParams, sigma: float, q: flo
     coding parameters from ẑ, and ``steps`` the number of Adam steps per tile.
     Returns float64 symbols for compress to round; the caller codes them as usual.
     """
-    decoder = model.decoder
-    e_y = decoder.exps["y"]
-    mu = p.mu.double() * 2.0 ** (e_y - decoder.exps["mu"])
-    step = p.step.double() * 2.0 ** (e_y - STEP_FRAC)
-    t = scale_table().to(u.device)[p.index]
-    lmbda = float(model.meta.get("lmbda", TRAINED_LAMBDA)) / q**2
+    terms = _Terms(model, p, q)
     u = u.clone()
     _, hl, wl, _ = u.shape
     tiles = list(tiling.windows(hl, wl, max(1, tile // tiling.LATENT), tiling.SYNTHESIS_HALO))
     with tiling.progress_bar(len(tiles) * steps, "refine", progress, unit="step") as bar:
         for core, win in tiles:
             target = _estimate(model, x, core, sigma, noise_map)
-            cut = lambda a: a[:, win[0] : win[1], win[2] : win[3]].permute(0, 3, 1, 2).float()  # noqa: E731
-            u[:, win[0] : win[1], win[2] : win[3]] = _refine_window(
-                decoder, cut(u), cut(mu), cut(step), cut(t), target, core, win, sigma, q, lmbda, steps, bar,
-            ).permute(0, 2, 3, 1).double()
+            rows, cols = slice(win[0], win[1]), slice(win[2], win[3])
+            u[:, rows, cols] = _refine_window(terms.window(win), _nchw(u[:, rows, cols]), target,
+                                              _inner(core, win), sigma, q, steps, bar)
     return u
+
+
+def loss(model, x, u: torch.Tensor, p: IntParams, sigma: float, q: float, noise_map=None) -> float:
+    """J(u) over the whole image for symbols u (1, h, w, m), rounded as they will be coded."""
+    _, hl, wl, _ = u.shape
+    whole = (0, hl, 0, wl)
+    terms = _Terms(model, p, q).window(whole)
+    with torch.no_grad():
+        return float(_objective(terms, _nchw(torch.round(u)), _estimate(model, x, whole, sigma, noise_map),
+                                whole, sigma, q))
+
+
+class _Terms:
+    """What J needs besides u, in g_s's input units (NCHW float): μ, Δ_y, the symbol scale t and λ(q)."""
+
+    def __init__(self, model, p: IntParams, q: float):
+        e = model.decoder.exps
+        self.decoder = model.decoder
+        self.mu = p.mu.double() * 2.0 ** (e["y"] - e["mu"])
+        self.step = p.step.double() * 2.0 ** (e["y"] - STEP_FRAC)
+        self.t = scale_table().to(p.index.device)[p.index]
+        self.lmbda = float(model.meta.get("lmbda", TRAINED_LAMBDA)) / q**2
+
+    def window(self, win) -> "_Terms":
+        part = object.__new__(_Terms)
+        part.decoder, part.lmbda = self.decoder, self.lmbda
+        for name in ("mu", "step", "t"):
+            setattr(part, name, _nchw(getattr(self, name)[:, win[0] : win[1], win[2] : win[3]]))
+        return part
+
+
+def _nchw(a: torch.Tensor) -> torch.Tensor:
+    return a.permute(0, 3, 1, 2).float()
+
+
+def _inner(core, win) -> tuple[int, int, int, int]:
+    """The core's latent rows and columns inside its window."""
+    return core[0] - win[0], core[1] - win[0], core[2] - win[2], core[3] - win[2]
 
 
 def _estimate(model, x, core, sigma: float, noise_map) -> torch.Tensor:
@@ -114,28 +146,34 @@ def _estimate(model, x, core, sigma: float, noise_map) -> torch.Tensor:
     a0, a1, b0, b1 = max(0, r0 - halo), min(height, r1 + halo), max(0, c0 - halo), min(width, c1 + halo)
     device = model.device
     level = tiling.noise_window(noise_map, a0, a1, b0, b1, device)
-    e = model.net.estimate(tiling.pixel_window(x, a0, a1, b0, b1).to(device),
-                           torch.full((1,), float(sigma), device=device), level)
-    return (e[:, :, r0 - a0 : r1 - a0, c0 - b0 : c1 - b0].clamp(0, 1) * _PEAK).detach()
+    with torch.no_grad():
+        e = model.net.estimate(tiling.pixel_window(x, a0, a1, b0, b1).to(device),
+                               torch.full((1,), float(sigma), device=device), level)
+    return e[:, :, r0 - a0 : r1 - a0, c0 - b0 : c1 - b0].clamp(0, 1) * _PEAK
 
 
-def _refine_window(decoder, u, mu, step, t, target, core, win, sigma, q, lmbda, steps, bar) -> torch.Tensor:
-    """Adam on J(u) over one window's symbols, only the core's moving; NCHW in and out."""
-    r0, r1, c0, c1 = (core[0] - win[0], core[1] - win[0], core[2] - win[2], core[3] - win[2])
+def _objective(terms: _Terms, u: torch.Tensor, target: torch.Tensor, inner, sigma: float, q: float) -> torch.Tensor:
+    """J(u) on the inner latents' pixels and symbols of one window (NCHW)."""
+    r0, r1, c0, c1 = inner
+    s = tiling.LATENT
+    x_hat = soft_synthesis(terms.decoder, terms.mu + u * terms.step, sigma, q)[:, :, r0 * s : r1 * s, c0 * s : c1 * s]
+    mse = ((x_hat - target) * 2.0**-PIX_FRAC).pow(2).mean()
+    bits = -torch.log2(gaussian_likelihood(u[:, :, r0:r1, c0:c1], terms.t[:, :, r0:r1, c0:c1])).sum()
+    return terms.lmbda * mse + bits / (target.shape[2] * target.shape[3])
+
+
+def _refine_window(terms: _Terms, u, target, inner, sigma, q, steps, bar) -> torch.Tensor:
+    """Adam on J over one window's symbols (NCHW), only the inner ones moving; NHWC float64 out."""
+    r0, r1, c0, c1 = inner
     mask = torch.zeros_like(u[:, :1])
     mask[:, :, r0:r1, c0:c1] = 1
-    pixels = target.shape[2] * target.shape[3]
-    s = tiling.LATENT
     u = u.clone().requires_grad_(True)
     opt = torch.optim.Adam([u], lr=LEARNING_RATE)
     with torch.enable_grad():
         for _ in range(steps):
-            x_hat = soft_synthesis(decoder, mu + u * step, sigma, q)[:, :, r0 * s : r1 * s, c0 * s : c1 * s]
-            mse = ((x_hat - target) * 2.0**-PIX_FRAC).pow(2).mean()
-            rate = -torch.log2(gaussian_likelihood(u, t)).mul(mask).sum() / pixels
             opt.zero_grad(set_to_none=False)
-            (lmbda * mse + rate).backward()
-            u.grad.mul_(mask)
+            _objective(terms, u, target, inner, sigma, q).backward()
+            u.grad.mul_(mask)  # the halo's symbols belong to other tiles
             opt.step()
             bar.update()
-    return u.detach()
+    return u.detach().permute(0, 2, 3, 1).double()

@@ -1,0 +1,100 @@
+"""Encoder refinement: the decoder's own g_s in float, better symbols, the same exact decoding."""
+
+import numpy as np
+import pytest
+import torch
+
+import fllic
+from fllic.codec import encode_detailed
+from fllic.models.fllic_net import _channel_groups, _clamp, _scalar
+from fllic.models.integer import to_nhwc
+from tests.conftest import noisy_image
+
+
+def _params(model, x, sigma, q):
+    """Continuous symbols u and the integer coding parameters, as compress computes them."""
+    with torch.no_grad():
+        y = to_nhwc(model.net.analysis(x, _scalar(sigma), _scalar(q))).double()
+        z = torch.round(model.net.h_a(y.permute(0, 3, 1, 2).float()) / model.net.step_z())
+        z = _clamp(z, model.tables.z, _channel_groups(tuple(z.shape)))
+        p = model.decoder.entropy_params(z, sigma, q)
+    return (y - p.mu_float(model.decoder.exps["mu"])) / p.step_float(), p
+
+
+@pytest.mark.parametrize("which", ["tiny", "shipped"])
+def test_soft_synthesis_is_the_integer_decoder_without_rounding(tiny_model, which):
+    from fllic.models.int_decoder import PIX_FRAC, STEP_FRAC
+    from fllic.models.refine import soft_synthesis
+    from fllic.models.registry import resolve
+
+    model = tiny_model if which == "tiny" else resolve(None)
+    torch.manual_seed(0)
+    sigma, q = 20.0, float(np.float32(model.meta["quality_scales"][1]))
+    u, p = _params(model, torch.rand(1, 3, 128, 128), sigma, q)
+    u = torch.round(u)
+    e = model.decoder.exps
+    y = (p.mu.double() * 2.0 ** (e["y"] - e["mu"]) + u * p.step.double() * 2.0 ** (e["y"] - STEP_FRAC))
+    soft = soft_synthesis(model.decoder, y.permute(0, 3, 1, 2).float(), sigma, q).permute(0, 2, 3, 1)
+    exact = model.decoder.synthesis(u, p, sigma, q).double()
+    diff = (soft.double() - exact).abs() / 2**PIX_FRAC  # in 8-bit levels
+    assert diff.mean() < 0.1 and diff.max() < 2
+
+
+@pytest.mark.parametrize("tile", [64, 4096])
+def test_refined_files_decode_exactly_tiled_or_whole(tiny_model, rng, tile):
+    img = noisy_image(rng, 128, 192)
+    res = encode_detailed(img, sigma=20, model=tiny_model, refine=3, tile=tile)
+    assert res.data != encode_detailed(img, sigma=20, model=tiny_model, tile=tile).data  # the symbols moved
+    assert np.array_equal(fllic.decode(res.data, model=tiny_model), res.pixels)
+
+
+@pytest.mark.parametrize("which, gain", [("tiny", 0.0), ("shipped", 0.01)])
+def test_refinement_lowers_the_codecs_loss(tiny_model, which, gain):
+    """J(u) = λ(q)·MSE(g_s(u), e) + R(u)/pixels, with u rounded as coded, falls from g_a's symbols to the refined ones."""
+    from fllic.demo import sample_image
+    from fllic.models import refine
+    from fllic.models.registry import resolve
+    from fllic.noise import add_noise
+
+    model = tiny_model if which == "tiny" else resolve(None)
+    noisy = add_noise(sample_image()[:128, :192], 15, seed=0)
+    x = torch.from_numpy(noisy.transpose(2, 0, 1).astype(np.float32) / 255)[None]
+    sigma, q = 15.0, float(np.float32(model.meta["quality_scales"][-1]))
+    u, p = _params(model, x, sigma, q)
+    better = refine.refine_symbols(model, x, u, p, sigma, q, steps=10, tile=64)  # three tiles
+    assert better.shape == u.shape and better.dtype == torch.float64
+    assert not torch.equal(torch.round(better), torch.round(u))
+    before, after = (refine.loss(model, x, v, p, sigma, q) for v in (u, better))
+    assert after < (1 - gain) * before  # an untrained tiny model has little to gain
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "10", 10_001])
+def test_refine_must_be_a_whole_number_of_steps(tiny_model, rng, bad):
+    with pytest.raises(fllic.InputError, match="refine must be"):
+        fllic.encode(noisy_image(rng, 32, 32), sigma=10, model=tiny_model, refine=bad)
+
+
+def test_cli_refine(tmp_path, rng, tiny_model_path):
+    from PIL import Image
+
+    from fllic.cli import main
+
+    src, f, out = tmp_path / "a.png", tmp_path / "a.fllic", tmp_path / "b.png"
+    Image.fromarray(noisy_image(rng, 70, 90)).save(src)
+    args = ["--sigma", "20", "--model", str(tiny_model_path)]
+    assert main(["compress", str(src), "-o", str(f), *args, "--refine", "--refine-steps", "2"]) == 0
+    assert main(["decompress", str(f), "-o", str(out), "--model", str(tiny_model_path)]) == 0
+    assert np.asarray(Image.open(out)).shape == (70, 90, 3)
+    assert main(["compress", str(src), "-o", str(tmp_path / "c.fllic"), *args, "--refine", "--refine-steps", "-2"]) == 1
+
+
+def test_bench_names_the_refined_points(tiny_model):
+    from fllic.baselines._base import Context
+    from fllic.baselines.registry import build
+    from fllic.codec import REFINE_STEPS
+
+    ctx = Context(sigma=25, model=tiny_model)
+    default, level = build("fllic-refine", ctx), build("fllic-q1-refine", ctx)
+    assert (default.name, default.refine, default.quality) == ("fllic-refine", REFINE_STEPS, 2)
+    assert (level.name, level.curve, level.quality) == ("fllic-q1-refine", "fllic-refine", 1)
+    assert build("fllic-q1", ctx).refine == 0
