@@ -306,13 +306,15 @@ class CodingModel:
 
     @torch.no_grad()
     def compress(self, x, sigma: float, q: float, tile: int = tiling.DEFAULT_TILE,
-                 progress: bool = False, noise_map: np.ndarray | None = None, refine: int = 0) -> Compressed:
+                 progress: bool = False, noise_map: np.ndarray | None = None, refine: int = 0,
+                 refine_options: dict | None = None) -> Compressed:
         """Code a noisy image, H and W divisible by 64, ``tile`` pixels at a time.
 
         ``x``: an (H, W, 3) uint8 or uint16 array (normalised by its peak), or a (1, 3, H, W) float tensor in [0, 1].
         ``noise_map``: (H, W) noise std per pixel in 8-bit units for the trunk (``meta["noise_map"]`` models).
         ``refine``: that many optimisation steps choose the y symbols for the decoder
-        (:mod:`fllic.models.refine`); 0 takes g_a's latents as they are.
+        (:mod:`fllic.models.refine`); 0 takes g_a's latents as they are. ``refine_options``:
+        further keywords of :func:`fllic.models.refine.refine_symbols` (its learning rate).
         """
         from fllic.models.integer import to_nhwc
 
@@ -329,7 +331,7 @@ class CodingModel:
         if refine:
             from fllic.models.refine import refine_symbols
 
-            u = refine_symbols(self, x, u, p, sigma, q, refine, tile, progress, noise_map)
+            u = refine_symbols(self, x, u, p, sigma, q, refine, tile, progress, noise_map, **(refine_options or {}))
         u = _clamp(torch.round(u).cpu(), self.tables.y, y_groups)
         strings = (
             coder.encode(z_sym.numpy().astype(np.int64), z_groups, self.tables.z),

@@ -80,12 +80,16 @@ def soft_synthesis(decoder, y: torch.Tensor, sigma: float, q: float) -> torch.Te
 
 def refine_symbols(model, x, u: torch.Tensor, p: IntParams, sigma: float, q: float, steps: int,
                    tile: int = tiling.DEFAULT_TILE, progress: bool = False,
-                   noise_map: np.ndarray | None = None) -> torch.Tensor:
+                   noise_map: np.ndarray | None = None, lr: float = LEARNING_RATE,
+                   straight_through: bool = False) -> torch.Tensor:
     """Continuous symbols u (1, h, w, m), NHWC as ``CodingModel.compress`` computes them, refined.
 
     ``x`` is the padded noisy image as compress takes it, ``p`` the integer
-    coding parameters from ẑ, and ``steps`` the number of Adam steps per tile.
-    Returns float64 symbols for compress to round; the caller codes them as usual.
+    coding parameters from ẑ, and ``steps`` the number of Adam steps per tile
+    at learning rate ``lr``. Returns float64 symbols for compress to round; the
+    caller codes them as usual. ``straight_through`` rounds u inside J with a
+    straight-through gradient instead (the alternative that
+    ``python -m fllic.bench.refine`` compares).
     """
     terms = _Terms(model, p, q)
     u = u.clone()
@@ -96,7 +100,7 @@ def refine_symbols(model, x, u: torch.Tensor, p: IntParams, sigma: float, q: flo
             target = _estimate(model, x, core, sigma, noise_map)
             rows, cols = slice(win[0], win[1]), slice(win[2], win[3])
             u[:, rows, cols] = _refine_window(terms.window(win), _nchw(u[:, rows, cols]), target,
-                                              _inner(core, win), sigma, q, steps, bar)
+                                              _inner(core, win), sigma, q, steps, bar, lr, straight_through)
     return u
 
 
@@ -162,17 +166,18 @@ def _objective(terms: _Terms, u: torch.Tensor, target: torch.Tensor, inner, sigm
     return terms.lmbda * mse + bits / (target.shape[2] * target.shape[3])
 
 
-def _refine_window(terms: _Terms, u, target, inner, sigma, q, steps, bar) -> torch.Tensor:
+def _refine_window(terms: _Terms, u, target, inner, sigma, q, steps, bar, lr, straight_through) -> torch.Tensor:
     """Adam on J over one window's symbols (NCHW), only the inner ones moving; NHWC float64 out."""
     r0, r1, c0, c1 = inner
     mask = torch.zeros_like(u[:, :1])
     mask[:, :, r0:r1, c0:c1] = 1
     u = u.clone().requires_grad_(True)
-    opt = torch.optim.Adam([u], lr=LEARNING_RATE)
+    opt = torch.optim.Adam([u], lr=lr)
     with torch.enable_grad():
         for _ in range(steps):
             opt.zero_grad(set_to_none=False)
-            _objective(terms, u, target, inner, sigma, q).backward()
+            coded = u + (torch.round(u) - u).detach() if straight_through else u
+            _objective(terms, coded, target, inner, sigma, q).backward()
             u.grad.mul_(mask)  # the halo's symbols belong to other tiles
             opt.step()
             bar.update()
