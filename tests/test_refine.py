@@ -98,3 +98,16 @@ def test_bench_names_the_refined_points(tiny_model):
     assert (default.name, default.refine, default.quality) == ("fllic-refine", REFINE_STEPS, 2)
     assert (level.name, level.curve, level.quality) == ("fllic-q1-refine", "fllic-refine", 1)
     assert build("fllic-q1", ctx).refine == 0
+
+
+def test_the_validation_bench_measures_each_variant(tiny_model, rng):
+    from fllic.bench import refine as bench
+
+    crops = [noisy_image(rng, 64, 128) for _ in range(2)]
+    variants = (bench.VARIANTS[0], ("continuous", 2, 0.03, False), ("straight-through", 2, 0.01, True))
+    results = bench.measure(tiny_model, crops, sigmas=(20.0,), variants=variants, progress=False)
+    rows = results[20.0]
+    assert set(rows) == {("plain", 0, 0.0), ("continuous", 2, 0.03), ("straight-through", 2, 0.01)}
+    assert all(len(v) == 4 and v[0] > 0 and np.isfinite(v[1]) for v in rows.values())
+    text = bench.report(results, "# header")
+    assert "| plain | 0 | – |" in text and "+0.00 | +0.0 % |" in text and "| straight-through | 2 | 0.01 |" in text
