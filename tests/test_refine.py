@@ -111,3 +111,10 @@ def test_the_validation_bench_measures_each_variant(tiny_model, rng):
     assert all(len(v) == 4 and v[0] > 0 and np.isfinite(v[1]) for v in rows.values())
     text = bench.report(results, "# header")
     assert "| plain | 0 | – |" in text and "+0.00 | +0.0 % |" in text and "| straight-through | 2 | 0.01 |" in text
+
+
+def test_the_bench_crops_are_the_trainers_held_out_photographs():
+    from fllic.bench.refine import VALIDATION_PHOTOS
+    from fllic.train.data import VALIDATION_PHOTOS as held_out
+
+    assert VALIDATION_PHOTOS == held_out

@@ -3,8 +3,8 @@
 The refinement (:mod:`fllic.models.refine`) has three settings: how many
 optimisation steps, the learning rate, and whether u is rounded inside the
 loss (straight-through) or once at the end. This bench measures them on the
-centre crops of the held-out WikipediaPhotos (``fllic.train.data.VALIDATION_PHOTOS``,
-the crops the quality tables are chosen on), never on a test set: for each
+centre crops of the WikipediaPhotos that training holds out (the crops the
+quality tables are chosen on), never on a test set: for each
 noise level and variant, the mean bits per pixel of the two coded streams,
 the PSNR against the clean crop and against the encoder's own estimate (what
 the codec codes), and the encoding seconds. Each crop gets seeded AWGN,
@@ -23,6 +23,7 @@ import numpy as np
 from fllic.bench._record import command, emit
 
 SIGMAS = (15.0, 25.0, 50.0)
+VALIDATION_PHOTOS = ("045", "046", "047", "048", "049")  # the trainer's held-out photographs (train/data.py)
 # (label, steps, learning rate, straight-through); the first is g_a's symbols as they are
 VARIANTS = (
     ("plain", 0, 0.0, False),
@@ -107,8 +108,8 @@ def report(results: dict, header: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     import torch
 
+    from fllic.imageio import read_image
     from fllic.models.registry import resolve
-    from fllic.train.data import VALIDATION_PHOTOS, _load
 
     p = argparse.ArgumentParser(prog="python -m fllic.bench.refine", description=__doc__)
     p.add_argument("--data", type=Path, default=Path("../shared/data"), help="folder with WikipediaPhotos")
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     model = resolve(args.model)
     crops = []
     for stem in VALIDATION_PHOTOS:
-        img = _load(folder / f"{stem}.png")
+        img = read_image(folder / f"{stem}.png")
         i, j = (img.shape[0] - args.size) // 2, (img.shape[1] - args.size) // 2
         crops.append(np.ascontiguousarray(img[i : i + args.size, j : j + args.size]))
     results = measure(model, crops, args.sigma)

@@ -8,7 +8,7 @@ over continuous symbols u
 
     J(u) = λ(q) · mean ‖g_s(μ + Δ_y·u) − e‖² + R(u) / pixels,   λ(q) = λ0 / q²,
 
-the codec's own training loss (``fllic.train.loop``) for this one image, and
+the codec's own training loss (train/loop.py) for this one image, and
 then rounds u. Here e is the encoder's estimate of the clean image, which is
 what the codec was trained to code (the trunk's output; for a model without a
 trunk, the input). Nothing here sees a clean pixel, so the weakly supervised
