@@ -86,6 +86,8 @@ def test_cli_refine(tmp_path, rng, tiny_model_path):
     assert main(["decompress", str(f), "-o", str(out), "--model", str(tiny_model_path)]) == 0
     assert np.asarray(Image.open(out)).shape == (70, 90, 3)
     assert main(["compress", str(src), "-o", str(tmp_path / "c.fllic"), *args, "--refine", "--refine-steps", "-2"]) == 1
+    assert main(["compress", str(src), "-o", str(tmp_path / "d.fllic"), *args, "--refine-steps", "2"]) == 0
+    assert (tmp_path / "d.fllic").read_bytes() == f.read_bytes()  # the steps imply --refine
 
 
 def test_bench_names_the_refined_points(tiny_model):

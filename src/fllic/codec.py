@@ -301,8 +301,10 @@ def encode(array, sigma: float | None = None, model=None, quality: int | None = 
     profile) and ``exif`` (EXIF bytes) are stored as they are and returned by
     :func:`decode_detailed`. ``refine`` spends that many optimisation steps per
     tile choosing the latent symbols for the decoder (``REFINE_STEPS`` is the
-    recorded setting): a better image for about the same bits, at many times
-    the encoding time; the decoder and the file format are the same either way.
+    recorded setting): a lower rate–distortion cost against the model's
+    estimate (on Kodak24, +0.15 dB at sigma 15 for 0.4 % more bits, 2.3 %
+    fewer bits at sigma 50), at 12 to 20 times the encoding time; the decoder
+    and the file format are the same either way.
     """
     return encode_detailed(array, sigma=sigma, model=model, quality=quality, device=device, tile=tile,
                            icc=icc, exif=exif, refine=refine).data

@@ -100,10 +100,11 @@ def refine_symbols(model, x, u: torch.Tensor, p: IntParams, sigma: float, q: flo
     with tiling.progress_bar(len(tiles) * steps, "refine", progress, unit="step") as bar:
         for core, win in tiles:
             target = _estimate(model, x, core, sigma, noise_map)
-            rows, cols = slice(win[0], win[1]), slice(win[2], win[3])
-            u[:, rows, cols] = _refine_window(terms.window(win), _nchw(u[:, rows, cols]), target,
-                                              _inner(core, win), sigma, q, steps, bar, lr, straight_through)
-    return u
+            inner = _inner(core, win)
+            refined = _refine_window(terms.window(win), _nchw(u[:, win[0] : win[1], win[2] : win[3]]), target,
+                                     inner, sigma, q, steps, bar, lr, straight_through)
+            u[:, core[0] : core[1], core[2] : core[3]] = refined[:, inner[0] : inner[1], inner[2] : inner[3]]
+    return u  # the halo's symbols are written only by their own tile
 
 
 def loss(model, x, u: torch.Tensor, p: IntParams, sigma: float, q: float, noise_map=None) -> float:
