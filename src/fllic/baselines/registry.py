@@ -145,8 +145,10 @@ class FllicPoint(Method):
         self.refine = REFINE_STEPS if refine else 0
         self.quality = self.model.default_quality(ctx.sigma) if self.default else int(quality)
         suffix = "-refine" if refine else ""
-        self.name = ("fllic-refine" if refine else "fllic-default") if self.default else f"fllic-q{self.quality}{suffix}"
-        self.curve = self.name if self.default else f"fllic{suffix}"
+        if self.default:
+            self.name = self.curve = "fllic-refine" if refine else "fllic-default"
+        else:
+            self.name, self.curve = f"fllic-q{self.quality}{suffix}", f"fllic{suffix}"
         self.curve_param = float(self.quality)
         n = len(self.model.meta.get("quality_scales", [1.0]))
         if not 1 <= self.quality <= n:

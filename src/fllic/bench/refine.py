@@ -38,10 +38,6 @@ VARIANTS = (
 )
 
 
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return float(10 * np.log10(255.0**2 / np.mean((a.astype(np.float64) - b) ** 2)))
-
-
 def code(model, noisy: np.ndarray, sigma: float, steps: int, lr: float, straight_through: bool):
     """(stream bytes, uint8 pixels, seconds) for one crop, H and W multiples of 64, at the default level."""
     from fllic.codec import _quality_scale
@@ -58,18 +54,20 @@ def code(model, noisy: np.ndarray, sigma: float, steps: int, lr: float, straight
 
 def estimate(model, noisy: np.ndarray, sigma: float) -> np.ndarray:
     """The encoder's estimate of the clean crop, float in 8-bit units (what refinement aims at)."""
-    import torch
+    from fllic.models.int_decoder import PIX_FRAC
+    from fllic.models.refine import estimate_pixels
+    from fllic.tiling import LATENT
 
-    x = torch.from_numpy(noisy.transpose(2, 0, 1).astype(np.float32) / 255)[None]
-    with torch.no_grad():
-        e = model.net.estimate(x, torch.full((1,), float(sigma)))
-    return e[0].permute(1, 2, 0).clamp(0, 1).numpy().astype(np.float64) * 255
+    whole = (0, noisy.shape[0] // LATENT, 0, noisy.shape[1] // LATENT)
+    e = estimate_pixels(model, noisy, whole, sigma)
+    return e[0].permute(1, 2, 0).double().numpy() * 2.0**-PIX_FRAC
 
 
 def measure(model, crops: list[np.ndarray], sigmas=SIGMAS, variants=VARIANTS, progress: bool = True) -> dict:
     """{sigma: {variant key: mean bpp, PSNR, PSNR to the estimate, seconds}} over the crops."""
     from tqdm import tqdm
 
+    from fllic.metrics import psnr
     from fllic.noise import add_noise
 
     out: dict = {}
@@ -83,8 +81,8 @@ def measure(model, crops: list[np.ndarray], sigmas=SIGMAS, variants=VARIANTS, pr
                 for label, steps, lr, st in variants:
                     size, pixels, seconds = code(model, noisy, sigma, steps, lr, st)
                     row = rows.setdefault((label, steps, lr), [])
-                    row.append((8 * size / clean.shape[0] / clean.shape[1], _psnr(pixels, clean),
-                                _psnr(pixels, target), seconds))
+                    row.append((8 * size / clean.shape[0] / clean.shape[1], psnr(pixels, clean),
+                                psnr(pixels, target), seconds))
                     bar.update()
             out[sigma] = {key: np.mean(v, axis=0).tolist() for key, v in rows.items()}
     return out

@@ -35,6 +35,8 @@ Bamler & Mandt, "Improving inference for neural image compression" (NeurIPS
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -93,13 +95,13 @@ def refine_symbols(model, x, u: torch.Tensor, p: IntParams, sigma: float, q: flo
     straight-through gradient instead (the alternative that
     ``python -m fllic.bench.refine`` compares).
     """
-    terms = _Terms(model, p, q)
+    terms = _Terms.of(model, p, q)
     u = u.clone()
     _, hl, wl, _ = u.shape
     tiles = list(tiling.windows(hl, wl, max(1, tile // tiling.LATENT), tiling.SYNTHESIS_HALO))
     with tiling.progress_bar(len(tiles) * steps, "refine", progress, unit="step") as bar:
         for core, win in tiles:
-            target = _estimate(model, x, core, sigma, noise_map)
+            target = estimate_pixels(model, x, core, sigma, noise_map)
             inner = _inner(core, win)
             refined = _refine_window(terms.window(win), _nchw(u[:, win[0] : win[1], win[2] : win[3]]), target,
                                      inner, sigma, q, steps, bar, lr, straight_through)
@@ -111,29 +113,33 @@ def loss(model, x, u: torch.Tensor, p: IntParams, sigma: float, q: float, noise_
     """J(u) over the whole image for symbols u (1, h, w, m), rounded as they will be coded."""
     _, hl, wl, _ = u.shape
     whole = (0, hl, 0, wl)
-    terms = _Terms(model, p, q).window(whole)
+    terms = _Terms.of(model, p, q).window(whole)
     with torch.no_grad():
-        return float(_objective(terms, _nchw(torch.round(u)), _estimate(model, x, whole, sigma, noise_map),
+        return float(_objective(terms, _nchw(torch.round(u)), estimate_pixels(model, x, whole, sigma, noise_map),
                                 whole, sigma, q))
 
 
+@dataclass
 class _Terms:
-    """What J needs besides u, in g_s's input units (NCHW float): μ, Δ_y, the symbol scale t and λ(q)."""
+    """What J needs besides u, in g_s's input units: μ, Δ_y, the symbol scale t and λ(q)."""
 
-    def __init__(self, model, p: IntParams, q: float):
+    decoder: object
+    mu: torch.Tensor
+    step: torch.Tensor
+    t: torch.Tensor
+    lmbda: float
+
+    @classmethod
+    def of(cls, model, p: IntParams, q: float) -> "_Terms":
+        """NHWC terms of the whole latent."""
         e = model.decoder.exps
-        self.decoder = model.decoder
-        self.mu = p.mu.double() * 2.0 ** (e["y"] - e["mu"])
-        self.step = p.step.double() * 2.0 ** (e["y"] - STEP_FRAC)
-        self.t = scale_table().to(p.index.device)[p.index]
-        self.lmbda = float(model.meta.get("lmbda", TRAINED_LAMBDA)) / q**2
+        return cls(model.decoder, p.mu.double() * 2.0 ** (e["y"] - e["mu"]), p.step.double() * 2.0 ** (e["y"] - STEP_FRAC),
+                   scale_table().to(p.index.device)[p.index], float(model.meta.get("lmbda", TRAINED_LAMBDA)) / q**2)
 
     def window(self, win) -> "_Terms":
-        part = object.__new__(_Terms)
-        part.decoder, part.lmbda = self.decoder, self.lmbda
-        for name in ("mu", "step", "t"):
-            setattr(part, name, _nchw(getattr(self, name)[:, win[0] : win[1], win[2] : win[3]]))
-        return part
+        """The terms of one window, NCHW float."""
+        cut = lambda a: _nchw(a[:, win[0] : win[1], win[2] : win[3]])  # noqa: E731
+        return replace(self, mu=cut(self.mu), step=cut(self.step), t=cut(self.t))
 
 
 def _nchw(a: torch.Tensor) -> torch.Tensor:
@@ -145,8 +151,11 @@ def _inner(core, win) -> tuple[int, int, int, int]:
     return core[0] - win[0], core[1] - win[0], core[2] - win[2], core[3] - win[2]
 
 
-def _estimate(model, x, core, sigma: float, noise_map) -> torch.Tensor:
-    """The encoder's estimate e of the core's pixels, (1, 3, h, w) at 2^-PIX_FRAC, from a window with a halo."""
+def estimate_pixels(model, x, core, sigma: float, noise_map=None) -> torch.Tensor:
+    """The encoder's estimate e of a latent region's pixels, (1, 3, h, w) at 2^-PIX_FRAC, from a window with a halo.
+
+    ``core`` is (r0, r1, c0, c1) in latents (16 pixels); ``x`` the padded image as compress takes it.
+    """
     r0, r1, c0, c1 = (v * tiling.LATENT for v in core)
     height, width = (x.shape[2], x.shape[3]) if isinstance(x, torch.Tensor) else x.shape[:2]
     halo = tiling.ANALYSIS_HALO
