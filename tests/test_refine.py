@@ -120,3 +120,54 @@ def test_the_bench_crops_are_the_trainers_held_out_photographs():
     from fllic.train.data import VALIDATION_PHOTOS as held_out
 
     assert VALIDATION_PHOTOS == held_out
+
+
+def test_refined_coding_takes_the_refined_default_table(tiny_model, rng):
+    """A model with refined tables (python -m fllic.train.quality --refine) codes refined images at
+    their levels, grey before colour; plain coding keeps the plain tables."""
+    import copy
+
+    m = copy.copy(tiny_model)
+    assert len(m.meta["quality_scales"]) == 2
+    m.meta = dict(m.meta, default_quality=[[255.0, 2]], default_quality_grey=[[30.0, 1], [255.0, 2]],
+                  default_quality_refine=[[10.0, 2], [255.0, 1]])
+    cases = [(25, False, False), (25, True, False), (25, False, True), (5, False, True), (40, True, True)]
+    assert [m.default_quality(s, grey, refined) for s, grey, refined in cases] == [2, 1, 1, 2, 1]
+    m.meta["default_quality_refine_grey"] = [[255.0, 2]]
+    assert m.default_quality(25, grey=True, refined=True) == 2
+    rgb = noisy_image(rng, 40, 48)
+    assert fllic.info(fllic.encode(rgb, sigma=25, model=m, refine=2))["quality"] == 1
+    assert fllic.info(fllic.encode(rgb, sigma=25, model=m))["quality"] == 2
+    assert fllic.info(fllic.encode(rgb, sigma=25, model=m, refine=2, quality=2))["quality"] == 2  # asked for: obeyed
+
+
+def test_refined_defaults_take_the_coarsest_refined_level_within_tolerance():
+    from fllic.train.quality import choose_refined
+
+    table = {10.0: {"estimate": 30.0, "levels": [(28.0, 0.3), (29.5, 0.6), (29.9, 1.0)], "default": 3,
+                    "refined": {1: (28.3, 0.3), 2: (29.95, 0.6), 3: (30.1, 1.0)}},
+             20.0: {"estimate": 26.0, "levels": [(25.0, 0.3), (25.6, 0.6), (25.85, 1.0)], "default": 3,
+                    "refined": {1: (25.2, 0.3), 2: (25.7, 0.6)}}}
+    # sigma 10: best is refined level 3 (30.1), and refined level 2 is within 0.2 dB of it;
+    # sigma 20: no refined level is within 0.2 dB of the estimate, so the plain default stays
+    assert choose_refined(table, 0.2) == [[15.0, 2], [255.0, 3]]
+
+
+def test_quality_refine_refuses_camera_and_copy(capsys):
+    from fllic.train.quality import main
+
+    assert main(["--model", "x.pt", "--refine", "5", "--camera"]) == 2
+    assert main(["--model", "x.pt", "--refine", "5", "--copy-from", "fllic-awgn-v2"]) == 2
+    assert "--refine takes neither" in capsys.readouterr().err
+
+
+def test_the_speed_bench_times_refined_encoding(tmp_path, rng, tiny_model_path, capsys):
+    from PIL import Image
+
+    from fllic.bench.speed import main
+    from fllic.codec import REFINE_STEPS
+
+    Image.fromarray(noisy_image(rng, 64, 96)).save(tmp_path / "a.png")
+    assert main(["--data", str(tmp_path), "--threads", "1", "--model", str(tiny_model_path), "--refine"]) == 0
+    out = capsys.readouterr().out
+    assert f"refined ({REFINE_STEPS} steps)" in out and "| a.png | 96x64 |" in out and "cold (fresh processes" in out

@@ -219,12 +219,13 @@ def _refine_steps(refine) -> int:
     return int(refine)
 
 
-def _quality_scale(model, quality: int | None, sigma8: float, grey: bool = False) -> tuple[int, float]:
+def _quality_scale(model, quality: int | None, sigma8: float, grey: bool = False,
+                   refined: bool = False) -> tuple[int, float]:
     """(level, step scale q); level None is the model's default for the noise level (8-bit units) and,
-    where the model has a grey table, for a grey image."""
+    where the model has such tables, for a grey image and for refined coding."""
     scales = model.meta.get("quality_scales", [1.0])
     if quality is None:
-        quality = model.default_quality(sigma8, grey)
+        quality = model.default_quality(sigma8, grey, refined)
     if not isinstance(quality, (int, np.integer)) or not 1 <= quality <= len(scales):
         raise InputError(f"quality must be an integer from 1 to {len(scales)} (default: the model's choice "
                          f"for the noise level), got {quality!r}")
@@ -262,7 +263,7 @@ def encode_detailed(array, sigma: float | None = None, model=None, quality: int 
         units = "" if depth == 8 else f" ({s8:g} in 8-bit units)"
         warnings.warn(f"sigma {sigma:g}{units} is outside the range {lo:g}-{hi:g} that model "
                       f"{m.meta.get('id', 'custom')!r} was trained for; expect a poorer image", FllicWarning, stacklevel=2)
-    quality, q = _quality_scale(m, quality, s8, grey=img.ndim == 2)
+    quality, q = _quality_scale(m, quality, s8, grey=img.ndim == 2, refined=refine > 0)
     level_map = _trunk_noise_map(img, level) if m.meta.get("noise_map") else None
     comp = m.compress(_model_input(img), s8, q, tile=_tile(tile), progress=progress, noise_map=level_map,
                       refine=refine)

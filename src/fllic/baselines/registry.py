@@ -143,7 +143,7 @@ class FllicPoint(Method):
         self.model = ctx.coding_model
         self.default = quality is None
         self.refine = REFINE_STEPS if refine else 0
-        self.quality = self.model.default_quality(ctx.sigma) if self.default else int(quality)
+        self.quality = self.model.default_quality(ctx.sigma, refined=refine) if self.default else int(quality)
         suffix = "-refine" if refine else ""
         if self.default:
             self.name = self.curve = "fllic-refine" if refine else "fllic-default"

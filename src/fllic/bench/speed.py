@@ -5,7 +5,8 @@ warm-up call that loads the model: *warm*), on the noisy image at one sigma,
 with torch using ``--threads`` threads; then the *cold* time a user sees, a
 fresh ``fllic compress`` and ``fllic decompress`` process on the first image
 (Python start, imports, model load and the work). Run it on an otherwise
-idle machine.
+idle machine. ``--refine`` times the encoder's refinement (``fllic compress
+--refine``) instead of plain encoding.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from fllic.codec import decode, encode_detailed
+    from fllic.codec import REFINE_STEPS, decode, encode_detailed
     from fllic.imageio import read_image
     from fllic.models.registry import resolve
     from fllic.noise import add_noise
@@ -33,7 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sigma", type=float, default=25.0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--model", default=None)
+    p.add_argument("--refine", action="store_true", help="encode with the encoder's refinement (fllic compress --refine)")
     args = p.parse_args(argv)
+    refine = REFINE_STEPS if args.refine else 0
     torch.set_num_threads(args.threads)
     model = resolve(args.model)
     files = sorted(args.data.glob("*.png"))[: args.limit]
@@ -43,14 +46,15 @@ def main(argv: list[str] | None = None) -> int:
     warm = add_noise(read_image(files[0]), args.sigma, seed=0)
     decode(encode_detailed(warm, sigma=args.sigma, model=model).data, model=model)
     print(f"# fllic speed: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
-          f"torch {torch.__version__}, sigma {args.sigma:g}, model {model.meta.get('id')}")
+          f"torch {torch.__version__}, sigma {args.sigma:g}, model {model.meta.get('id')}"
+          + (f", refined ({refine} steps)" if refine else ""))
     print("| image | size | encode s | decode s | total s |")
     print("|---|---|---|---|---|")
     totals = []
     for i, f in enumerate(files):
         noisy = add_noise(read_image(f), args.sigma, seed=i)
         t0 = time.perf_counter()
-        res = encode_detailed(noisy, sigma=args.sigma, model=model)
+        res = encode_detailed(noisy, sigma=args.sigma, model=model, refine=refine)
         t1 = time.perf_counter()
         out = decode(res.data, model=model)
         t2 = time.perf_counter()
@@ -79,7 +83,8 @@ def _cold(noisy: np.ndarray, args) -> tuple[float, float]:
         src, coded, out = Path(tmp, "noisy.png"), Path(tmp, "x.fllic"), Path(tmp, "out.png")
         Image.fromarray(noisy).save(src)
         times = []
-        for cmd in (["compress", str(src), "-o", str(coded), "--sigma", str(args.sigma)] + model,
+        refine = ["--refine"] if args.refine else []
+        for cmd in (["compress", str(src), "-o", str(coded), "--sigma", str(args.sigma)] + model + refine,
                     ["decompress", str(coded), "-o", str(out)] + model):
             t0 = time.perf_counter()
             subprocess.run([sys.executable, "-m", "fllic.cli", *cmd], check=True, env=env, capture_output=True)

@@ -274,7 +274,7 @@ class CodingModel:
         self.trunk_file: str | None = None  # the trunk file a loaded model refers to (save keeps sharing it)
         self.encoder_file: str | None = None  # likewise its encoder file, where it has one
 
-    def default_quality(self, sigma: float, grey: bool = False) -> int:
+    def default_quality(self, sigma: float, grey: bool = False, refined: bool = False) -> int:
         """The quality level used when none is asked for: the model's σ-dependent default.
 
         ``meta["default_quality"]`` lists ``[sigma_max, level]`` pairs in
@@ -282,10 +282,17 @@ class CodingModel:
         whose sigma_max ≥ sigma applies. Without it, the finest level. A grey
         image takes ``meta["default_quality_grey"]`` where the model has one
         (the same rule, measured on grey versions of the validation crops).
+        Refined coding (``refined``) takes ``default_quality_refine`` (and its
+        ``_grey`` twin), where the model has them, before those.
         """
         levels = len(self.meta.get("quality_scales", [1.0]))
-        table = self.meta.get("default_quality_grey") if grey else None
-        for sigma_max, level in table or self.meta.get("default_quality", []):
+        keys = ["default_quality"]
+        if grey:
+            keys.insert(0, "default_quality_grey")
+        if refined:
+            keys = [key.replace("default_quality", "default_quality_refine") for key in keys] + keys
+        table = next((self.meta[key] for key in keys if self.meta.get(key)), [])
+        for sigma_max, level in table:
             if sigma <= sigma_max:
                 return int(level)
         return levels

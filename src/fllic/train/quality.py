@@ -22,6 +22,13 @@ function reads high on texture) and on the estimator. fllic-camera-v2's first
 table was keyed by the blind sigma of an earlier estimator, which the scale
 test's change moved, and sent Kodak24 at shot 1e-3 to levels 1 and 2, below
 the noisy input's PSNR.
+
+With ``--refine STEPS`` the same rule chooses the levels that ``fllic compress
+--refine`` uses (``default_quality_refine``, or ``..._refine_grey`` with
+``--grey``). Refinement moves the symbols toward the estimate, so a coarser
+level can come within tolerance. Refining is slow (about half a minute per
+crop), so only the two levels below the plain default are refined at each
+sigma; the plain default stays the choice where neither is within reach.
 """
 
 from __future__ import annotations
@@ -41,10 +48,15 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     return 99.0 if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
+def _noisy(clean: np.ndarray, sigma: float, k: int) -> np.ndarray:
+    from fllic.noise import add_noise
+
+    return add_noise(clean, sigma, seed=k) if sigma else clean
+
+
 def measure(model, images: list[np.ndarray], sigmas=GRID) -> dict[float, dict]:
     """Per sigma: the estimate's PSNR and each level's (PSNR, bpp), averaged over ``images``."""
     from fllic.codec import _pixels, _to_tensor, encode_detailed
-    from fllic.noise import add_noise
 
     scales = model.meta["quality_scales"]
     out = {}
@@ -52,7 +64,7 @@ def measure(model, images: list[np.ndarray], sigmas=GRID) -> dict[float, dict]:
         est, levels = [], [[] for _ in scales]
         for k, clean in enumerate(images):
             h, w = clean.shape[:2]
-            noisy = add_noise(clean, s, seed=k) if s else clean
+            noisy = _noisy(clean, s, k)
             x = model.estimate(_to_tensor(noisy), float(np.float32(s)), float(np.float32(scales[-1])))
             est.append(_psnr(_pixels(x, h, w, 1 if clean.ndim == 2 else 3), clean))
             for q in range(len(scales)):
@@ -63,6 +75,45 @@ def measure(model, images: list[np.ndarray], sigmas=GRID) -> dict[float, dict]:
         print(f"sigma {s:g}: estimate {out[s]['estimate']:.2f} dB; "
               + "; ".join(f"q{q + 1} {p:.2f} dB {b:.3f} bpp" for q, (p, b) in enumerate(out[s]["levels"])), flush=True)
     return out
+
+
+def measure_refined(model, images: list[np.ndarray], steps: int, sigmas=GRID, grey: bool = False,
+                    below: int = 2) -> dict[float, dict]:
+    """Per sigma: the estimate's PSNR, the plain levels' (PSNR, bpp), and with ``steps`` of encoder
+    refinement the (PSNR, bpp) of the plain default level and the ``below`` levels under it."""
+    from fllic.codec import encode_detailed
+
+    plain = measure(model, images, sigmas)
+    out = {}
+    for s in sigmas:
+        default = model.default_quality(s, grey)
+        refined = {}
+        for q in range(max(1, default - below), default + 1):
+            runs = []
+            for k, clean in enumerate(images):
+                h, w = clean.shape[:2]
+                noisy = _noisy(clean, s, k)
+                res = encode_detailed(noisy, sigma=s, model=model, quality=q, refine=steps)
+                runs.append((_psnr(res.pixels, clean), 8.0 * len(res.data) / (h * w)))
+            refined[q] = tuple(float(v) for v in np.mean(runs, axis=0))
+        out[s] = {**plain[s], "default": default, "refined": refined}
+        print(f"sigma {s:g}, refined ({steps} steps): "
+              + "; ".join(f"q{q} {p:.2f} dB {b:.3f} bpp" for q, (p, b) in refined.items()), flush=True)
+    return out
+
+
+def choose_refined(table: dict[float, dict], tolerance: float) -> list[list[float]]:
+    """choose() for refined coding: per grid sigma the coarsest refined level within ``tolerance``
+    of the best measured (estimate, plain or refined level); the plain default where none is."""
+    sigmas = sorted(table)
+    pairs = []
+    for i, s in enumerate(sigmas):
+        row = table[s]
+        best = max([row["estimate"]] + [p for p, _ in row["levels"]] + [p for p, _ in row["refined"].values()])
+        level = next((q for q, (p, _) in sorted(row["refined"].items()) if p >= best - tolerance), row["default"])
+        bound = (s + sigmas[i + 1]) / 2 if i + 1 < len(sigmas) else 255.0
+        pairs.append([float(bound), int(level)])
+    return pairs
 
 
 CAMERA_SHOTS = (2e-4, 5e-4, 1e-3, 2e-3, 4e-3, 8e-3)  # across the unprocessing paper's range
@@ -159,7 +210,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--copy-from", default=None, metavar="MODEL",
                    help="measure nothing: take MODEL's defaults (same quality scales), for a weakly supervised model, "
                         "which may not choose with clean images")
+    p.add_argument("--refine", type=int, default=0, metavar="STEPS",
+                   help="choose the levels for refined coding (fllic compress --refine, which runs 50 steps)")
     args = p.parse_args(argv)
+    if args.refine and (args.camera or args.copy_from is not None):
+        print("error: --refine takes neither --camera nor --copy-from", file=sys.stderr)
+        return 2
     if args.grey and args.camera:
         print("error: --grey and --camera do not combine: the camera pipeline is colour", file=sys.stderr)
         return 2
@@ -173,14 +229,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.grey:  # the luma a grey capture records (ITU-R BT.601 weights), rounded to 8 bits
         images = [np.rint(img @ np.array([0.299, 0.587, 0.114])).astype(np.uint8) for img in images]
     model = CodingModel.load(args.model)
-    table = measure_camera(model, images) if args.camera else measure(model, images)
-    pairs = choose(table, args.tolerance)
+    if args.refine:
+        table = measure_refined(model, images, args.refine, grey=args.grey)
+        pairs = choose_refined(table, args.tolerance)
+    else:
+        table = measure_camera(model, images) if args.camera else measure(model, images)
+        pairs = choose(table, args.tolerance)
     if args.camera:
         print("per noise level:", pairs)
         pairs = uniform(pairs)
-    key = "default_quality_grey" if args.grey else "default_quality"
+    key = "default_quality" + ("_refine" if args.refine else "") + ("_grey" if args.grey else "")
     print(f"{key}:", pairs)
-    if args.write:
+    if args.write:  # re-read the file first: a colour and a grey run may share it
+        model = CodingModel.load(args.model)
         model.meta[key] = pairs
         model.meta[f"{key}_table"] = {str(s): v for s, v in table.items()}
         model.save(args.model)
