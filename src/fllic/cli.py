@@ -305,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--refine", action="store_true",
                    help="let the encoder choose the latent symbols for the decoder by optimisation, at about 20 "
                         "times the encoding time, with its own default levels (on Kodak24 at sigma 15, 17%% fewer "
-                        "bits for 0.07 dB; at sigma 50, 2%% fewer); decoding and the file format are unchanged")
+                        "bits for 0.07 dB less; at sigma 50, 2%% fewer); decoding and the file format are unchanged")
     c.add_argument("--refine-steps", type=int, default=None, metavar="N",
                    help=f"optimisation steps per tile; implies --refine (default: {REFINE_STEPS})")
     _coding_options(c)

@@ -305,7 +305,7 @@ def encode(array, sigma: float | None = None, model=None, quality: int | None = 
     recorded setting): a lower rate–distortion cost against the model's
     estimate, at about 20 times the encoding time. The default level then
     comes from the model's refined table where it has one (on Kodak24 at
-    sigma 15, 17 % fewer bits for 0.07 dB; at a fixed level, +0.15 dB for
+    sigma 15, 17 % fewer bits for 0.07 dB less; at a fixed level, +0.15 dB for
     0.4 % more bits). The decoder and the file format are the same either way.
     """
     return encode_detailed(array, sigma=sigma, model=model, quality=quality, device=device, tile=tile,

@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no PNG images in {args.data}", file=sys.stderr)
         return 1
     warm = add_noise(read_image(files[0]), args.sigma, seed=0)
-    decode(encode_detailed(warm, sigma=args.sigma, model=model).data, model=model)
+    decode(encode_detailed(warm, sigma=args.sigma, model=model, refine=min(refine, 1)).data, model=model)
     print(f"# fllic speed: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
           f"torch {torch.__version__}, sigma {args.sigma:g}, model {model.meta.get('id')}"
           + (f", refined ({refine} steps)" if refine else ""))

@@ -283,14 +283,12 @@ class CodingModel:
         image takes ``meta["default_quality_grey"]`` where the model has one
         (the same rule, measured on grey versions of the validation crops).
         Refined coding (``refined``) takes ``default_quality_refine`` (and its
-        ``_grey`` twin), where the model has them, before those.
+        ``_grey`` twin), where the model has them, before those: the first
+        table the model has of refine_grey, refine, grey and plain.
         """
         levels = len(self.meta.get("quality_scales", [1.0]))
-        keys = ["default_quality"]
-        if grey:
-            keys.insert(0, "default_quality_grey")
-        if refined:
-            keys = [key.replace("default_quality", "default_quality_refine") for key in keys] + keys
+        keys = [f"default_quality{r}{g}" for r in (("_refine", "") if refined else ("",))
+                for g in (("_grey", "") if grey else ("",))]
         table = next((self.meta[key] for key in keys if self.meta.get(key)), [])
         for sigma_max, level in table:
             if sigma <= sigma_max:
