@@ -48,6 +48,11 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     return 99.0 if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
+def _point(res, ref: np.ndarray) -> tuple[float, float]:
+    """(PSNR against ``ref``, bits per pixel of the file) of one encode_detailed result."""
+    return _psnr(res.pixels, ref), 8.0 * len(res.data) / (ref.shape[0] * ref.shape[1])
+
+
 def _noisy(clean: np.ndarray, sigma: float, k: int) -> np.ndarray:
     from fllic.noise import add_noise
 
@@ -69,7 +74,7 @@ def measure(model, images: list[np.ndarray], sigmas=GRID) -> dict[float, dict]:
             est.append(_psnr(_pixels(x, h, w, 1 if clean.ndim == 2 else 3), clean))
             for q in range(len(scales)):
                 res = encode_detailed(noisy, sigma=s, model=model, quality=q + 1)
-                levels[q].append((_psnr(res.pixels, clean), 8.0 * len(res.data) / (h * w)))
+                levels[q].append(_point(res, clean))
         out[s] = {"estimate": float(np.mean(est)),
                   "levels": [tuple(float(v) for v in np.mean(lv, axis=0)) for lv in levels]}
         print(f"sigma {s:g}: estimate {out[s]['estimate']:.2f} dB; "
@@ -91,10 +96,8 @@ def measure_refined(model, images: list[np.ndarray], steps: int, sigmas=GRID, gr
         for q in range(max(1, default - below), default + 1):
             runs = []
             for k, clean in enumerate(images):
-                h, w = clean.shape[:2]
-                noisy = _noisy(clean, s, k)
-                res = encode_detailed(noisy, sigma=s, model=model, quality=q, refine=steps)
-                runs.append((_psnr(res.pixels, clean), 8.0 * len(res.data) / (h * w)))
+                res = encode_detailed(_noisy(clean, s, k), sigma=s, model=model, quality=q, refine=steps)
+                runs.append(_point(res, clean))
             refined[q] = tuple(float(v) for v in np.mean(runs, axis=0))
         out[s] = {**plain[s], "default": default, "refined": refined}
         print(f"sigma {s:g}, refined ({steps} steps): "
@@ -144,7 +147,7 @@ def measure_camera(model, images: list[np.ndarray], shots=CAMERA_SHOTS) -> dict[
             sigmas.append(s)
             for q in range(len(scales)):
                 res = encode_detailed(noisy, model=model, quality=q + 1)
-                levels[q].append((_psnr(res.pixels, ref), 8.0 * len(res.data) / clean[..., 0].size))
+                levels[q].append(_point(res, ref))
         key = round(float(np.mean(sigmas)), 2)
         out[key] = {"shot": shot, "estimate": float(np.mean(est)),
                     "levels": [tuple(float(v) for v in np.mean(lv, axis=0)) for lv in levels]}
