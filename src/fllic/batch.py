@@ -148,8 +148,11 @@ def _compress(job: Job, opts: Options) -> tuple[int, int]:
     from fllic.imageio import read_image_file
 
     image = read_image_file(job.src)
+    with open(job.src, "rb") as f:
+        jpeg = f.read(3) == b"\xff\xd8\xff"  # a camera JPEG: never coded larger than itself
     res = encode_detailed(image.array, sigma=opts.sigma, model=opts.model, quality=opts.quality, tile=opts.tile,
-                          max_pixels=opts.max_pixels, icc=image.icc, exif=image.exif, refine=opts.refine)
+                          max_pixels=opts.max_pixels, icc=image.icc, exif=image.exif, refine=opts.refine,
+                          max_bytes=job.src.stat().st_size if jpeg else None)
     _atomic_write(job.dst, lambda p: p.write_bytes(res.data))
     return image.pixels.shape[0] * image.pixels.shape[1], len(res.data)
 

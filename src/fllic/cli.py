@@ -83,14 +83,15 @@ def cmd_compress(args) -> int:
     (src,) = args.inputs
     raw = _read_bytes(src)
     image = read_image_file(raw)
-    if raw[:3] == b"\xff\xd8\xff" and (_sigma(args.sigma) is not None or args.model is not None):
-        # Blind, a JPEG's noise reads as correlated and goes to the camera model, trained on JPEG at quality 75-100.
-        warnings.warn("the input is a JPEG: its noise was reshaped by JPEG compression, which a given sigma or model "
-                      "may not describe; leave out --sigma and --model to let auto mode pick the camera model",
-                      FllicWarning)
+    jpeg = raw[:3] == b"\xff\xd8\xff"
+    if jpeg and _sigma(args.sigma) is not None:
+        # Blind, a JPEG's noise reads as correlated and goes to the camera model, trained on camera JPEGs.
+        warnings.warn("the input is a JPEG: its noise was reshaped by the camera's processing and JPEG, which a "
+                      "given sigma may not describe; leave out --sigma to let auto mode measure it", FllicWarning)
     res = encode_detailed(image.array, sigma=_sigma(args.sigma), model=args.model, quality=args.quality,
                           device=args.device, tile=args.tile, progress=not args.quiet, max_pixels=args.max_pixels,
-                          icc=image.icc, exif=image.exif, refine=_refine(args))
+                          icc=image.icc, exif=image.exif, refine=_refine(args),
+                          max_bytes=len(raw) if jpeg else None)
     _write(args, res.data, () if src == STDIO else (Path(src),))
     h, w = image.pixels.shape[:2]
     real = 8 * len(res.data)
@@ -99,7 +100,8 @@ def cmd_compress(args) -> int:
     _say(args, f"{src} -> {args.output}: {_describe(res.pixels)}, {len(res.data)} bytes, {real / (h * w):.4f} bpp "
                f"(model estimate {res.estimated_bits / (h * w):.4f} bpp, container overhead "
                f"{100 * (real - 8 * extra - res.estimated_bits) / max(res.estimated_bits, 1):+.1f}%{beside}), "
-               f"sigma {res.sigma:.2f}{_units(res.bit_depth)}, quality {res.quality}")
+               f"sigma {res.sigma:.2f}{_units(res.bit_depth)}, model {res.model_id}, quality {res.quality}"
+               + (f" (capped at the JPEG's {len(raw)} bytes)" if jpeg and args.quality is None else ""))
     return 0
 
 
@@ -169,6 +171,8 @@ def cmd_info(args) -> int:
         print(json.dumps(meta, indent=2))
         return 0
     print(f"model        {meta['model_id']} (weights {meta['weights_hash']})")
+    if "decoder_hash" in meta:
+        print(f"decoder      {meta['decoder_id']} (decoder part {meta['decoder_hash']}; format version 3)")
     colour = "grey" if meta["channels"] <= 2 else "RGB"
     print(f"image        {meta['width']}x{meta['height']}, {colour}, {meta['bit_depth']}-bit")
     print(f"alpha        {'yes, stored losslessly' if meta['alpha'] else 'no'}")
@@ -233,6 +237,35 @@ def cmd_entropy(args) -> int:
         print(f"{args.input}: estimated clean-image entropy H(I) {bpp:.3f} bpp "
               f"(sigma {sigma:.2f}, the bits {model_id} would spend on the noise-free scene)")
     return 0
+
+
+def cmd_adapt(args) -> int:
+    from fllic.adapt import AdaptOptions, adapt
+
+    photos = _image_paths(args.photos)
+    opts = AdaptOptions(minutes=args.minutes, steps=args.steps, threads=args.threads)
+    res = adapt(photos, Path(args.output), base=args.model, options=opts, model_id=args.id, progress=not args.quiet)
+    print(f"{len(photos)} photographs -> {res.path}: {res.steps} steps in {res.minutes:.1f} minutes "
+          f"(noisy-only loss {res.loss:.3e}); use it with fllic compress --model {res.path}")
+    return 0
+
+
+def _image_paths(items: list[str]) -> list[Path]:
+    """The image files named, and those in the folders named (sorted); InputError when there are none."""
+    from fllic.batch import IMAGE_SUFFIXES
+
+    paths = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            paths += sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        elif p.is_file():
+            paths.append(p)
+        else:
+            raise InputError(f"{p}: no such file or folder")
+    if not paths:
+        raise InputError("no photographs found; give image files or folders of them")
+    return paths
 
 
 def cmd_models(args) -> int:
@@ -327,6 +360,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write the image even if its pixels fail the stored CRC (a damaged file), with a warning")
     _coding_options(d)
     d.set_defaults(func=cmd_decompress)
+
+    a = sub.add_parser("adapt", help="fit the encoder to a camera from its noisy photographs alone", description=(
+        "Fine-tune the encoder's denoising trunk on one camera's noisy photographs, with no clean reference "
+        "(Neighbor2Neighbor's noisy-only objective). Resumable: run it again to go on. Files coded with the "
+        "adapted model decode with any fllic install, which needs only the stock decoder they name."))
+    a.add_argument("photos", nargs="+", metavar="PHOTO", help="noisy photographs of one camera, or folders of them")
+    a.add_argument("-o", "--output", required=True, help="the adapted model file to write (e.g. my-camera.fllicm)")
+    a.add_argument("--minutes", type=float, default=20.0, help="training time of this run (default: 20)")
+    a.add_argument("--steps", type=int, default=None, help="stop at this many steps in all instead")
+    a.add_argument("--model", default=None, help="the shipped model to adapt (default: auto mode's camera model)")
+    a.add_argument("--id", default=None, help="the adapted model's name in its files (default: OUTPUT's stem)")
+    a.add_argument("--threads", type=int, default=2, help="CPU threads (default: 2)")
+    a.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    a.set_defaults(func=cmd_adapt)
 
     i = sub.add_parser("info", help="what a .fllic file holds")
     i.add_argument("input", help="a .fllic file, or - for standard input")

@@ -39,6 +39,7 @@ class EncodeResult:
     sigma: float  # in the image's own units (code values of its bit depth)
     quality: int
     bit_depth: int = 8
+    model_id: str = "custom"  # the model that coded it (auto mode's choice when none was given)
 
 
 @dataclass
@@ -227,29 +228,96 @@ def _quality_scale(model, quality: int | None, sigma8: float, grey: bool = False
     if quality is None:
         quality = model.default_quality(sigma8, grey, refined)
     if not isinstance(quality, (int, np.integer)) or not 1 <= quality <= len(scales):
-        raise InputError(f"quality must be an integer from 1 to {len(scales)} (default: the model's choice "
-                         f"for the noise level), got {quality!r}")
+        raise InputError(f"quality must be an integer from 1 to {len(scales)} for model "
+                         f"{model.meta.get('id', 'custom')!r} (default: the model's choice for the noise level), "
+                         f"got {quality!r}")
     return int(quality), float(np.float32(scales[quality - 1]))
 
 
 def encode_detailed(array, sigma: float | None = None, model=None, quality: int | None = None,
                     max_pixels: int = fmt.DEFAULT_MAX_PIXELS, device: str | None = None,
                     tile: int = DEFAULT_TILE, progress: bool = False, *, icc: bytes | None = None,
-                    exif: bytes | None = None, refine: int = 0) -> EncodeResult:
-    """encode(), also returning the decoded pixels and the model's estimated bits."""
+                    exif: bytes | None = None, refine: int = 0, max_bytes: int | None = None) -> EncodeResult:
+    """encode(), also returning the decoded pixels, the model and the model's estimated bits."""
     from fllic.models.registry import auto_model, resolve
 
     img, alpha, depth = _as_image(array)
     refine = _refine_steps(refine)
-    peak = (1 << depth) - 1
     h, w = img.shape[:2]
     if h * w > max_pixels:
         raise LimitError(f"image of {w}x{h} exceeds the limit of {max_pixels} pixels")
     sections = _metadata(icc, exif)
     level = _blind_level(img) if sigma is None else None
-    if level is not None:
-        sigma = level.sigma if depth == 8 else 257.0 * level.sigma
     m = _on_device(resolve(model if model is not None else auto_model(level)), device)
+    if level is not None:
+        level = _level_for(m, level)
+        sigma = level.sigma if depth == 8 else 257.0 * level.sigma
+    sigma = _checked_sigma(sigma, depth, m)
+    s8 = _model_sigma(sigma, depth)
+    level_map = _trunk_noise_map(img, level) if m.meta.get("noise_map") else None
+    chosen, capped = quality, quality is None and max_bytes is not None
+    while True:
+        quality, q = _quality_scale(m, chosen, s8, grey=img.ndim == 2, refined=refine > 0)
+        comp = m.compress(_model_input(img), s8, q, tile=_tile(tile), progress=progress, noise_map=level_map,
+                          refine=refine)
+        colour = 1 if img.ndim == 2 else 3
+        pixels = _with_alpha(_pixels(comp.pixels, h, w, colour, depth), alpha)
+        header = fmt.Header(
+            model_id=m.meta.get("id", "custom"), weights_hash=m.hash, height=h, width=w,
+            channels=colour + (alpha is not None), bit_depth=depth, pad_h=_padding(h), pad_w=_padding(w),
+            sigma=sigma, step_scale=q, quality=quality, pixels_crc32=pixels_crc32(pixels),
+            **_decoder_fields(m),
+        )
+        coded = {"Z": comp.strings[0], "Y": comp.strings[1],
+                 **({"A": fmt.pack_alpha(alpha, depth)} if alpha is not None else {}), **sections}
+        data = fmt.pack(fmt.Container(header, coded))
+        if capped and len(data) > max_bytes and quality > 1:
+            chosen = quality - 1  # over the size cap: the next coarser level
+            continue
+        return EncodeResult(data, pixels, comp.estimated_bits, sigma, quality, depth, m.meta.get("id", "custom"))
+
+
+def _decoder_fields(m) -> dict:
+    """Header fields naming the decoder, for a model that is not its own decoder (format version 3)."""
+    if m.decoder_id == m.meta.get("id", "custom"):
+        return {}
+    return {"decoder_id": m.decoder_id, "decoder_hash": m.decoder_hash}
+
+
+def _decoding_model(h: fmt.Header, model, device):
+    """The model that decodes a file: the one that wrote it (version 2), or the decoder it names (version 3),
+    its weights checked against the file's hash."""
+    from fllic.models.registry import resolve
+
+    if h.decoder_hash is None:
+        m = _on_device(resolve(h.model_id if model is None else model), device)
+        if m.hash != h.weights_hash:
+            raise ModelMismatchError(f"file was written with weights {h.weights_hash.hex()} of {h.model_id!r}, "
+                                     f"but the available weights are {m.hash.hex()}")
+        return m
+    m = _on_device(resolve(h.decoder_id if model is None else model), device)
+    if m.decoder_hash != h.decoder_hash:
+        raise ModelMismatchError(f"file needs the decoder {h.decoder_hash.hex()} of {h.decoder_id!r} "
+                                 f"(written by {h.model_id!r}), but the available decoder is {m.decoder_hash.hex()}")
+    return m
+
+
+def _level_for(model, level):
+    """The blind level as ``model`` reads it: correlated noise scaled by the model's ``correlated_gain``.
+
+    The blind estimator measures correlated noise's per-pixel std within 7x7
+    weak-texture patches, which leaves out the noise's coarser part; a model
+    states (``meta["correlated_gain"]``) by what factor its trunk wants that
+    reading scaled, a factor chosen on real development photographs
+    (results/real_noise.md).
+    """
+    gain = float(model.meta.get("correlated_gain", 1.0))
+    return level.scaled(gain) if level.correlated and gain != 1.0 else level
+
+
+def _checked_sigma(sigma, depth: int, m) -> float:
+    """``sigma`` as a float32-exact number in the image's units, or InputError; a warning outside the model's range."""
+    peak = (1 << depth) - 1
     try:
         sigma = float(sigma)
     except (TypeError, ValueError) as e:
@@ -262,27 +330,13 @@ def encode_detailed(array, sigma: float | None = None, model=None, quality: int 
     if not lo <= s8 <= hi:
         units = "" if depth == 8 else f" ({s8:g} in 8-bit units)"
         warnings.warn(f"sigma {sigma:g}{units} is outside the range {lo:g}-{hi:g} that model "
-                      f"{m.meta.get('id', 'custom')!r} was trained for; expect a poorer image", FllicWarning, stacklevel=2)
-    quality, q = _quality_scale(m, quality, s8, grey=img.ndim == 2, refined=refine > 0)
-    level_map = _trunk_noise_map(img, level) if m.meta.get("noise_map") else None
-    comp = m.compress(_model_input(img), s8, q, tile=_tile(tile), progress=progress, noise_map=level_map,
-                      refine=refine)
-    colour = 1 if img.ndim == 2 else 3
-    pixels = _with_alpha(_pixels(comp.pixels, h, w, colour, depth), alpha)
-    header = fmt.Header(
-        model_id=m.meta.get("id", "custom"), weights_hash=m.hash, height=h, width=w,
-        channels=colour + (alpha is not None), bit_depth=depth, pad_h=_padding(h), pad_w=_padding(w),
-        sigma=sigma, step_scale=q, quality=quality, pixels_crc32=pixels_crc32(pixels),
-    )
-    sections = {"Z": comp.strings[0], "Y": comp.strings[1],
-                **({"A": fmt.pack_alpha(alpha, depth)} if alpha is not None else {}), **sections}
-    data = fmt.pack(fmt.Container(header, sections))
-    return EncodeResult(data, pixels, comp.estimated_bits, sigma, quality, depth)
+                      f"{m.meta.get('id', 'custom')!r} was trained for; expect a poorer image", FllicWarning, stacklevel=3)
+    return sigma
 
 
 def encode(array, sigma: float | None = None, model=None, quality: int | None = None,
            device: str | None = None, tile: int = DEFAULT_TILE, *, icc: bytes | None = None,
-           exif: bytes | None = None, refine: int = 0) -> bytes:
+           exif: bytes | None = None, refine: int = 0, max_bytes: int | None = None) -> bytes:
     """Compress a noisy image to .fllic bytes.
 
     ``array`` is uint8 or uint16: (H, W) grey, (H, W, 2) grey + alpha, (H, W, 3)
@@ -307,24 +361,20 @@ def encode(array, sigma: float | None = None, model=None, quality: int | None = 
     comes from the model's refined table where it has one (on Kodak24 at
     sigma 15, 17 % fewer bits for 0.07 dB less; at a fixed level, +0.15 dB for
     0.4 % more bits). The decoder and the file format are the same either way.
+    ``max_bytes`` caps the file when no ``quality`` is given: the default level
+    steps down until the file fits or level 1 is reached (``fllic compress``
+    caps a JPEG input at the JPEG's own size).
     """
     return encode_detailed(array, sigma=sigma, model=model, quality=quality, device=device, tile=tile,
-                           icc=icc, exif=exif, refine=refine).data
+                           icc=icc, exif=exif, refine=refine, max_bytes=max_bytes).data
 
 
 def decode_detailed(data: bytes, model=None, max_pixels: int = fmt.DEFAULT_MAX_PIXELS, device: str | None = None,
                     tile: int = DEFAULT_TILE, progress: bool = False, verify: bool = True) -> DecodeResult:
     """decode(), also returning the bit depth, whether there is alpha, the ICC profile and EXIF."""
-    from fllic.models.registry import resolve
-
     c = fmt.unpack(_as_bytes(data), max_pixels=max_pixels)
     h = c.header
-    m = _on_device(resolve(h.model_id if model is None else model), device)
-    if m.hash != h.weights_hash:
-        raise ModelMismatchError(
-            f"file was written with weights {h.weights_hash.hex()} of {h.model_id!r}, "
-            f"but the available weights are {m.hash.hex()}"
-        )
+    m = _decoding_model(h, model, device)
     if h.pad_h != _padding(h.height) or h.pad_w != _padding(h.width):
         raise FormatError("padding in the header does not match the image size")
     if "Z" not in c.sections or "Y" not in c.sections:
@@ -371,7 +421,9 @@ def info(data: bytes) -> dict:
     c = fmt.unpack(_as_bytes(data), max_pixels=1 << 62)
     h = c.header
     return {
-        "model_id": h.model_id, "weights_hash": h.weights_hash.hex(), "width": h.width, "height": h.height,
+        "model_id": h.model_id, "weights_hash": h.weights_hash.hex(), "format_version": h.version,
+        "decoder_id": h.decoder_id or h.model_id, **({"decoder_hash": h.decoder_hash.hex()} if h.decoder_hash else {}),
+        "width": h.width, "height": h.height,
         "channels": h.channels, "bit_depth": h.bit_depth, "alpha": h.has_alpha,
         "icc": "ICC" in c.sections, "exif": "EXIF" in c.sections, "pad_h": h.pad_h, "pad_w": h.pad_w,
         "sigma": h.sigma, "quality": h.quality, "step_scale": h.step_scale,

@@ -4,7 +4,11 @@
 
 All integers are little-endian. The header names the model and its weights
 hash, the image geometry and bit depth, sigma and quality, and the CRC32 of
-the decoded pixels. Each section is a 4-byte tag, a u32 length and its
+the decoded pixels. Version 3, written by an encoder that is not its
+decoder's own (a model adapted to a camera, ``fllic adapt``), also names the
+decoder the file needs: a shipped model's id and the hash of its decoder part
+alone, so a stock install that never saw the adapted model decodes it.
+Files of stock models stay version 2, byte for byte what earlier fllic wrote. Each section is a 4-byte tag, a u32 length and its
 payload: ``Z`` and ``Y`` (the coded colour), and optionally ``A`` (the alpha
 plane, stored losslessly), ``ICC`` (an ICC profile) and ``EXIF``. This module
 needs neither torch nor imagecodecs.
@@ -21,7 +25,9 @@ import numpy as np
 from fllic._errors import FormatError, LimitError
 
 MAGIC = b"\x89FLLIC\r\n"
-VERSION = 2
+VERSION = 2  # a stock model's file
+VERSION_DECODER = 3  # a file that names its decoder apart from its encoder
+READABLE = (VERSION, VERSION_DECODER)
 DEFAULT_MAX_PIXELS = 1 << 28  # about 268 megapixels: tiling bounds the memory, this bounds the work
 MAX_MODEL_ID = 255
 BIT_DEPTHS = (8, 16)
@@ -47,6 +53,12 @@ class Header:
     step_scale: float
     quality: int
     pixels_crc32: int
+    decoder_id: str = ""  # version 3: the shipped model whose decoder part decodes the file ("" in version 2)
+    decoder_hash: bytes | None = None  # version 3: the hash of that decoder part
+
+    @property
+    def version(self) -> int:
+        return VERSION_DECODER if self.decoder_hash is not None else VERSION
 
     @property
     def pixels(self) -> int:
@@ -76,11 +88,17 @@ def pack(container: Container) -> bytes:
     model_id = h.model_id.encode("utf-8")
     if len(model_id) > MAX_MODEL_ID:
         raise FormatError("model id is longer than 255 bytes")
-    header = bytes([len(model_id)]) + model_id + _FIXED.pack(
+    header = bytes([len(model_id)]) + model_id
+    if h.decoder_hash is not None:
+        decoder_id = h.decoder_id.encode("utf-8")
+        if len(decoder_id) > MAX_MODEL_ID or len(h.decoder_hash) != 16:
+            raise FormatError("decoder id is longer than 255 bytes or its hash is not 16 bytes")
+        header += bytes([len(decoder_id)]) + decoder_id + h.decoder_hash
+    header += _FIXED.pack(
         h.weights_hash, h.height, h.width, h.channels, h.bit_depth, h.pad_h, h.pad_w,
         h.sigma, h.step_scale, h.quality, h.pixels_crc32,
     )
-    body = [MAGIC, bytes([VERSION]), struct.pack("<I", len(header)), header]
+    body = [MAGIC, bytes([h.version]), struct.pack("<I", len(header)), header]
     for tag, payload in container.sections.items():
         body += [_SECTION.pack(tag.encode("ascii").ljust(4), len(payload)), payload]
     data = b"".join(body)
@@ -104,15 +122,16 @@ def unpack(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Container:
             "this file is .fllic format version 1, written by fllic 0.1, whose floating-point decoder "
             "is not portable; this fllic reads version 2: compress the source image again"
         )
-    if version != VERSION:
-        raise FormatError(f".fllic format version {version} is not supported (this fllic reads {VERSION})")
+    if version not in READABLE:
+        raise FormatError(f".fllic format version {version} is not supported (this fllic reads versions "
+                          f"{VERSION} and {VERSION_DECODER}): install a newer fllic")
     body, (crc,) = data[:-4], struct.unpack("<I", data[-4:])
     if zlib.crc32(body) != crc:
         raise FormatError("corrupt or truncated .fllic file (file CRC mismatch)")
     pos = len(MAGIC) + 1
     (hlen,) = struct.unpack_from("<I", body, pos)
     pos += 4
-    header = _parse_header(body[pos : pos + hlen], hlen)
+    header = _parse_header(body[pos : pos + hlen], hlen, version)
     if header.pixels > max_pixels:
         raise LimitError(f"image of {header.width}x{header.height} exceeds the limit of {max_pixels} pixels")
     sections = _parse_sections(body, pos + hlen)
@@ -120,18 +139,18 @@ def unpack(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Container:
     return Container(header, sections)
 
 
-def _parse_header(raw: bytes, hlen: int) -> Header:
+def _parse_header(raw: bytes, hlen: int, version: int = VERSION) -> Header:
     if len(raw) != hlen or hlen < 1:
         raise FormatError("truncated .fllic header")
-    n = raw[0]
-    if hlen != 1 + n + _FIXED.size:
+    model_id, pos = _name(raw, 0, "model id")
+    decoder_id, decoder_hash = "", None
+    if version == VERSION_DECODER:
+        decoder_id, pos = _name(raw, pos, "decoder id")
+        decoder_hash, pos = raw[pos : pos + 16], pos + 16
+    if hlen != pos + _FIXED.size:
         raise FormatError("malformed .fllic header")
-    try:
-        model_id = raw[1 : 1 + n].decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise FormatError("malformed model id in .fllic header") from e
-    fields = _FIXED.unpack_from(raw, 1 + n)
-    header = Header(model_id, *fields)
+    fields = _FIXED.unpack_from(raw, pos)
+    header = Header(model_id, *fields, decoder_id=decoder_id, decoder_hash=decoder_hash)
     if header.bit_depth not in BIT_DEPTHS:
         raise FormatError(f"unsupported bit depth {header.bit_depth} in .fllic header (8 or 16)")
     if header.channels not in CHANNELS or header.height < 1 or header.width < 1:
@@ -139,6 +158,17 @@ def _parse_header(raw: bytes, hlen: int) -> Header:
     if not (0.0 <= header.sigma <= header.peak and 0.0 < header.step_scale <= 64.0 and header.quality >= 1):
         raise FormatError("sigma, step scale or quality out of range in .fllic header")
     return header
+
+
+def _name(raw: bytes, pos: int, what: str) -> tuple[str, int]:
+    """(a length-prefixed UTF-8 name at ``pos``, the position after it)."""
+    if pos >= len(raw) or pos + 1 + raw[pos] > len(raw):
+        raise FormatError("malformed .fllic header")
+    n = raw[pos]
+    try:
+        return raw[pos + 1 : pos + 1 + n].decode("utf-8"), pos + 1 + n
+    except UnicodeDecodeError as e:
+        raise FormatError(f"malformed {what} in .fllic header") from e
 
 
 def _parse_sections(body: bytes, pos: int) -> dict[str, bytes]:

@@ -298,6 +298,17 @@ class CodingModel:
     def _hash(self) -> bytes:
         return weights_hash(encoder_state(self.net), self.tables.to_state(), self.decoder.to_state())
 
+    @property
+    def decoder_hash(self) -> bytes:
+        """The hash of what decoding reads (coding tables and integer decoder), the encoder left out: two
+        models with the same decoder part, such as a model and its adaptation to a camera, share it."""
+        return weights_hash({}, self.tables.to_state(), self.decoder.to_state())
+
+    @property
+    def decoder_id(self) -> str:
+        """The shipped model whose decoder part this model's files need: its own id, or its base's."""
+        return self.meta.get("decoder_id") or self.meta.get("id", "custom")
+
     def _check_fresh(self) -> None:
         if self._hash() != self.hash:
             raise ModelMismatchError("the network changed after its coding tables were finalised; call finalize() again")

@@ -143,8 +143,10 @@ def resolve(model=None):
         return load(DEFAULT_MODEL)
     if isinstance(model, CodingModel):
         return model
-    if isinstance(model, (str, Path)) and Path(model).suffix == ".pt" and Path(model).exists():
-        return CodingModel.load(model)
+    if isinstance(model, (str, Path)) and Path(model).is_file():
+        from fllic.models.adapted import is_adapted_file, load_adapted
+
+        return load_adapted(Path(model)) if is_adapted_file(model) else CodingModel.load(model)
     if isinstance(model, str):
         return load(model)
     raise ModelMismatchError(f"cannot use {model!r} as a model; pass a model id or a CodingModel")

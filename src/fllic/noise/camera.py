@@ -144,6 +144,70 @@ def camera_noise(clean: np.ndarray, rng: np.random.Generator, params: CameraPara
     return out, p
 
 
+ISP_BLUR_LUMA = (0.0, 1.5)  # Gaussian std (pixels) of the in-camera noise reduction on luma noise
+ISP_BLUR_CHROMA = (0.5, 3.0)  # ... and on chroma noise, which cameras smooth harder
+ISP_KEEP = (0.5, 1.0)  # the share of the luma noise's std that the noise reduction leaves
+ISP_KEEP_CHROMA = (0.3, 1.0)
+ISP_SHARPEN = (0.0, 1.0)  # unsharp-mask amount (radius 1 pixel), on the image and its reference alike
+JPEG_SUBSAMPLING = (0, 1, 2)  # Pillow's 4:4:4, 4:2:2 and 4:2:0
+ISP_JPEG_QUALITY = (85, 100)  # a camera's own JPEG settings ("fine" and above)
+
+
+def isp_noise(clean: np.ndarray, rng: np.random.Generator,
+              params: CameraParams | None = None) -> tuple[np.ndarray, np.ndarray, CameraParams]:
+    """(noisy JPEG-decoded uint8, its noise-free reference uint8, params): camera noise as an in-camera JPEG
+    engine leaves it.
+
+    The raw noise of :func:`camera_noise`, demosaiced and processed, then what
+    a camera's own image processor does before it writes a JPEG and what the
+    Brooks pipeline lacks: noise reduction that low-passes luma and chroma
+    noise at scales of their own (Gaussian, std in :data:`ISP_BLUR_LUMA` and
+    :data:`ISP_BLUR_CHROMA` pixels) and leaves a share of their power, so the
+    noise that survives is smoother and more correlated than demosaicing
+    alone makes it (results/real_noise.md measures 0.4-0.75 correlation at
+    one pixel on real high-ISO camera JPEGs); sharpening of image and noise
+    alike; JPEG at quality 85-100 with 4:4:4, 4:2:2 or 4:2:0 chroma. The
+    reference is the same pipeline without noise, sharpened the same way, as
+    a mean of many shots is.
+    """
+    p = params if params is not None else sample_params(rng)
+    raw = np.clip(mosaic(unprocess(np.asarray(clean, np.float64) / 255.0, p)), 0.0, 1.0)
+    noisy_raw = raw + rng.normal(size=raw.shape) * np.sqrt(p.shot * raw + p.read)
+    ref = process(demosaic(raw), p)
+    noise = process(demosaic(np.clip(noisy_raw, 0.0, 1.0)), p) - ref
+    luma = noise.mean(2, keepdims=True)
+    chroma = noise - luma
+    noise = (_smoothed(luma, rng.uniform(*ISP_BLUR_LUMA), rng.uniform(*ISP_KEEP))
+             + _smoothed(chroma, rng.uniform(*ISP_BLUR_CHROMA), rng.uniform(*ISP_KEEP_CHROMA)))
+    amount = rng.uniform(*ISP_SHARPEN)
+    sharpen = lambda x: x + amount * (x - _gaussian(x, 1.0))
+    ref8 = np.clip(np.rint(255.0 * sharpen(ref)), 0, 255).astype(np.uint8)
+    noisy8 = np.clip(np.rint(255.0 * sharpen(ref + noise)), 0, 255).astype(np.uint8)
+    lo, hi = ISP_JPEG_QUALITY
+    quality = p.jpeg_quality if p.jpeg_quality is not None else int(rng.integers(lo, hi + 1))
+    return _jpeg(noisy8, quality, int(rng.choice(JPEG_SUBSAMPLING))), ref8, p
+
+
+def _smoothed(noise: np.ndarray, blur: float, keep: float) -> np.ndarray:
+    """``noise`` low-passed by a Gaussian of std ``blur`` pixels, scaled to ``keep`` times its former std."""
+    out = _gaussian(noise, blur)
+    before, after = noise.std(), out.std()
+    return out * (keep * before / after) if after > 0 else out
+
+
+def _gaussian(a: np.ndarray, std: float) -> np.ndarray:
+    """Separable Gaussian filter of an (H, W, C) array, reflected edges; the identity for std below 0.1."""
+    if std < 0.1:
+        return a
+    r = max(1, int(np.ceil(3 * std)))
+    k = np.exp(-0.5 * (np.arange(-r, r + 1) / std) ** 2)
+    k /= k.sum()
+    p = np.pad(a, ((r, r), (r, r), (0, 0)), mode="reflect")
+    h, w = a.shape[:2]
+    rows = sum(k[i] * p[i : i + h] for i in range(k.size))
+    return sum(k[j] * rows[:, j : j + w] for j in range(k.size))
+
+
 def noise_free(clean: np.ndarray, params: CameraParams) -> np.ndarray:
     """The pipeline's output without noise or JPEG: the reference a camera's clean capture gives.
 
@@ -181,21 +245,22 @@ def true_noise_map(noisy: np.ndarray, reference: np.ndarray, bins: int = 16, min
     return np.interp(_box(local.mean(2) if local.ndim == 3 else local, window), centres, sigma)
 
 
-def jpeg_bytes(img: np.ndarray, quality: int) -> bytes:
-    """The baseline JPEG file (Pillow, 4:2:0) of an 8-bit RGB image: what a camera stores."""
+def jpeg_bytes(img: np.ndarray, quality: int, subsampling: int = 2) -> bytes:
+    """The baseline JPEG file (Pillow; 4:2:0 unless ``subsampling`` says 0 for 4:4:4 or 1 for 4:2:2) of an
+    8-bit RGB image: what a camera stores."""
     import io
 
     from PIL import Image
 
     buf = io.BytesIO()
-    Image.fromarray(img).save(buf, format="JPEG", quality=quality)
+    Image.fromarray(img).save(buf, format="JPEG", quality=quality, subsampling=subsampling)
     return buf.getvalue()
 
 
-def _jpeg(img: np.ndarray, quality: int) -> np.ndarray:
+def _jpeg(img: np.ndarray, quality: int, subsampling: int = 2) -> np.ndarray:
     import io
 
     from PIL import Image
 
-    with Image.open(io.BytesIO(jpeg_bytes(img, quality))) as im:
+    with Image.open(io.BytesIO(jpeg_bytes(img, quality, subsampling))) as im:
         return np.asarray(im.convert("RGB"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -238,6 +238,12 @@ class NoiseLevel:
     @property
     def correlated(self) -> bool:
         return self.kind == "correlated"
+
+    def scaled(self, gain: float) -> "NoiseLevel":
+        """The level and its noise-level function times ``gain`` (what a model's ``correlated_gain`` asks for)."""
+        nlf = None if self.nlf is None else NoiseLevelFunction(self.nlf.intensity, self.nlf.sigma * gain,
+                                                               self.nlf.patches)
+        return replace(self, sigma=self.sigma * gain, nlf=nlf)
 
 
 def _half_resolution(x: np.ndarray) -> np.ndarray:

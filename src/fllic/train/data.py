@@ -147,7 +147,9 @@ class MixedNoiseSampler:
     A ``camera_fraction`` of the patches goes through the camera pipeline
     (:mod:`fllic.noise.camera`: unprocessing, Bayer mosaic, shot and read noise
     over the whole sensor range, demosaicing, reprocessing), a
-    ``jpeg_fraction`` of those then through JPEG at quality 75-100. Their
+    ``jpeg_fraction`` of those then through JPEG at quality 75-100, and an
+    ``isp_fraction`` of them through a camera's own JPEG engine instead
+    (:func:`fllic.noise.camera.isp_noise`: noise reduction, sharpening, JPEG). Their
     target is the pipeline's noise-free output and their map the true
     noise-level function, read as the blind estimator's map is read
     (:func:`fllic.noise.camera.true_noise_map`), scaled by a random factor
@@ -162,10 +164,11 @@ class MixedNoiseSampler:
     """
 
     def __init__(self, colour, patch: int, sigma_max: float, camera_fraction: float, jpeg_fraction: float = 0.3,
-                 map_jitter: float = 0.1, seed: int = 0, grey_fraction: float = 0.0):
+                 map_jitter: float = 0.1, seed: int = 0, grey_fraction: float = 0.0, isp_fraction: float = 0.0):
         self.colour = [c for c in colour if min(c.shape[:2]) >= patch + 8]
         self.patch, self.sigma_max, self.grey_fraction = patch, sigma_max, grey_fraction
         self.camera_fraction, self.jpeg_fraction, self.map_jitter = camera_fraction, jpeg_fraction, map_jitter
+        self.isp_fraction = isp_fraction
         self.rng = np.random.default_rng(seed)
 
     def _crop(self, side: int) -> np.ndarray:
@@ -176,15 +179,18 @@ class MixedNoiseSampler:
         return np.ascontiguousarray(c[:, ::-1] if rng.integers(2) else c)
 
     def _camera(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        from fllic.noise.camera import camera_noise, noise_free, sample_params, true_noise_map
+        from fllic.noise.camera import camera_noise, isp_noise, noise_free, sample_params, true_noise_map
 
         rng, p = self.rng, self.patch
-        clean = self._crop(p + 8)  # a 4-pixel margin keeps demosaicing's edges out of the patch
-        params = sample_params(rng, jpeg=bool(rng.random() < self.jpeg_fraction))
-        noisy, _ = camera_noise(clean, rng, params)
-        ref = noise_free(clean, params)
+        clean = self._crop(p + 16)  # an 8-pixel margin keeps demosaicing's and JPEG's edges out of the patch
+        if rng.random() < self.isp_fraction:
+            noisy, ref, _ = isp_noise(clean, rng)
+        else:
+            params = sample_params(rng, jpeg=bool(rng.random() < self.jpeg_fraction))
+            noisy, _ = camera_noise(clean, rng, params)
+            ref = noise_free(clean, params)
         level = true_noise_map(noisy, ref) * np.exp(rng.normal(0.0, self.map_jitter))
-        cut = (slice(4, 4 + p), slice(4, 4 + p))
+        cut = (slice(8, 8 + p), slice(8, 8 + p))
         return ref[cut], noisy[cut], np.stack([level[cut], np.ones((p, p))])
 
     def _awgn(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -48,6 +48,8 @@ class DenoiserConfig:
     start_from: Path | None = None  # weights to fine-tune from, on a schedule of its own (step 0)
     camera_fraction: float = 0.0  # patches through the camera pipeline, with a noise map (issue 9)
     jpeg_fraction: float = 0.3  # of the camera patches, through JPEG at quality 75-100
+    isp_fraction: float = 0.0  # of the camera patches, through an in-camera JPEG engine instead (issue 25)
+    map_jitter: float = 0.1  # log-std of the random factor on the camera patches' true noise map
     device: str = "cpu"  # "cuda" where a GPU is lent
     workers: int = 0  # processes that make patches ahead of the step
     max_minutes: float | None = None  # stop after this much wall time; the cosine then runs over it
@@ -137,7 +139,8 @@ def train(cfg: DenoiserConfig) -> None:
     val = validation_images(cfg.data)
     if cfg.camera_fraction > 0:
         make = lambda seed: MixedNoiseSampler(colour, cfg.patch, cfg.sigma_max, cfg.camera_fraction,
-                                              cfg.jpeg_fraction, seed=seed)
+                                              cfg.jpeg_fraction, cfg.map_jitter, seed=seed,
+                                              isp_fraction=cfg.isp_fraction)
     else:
         make = lambda seed: PatchSampler(colour, [], cfg.patch, cfg.grey_fraction, cfg.sigma_max, seed)
     batches = _batches(cfg, make, cfg.seed + step)
@@ -245,6 +248,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--camera-fraction", type=float, default=0.0,
                    help="fraction of patches through the camera pipeline, with a per-pixel noise map (issue 9)")
     p.add_argument("--jpeg-fraction", type=float, default=0.3, help="fraction of camera patches then JPEG-compressed")
+    p.add_argument("--isp-fraction", type=float, default=0.0,
+                   help="fraction of camera patches through an in-camera JPEG engine (noise reduction, sharpening, JPEG)")
+    p.add_argument("--map-jitter", type=float, default=0.1,
+                   help="log-std of the random factor on camera patches' true noise map (the estimator's error)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda on a lent GPU (bf16 autocast there too)")
     p.add_argument("--workers", type=int, default=0, help="processes making patches ahead of the step (for a GPU)")
     p.add_argument("--max-minutes", type=float, default=None,

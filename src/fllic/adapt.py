@@ -1,0 +1,233 @@
+"""fllic adapt: fit the encoder's denoising trunk to one camera, from its noisy photographs alone.
+
+The FLLIC paper's weakly supervised setting (Zhang & Wu 2024, Sec. 3.3):
+no clean reference exists, only the camera's noisy photographs. The trunk
+(the encoder-side estimate; the decoder never sees it) is fine-tuned on them
+with Neighbor2Neighbor's noisy-only objective (Huang et al., CVPR 2021):
+each 2x2 cell of a noisy crop gives two neighbouring pixels, so the crop
+gives two half-resolution sub-images g1(y) and g2(y) of the same scene with
+different noise draws; the trunk maps g1(y) to g2(y), and a regulariser
+ties that map to the trunk's full-resolution output,
+
+    L = |f(g1(y)) - g2(y)|² + γ |f(g1(y)) - g2(y) - (g1(f(y)) - g2(f(y)))|²,
+
+plus an anchor ``anchor`` · |f(g1(y)) - f0(g1(y))|² to the stock trunk f0, so
+a few photographs cannot pull it far. Neighbouring pixels of demosaiced
+camera noise are correlated (results/real_noise.md), which biases the first
+term towards keeping noise; the anchor and the regulariser bound that.
+
+The trunk reads the blind noise map of each photograph, as ``fllic
+compress`` computes it, so the adapted model is used exactly like the stock
+one. Training is bounded by ``minutes`` (or ``steps``), shows a progress
+bar, checkpoints to a work folder and resumes from it. Nothing but the
+given photographs is read: no reference, no clean image.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fllic._errors import InputError
+
+ESTIMATE_SIDE = 1024  # the blind level of a photograph is read on its centre crop of this side
+
+
+@dataclass
+class AdaptOptions:
+    minutes: float = 20.0
+    steps: int | None = None  # stop after this many steps instead (or as well)
+    patch: int = 128  # crop side, a multiple of 16 (the half-resolution sub-images feed an 8-multiple trunk)
+    batch: int = 8
+    lr: float = 3e-5
+    gamma: float = 1.0  # Neighbor2Neighbor's regulariser weight
+    anchor: float = 0.5  # weight of the pull towards the stock trunk
+    threads: int = 2
+    seed: int = 0
+    checkpoint_every: int = 25
+
+
+@dataclass
+class _Photo:
+    pixels: np.ndarray  # (H, W, 3) uint8
+    level: object  # fllic.noise.NoiseLevel as the base model reads it
+
+
+def read_photos(paths: list[Path], base) -> list[_Photo]:
+    """The noisy photographs as 8-bit RGB, each with its blind noise level (the model's reading)."""
+    from fllic.codec import _blind_level, _level_for
+    from fllic.imageio import read_image_file
+
+    photos = []
+    for path in paths:
+        img = read_image_file(path).array
+        if img.ndim == 3 and img.shape[2] in (2, 4):
+            img = img[..., :-1]
+        if img.dtype == np.uint16:
+            img = np.rint(img / 257.0).astype(np.uint8)
+        if img.ndim == 2 or img.shape[2] == 1:
+            img = np.repeat(img.reshape(img.shape[0], img.shape[1], 1), 3, axis=2)
+        photos.append(_Photo(np.ascontiguousarray(img), _level_for(base, _blind_level(_centre(img)))))
+    return photos
+
+
+def _centre(img: np.ndarray, side: int = ESTIMATE_SIDE) -> np.ndarray:
+    i, j = max(0, (img.shape[0] - side) // 2), max(0, (img.shape[1] - side) // 2)
+    return img[i : i + side, j : j + side]
+
+
+class _Crops:
+    """Random noisy crops with their noise maps (the trunk's conditioning), flipped and rotated."""
+
+    def __init__(self, photos: list[_Photo], patch: int, seed: int):
+        self.photos = [p for p in photos if min(p.pixels.shape[:2]) >= patch]
+        if not self.photos:
+            raise InputError(f"no photograph is at least {patch}x{patch} pixels; give larger photographs")
+        self.patch, self.rng = patch, np.random.default_rng(seed)
+
+    def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        from fllic.noise import noise_map
+
+        xs, maps = [], []
+        for _ in range(n):
+            photo = self.photos[self.rng.integers(len(self.photos))]
+            h, w = photo.pixels.shape[:2]
+            i, j = self.rng.integers(0, h - self.patch + 1), self.rng.integers(0, w - self.patch + 1)
+            crop = photo.pixels[i : i + self.patch, j : j + self.patch]
+            level = photo.level
+            if level.correlated and level.nlf is not None and level.nlf.sigma.size:
+                m = np.stack([noise_map(crop, level.nlf), np.ones(crop.shape[:2])])
+            else:
+                m = np.stack([np.full(crop.shape[:2], level.sigma), np.zeros(crop.shape[:2])])
+            k, flip = self.rng.integers(4), self.rng.integers(2)
+            crop, m = np.rot90(crop, k, (0, 1)), np.rot90(m, k, (1, 2))
+            if flip:
+                crop, m = crop[:, ::-1], m[:, :, ::-1]
+            xs.append(np.ascontiguousarray(crop.transpose(2, 0, 1)))
+            maps.append(np.ascontiguousarray(m))
+        x = torch.from_numpy(np.stack(xs).astype(np.float32) / 255.0)
+        return x, torch.from_numpy(np.stack(maps).astype(np.float32))
+
+
+def neighbour_pair(x: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Neighbor2Neighbor's sub-sampler: the positions (N, H/2 * W/2), 0 to 3, of the two pixels of each
+    2x2 cell of ``x`` (N, C, H, W): g1 takes one of the four at random, g2 one of its two edge neighbours."""
+    n, _, h, w = x.shape
+    cells = (h // 2) * (w // 2)
+    first = torch.randint(0, 4, (n, cells), generator=gen)
+    # the two edge neighbours within a 2x2 cell of position k = 2 * row + col: flip col, or flip row
+    second = torch.where(torch.randint(0, 2, (n, cells), generator=gen).bool(), first ^ 1, first ^ 2)
+    return first, second
+
+
+def sub_image(x: torch.Tensor, pick: torch.Tensor) -> torch.Tensor:
+    """The half-resolution sub-image of ``x`` (N, C, H, W) taking pixel ``pick`` (N, cells) of each 2x2 cell."""
+    n, c, h, w = x.shape
+    cells = torch.nn.functional.pixel_unshuffle(x, 2).view(n, c, 4, h // 2, w // 2)
+    index = pick.view(n, 1, 1, h // 2, w // 2).expand(n, c, 1, h // 2, w // 2)
+    return cells.gather(2, index).squeeze(2)
+
+
+def n2n_loss(trunk, teacher, x: torch.Tensor, maps: torch.Tensor, gen: torch.Generator,
+             gamma: float, anchor: float) -> torch.Tensor:
+    """Neighbor2Neighbor's loss with its regulariser, plus the anchor to the stock trunk (module docstring)."""
+    first, second = neighbour_pair(x, gen)
+    g1, g2 = sub_image(x, first), sub_image(x, second)
+    m1 = sub_image(maps, first)
+    out = trunk(g1, m1)
+    with torch.no_grad():
+        full = trunk(x, maps)
+        prior = teacher(g1, m1)
+    gap = sub_image(full, first) - sub_image(full, second)
+    loss = ((out - g2) ** 2).mean() + gamma * ((out - g2 - gap) ** 2).mean()
+    return loss + anchor * ((out - prior) ** 2).mean()
+
+
+@dataclass
+class AdaptResult:
+    path: Path
+    steps: int
+    minutes: float
+    loss: float
+
+
+def adapt(photos: list[Path], out: Path, base=None, options: AdaptOptions | None = None,
+          workdir: Path | None = None, model_id: str | None = None, progress: bool = True) -> AdaptResult:
+    """Fit ``base``'s trunk (default: the camera model auto mode picks) to ``photos`` and write ``out``.
+
+    Resumes from ``workdir`` (default ``~/.cache/fllic/adapt/<out's name>``)
+    when it holds a checkpoint of the same photographs and base.
+    """
+    from tqdm import tqdm
+
+    from fllic.models.adapted import save_adapted, with_trunk
+    from fllic.models.registry import CAMERA_MODEL, resolve
+
+    opts = options or AdaptOptions()
+    if opts.patch % 16 or opts.patch < 32:
+        raise InputError(f"patch must be a multiple of 16, at least 32, got {opts.patch}")
+    if not photos:
+        raise InputError("give at least one noisy photograph to adapt to")
+    torch.set_num_threads(opts.threads)
+    stock = resolve(base if base is not None else CAMERA_MODEL)
+    teacher = copy.deepcopy(stock.net.trunk).float().eval()
+    trunk = copy.deepcopy(stock.net.trunk).float().train()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    optimiser = torch.optim.Adam(trunk.parameters(), lr=opts.lr)
+    workdir = workdir or Path.home() / ".cache" / "fllic" / "adapt" / Path(out).name
+    settings = {k: v for k, v in asdict(opts).items() if k not in ("minutes", "steps", "threads", "checkpoint_every")}
+    key = {"photos": sorted(str(Path(p).resolve()) for p in photos), "base": stock.hash.hex(), **settings}
+    step, elapsed = _resume(workdir / "checkpoint.pt", key, trunk, optimiser)
+    crops = _Crops(read_photos([Path(p) for p in photos], stock), opts.patch, opts.seed + step)
+    gen = torch.Generator().manual_seed(opts.seed + step)
+    total = opts.steps
+    bar = tqdm(total=total, initial=step, unit="step", desc="adapting", disable=not progress)
+    start, loss_avg = time.time(), float("nan")  # --minutes bounds this run; a resumed run adds to the steps
+    while (total is None or step < total) and (time.time() - start) / 60 < opts.minutes:
+        x, maps = crops.batch(opts.batch)
+        loss = n2n_loss(trunk, teacher, x, maps, gen, opts.gamma, opts.anchor)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trunk.parameters(), 1.0)
+        optimiser.step()
+        step += 1
+        loss_avg = loss.item() if math.isnan(loss_avg) else 0.9 * loss_avg + 0.1 * loss.item()
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss_avg:.2e}", minutes=f"{(time.time() - start) / 60:.1f}")
+        if step % opts.checkpoint_every == 0:
+            _checkpoint(workdir / "checkpoint.pt", key, trunk, optimiser, step, elapsed + time.time() - start)
+    bar.close()
+    minutes = (elapsed + time.time() - start) / 60
+    _checkpoint(workdir / "checkpoint.pt", key, trunk, optimiser, step, minutes * 60)
+    name = model_id or Path(out).stem
+    meta = {"adapt_steps": step, "adapt_minutes": round(minutes, 2), "adapt_photos": len(photos),
+            "adapt_objective": "neighbor2neighbor"}
+    save_adapted(with_trunk(stock, trunk.state_dict(), name, meta), Path(out))
+    return AdaptResult(Path(out), step, minutes, loss_avg)
+
+
+def _resume(path: Path, key: dict, trunk, optimiser) -> tuple[int, float]:
+    """(step, seconds) of a checkpoint of this very run, loaded into ``trunk`` and ``optimiser``; (0, 0) if none."""
+    if not path.exists():
+        return 0, 0.0
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if state.get("key") != key:
+        return 0, 0.0
+    trunk.load_state_dict(state["trunk"])
+    optimiser.load_state_dict(state["optimiser"])
+    return int(state["step"]), float(state["seconds"])
+
+
+def _checkpoint(path: Path, key: dict, trunk, optimiser, step: int, seconds: float) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    torch.save({"key": key, "trunk": trunk.state_dict(), "optimiser": optimiser.state_dict(), "step": step,
+                "seconds": seconds}, tmp)
+    tmp.replace(path)

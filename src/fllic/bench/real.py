@@ -1,0 +1,186 @@
+"""python -m fllic.bench.real: real camera photographs with references, blind (issue 25's protocol).
+
+A set of real photographs pairs each noisy camera file ``NAME_Real.*`` with a
+reference ``NAME_mean.*``, the mean of many shots of the same static scene
+(PolyU-dev: high-ISO camera JPEGs; a development set, never shipped). Each
+pair gives a centre crop of ``--crop`` pixels, the same crop of both. With no
+sigma given:
+
+- the camera's own file: the crop re-encoded with the photo's own JPEG
+  quantization tables and chroma subsampling (its coefficients are already
+  quantized by those tables, so this is the bytes the crop costs in the
+  camera's file), the size fllic must not exceed;
+- fllic blind, as ``fllic compress`` runs a JPEG input: auto mode picks the
+  model and sigma, and the file is never larger than the source JPEG;
+- ``--model``: the same with a given model (an adapted one, say);
+- CBM3D at its best sigma per photo (of ``--cbm3d-sigmas``, chosen against
+  the reference: an oracle no blind method has), and its estimate stored by
+  JPEG-XL at distance 1 (its visually lossless setting).
+
+PSNR against the reference; bpp from the files' bytes over the crop's pixels.
+``--folds`` splits the photos by scene into two folds (alternate scenes in
+name order) for adaptation: adapt on one, measure on the other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from fllic.bench._record import command, emit
+
+CROP = 512
+CBM3D_SIGMAS = (6.0, 9.0, 13.0)
+
+
+def pairs(root: Path) -> list[tuple[str, Path, Path]]:
+    """(scene, noisy file, reference file) for every ``*_Real.*`` with a ``*_mean.*`` beside it, by name."""
+    out = []
+    for noisy in sorted(root.glob("*_Real.*")):
+        ref = noisy.with_name(noisy.name.replace("_Real.", "_mean."))
+        if ref.exists():
+            out.append((noisy.name.split("_Real.")[0], noisy, ref))
+    return out
+
+
+def folds(scenes: list[str]) -> tuple[list[str], list[str]]:
+    """Two folds of scenes, alternating in name order: adapt on one, measure on the other."""
+    return scenes[0::2], scenes[1::2]
+
+
+def centre_crop(img: np.ndarray, size: int = CROP) -> np.ndarray:
+    """The centre ``size`` x ``size`` crop, its corner on the 16-pixel grid of a JPEG's blocks."""
+    i = max(0, (img.shape[0] - size) // 2) // 16 * 16
+    j = max(0, (img.shape[1] - size) // 2) // 16 * 16
+    return img[i : i + size, j : j + size]
+
+
+def read_pair(noisy: Path, ref: Path, size: int = CROP) -> tuple[np.ndarray, np.ndarray, int]:
+    """(noisy crop, reference crop, bytes of the crop in the camera's own JPEG)."""
+    from PIL import Image
+
+    with Image.open(noisy) as im:
+        crop = centre_crop(np.asarray(im.convert("RGB")), size)
+        source = source_jpeg_bytes(im, crop)
+    with Image.open(ref) as im:
+        return crop, centre_crop(np.asarray(im.convert("RGB")), size), source
+
+
+def source_jpeg_bytes(im, crop: np.ndarray) -> int:
+    """Bytes of ``crop`` coded with the JPEG ``im``'s own quantization tables and chroma subsampling."""
+    from PIL import Image, JpegImagePlugin
+
+    buf = io.BytesIO()
+    if getattr(im, "quantization", None):
+        sampling = JpegImagePlugin.get_sampling(im)
+        Image.fromarray(crop).save(buf, format="JPEG", qtables=im.quantization,
+                                   subsampling=sampling if sampling >= 0 else 2)
+    else:  # not a JPEG: its own lossless size stands in
+        Image.fromarray(crop).save(buf, format="PNG", optimize=True)
+    return len(buf.getvalue())
+
+
+def _cbm3d(noisy: np.ndarray, sigma: float) -> np.ndarray:
+    """CBM3D at ``sigma`` through the bench's disk cache (keyed by the image and sigma)."""
+    from fllic.baselines._base import Context
+    from fllic.baselines.denoisers import Cbm3d, default_cache_dir
+
+    return Cbm3d(Context(sigma, None, default_cache_dir()))(noisy)[0]
+
+
+def _jxl(img: np.ndarray, distance: float = 1.0) -> tuple[np.ndarray, int]:
+    import imagecodecs
+
+    data = imagecodecs.jpegxl_encode(img, distance=distance, effort=7)
+    return np.asarray(imagecodecs.jpegxl_decode(data))[..., :3], len(data)
+
+
+def measure(items, model, cbm3d_sigmas, size: int = CROP) -> list[dict]:
+    """One row per photo: the noisy crop, fllic blind, and CBM3D at its best sigma, against the reference."""
+    from tqdm import tqdm
+
+    from fllic.codec import encode_detailed
+    from fllic.metrics import psnr
+    from fllic.noise import estimate_level
+
+    rows = []
+    for scene, noisy_path, ref_path in tqdm(items, desc="real photographs", unit="photo"):
+        noisy, ref, source = read_pair(noisy_path, ref_path, size)
+        pixels = noisy.shape[0] * noisy.shape[1]
+        level = estimate_level(noisy)
+        row = {"scene": scene, "noisy": psnr(noisy, ref), "source_bpp": 8.0 * source / pixels,
+               "sigma": level.sigma, "kind": level.kind}
+        res = encode_detailed(noisy, sigma=None, model=model, max_bytes=source)
+        row.update(fllic=psnr(res.pixels, ref), fllic_bpp=8.0 * len(res.data) / pixels,
+                   fllic_sigma=res.sigma, fllic_quality=res.quality, fllic_model=res.model_id)
+        if cbm3d_sigmas:
+            scores = {s: psnr(_cbm3d(noisy, s), ref) for s in cbm3d_sigmas}
+            best = max(scores, key=scores.get)
+            decoded, nbytes = _jxl(_cbm3d(noisy, best))
+            row.update(cbm3d=scores[best], cbm3d_sigma=best, cbm3d_jxl=psnr(decoded, ref),
+                       cbm3d_jxl_bpp=8.0 * nbytes / pixels)
+        rows.append(row)
+    return rows
+
+
+def table(rows: list[dict]) -> list[str]:
+    has_cbm3d = "cbm3d" in rows[0]
+    head = "| photo | σ read | noisy dB | source JPEG bpp | fllic dB | gain | fllic bpp | model, level |"
+    rule = "|---|---:|---:|---:|---:|---:|---:|---|"
+    if has_cbm3d:
+        head += " CBM3D best σ | CBM3D dB | gain | → JPEG-XL d1 dB | bpp |"
+        rule += "---:|---:|---:|---:|---:|"
+    lines = [head, rule]
+    for r in rows + [_mean_row(rows)]:
+        line = (f"| {r['scene']} | {r['sigma']:.2f} | {r['noisy']:.2f} | {r['source_bpp']:.3f} | {r['fllic']:.2f} | "
+                f"{r['fllic'] - r['noisy']:+.2f} | {r['fllic_bpp']:.3f} | {r['fllic_model']}, {r['fllic_quality']} |")
+        if has_cbm3d:
+            line += (f" {r['cbm3d_sigma']} | {r['cbm3d']:.2f} | {r['cbm3d'] - r['noisy']:+.2f} | "
+                     f"{r['cbm3d_jxl']:.2f} | {r['cbm3d_jxl_bpp']:.3f} |")
+        lines.append(line)
+    return lines
+
+
+def _mean_row(rows: list[dict]) -> dict:
+    mean = {k: float(np.mean([r[k] for r in rows])) for k, v in rows[0].items() if isinstance(v, (int, float))}
+    return {**mean, "scene": f"**mean of {len(rows)}**", "fllic_model": "", "fllic_quality": "",
+            "cbm3d_sigma": "", "kind": ""}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m fllic.bench.real", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, default=Path("../shared/data/PolyU-dev"),
+                   help="folder of NAME_Real.* photographs with NAME_mean.* references")
+    p.add_argument("--crop", type=int, default=CROP, help="side of the centre crop, pixels")
+    p.add_argument("--model", default=None, help="model id or file (an adapted model); default: auto mode's choice")
+    p.add_argument("--fold", choices=("a", "b"), default=None,
+                   help="only the photos of one fold of scenes (alternate scenes in name order)")
+    p.add_argument("--cbm3d-sigmas", type=float, nargs="*", default=list(CBM3D_SIGMAS),
+                   help="the sigmas CBM3D tries per photo (none: skip CBM3D)")
+    p.add_argument("--out", type=Path, default=None, help="write the record (Markdown) here")
+    args = p.parse_args(argv)
+    items = pairs(args.data)
+    if not items:
+        print(f"error: no NAME_Real.* / NAME_mean.* pairs in {args.data}", file=sys.stderr)
+        return 1
+    if args.fold:
+        keep = set(folds([s for s, _, _ in items])[args.fold == "b"])
+        items = [it for it in items if it[0] in keep]
+    rows = measure(items, args.model, args.cbm3d_sigmas, args.crop)
+    model = f"`{args.model}`" if args.model else "chosen by auto mode"
+    lines = ["# Real camera photographs, blind", "", f"`{command('python -m fllic.bench.real', argv)}`", "",
+             f"{len(rows)} photographs of {args.data.name}" + (f" (fold {args.fold})" if args.fold else "")
+             + f", the centre {args.crop}x{args.crop} crop of each; no sigma given, model {model}, default level, "
+             "the file capped at the source JPEG's bytes. PSNR against the mean-of-shots reference; "
+             "CBM3D at its best sigma per photo, chosen against the reference.", ""] + table(rows)
+    emit("\n".join(lines) + "\n", args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
