@@ -144,11 +144,13 @@ def camera_noise(clean: np.ndarray, rng: np.random.Generator, params: CameraPara
     return out, p
 
 
-ISP_BLUR_LUMA = (0.0, 1.5)  # Gaussian std (pixels) of the in-camera noise reduction on luma noise
-ISP_BLUR_CHROMA = (0.5, 3.0)  # ... and on chroma noise, which cameras smooth harder
+ISP_BLUR_LUMA = (0.0, 1.0)  # Gaussian std (pixels) of the in-camera noise reduction on luma noise
+ISP_BLUR_COARSE = (1.5, 3.0)  # ... and of a coarser part it leaves (real noise stays correlated at 8 pixels)
+ISP_COARSE = (0.0, 0.6)  # that coarse part's share of the luma noise's std
+ISP_BLUR_CHROMA = (0.5, 3.0)  # Gaussian std (pixels) of the noise reduction on chroma noise
 ISP_KEEP = (0.5, 1.0)  # the share of the luma noise's std that the noise reduction leaves
-ISP_KEEP_CHROMA = (0.3, 1.0)
-ISP_SHARPEN = (0.0, 1.0)  # unsharp-mask amount (radius 1 pixel), on the image and its reference alike
+ISP_KEEP_CHROMA = (0.1, 0.6)  # ... and of the chroma noise's, which cameras smooth harder
+ISP_SHARPEN = (0.0, 0.5)  # unsharp-mask amount (radius 1 pixel), on the image and its reference alike
 JPEG_SUBSAMPLING = (0, 1, 2)  # Pillow's 4:4:4, 4:2:2 and 4:2:0
 ISP_JPEG_QUALITY = (85, 100)  # a camera's own JPEG settings ("fine" and above)
 
@@ -160,12 +162,14 @@ def isp_noise(clean: np.ndarray, rng: np.random.Generator,
 
     The raw noise of :func:`camera_noise`, demosaiced and processed, then what
     a camera's own image processor does before it writes a JPEG and what the
-    Brooks pipeline lacks: noise reduction that low-passes luma and chroma
-    noise at scales of their own (Gaussian, std in :data:`ISP_BLUR_LUMA` and
-    :data:`ISP_BLUR_CHROMA` pixels) and leaves a share of their power, so the
-    noise that survives is smoother and more correlated than demosaicing
-    alone makes it (results/real_noise.md measures 0.4-0.75 correlation at
-    one pixel on real high-ISO camera JPEGs); sharpening of image and noise
+    Brooks pipeline lacks: noise reduction that low-passes luma noise (with a
+    coarser part beside, :data:`ISP_BLUR_COARSE`) and chroma noise at scales
+    of their own and leaves a share of their power, chroma's smaller, so the
+    noise that survives is smoother, more correlated and more luma than
+    demosaicing alone makes it (results/real_noise.md: on real high-ISO
+    camera JPEGs, 0.58 correlation at one pixel and 0.18 at eight, 72 % of
+    the variance in luma, against 0.26, 0.02 and 44 % for the Brooks
+    pipeline); sharpening of image and noise
     alike; JPEG at quality 85-100 with 4:4:4, 4:2:2 or 4:2:0 chroma. The
     reference is the same pipeline without noise, sharpened the same way, as
     a mean of many shots is.
@@ -177,7 +181,9 @@ def isp_noise(clean: np.ndarray, rng: np.random.Generator,
     noise = process(demosaic(np.clip(noisy_raw, 0.0, 1.0)), p) - ref
     luma = noise.mean(2, keepdims=True)
     chroma = noise - luma
-    noise = (_smoothed(luma, rng.uniform(*ISP_BLUR_LUMA), rng.uniform(*ISP_KEEP))
+    coarse, keep = rng.uniform(*ISP_COARSE), rng.uniform(*ISP_KEEP)
+    noise = (_smoothed(luma, rng.uniform(*ISP_BLUR_LUMA), keep * (1.0 - coarse))
+             + _smoothed(luma, rng.uniform(*ISP_BLUR_COARSE), keep * coarse)
              + _smoothed(chroma, rng.uniform(*ISP_BLUR_CHROMA), rng.uniform(*ISP_KEEP_CHROMA)))
     amount = rng.uniform(*ISP_SHARPEN)
     sharpen = lambda x: x + amount * (x - _gaussian(x, 1.0))
