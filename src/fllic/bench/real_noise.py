@@ -134,6 +134,7 @@ def plot(rows: list[dict], synthetic: dict[str, list[dict]], path: Path) -> None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
     for r in rows:
@@ -143,6 +144,7 @@ def plot(rows: list[dict], synthetic: dict[str, list[dict]], path: Path) -> None
         a.plot(LAGS, _mean(group)["ac"], color=colour, lw=2, ls="--", label=name)
     a.set(xlabel="lag (pixels)", ylabel="noise autocorrelation", xscale="log", title="Spatial correlation of the noise")
     a.set_xticks(LAGS, [str(k) for k in LAGS])
+    a.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     a.legend(fontsize=8)
     stds, reads = [r["std"] for r in rows], [r["read"] for r in rows]
     b.scatter(reads, stds, color="k", s=14, label="real camera JPEGs")

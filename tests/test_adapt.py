@@ -1,0 +1,113 @@
+"""fllic adapt: noisy photographs only, a file naming its base's decoder, decoded by a stock install."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import fllic
+from fllic import format as fmt
+from fllic._errors import InputError, ModelMismatchError
+from fllic.adapt import AdaptOptions, adapt, neighbour_pair, sub_image
+from fllic.cli import main
+from fllic.models.adapted import load_adapted
+from fllic.models.registry import CAMERA_MODEL, load
+from tests.conftest import noisy_image
+
+TINY = AdaptOptions(minutes=5.0, steps=1, patch=32, batch=1, threads=1, checkpoint_every=1)
+
+
+@pytest.fixture
+def photos(tmp_path, rng):
+    """Three small noisy 'camera' JPEGs, each with a clean reference beside it that adaptation must not read."""
+    folder = tmp_path / "camera"
+    folder.mkdir()
+    paths = []
+    for k in range(3):
+        Image.fromarray(noisy_image(rng, 64, 64)).save(folder / f"p{k}.jpg", quality=92)
+        Image.fromarray(noisy_image(rng, 64, 64)).save(tmp_path / f"p{k}_mean.png")
+        paths.append(folder / f"p{k}.jpg")
+    return paths
+
+
+def test_sub_images_are_neighbours():
+    x = torch.arange(2 * 1 * 4 * 4, dtype=torch.float32).view(2, 1, 4, 4)
+    first, second = neighbour_pair(x, torch.Generator().manual_seed(0))
+    g1, g2 = sub_image(x, first), sub_image(x, second)
+    assert g1.shape == g2.shape == (2, 1, 2, 2)
+    gap = (g1 - g2).abs()
+    assert torch.all((gap == 1) | (gap == 4))  # the other pixel of the cell's row (±1) or column (±4)
+
+
+def test_adaptation_reads_only_the_photographs(photos, tmp_path):
+    opened = []
+
+    def hook(event, args):
+        if event == "open" and isinstance(args[0], (str, bytes)) or event == "open" and hasattr(args[0], "__fspath__"):
+            opened.append(str(args[0]))
+
+    sys.addaudithook(hook)
+    out = tmp_path / "cam.fllicm"
+    res = adapt(photos, out, options=TINY, workdir=tmp_path / "work", progress=False)
+    reading = list(opened)
+    opened.clear()  # the hook stays installed; later opens are not this test's
+    assert res.steps == 1 and out.exists()
+    assert not [p for p in reading if "_mean" in p], "adaptation read a reference"
+    images = {p for p in reading if p.endswith((".png", ".jpg"))}
+    assert images <= {str(p) for p in photos}
+
+
+def test_adapted_file_decodes_on_a_stock_install(photos, tmp_path):
+    out = tmp_path / "cam.fllicm"
+    adapt(photos, out, options=TINY, workdir=tmp_path / "work", progress=False)
+    model = load_adapted(out)
+    base = load(CAMERA_MODEL)
+    assert model.decoder_hash == base.decoder_hash and model.hash != base.hash
+    img = noisy_image(np.random.default_rng(5), 64, 80)
+    res = fllic.codec.encode_detailed(img, model=str(out))
+    header = fmt.unpack(res.data).header
+    assert header.version == fmt.VERSION_DECODER
+    assert header.model_id == "cam" and header.decoder_id == CAMERA_MODEL
+    assert fllic.info(res.data)["decoder_hash"] == base.decoder_hash.hex()
+    coded = tmp_path / "a.fllic"
+    coded.write_bytes(res.data)
+    out.unlink()  # the stock install never saw the adapted model
+    decoded = tmp_path / "a.png"
+    subprocess.run([sys.executable, "-m", "fllic.cli", "decompress", str(coded), "-o", str(decoded), "-q"],
+                   check=True)
+    assert np.array_equal(np.asarray(Image.open(decoded)), res.pixels)
+
+
+def test_stock_files_stay_version_2(tiny_model):
+    data = fllic.encode(noisy_image(np.random.default_rng(1), 32, 32), sigma=10, model=tiny_model)
+    assert data[len(fmt.MAGIC)] == fmt.VERSION == 2
+    assert "decoder_hash" not in fllic.info(data)
+
+
+def test_a_decoder_hash_that_does_not_match_is_refused(tiny_model):
+    data = fllic.encode(noisy_image(np.random.default_rng(1), 32, 32), sigma=10, model=tiny_model)
+    c = fmt.unpack(data)
+    c.header.decoder_id, c.header.decoder_hash = "tiny-test", bytes(16)
+    forged = fmt.pack(c)
+    assert fmt.unpack(forged).header.version == fmt.VERSION_DECODER
+    with pytest.raises(ModelMismatchError, match="needs the decoder"):
+        fllic.decode(forged, model=tiny_model)
+
+
+def test_resume_goes_on_from_the_checkpoint(photos, tmp_path):
+    out, work = tmp_path / "cam.fllicm", tmp_path / "work"
+    adapt(photos, out, options=TINY, workdir=work, progress=False)
+    res = adapt(photos, out, options=AdaptOptions(**{**TINY.__dict__, "steps": 2}), workdir=work, progress=False)
+    assert res.steps == 2
+    assert torch.load(out, weights_only=True)["meta"]["adapt_steps"] == 2
+
+
+def test_adapt_cli_and_its_errors(photos, tmp_path, capsys):
+    assert main(["adapt", str(tmp_path / "nothing"), "-o", str(tmp_path / "x.fllicm"), "-q"]) == 1
+    assert "no such file or folder" in capsys.readouterr().err
+    with pytest.raises(InputError, match="at least 96x96"):
+        adapt(photos, tmp_path / "x.fllicm", options=AdaptOptions(**{**TINY.__dict__, "patch": 96}),
+              workdir=tmp_path / "w", progress=False)
