@@ -124,15 +124,21 @@ def find(model_id: str) -> ModelInfo:
 @functools.lru_cache(maxsize=4)
 def load(model_id: str):
     """The CodingModel of a shipped model id, loaded once per process."""
-    from fllic.models.fllic_net import CodingModel
-
     info = find(model_id)
     path = weights_path(info)
     if not path.exists():
         raise ModelMismatchError(f"weights of {model_id!r} are missing from the installation ({path})")
-    model = CodingModel.load(path)
+    model = load_file(path)
     model.meta.setdefault("id", info.id)
     return model
+
+
+def load_file(path: Path):
+    """The CodingModel of a model file: a whole model (format 2) or a trunk on a shipped base."""
+    from fllic.models.adapted import is_adapted_file, load_adapted
+    from fllic.models.fllic_net import CodingModel
+
+    return load_adapted(path) if is_adapted_file(path) else CodingModel.load(path)
 
 
 def resolve(model=None):
@@ -144,9 +150,7 @@ def resolve(model=None):
     if isinstance(model, CodingModel):
         return model
     if isinstance(model, (str, Path)) and Path(model).is_file():
-        from fllic.models.adapted import is_adapted_file, load_adapted
-
-        return load_adapted(Path(model)) if is_adapted_file(model) else CodingModel.load(model)
+        return load_file(Path(model))
     if isinstance(model, str):
         return load(model)
     raise ModelMismatchError(f"cannot use {model!r} as a model; pass a model id or a CodingModel")

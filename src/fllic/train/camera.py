@@ -1,0 +1,56 @@
+"""python -m fllic.train.camera: a camera model from a shipped codec and a camera trunk.
+
+The camera model is a shipped model's codec (g_a, h_a, coding tables and
+integer decoder, unchanged, so its quality levels and default tables carry
+over, and its files name that model's decoder) behind a denoising trunk trained for camera noise
+(``python -m fllic.train.denoiser --camera-fraction ...``: it reads a
+per-pixel noise map and the noise kind). ``--gain`` is the factor by which
+auto mode scales the blind estimator's reading of correlated noise before the
+trunk reads it (``meta["correlated_gain"]``), chosen on real development
+photographs with ``python -m fllic.bench.real --gains``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from fllic.models.adapted import save_adapted
+from fllic.models.registry import load
+
+
+def camera_model(base_id: str, trunk_checkpoint: Path, model_id: str, gain: float, notes: str = ""):
+    """``base_id``'s codec behind the trunk of ``trunk_checkpoint`` (a denoiser checkpoint or export)."""
+    from fllic.models.adapted import with_trunk
+    from fllic.train.denoiser import trunk_of
+
+    trunk = trunk_of(trunk_checkpoint)
+    state = torch.load(trunk_checkpoint, map_location="cpu", weights_only=True)
+    meta = {"noise_map": True, "correlated_gain": float(gain), "trunk_steps": int(state.get("step", 0)),
+            "notes": notes}
+    weights = {k: v.half() for k, v in trunk.state_dict().items()}
+    return with_trunk(load(base_id), weights, model_id, meta, asdict(trunk.config))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m fllic.train.camera", description=__doc__)
+    p.add_argument("--base", default="fllic-awgn-v7", help="the shipped model whose codec the camera model uses")
+    p.add_argument("--trunk", type=Path, required=True, help="the camera trunk: a denoiser checkpoint or export")
+    p.add_argument("--id", required=True, help="the camera model's id")
+    p.add_argument("--gain", type=float, required=True, help="the correlated gain (see the module docstring)")
+    p.add_argument("--notes", default="", help="free text stored in the model's metadata")
+    p.add_argument("--out", type=Path, required=True, help="the model file (the trunk, naming its base)")
+    args = p.parse_args(argv)
+    model = camera_model(args.base, args.trunk, args.id, args.gain, args.notes)
+    save_adapted(model, args.out)
+    print(f"wrote {args.out} ({args.out.stat().st_size} bytes), weights hash {model.hash.hex()}, "
+          f"the codec and decoder of {args.base}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
