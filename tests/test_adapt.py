@@ -70,7 +70,7 @@ def test_adapted_file_decodes_on_a_stock_install(photos, tmp_path):
     res = fllic.codec.encode_detailed(img, model=str(out))
     header = fmt.unpack(res.data).header
     assert header.version == fmt.VERSION_DECODER
-    assert header.model_id == "cam" and header.decoder_id == CAMERA_MODEL
+    assert header.model_id == "cam" and header.decoder_id == base.decoder_id == "fllic-awgn-v7"
     assert fllic.info(res.data)["decoder_hash"] == base.decoder_hash.hex()
     coded = tmp_path / "a.fllic"
     coded.write_bytes(res.data)

@@ -1,5 +1,7 @@
 """Noise models: seeded, shaped right, and with the statistics they claim."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -114,3 +116,49 @@ def test_auto_level_keeps_pca_for_white_noise_and_reads_correlated_noise_per_pix
     true_std = float(noise.std())
     assert level.kind == "correlated" and level.pca < 0.5 * true_std
     assert abs(level.sigma - true_std) < 0.25 * true_std
+
+
+def _textured_scene(rng, side: int, grey: bool) -> np.ndarray:
+    """A photograph-like test scene: smooth shading, hard-edged shapes and fine texture, in 0-255."""
+    yy, xx = np.mgrid[0:side, 0:side] / side
+    channels = 1 if grey else 3
+    out = np.empty((side, side, channels))
+    for c in range(channels):
+        a, b, f = rng.uniform(0.5, 2.0, 3)
+        img = 110 + 60 * np.sin(a * 6 * xx + c) * np.cos(b * 5 * yy)
+        for _ in range(6):  # discs of other brightness: edges
+            cy, cx, r = rng.uniform(0, 1, 2).tolist() + [rng.uniform(0.05, 0.2)]
+            img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] += rng.uniform(-60, 60)
+        img += 12 * np.sin(f * 90 * xx) * np.sin(f * 70 * yy)  # fine texture
+        out[..., c] = img
+    return np.clip(out[..., 0] if grey else out, 10, 245)
+
+
+@pytest.mark.parametrize("grey", [True, False])
+@pytest.mark.parametrize("sigma", [2.0, 5.0, 10.0, 20.0, 35.0, 50.0])
+def test_white_noise_is_never_taken_for_correlated_on_small_crops(grey, sigma):
+    """Down to 256x256, grey or colour: white noise stays white (issue 25: grey crops went to the camera model)."""
+    from fllic.noise import estimate_level
+
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        clean = _textured_scene(rng, 256, grey)
+        noisy = np.clip(np.rint(clean + rng.normal(0, sigma, clean.shape)), 0, 255).astype(np.uint8)
+        level = estimate_level(noisy)
+        assert level.kind == "white", (seed, level)
+        assert abs(level.sigma - sigma) < 0.15 * sigma + 1.0
+
+
+def test_real_like_camera_noise_is_taken_for_correlated():
+    """Noise through an in-camera JPEG engine (noise reduction, sharpening, JPEG) reads as correlated."""
+    from fllic.noise import estimate_level
+    from fllic.noise.camera import isp_noise, sample_params
+
+    rng = np.random.default_rng(2)
+    clean = np.clip(np.rint(_textured_scene(rng, 256, False)), 0, 255).astype(np.uint8)
+    params = replace(sample_params(rng, shot=3e-3), jpeg_quality=95)
+    kinds = []
+    for seed in range(3):
+        noisy, ref, _ = isp_noise(clean, np.random.default_rng(seed), params)
+        kinds.append(estimate_level(noisy).kind)
+    assert kinds.count("correlated") >= 2

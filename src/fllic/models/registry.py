@@ -50,8 +50,8 @@ SHIPPED: tuple[ModelInfo, ...] = (
     ModelInfo(
         "fllic-camera-v3",
         "fllic-camera-v3.pt",
-        "camera noise: fllic-camera-v2's trunk (noise map and kind) ahead of v3's codec; what --sigma auto picks "
-        "for correlated noise; shares fllic-camera-v2's trunk file",
+        "camera noise: fllic-camera-v2's trunk (noise map and kind) ahead of v3's codec; what --sigma auto picked "
+        "for correlated noise before fllic-camera-v5; shares fllic-camera-v2's trunk file",
     ),
     ModelInfo(
         "fllic-awgn-v4",
@@ -85,6 +85,13 @@ SHIPPED: tuple[ModelInfo, ...] = (
         "encoder and trunk files",
     ),
     ModelInfo(
+        "fllic-camera-v5",
+        "fllic-camera-v5.pt",
+        "camera noise, what --sigma auto picks for correlated noise (camera JPEGs and raw conversions): "
+        "fllic-awgn-v7's codec and decoder behind v7's trunk fine-tuned for camera noise (demosaicing, in-camera "
+        "noise reduction, sharpening and JPEG), reading a per-pixel noise map; its files name v7's decoder",
+    ),
+    ModelInfo(
         "fllic-weak-v3",
         "fllic-weak-v3.pt",
         "weakly supervised, from noisy images only: fllic-weak-v2's Neighbor2Neighbor trunk ahead of a codec "
@@ -106,7 +113,7 @@ SHIPPED: tuple[ModelInfo, ...] = (
     ),
 )
 DEFAULT_MODEL = "fllic-awgn-v7"  # v1 to v6 stay shipped: their files still decode
-CAMERA_MODEL = "fllic-camera-v3"  # what --sigma auto picks for correlated (camera, JPEG) noise
+CAMERA_MODEL = "fllic-camera-v5"  # what --sigma auto picks for correlated (camera, JPEG) noise
 
 
 def weights_path(info: ModelInfo) -> Path:
