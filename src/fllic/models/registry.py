@@ -56,7 +56,7 @@ SHIPPED: tuple[ModelInfo, ...] = (
     ModelInfo(
         "fllic-awgn-v4",
         "fllic-awgn-v4.pt",
-        "v4: v3's codec trained 16,758 more steps on a lent GPU (large patches last, grey patches added), "
+        "v4: v3's codec trained 16,758 more steps on a GPU (large patches last, grey patches added), "
         "v2's AWGN trunk ahead of it, AWGN sigma 0-50; shares v2's trunk file",
     ),
     ModelInfo(
@@ -68,13 +68,13 @@ SHIPPED: tuple[ModelInfo, ...] = (
     ModelInfo(
         "fllic-awgn-v5",
         "fllic-awgn-v5.pt",
-        "v5: v2's AWGN trunk trained further on a lent GPU (14,220 steps, +0.3 dB on the held-out crops) ahead of "
+        "v5: v2's AWGN trunk trained further on a GPU (14,220 steps, +0.3 dB on the held-out crops) ahead of "
         "v4's codec fine-tuned to code its estimate on 384-pixel patches, AWGN sigma 0-50",
     ),
     ModelInfo(
         "fllic-awgn-v6",
         "fllic-awgn-v6.pt",
-        "v6: v5's trunk trained 18,200 more steps on a lent GPU on cleaner targets (photographs as JPEG 97) ahead "
+        "v6: v5's trunk trained 18,200 more steps on a GPU on cleaner targets (photographs as JPEG 97) ahead "
         "of v5's codec fine-tuned 7,500 steps to code its estimate, AWGN sigma 0-50",
     ),
     ModelInfo(

@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "reading their per-pixel noise maps (the camera model)")
     p.add_argument("--grey-fraction", type=float, default=0.2, help="grey patches (AWGN patches only, with --camera-fraction)")
     p.add_argument("--warmup", type=int, default=300, help="learning-rate warm-up steps")
-    p.add_argument("--device", default="cpu", help="cpu, or cuda where a GPU is lent (python -m fllic.train.lease)")
+    p.add_argument("--device", default="cpu", help="cpu, or cuda on a GPU (python -m fllic.train.remote packs the work for another machine)")
     p.add_argument("--workers", type=int, default=0, help="processes making patches ahead of the step (for a GPU)")
     p.add_argument("--max-minutes", type=float, default=None,
                    help="stop after this much wall time of this run, checkpointing; with --cosine the decay follows "

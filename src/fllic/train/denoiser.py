@@ -50,7 +50,7 @@ class DenoiserConfig:
     jpeg_fraction: float = 0.3  # of the camera patches, through JPEG at quality 75-100
     isp_fraction: float = 0.0  # of the camera patches, through an in-camera JPEG engine instead (issue 25)
     map_jitter: float = 0.1  # log-std of the random factor on the camera patches' true noise map
-    device: str = "cpu"  # "cuda" where a GPU is lent
+    device: str = "cpu"  # "cuda" on a GPU
     workers: int = 0  # processes that make patches ahead of the step
     max_minutes: float | None = None  # stop after this much wall time; the cosine then runs over it
     cosine: bool = True  # the learning rate's cosine decay (always, for this trainer)
@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="fraction of camera patches through an in-camera JPEG engine (noise reduction, sharpening, JPEG)")
     p.add_argument("--map-jitter", type=float, default=0.1,
                    help="log-std of the random factor on camera patches' true noise map (the estimator's error)")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda on a lent GPU (bf16 autocast there too)")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda on a GPU (bf16 autocast there too)")
     p.add_argument("--workers", type=int, default=0, help="processes making patches ahead of the step (for a GPU)")
     p.add_argument("--max-minutes", type=float, default=None,
                    help="stop after this many minutes of training; the cosine follows the clock")

@@ -48,7 +48,7 @@ class TrainConfig:
     cosine: bool = False  # decay the learning rate on a cosine to 2 % at ``steps`` (fine-tuning)
     code_estimate: bool = False  # v2 with a frozen trunk: distortion against the trunk's estimate, not the clean image
     camera_fraction: float = 0.0  # patches through the camera pipeline; the trunk reads their noise maps (issue 9)
-    device: str = "cpu"  # "cuda" where a GPU is lent
+    device: str = "cpu"  # "cuda" on a GPU
     workers: int = 0  # processes that make patches ahead of the training step (a GPU outruns one core)
     max_minutes: float | None = None  # stop after this much wall time; the cosine then runs over it
 
@@ -124,7 +124,7 @@ def _checkpoint(path: Path, model: torch.nn.Module, opt, step: int, elapsed: flo
 def _progress(cfg: TrainConfig, step: int, minutes: float) -> float:
     """How far through the run, 0 to 1: by steps, or by wall time under ``max_minutes``, whichever is further.
 
-    A time budget (a lent GPU's lease) fixes the wall time, not the step count, so the cosine follows the clock.
+    A time budget (a GPU booked for some minutes) fixes the wall time, not the step count, so the cosine follows the clock.
     """
     t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
     if cfg.max_minutes is not None:

@@ -92,7 +92,7 @@ class WeakConfig:
     n2n_weight: float = 0.0  # the Neighbor2Neighbor term's weight beside "distill"
     alpha: float = 0.5  # R2R's recorruption strength
     codec_target: str = "noisy"  # what x_hat is compared with: the noisy patch, or the trunk's estimate
-    device: str = "cpu"  # "cuda" where a GPU is lent
+    device: str = "cpu"  # "cuda" on a GPU
     max_minutes: float | None = None  # stop after this much wall time; the cosine then runs over it
 
 
@@ -329,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="the codec's distortion: to the noisy patch, or to the trunk's estimate")
     p.add_argument("--q-range", type=float, nargs=2, default=(0.25, 4.0), metavar=("LO", "HI"),
                    help="range of the quality scale q sampled in training (log-uniform)")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda on a lent GPU")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda on a GPU")
     p.add_argument("--max-minutes", type=float, default=None,
                    help="stop after this many minutes of training; the cosine follows the clock")
     args = p.parse_args(argv)

@@ -1,10 +1,11 @@
-"""Train the codec on a lent GPU machine: pack what it needs, unpack it there, bring the weights back.
+"""Train on another machine (a GPU server, say): pack what it needs, unpack it there, bring the weights back.
 
-A lent machine sees only the repository's working tree and a few carried paths
-(64 MiB in all), and returns files of at most 16 MiB. So:
+The other machine needs the repository and one folder this module packs; what
+comes back is a few weight files. Copying less is faster, so the images travel
+as JPEG and the weights as float16 where that does not matter:
 
-- ``pack`` (here) writes a folder with the codec's weights to start from (float16,
-  for the carrying limit) and the clean training images as JPEG (quality 92, no
+- ``pack`` (here) writes a folder with the codec's weights to start from (float16)
+  and the clean training images as JPEG (quality 92, no
   chroma subsampling); with ``--weak``, also a weakly supervised model to go on
   from (its trunk and codec, float16). The codec
   stage codes the frozen trunk's *estimate*, not the clean image, so a JPEG
@@ -17,12 +18,12 @@ A lent machine sees only the repository's working tree and a few carried paths
   CBSD432 and WikipediaPhotos halves, noised once, seeded), the only file the
   weak trainer is then given.
 - ``split`` (there) writes the trained codec's float32 weights as two files,
-  analysis side and synthesis side, each under the return limit (``--half``:
-  float16, each under the 8 MB limit for committed files, a resume point).
+  analysis side and synthesis side, each at most ``--max-file-mb`` when given
+  (``--half``: float16, each under the 8 MB limit for committed files, a resume point).
 - ``join`` (here) puts them back together with the trunk into a float weights
   file that ``fllic train --init`` and ``python -m fllic.train.export`` take.
 - ``weights`` (there) writes a whole model, trunk included, as one float16 file
-  under the return limit (the weak model, which is smaller).
+  (the weak model, which is smaller).
 
 The training itself is ``fllic train --device cuda --workers N --max-minutes M
 --cosine …``: with a time budget the cosine follows the clock.
@@ -38,7 +39,6 @@ import numpy as np
 import torch
 
 _SYNTHESIS = ("h_s.", "g_s.")
-_RETURN_LIMIT = 16 * 2**20  # bytes per file a lent machine gives back
 # 92: 39.1 dB on the packed WikipediaPhotos; 97: 43.4 dB at 1.8 times the bytes (results/training/jpeg-quality.md)
 _JPEG_QUALITY = 92
 
@@ -113,13 +113,13 @@ def pack(checkpoint: Path, data: Path, out: Path, trunk: Path | None = None, wea
     return n
 
 
-def unpack(lease: Path, workdir: Path, noisy_set: Path | None = None) -> int:
+def unpack(packed: Path, workdir: Path, noisy_set: Path | None = None) -> int:
     """Write ``workdir/clean.npz`` from the packed images, and the weak trainer's ``noisy_set`` when given;
     returns the number of training images."""
     from fllic.train.data import _half, _load
 
     out, weak = [], []
-    for p in sorted((lease / "images").glob("*.jpg")):
+    for p in sorted((packed / "images").glob("*.jpg")):
         img = _load(p)
         out += [img, _half(img)] if p.stem.startswith("b-wiki-") else [img]
         if p.stem.startswith(("a-cbsd-", "b-wiki-")):  # weak_data.SETS, at half scale
@@ -133,7 +133,8 @@ def unpack(lease: Path, workdir: Path, noisy_set: Path | None = None) -> int:
     return len(out)
 
 
-def split(checkpoint: Path, out: Path, base: Path | None = None, half: bool = False) -> list[Path]:
+def split(checkpoint: Path, out: Path, base: Path | None = None, half: bool = False,
+          max_bytes: int | None = None) -> list[Path]:
     """Write the codec of ``checkpoint`` as ``codec-analysis.pt`` and ``codec-synthesis.pt`` in ``out``.
 
     ``base`` (the packed ``init.pt``) adds the steps and hours the weights had before this run. With
@@ -152,13 +153,12 @@ def split(checkpoint: Path, out: Path, base: Path | None = None, half: bool = Fa
         part = dict(state, state_dict={k: v for k, v in state["state_dict"].items() if keep(k)})
         path = out / f"codec-{name}.pt"
         torch.save(part, path)
-        if path.stat().st_size > _RETURN_LIMIT:
-            raise ValueError(f"{path} is {path.stat().st_size} bytes, over the {_RETURN_LIMIT} a lent machine returns")
+        _check_size(path, max_bytes)
         paths.append(path)
     return paths
 
 
-def whole(checkpoint: Path, out: Path, base: Path | None = None) -> Path:
+def whole(checkpoint: Path, out: Path, base: Path | None = None, max_bytes: int | None = None) -> Path:
     """Write the whole model of ``checkpoint`` (trunk included) as one float16 file, steps counted from ``base``."""
     state = _whole_state(checkpoint)
     if base is not None:
@@ -167,9 +167,13 @@ def whole(checkpoint: Path, out: Path, base: Path | None = None) -> Path:
         state["elapsed"] += before["elapsed"]
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(_half_weights(state), out)
-    if out.stat().st_size > _RETURN_LIMIT:
-        raise ValueError(f"{out} is {out.stat().st_size} bytes, over the {_RETURN_LIMIT} a lent machine returns")
+    _check_size(out, max_bytes)
     return out
+
+
+def _check_size(path: Path, max_bytes: int | None) -> None:
+    if max_bytes is not None and path.stat().st_size > max_bytes:
+        raise ValueError(f"{path} is {path.stat().st_size} bytes, over the {max_bytes} asked for (--max-file-mb)")
 
 
 def join(parts: Path, trunk: Path, out: Path) -> None:
@@ -186,8 +190,12 @@ def join(parts: Path, trunk: Path, out: Path) -> None:
     torch.save({"model": model, "config": config, "step": analysis["step"], "elapsed": analysis["elapsed"]}, out)
 
 
+def _bytes(mb: float | None) -> int | None:
+    return None if mb is None else int(mb * 2**20)
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m fllic.train.lease", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m fllic.train.remote", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="verb", required=True)
     a = sub.add_parser("pack", help="here: the codec to start from and the training images, for carrying")
     a.add_argument("--checkpoint", type=Path, required=True)
@@ -199,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"JPEG quality, 1-100, of the WikipediaPhotos and Waterloo images "
                         f"(default {_JPEG_QUALITY}; 97 for a trunk run)")
     a = sub.add_parser("unpack", help="there: the training image cache in a workdir")
-    a.add_argument("--lease", type=Path, required=True)
+    a.add_argument("--pack", type=Path, required=True, help="the folder pack wrote")
     a.add_argument("--workdir", type=Path, required=True)
     a.add_argument("--noisy-set", type=Path, default=None, help="also write the weak trainer's noisy set here")
     a = sub.add_parser("split", help="there: the trained codec as two returnable files")
@@ -207,10 +215,12 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--out", type=Path, required=True)
     a.add_argument("--base", type=Path, default=None, help="the packed init.pt, to count its steps and hours")
     a.add_argument("--half", action="store_true", help="float16 parts (a resume point small enough to commit)")
+    a.add_argument("--max-file-mb", type=float, default=None, help="refuse to write a part larger than this")
     a = sub.add_parser("weights", help="there: a whole model (the weak one) as one returnable float16 file")
     a.add_argument("--checkpoint", type=Path, required=True)
     a.add_argument("--out", type=Path, required=True)
     a.add_argument("--base", type=Path, default=None, help="the packed weak-init.pt, to count its steps and hours")
+    a.add_argument("--max-file-mb", type=float, default=None, help="refuse to write a file larger than this")
     a = sub.add_parser("join", help="here: the returned parts and a trunk as one float weights file")
     a.add_argument("--parts", type=Path, required=True)
     a.add_argument("--trunk", type=Path, required=True)
@@ -230,11 +240,11 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(f"packed {n} images in {args.out}")
     elif args.verb == "unpack":
-        print(f"{unpack(args.lease, args.workdir, args.noisy_set)} training images in {args.workdir / 'clean.npz'}")
+        print(f"{unpack(args.pack, args.workdir, args.noisy_set)} training images in {args.workdir / 'clean.npz'}")
     elif args.verb == "split":
-        print(" ".join(str(x) for x in split(args.checkpoint, args.out, args.base, args.half)))
+        print(" ".join(str(x) for x in split(args.checkpoint, args.out, args.base, args.half, _bytes(args.max_file_mb))))
     elif args.verb == "weights":
-        print(whole(args.checkpoint, args.out, args.base))
+        print(whole(args.checkpoint, args.out, args.base, _bytes(args.max_file_mb)))
     else:
         join(args.parts, args.trunk, args.out)
         print(f"wrote {args.out}")

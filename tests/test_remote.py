@@ -1,4 +1,4 @@
-"""Training on a lent GPU machine: the time budget, patch workers, and the pack/unpack/split/join round trip."""
+"""Training on another machine: the time budget, patch workers, and the pack/unpack/split/join round trip."""
 
 import numpy as np
 import pytest
@@ -60,22 +60,22 @@ def test_grey_awgn_patches_have_grey_targets_and_grey_noise():
 def test_pack_unpack_train_with_workers_split_and_join(tmp_path, data_root, trunk):
     from fllic.train.__main__ import main as train_main
     from fllic.train.data import clean_targets
-    from fllic.train.lease import main as lease_main
+    from fllic.train.remote import main as remote_main
 
     start = tmp_path / "start"
     common = ["--data", str(data_root), "--tiny", "--batch", "2", "--patch", "64", "--threads", "1",
               "--freeze-trunk", "--targets", "clean", "--code-estimate", "--camera-fraction", "0.5"]
     assert train_main(common + ["--workdir", str(start), "--trunk", str(trunk), "--steps", "1"]) == 0
 
-    lease = tmp_path / "lease"
-    assert lease_main(["pack", "--checkpoint", str(start / "checkpoint.pt"), "--data", str(data_root),
-                       "--out", str(lease), "--trunk", str(trunk)]) == 0
-    assert (lease / "trunk.pt").read_bytes() == trunk.read_bytes()
-    assert sorted(p.name for p in (lease / "images").iterdir()) == [
+    packed = tmp_path / "packed"
+    assert remote_main(["pack", "--checkpoint", str(start / "checkpoint.pt"), "--data", str(data_root),
+                       "--out", str(packed), "--trunk", str(trunk)]) == 0
+    assert (packed / "trunk.pt").read_bytes() == trunk.read_bytes()
+    assert sorted(p.name for p in (packed / "images").iterdir()) == [
         "a-cbsd-0.jpg", "a-cbsd-1.jpg", "b-wiki-000.jpg", "b-wiki-001.jpg"]  # no validation photograph
 
     there = tmp_path / "there"
-    assert lease_main(["unpack", "--lease", str(lease), "--workdir", str(there)]) == 0
+    assert remote_main(["unpack", "--pack", str(packed), "--workdir", str(there)]) == 0
     with np.load(there / "clean.npz") as f:
         unpacked = [f[k] for k in sorted(f.files, key=lambda k: int(k[3:]))]
     expected = clean_targets(data_root, tmp_path / "here.npz")
@@ -84,33 +84,33 @@ def test_pack_unpack_train_with_workers_split_and_join(tmp_path, data_root, trun
         assert np.abs(a.astype(int) - b).mean() < 8  # on noise-like test images, JPEG's worst case
 
     # --photo-quality: the losslessly stored photographs at a higher JPEG quality, CBSD432 (JPEG already) as before.
-    lease97 = tmp_path / "lease97"
-    assert lease_main(["pack", "--checkpoint", str(start / "checkpoint.pt"), "--data", str(data_root),
-                       "--out", str(lease97), "--photo-quality", "97"]) == 0
+    packed97 = tmp_path / "packed97"
+    assert remote_main(["pack", "--checkpoint", str(start / "checkpoint.pt"), "--data", str(data_root),
+                       "--out", str(packed97), "--photo-quality", "97"]) == 0
     for name in ("a-cbsd-0.jpg", "b-wiki-000.jpg"):
-        same = (lease97 / "images" / name).read_bytes() == (lease / "images" / name).read_bytes()
+        same = (packed97 / "images" / name).read_bytes() == (packed / "images" / name).read_bytes()
         assert same == name.startswith("a-cbsd-"), name
-    assert lease_main(["unpack", "--lease", str(lease97), "--workdir", str(tmp_path / "there97")]) == 0
+    assert remote_main(["unpack", "--pack", str(packed97), "--workdir", str(tmp_path / "there97")]) == 0
     with np.load(tmp_path / "there97" / "clean.npz") as f:
         err = lambda a, k: np.abs(a.astype(int) - expected[k]).mean()
         assert np.array_equal(f["img0"], unpacked[0])  # a-cbsd-0: as before
         assert err(f["img2"], 2) < 0.7 * err(unpacked[2], 2)  # b-wiki-000 at full size: closer to the original
 
-    # The lent machine's run: patch workers, a wall-clock budget, a checkpoint when the clock stops it.
-    assert train_main(common + ["--workdir", str(there), "--trunk", str(lease / "trunk.pt"),
-                                "--init", str(lease / "init.pt"), "--steps", "3",
+    # The other machine's run: patch workers, a wall-clock budget, a checkpoint when the clock stops it.
+    assert train_main(common + ["--workdir", str(there), "--trunk", str(packed / "trunk.pt"),
+                                "--init", str(packed / "init.pt"), "--steps", "3",
                                 "--workers", "1", "--max-minutes", "5", "--cosine", "--ckpt-every", "100"]) == 0
     trained = torch.load(there / "checkpoint.pt", weights_only=False)
     assert trained["step"] == 3
 
     back = tmp_path / "back"
-    assert lease_main(["split", "--checkpoint", str(there / "checkpoint.pt"), "--out", str(back),
-                       "--base", str(lease / "init.pt")]) == 0
+    assert remote_main(["split", "--checkpoint", str(there / "checkpoint.pt"), "--out", str(back),
+                       "--base", str(packed / "init.pt")]) == 0
     assert sorted(p.name for p in back.iterdir()) == ["codec-analysis.pt", "codec-synthesis.pt"]
     joined = tmp_path / "joined.pt"
-    assert lease_main(["join", "--parts", str(back), "--trunk", str(trunk), "--out", str(joined)]) == 0
+    assert remote_main(["join", "--parts", str(back), "--trunk", str(trunk), "--out", str(joined)]) == 0
     state = torch.load(joined, weights_only=False)
-    assert state["step"] == 4  # one step before the lease, three on it
+    assert state["step"] == 4  # one step here, three there
     assert state["model"].keys() == trained["model"].keys()
     for k, v in trained["model"].items():
         assert torch.equal(state["model"][k], v.float()), k
@@ -119,9 +119,9 @@ def test_pack_unpack_train_with_workers_split_and_join(tmp_path, data_root, trun
     FLLIC(FllicConfig(**state["config"])).load_state_dict(state["model"])  # strict: a whole model
 
     # --half: float16 parts, small enough to commit as a resume point; join gives float32 weights back.
-    assert lease_main(["split", "--checkpoint", str(there / "checkpoint.pt"), "--out", str(tmp_path / "b16"),
-                       "--base", str(lease / "init.pt"), "--half"]) == 0
-    assert lease_main(["join", "--parts", str(tmp_path / "b16"), "--trunk", str(trunk), "--out", str(joined)]) == 0
+    assert remote_main(["split", "--checkpoint", str(there / "checkpoint.pt"), "--out", str(tmp_path / "b16"),
+                       "--base", str(packed / "init.pt"), "--half"]) == 0
+    assert remote_main(["join", "--parts", str(tmp_path / "b16"), "--trunk", str(trunk), "--out", str(joined)]) == 0
     state16 = torch.load(joined, weights_only=False)
     assert state16["step"] == 4
     for k, v in trained["model"].items():
@@ -130,9 +130,9 @@ def test_pack_unpack_train_with_workers_split_and_join(tmp_path, data_root, trun
 
 
 def test_pack_without_training_data_is_a_one_line_error(tmp_path, capsys):
-    from fllic.train.lease import main as lease_main
+    from fllic.train.remote import main as remote_main
 
-    assert lease_main(["pack", "--checkpoint", str(tmp_path / "c.pt"), "--data", str(tmp_path), "--out",
+    assert remote_main(["pack", "--checkpoint", str(tmp_path / "c.pt"), "--data", str(tmp_path), "--out",
                        str(tmp_path / "l")]) == 2
     assert "no training data" in capsys.readouterr().err
 
@@ -160,24 +160,24 @@ def _tiny_weak_checkpoint(tmp_path, data_root):
     return tmp_path / "w" / "checkpoint.pt"
 
 
-def test_a_weak_lease_carries_the_weak_model_and_makes_its_noisy_set_there(tmp_path, data_root):
+def test_a_weak_pack_carries_the_weak_model_and_makes_its_noisy_set_there(tmp_path, data_root):
     from fllic.models.fllic_net import FLLIC, FllicConfig
     from fllic.train.data import _half, _load
-    from fllic.train.lease import main as lease_main
+    from fllic.train.remote import main as remote_main
     from fllic.train.weak import main as weak_main
     from fllic.train.weak_data import load_noisy_set
 
     weak = _tiny_weak_checkpoint(tmp_path, data_root)
-    lease = tmp_path / "lease"
-    assert lease_main(["pack", "--checkpoint", str(weak), "--data", str(data_root), "--out", str(lease),
+    folder = tmp_path / "packed"
+    assert remote_main(["pack", "--checkpoint", str(weak), "--data", str(data_root), "--out", str(folder),
                        "--weak", str(weak)]) == 0
-    packed = torch.load(lease / "weak-init.pt", weights_only=False)
+    packed = torch.load(folder / "weak-init.pt", weights_only=False)
     assert packed["weak"] and packed["step"] == 1
     assert all(v.dtype == torch.float16 for v in packed["model"].values() if v.is_floating_point())
 
     there = tmp_path / "there"
     noisy = there / "noisy.npz"
-    assert lease_main(["unpack", "--lease", str(lease), "--workdir", str(there), "--noisy-set", str(noisy)]) == 0
+    assert remote_main(["unpack", "--pack", str(folder), "--workdir", str(there), "--noisy-set", str(noisy)]) == 0
     images, sigmas = load_noisy_set(noisy)
     # The weak set's photographs at half scale (CBSD432 and WikipediaPhotos, no validation photograph), noised once.
     clean = [_half(_load(data_root / "CBSD432" / f"{k}.jpg")) for k in range(2)]
@@ -190,21 +190,21 @@ def test_a_weak_lease_carries_the_weak_model_and_makes_its_noisy_set_there(tmp_p
 
     assert weak_main(["--tiny", "--batch", "2", "--patch", "64", "--threads", "1", "--no-bf16", "--noisy-set", str(noisy),
                       "--workdir", str(there / "w"), "--steps", "2", "--max-minutes", "5",
-                      "--from", str(lease / "weak-init.pt")]) == 0
+                      "--from", str(folder / "weak-init.pt")]) == 0
     back = tmp_path / "back" / "weak.pt"
-    assert lease_main(["weights", "--checkpoint", str(there / "w" / "checkpoint.pt"), "--out", str(back),
-                       "--base", str(lease / "weak-init.pt")]) == 0
+    assert remote_main(["weights", "--checkpoint", str(there / "w" / "checkpoint.pt"), "--out", str(back),
+                       "--base", str(folder / "weak-init.pt")]) == 0
     state = torch.load(back, weights_only=False)
-    assert state["weak"] and state["step"] == 3  # one step before the lease, two on it
+    assert state["weak"] and state["step"] == 3  # one step here, two there
     FLLIC(FllicConfig(**state["config"])).load_state_dict({k: v.float() for k, v in state["model"].items()})
 
 
-def test_a_weak_lease_refuses_a_supervised_checkpoint(tmp_path, data_root, capsys):
+def test_a_weak_pack_refuses_a_supervised_checkpoint(tmp_path, data_root, capsys):
     from fllic.models.fllic_net import FLLIC, FllicConfig
-    from fllic.train.lease import main as lease_main
+    from fllic.train.remote import main as remote_main
 
     model = FLLIC(FllicConfig.tiny())
     torch.save({"model": model.state_dict(), "config": vars(model.config), "step": 1}, tmp_path / "sup.pt")
-    assert lease_main(["pack", "--checkpoint", str(tmp_path / "sup.pt"), "--data", str(data_root), "--out",
+    assert remote_main(["pack", "--checkpoint", str(tmp_path / "sup.pt"), "--data", str(data_root), "--out",
                        str(tmp_path / "l"), "--weak", str(tmp_path / "sup.pt")]) == 2
     assert "not a weakly supervised checkpoint" in capsys.readouterr().err
