@@ -1,12 +1,12 @@
 """Models that share a shipped model's codec behind a trunk of their own.
 
-Such a file holds a denoising trunk alone (float16, with its configuration),
-the metadata that differ from its base's, and names its base, a shipped
-model: the base's g_a, h_a, coding tables and integer decoder are used as
+Such a file holds a denoising trunk alone (float16, with its configuration;
+none where it keeps the base's own), the metadata that differ from its
+base's, and names its base, a shipped model: the base's g_a, h_a, coding tables and integer decoder are used as
 they are. Files it writes name the base's decoder part (format version 3),
 so any install that has the base decodes them without this file. The
-shipped camera model is one (fllic-awgn-v7's codec behind a camera trunk),
-and so is every model ``fllic adapt`` writes.
+shipped camera model is one (fllic-awgn-v7 reading a per-pixel noise map of
+correlated noise), and so is every model ``fllic adapt`` writes.
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ def is_adapted_file(path) -> bool:
     return isinstance(state, dict) and state.get("format") == ADAPTED_FORMAT
 
 
-def with_trunk(base, trunk_state: dict[str, torch.Tensor], model_id: str, meta: dict | None = None,
+def with_trunk(base, trunk_state: dict[str, torch.Tensor] | None, model_id: str, meta: dict | None = None,
                trunk_config: dict | None = None):
     """A CodingModel: ``base`` behind the trunk ``trunk_state`` (of ``trunk_config``, by default the base
-    trunk's), its files naming ``base``'s decoder."""
+    trunk's; None keeps the base's own trunk), its files naming ``base``'s decoder."""
     from fllic.models.fllic_net import CodingModel
     from fllic.models.trunk import DenoisingTrunk, TrunkConfig
 
@@ -46,7 +46,8 @@ def with_trunk(base, trunk_state: dict[str, torch.Tensor], model_id: str, meta: 
         net.trunk = DenoisingTrunk(config)
         net.config = replace(net.config, trunk=config.channels, trunk_blocks=config.blocks,
                              trunk_kind=config.kind_input)
-    net.trunk.load_state_dict({k: v.float() for k, v in trunk_state.items()})
+    if trunk_state is not None:
+        net.trunk.load_state_dict({k: v.float() for k, v in trunk_state.items()})
     info = {**base.meta, **(meta or {}), "id": model_id, "decoder_id": base.decoder_id,
             "adapted_from": base.meta.get("id", "custom")}
     model = CodingModel(net.eval(), base.tables, base.decoder, info)
@@ -61,9 +62,13 @@ def save_adapted(model, path: Path, base=None) -> None:
 
     base = base or load(model.meta["adapted_from"])
     meta = {k: v for k, v in model.meta.items() if base.meta.get(k) != v and k not in ("id", "decoder_id")}
+    trunk = {k: v.detach().cpu().half() for k, v in model.net.trunk.state_dict().items()}
+    ours = base.net.trunk.state_dict()
+    if trunk.keys() == ours.keys() and all(torch.equal(v, ours[k].detach().cpu().half()) for k, v in trunk.items()):
+        trunk = None  # the base's own trunk: the file holds the metadata alone
     state = {"format": ADAPTED_FORMAT, "id": model.meta["id"], "base": base.meta["id"],
              "decoder_hash": model.decoder_hash.hex(), "trunk_config": asdict(model.net.trunk.config),
-             "trunk": {k: v.detach().cpu().half() for k, v in model.net.trunk.state_dict().items()}, "meta": meta}
+             "trunk": trunk, "meta": meta}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")

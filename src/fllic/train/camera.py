@@ -23,23 +23,27 @@ from fllic.models.adapted import save_adapted
 from fllic.models.registry import load
 
 
-def camera_model(base_id: str, trunk_checkpoint: Path, model_id: str, gain: float, notes: str = ""):
-    """``base_id``'s codec behind the trunk of ``trunk_checkpoint`` (a denoiser checkpoint or export)."""
+def camera_model(base_id: str, trunk_checkpoint: Path | None, model_id: str, gain: float, notes: str = ""):
+    """``base_id``'s codec behind the trunk of ``trunk_checkpoint`` (a denoiser checkpoint or export; None:
+    the base's own trunk), reading the per-pixel noise map of correlated noise at ``gain``."""
     from fllic.models.adapted import with_trunk
     from fllic.train.denoiser import trunk_of
 
+    meta = {"noise_map": True, "correlated_gain": float(gain), "notes": notes}
+    if trunk_checkpoint is None:
+        return with_trunk(load(base_id), None, model_id, meta)
     trunk = trunk_of(trunk_checkpoint)
     state = torch.load(trunk_checkpoint, map_location="cpu", weights_only=True)
-    meta = {"noise_map": True, "correlated_gain": float(gain), "trunk_steps": int(state.get("step", 0)),
-            "notes": notes}
     weights = {k: v.half() for k, v in trunk.state_dict().items()}
-    return with_trunk(load(base_id), weights, model_id, meta, asdict(trunk.config))
+    return with_trunk(load(base_id), weights, model_id, {**meta, "trunk_steps": int(state.get("step", 0))},
+                      asdict(trunk.config))
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m fllic.train.camera", description=__doc__)
     p.add_argument("--base", default="fllic-awgn-v7", help="the shipped model whose codec the camera model uses")
-    p.add_argument("--trunk", type=Path, required=True, help="the camera trunk: a denoiser checkpoint or export")
+    p.add_argument("--trunk", type=Path, default=None,
+                   help="the camera trunk: a denoiser checkpoint or export (default: the base's own trunk)")
     p.add_argument("--id", required=True, help="the camera model's id")
     p.add_argument("--gain", type=float, required=True, help="the correlated gain (see the module docstring)")
     p.add_argument("--notes", default="", help="free text stored in the model's metadata")
