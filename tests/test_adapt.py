@@ -14,7 +14,7 @@ from fllic._errors import InputError, ModelMismatchError
 from fllic.adapt import AdaptOptions, adapt, neighbour_pair, sub_image
 from fllic.cli import main
 from fllic.models.adapted import load_adapted
-from fllic.models.registry import CAMERA_MODEL, load
+from fllic.models.registry import CAMERA_JPEG_MODEL, load
 from tests.conftest import noisy_image
 
 TINY = AdaptOptions(minutes=5.0, steps=1, patch=32, batch=1, threads=1, checkpoint_every=1)
@@ -64,7 +64,7 @@ def test_adapted_file_decodes_on_a_stock_install(photos, tmp_path):
     out = tmp_path / "cam.fllicm"
     adapt(photos, out, options=TINY, workdir=tmp_path / "work", progress=False)
     model = load_adapted(out)
-    base = load(CAMERA_MODEL)
+    base = load(CAMERA_JPEG_MODEL)
     assert model.decoder_hash == base.decoder_hash and model.hash != base.hash
     img = noisy_image(np.random.default_rng(5), 64, 80)
     res = fllic.codec.encode_detailed(img, model=str(out))
@@ -111,3 +111,14 @@ def test_adapt_cli_and_its_errors(photos, tmp_path, capsys):
     with pytest.raises(InputError, match="at least 96x96"):
         adapt(photos, tmp_path / "x.fllicm", options=AdaptOptions(**{**TINY.__dict__, "patch": 96}),
               workdir=tmp_path / "w", progress=False)
+
+
+def test_the_camera_model_is_v7_reading_a_noise_map():
+    """fllic-camera-v5 keeps v7's trunk and codec: its file holds metadata alone, and its files name v7's decoder."""
+    from fllic.models.registry import find, weights_path
+
+    state = torch.load(weights_path(find(CAMERA_JPEG_MODEL)), weights_only=True)
+    assert state["base"] == "fllic-awgn-v7" and state["trunk"] is None
+    model, v7 = load(CAMERA_JPEG_MODEL), load("fllic-awgn-v7")
+    assert model.meta["noise_map"] and model.meta["correlated_gain"] > 1
+    assert model.decoder_id == "fllic-awgn-v7" and model.decoder_hash == v7.decoder_hash

@@ -116,10 +116,13 @@ def test_auto_mode_picks_the_camera_model_for_correlated_noise_only(monkeypatch,
     assert registry.auto_model(white) == registry.DEFAULT_MODEL
     # Where the camera model is installed it takes correlated noise; where its weights are missing, the default does.
     assert registry.auto_model(camera) == registry.CAMERA_MODEL  # shipped
+    assert registry.auto_model(camera, from_jpeg=True) == registry.CAMERA_JPEG_MODEL  # a camera's own JPEG
+    assert registry.auto_model(white, from_jpeg=True) == registry.DEFAULT_MODEL
     monkeypatch.setattr(registry, "weights_path", lambda i: tmp_path / i.filename)
     assert registry.auto_model(camera) == registry.DEFAULT_MODEL
     registry.weights_path(registry.find(registry.CAMERA_MODEL)).write_bytes(b"")
     assert registry.auto_model(camera) == registry.CAMERA_MODEL
+    assert registry.auto_model(camera, from_jpeg=True) == registry.CAMERA_MODEL  # the JPEG model is missing
     assert registry.auto_model(white) == registry.DEFAULT_MODEL
 
 

@@ -73,19 +73,19 @@ def test_blind_camera_noise_goes_to_the_camera_model_and_is_denoised():
 
 
 def test_blind_quality_takes_the_levels_of_the_model_auto_mode_picks():
-    """Correlated noise goes to the camera model, which has v7's eight levels; --quality 8 is one of them, and a
-    level beyond them is refused naming the model."""
-    from fllic.models.registry import CAMERA_MODEL, load
+    """Correlated noise in a camera JPEG goes to the camera-JPEG model, which has v7's eight levels; --quality 8 is
+    one of them, and a level beyond them is refused naming the model."""
+    from fllic.models.registry import CAMERA_JPEG_MODEL, load
     from fllic.noise.camera import isp_noise, sample_params
 
     yy, xx = np.mgrid[0:192, 0:256]
     clean = np.stack([100 + 60 * np.sin(xx / 13.0), 120 + 50 * np.cos(yy / 11.0), 90 + 40 * np.sin((xx + yy) / 17.0)], 2)
     clean = np.clip(np.rint(clean), 0, 255).astype(np.uint8)
     noisy, _, _ = isp_noise(clean, np.random.default_rng(3), sample_params(np.random.default_rng(3), shot=3e-3))
-    levels = len(load(CAMERA_MODEL).meta["quality_scales"])
-    res = fllic.codec.encode_detailed(noisy, quality=levels)
-    assert res.model_id == CAMERA_MODEL and res.quality == levels == 8
+    levels = len(load(CAMERA_JPEG_MODEL).meta["quality_scales"])
+    res = fllic.codec.encode_detailed(noisy, quality=levels, from_jpeg=True)
+    assert res.model_id == CAMERA_JPEG_MODEL and res.quality == levels == 8
     assert fllic.info(res.data)["decoder_id"] == "fllic-awgn-v7"
     assert np.array_equal(fllic.decode(res.data), res.pixels)
-    with pytest.raises(fllic.FllicError, match=f"1 to 8 for model '{CAMERA_MODEL}'"):
-        fllic.encode(noisy, quality=9)
+    with pytest.raises(fllic.FllicError, match=f"1 to 8 for model '{CAMERA_JPEG_MODEL}'"):
+        fllic.encode(noisy, quality=9, from_jpeg=True)

@@ -167,7 +167,7 @@ def adapt(photos: list[Path], out: Path, base=None, options: AdaptOptions | None
     from tqdm import tqdm
 
     from fllic.models.adapted import save_adapted, with_trunk
-    from fllic.models.registry import CAMERA_MODEL, resolve
+    from fllic.models.registry import CAMERA_JPEG_MODEL, resolve
 
     opts = options or AdaptOptions()
     if opts.patch % 16 or opts.patch < 32:
@@ -175,7 +175,7 @@ def adapt(photos: list[Path], out: Path, base=None, options: AdaptOptions | None
     if not photos:
         raise InputError("give at least one noisy photograph to adapt to")
     torch.set_num_threads(opts.threads)
-    stock = resolve(base if base is not None else CAMERA_MODEL)
+    stock = resolve(base if base is not None else CAMERA_JPEG_MODEL)
     teacher = copy.deepcopy(stock.net.trunk).float().eval()
     trunk = copy.deepcopy(stock.net.trunk).float().train()
     for p in teacher.parameters():

@@ -152,7 +152,7 @@ def _compress(job: Job, opts: Options) -> tuple[int, int]:
         jpeg = f.read(3) == b"\xff\xd8\xff"  # a camera JPEG: never coded larger than itself
     res = encode_detailed(image.array, sigma=opts.sigma, model=opts.model, quality=opts.quality, tile=opts.tile,
                           max_pixels=opts.max_pixels, icc=image.icc, exif=image.exif, refine=opts.refine,
-                          max_bytes=job.src.stat().st_size if jpeg else None)
+                          max_bytes=job.src.stat().st_size if jpeg else None, from_jpeg=jpeg)
     _atomic_write(job.dst, lambda p: p.write_bytes(res.data))
     return image.pixels.shape[0] * image.pixels.shape[1], len(res.data)
 

@@ -85,13 +85,13 @@ def cmd_compress(args) -> int:
     image = read_image_file(raw)
     jpeg = raw[:3] == b"\xff\xd8\xff"
     if jpeg and _sigma(args.sigma) is not None:
-        # Blind, a JPEG's noise reads as correlated and goes to the camera model, trained on camera JPEGs.
+        # Blind, a JPEG's noise reads as correlated and goes to the camera-JPEG model.
         warnings.warn("the input is a JPEG: its noise was reshaped by the camera's processing and JPEG, which a "
                       "given sigma may not describe; leave out --sigma to let auto mode measure it", FllicWarning)
     res = encode_detailed(image.array, sigma=_sigma(args.sigma), model=args.model, quality=args.quality,
                           device=args.device, tile=args.tile, progress=not args.quiet, max_pixels=args.max_pixels,
                           icc=image.icc, exif=image.exif, refine=_refine(args),
-                          max_bytes=len(raw) if jpeg else None)
+                          max_bytes=len(raw) if jpeg else None, from_jpeg=jpeg)
     _write(args, res.data, () if src == STDIO else (Path(src),))
     h, w = image.pixels.shape[:2]
     real = 8 * len(res.data)
@@ -369,7 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("-o", "--output", required=True, help="the adapted model file to write (e.g. my-camera.fllicm)")
     a.add_argument("--minutes", type=float, default=20.0, help="training time of this run (default: 20)")
     a.add_argument("--steps", type=int, default=None, help="stop at this many steps in all instead")
-    a.add_argument("--model", default=None, help="the shipped model to adapt (default: auto mode's camera model)")
+    a.add_argument("--model", default=None, help="the shipped model to adapt (default: auto mode's camera-JPEG model)")
     a.add_argument("--id", default=None, help="the adapted model's name in its files (default: OUTPUT's stem)")
     a.add_argument("--threads", type=int, default=2, help="CPU threads (default: 2)")
     a.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -237,7 +237,8 @@ def _quality_scale(model, quality: int | None, sigma8: float, grey: bool = False
 def encode_detailed(array, sigma: float | None = None, model=None, quality: int | None = None,
                     max_pixels: int = fmt.DEFAULT_MAX_PIXELS, device: str | None = None,
                     tile: int = DEFAULT_TILE, progress: bool = False, *, icc: bytes | None = None,
-                    exif: bytes | None = None, refine: int = 0, max_bytes: int | None = None) -> EncodeResult:
+                    exif: bytes | None = None, refine: int = 0, max_bytes: int | None = None,
+                    from_jpeg: bool = False) -> EncodeResult:
     """encode(), also returning the decoded pixels, the model and the model's estimated bits."""
     from fllic.models.registry import auto_model, resolve
 
@@ -248,7 +249,7 @@ def encode_detailed(array, sigma: float | None = None, model=None, quality: int 
         raise LimitError(f"image of {w}x{h} exceeds the limit of {max_pixels} pixels")
     sections = _metadata(icc, exif)
     level = _blind_level(img) if sigma is None else None
-    m = _on_device(resolve(model if model is not None else auto_model(level)), device)
+    m = _on_device(resolve(model if model is not None else auto_model(level, from_jpeg)), device)
     if level is not None:
         level = _level_for(m, level)
         sigma = level.sigma if depth == 8 else 257.0 * level.sigma
@@ -336,7 +337,8 @@ def _checked_sigma(sigma, depth: int, m) -> float:
 
 def encode(array, sigma: float | None = None, model=None, quality: int | None = None,
            device: str | None = None, tile: int = DEFAULT_TILE, *, icc: bytes | None = None,
-           exif: bytes | None = None, refine: int = 0, max_bytes: int | None = None) -> bytes:
+           exif: bytes | None = None, refine: int = 0, max_bytes: int | None = None,
+           from_jpeg: bool = False) -> bytes:
     """Compress a noisy image to .fllic bytes.
 
     ``array`` is uint8 or uint16: (H, W) grey, (H, W, 2) grey + alpha, (H, W, 3)
@@ -363,10 +365,12 @@ def encode(array, sigma: float | None = None, model=None, quality: int | None = 
     0.4 % more bits). The decoder and the file format are the same either way.
     ``max_bytes`` caps the file when no ``quality`` is given: the default level
     steps down until the file fits or level 1 is reached (``fllic compress``
-    caps a JPEG input at the JPEG's own size).
+    caps a JPEG input at the JPEG's own size). ``from_jpeg`` says the image
+    was decoded from a camera's JPEG: blind, its correlated noise goes to the
+    camera-JPEG model (``fllic compress`` sets it for JPEG files).
     """
     return encode_detailed(array, sigma=sigma, model=model, quality=quality, device=device, tile=tile,
-                           icc=icc, exif=exif, refine=refine, max_bytes=max_bytes).data
+                           icc=icc, exif=exif, refine=refine, max_bytes=max_bytes, from_jpeg=from_jpeg).data
 
 
 def decode_detailed(data: bytes, model=None, max_pixels: int = fmt.DEFAULT_MAX_PIXELS, device: str | None = None,

@@ -114,7 +114,7 @@ def measure(items, model, cbm3d_sigmas, size: int = CROP) -> list[dict]:
         level = estimate_level(noisy)
         row = {"scene": scene, "noisy": psnr(noisy, ref), "source_bpp": 8.0 * source / pixels,
                "sigma": level.sigma, "kind": level.kind}
-        res = encode_detailed(noisy, sigma=None, model=model, max_bytes=source)
+        res = encode_detailed(noisy, sigma=None, model=model, max_bytes=source, from_jpeg=True)
         row.update(fllic=psnr(res.pixels, ref), fllic_bpp=8.0 * len(res.data) / pixels,
                    fllic_sigma=res.sigma, fllic_quality=res.quality, fllic_model=res.model_id)
         if cbm3d_sigmas:
@@ -166,7 +166,7 @@ def gain_sweep(items, model, gains, size: int = CROP) -> dict[str, dict[float, t
         base = psnr(noisy, ref)
         out[scene] = {}
         for g, m in models.items():
-            res = encode_detailed(noisy, sigma=None, model=m, max_bytes=source)
+            res = encode_detailed(noisy, sigma=None, model=m, max_bytes=source, from_jpeg=True)
             out[scene][g] = (psnr(res.pixels, ref) - base, 8.0 * len(res.data) / (noisy.shape[0] * noisy.shape[1]))
     return out
 

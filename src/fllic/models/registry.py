@@ -113,7 +113,8 @@ SHIPPED: tuple[ModelInfo, ...] = (
     ),
 )
 DEFAULT_MODEL = "fllic-awgn-v7"  # v1 to v6 stay shipped: their files still decode
-CAMERA_MODEL = "fllic-camera-v5"  # what --sigma auto picks for correlated (camera, JPEG) noise
+CAMERA_MODEL = "fllic-camera-v3"  # what --sigma auto picks for correlated noise in raw conversions (PNG, TIFF)
+CAMERA_JPEG_MODEL = "fllic-camera-v5"  # ... and in a camera's own JPEGs (results/real_polyu.md)
 
 
 def weights_path(info: ModelInfo) -> Path:
@@ -163,10 +164,21 @@ def resolve(model=None):
     raise ModelMismatchError(f"cannot use {model!r} as a model; pass a model id or a CodingModel")
 
 
-def auto_model(level=None) -> str:
-    """The model for a blind noise estimate (fllic.noise.NoiseLevel): the camera model for
-    correlated noise when it is installed, the default model otherwise."""
-    if level is not None and level.correlated and any(i.id == CAMERA_MODEL for i in SHIPPED):
-        if weights_path(find(CAMERA_MODEL)).exists():
-            return CAMERA_MODEL
+def auto_model(level=None, from_jpeg: bool = False) -> str:
+    """The model for a blind noise estimate (fllic.noise.NoiseLevel): for correlated noise, the camera
+    model, or for an image decoded from a JPEG the camera-JPEG model, when installed; the default otherwise.
+
+    A camera's own JPEG engine reduces noise and sharpens before it compresses:
+    the noise it leaves is coarser grained (correlated over 8 pixels, mostly
+    luma; results/real_noise.md) than demosaicing alone leaves in a raw
+    conversion, and fllic-camera-v3's trunk, trained on the latter, gained
+    only +0.2 to +0.5 dB on real camera JPEGs, where v7's trunk reading twice
+    the blind level gains +2.7 dB (results/real_gain.md). On raw-converted
+    camera noise the reverse holds (results/blind_camera_v5.md).
+    """
+    if level is None or not level.correlated:
+        return DEFAULT_MODEL
+    for model_id in ((CAMERA_JPEG_MODEL,) if from_jpeg else ()) + (CAMERA_MODEL,):
+        if any(i.id == model_id for i in SHIPPED) and weights_path(find(model_id)).exists():
+            return model_id
     return DEFAULT_MODEL
