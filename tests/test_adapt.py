@@ -122,3 +122,5 @@ def test_the_camera_model_is_v7_reading_a_noise_map():
     model, v7 = load(CAMERA_JPEG_MODEL), load("fllic-awgn-v7")
     assert model.meta["noise_map"] and model.meta["correlated_gain"] > 1
     assert model.decoder_id == "fllic-awgn-v7" and model.decoder_hash == v7.decoder_hash
+    ours, theirs = model.net.trunk.state_dict(), v7.net.trunk.state_dict()
+    assert all(torch.equal(ours[k], theirs[k]) for k in theirs)  # v7's trunk itself, not a fresh one

@@ -254,3 +254,29 @@ def test_crop_figure_has_a_row_per_sigma(tiny_model, rng, monkeypatch):
     assert fig.dtype == np.uint8 and fig.ndim == 3
     assert fig.shape[0] == 2 * (40 + 18 + 4)  # two rows of labelled tiles
     assert fig.shape[1] == 3 * (40 + 4)  # noisy, fllic, clean
+
+
+def test_real_photograph_bench_caps_at_the_source_jpeg(tmp_path, capsys):
+    """bench.real on generated NAME_Real.jpg / NAME_mean.png pairs: rows, the size cap, the gain sweep."""
+    from PIL import Image
+
+    from fllic.bench.real import folds, main as real_main, pairs
+    from tests.conftest import noisy_image
+
+    rng = np.random.default_rng(0)
+    for name in ("camA_one", "camA_two", "camB_three"):
+        clean = noisy_image(rng, 96, 96)
+        Image.fromarray(clean).save(tmp_path / f"{name}_mean.png")
+        noisy = np.clip(clean + rng.normal(0, 6, clean.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(noisy).save(tmp_path / f"{name}_Real.jpg", quality=80)
+    assert [s for s, _, _ in pairs(tmp_path)] == ["camA_one", "camA_two", "camB_three"]
+    assert folds(["a", "b", "c"]) == (["a", "c"], ["b"])
+    out = tmp_path / "real.md"
+    assert real_main(["--data", str(tmp_path), "--crop", "64", "--cbm3d-sigmas", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "**mean of 3**" in text and "python -m fllic.bench.real" in text
+    for line in text.splitlines()[8:11]:  # each photograph's fllic bpp is at most its source JPEG's
+        cells = [c.strip() for c in line.split("|")]
+        assert float(cells[7]) <= float(cells[4]) + 1e-9
+    assert real_main(["--data", str(tmp_path), "--crop", "64", "--gains", "1", "2"]) == 0
+    assert "| camA (2) |" in capsys.readouterr().out

@@ -41,9 +41,10 @@ def pairs(root: Path) -> list[tuple[str, Path, Path]]:
     """(scene, noisy file, reference file) for every ``*_Real.*`` with a ``*_mean.*`` beside it, by name."""
     out = []
     for noisy in sorted(root.glob("*_Real.*")):
-        ref = noisy.with_name(noisy.name.replace("_Real.", "_mean."))
-        if ref.exists():
-            out.append((noisy.name.split("_Real.")[0], noisy, ref))
+        scene = noisy.name.split("_Real.")[0]
+        refs = sorted(root.glob(f"{scene}_mean.*"))
+        if refs:
+            out.append((scene, noisy, refs[0]))
     return out
 
 
@@ -99,7 +100,7 @@ def _jxl(img: np.ndarray, distance: float = 1.0) -> tuple[np.ndarray, int]:
     return np.asarray(imagecodecs.jpegxl_decode(data))[..., :3], len(data)
 
 
-def measure(items, model, cbm3d_sigmas, size: int = CROP) -> list[dict]:
+def measure(items, model, cbm3d_sigmas, size: int = CROP, stock: bool = False) -> list[dict]:
     """One row per photo: the noisy crop, fllic blind, and CBM3D at its best sigma, against the reference."""
     from tqdm import tqdm
 
@@ -117,6 +118,9 @@ def measure(items, model, cbm3d_sigmas, size: int = CROP) -> list[dict]:
         res = encode_detailed(noisy, sigma=None, model=model, max_bytes=source, from_jpeg=True)
         row.update(fllic=psnr(res.pixels, ref), fllic_bpp=8.0 * len(res.data) / pixels,
                    fllic_sigma=res.sigma, fllic_quality=res.quality, fllic_model=res.model_id)
+        if stock:  # beside an adapted model: the stock blind mode on the same photograph
+            base = encode_detailed(noisy, sigma=None, max_bytes=source, from_jpeg=True)
+            row.update(stock=psnr(base.pixels, ref), stock_bpp=8.0 * len(base.data) / pixels)
         if cbm3d_sigmas:
             scores = {s: psnr(_cbm3d(noisy, s), ref) for s in cbm3d_sigmas}
             best = max(scores, key=scores.get)
@@ -190,6 +194,9 @@ def table(rows: list[dict]) -> list[str]:
     has_cbm3d = "cbm3d" in rows[0]
     head = "| photo | σ read | noisy dB | source JPEG bpp | fllic dB | gain | fllic bpp | model, level |"
     rule = "|---|---:|---:|---:|---:|---:|---:|---|"
+    if "stock" in rows[0]:
+        head += " stock fllic dB | stock gain | stock bpp |"
+        rule += "---:|---:|---:|"
     if has_cbm3d:
         head += " CBM3D best σ | CBM3D dB | gain | → JPEG-XL d1 dB | bpp |"
         rule += "---:|---:|---:|---:|---:|"
@@ -197,6 +204,8 @@ def table(rows: list[dict]) -> list[str]:
     for r in rows + [_mean_row(rows)]:
         line = (f"| {r['scene']} | {r['sigma']:.2f} | {r['noisy']:.2f} | {r['source_bpp']:.3f} | {r['fllic']:.2f} | "
                 f"{r['fllic'] - r['noisy']:+.2f} | {r['fllic_bpp']:.3f} | {r['fllic_model']}, {r['fllic_quality']} |")
+        if "stock" in r:
+            line += f" {r['stock']:.2f} | {r['stock'] - r['noisy']:+.2f} | {r['stock_bpp']:.3f} |"
         if has_cbm3d:
             line += (f" {r['cbm3d_sigma']} | {r['cbm3d']:.2f} | {r['cbm3d'] - r['noisy']:+.2f} | "
                      f"{r['cbm3d_jxl']:.2f} | {r['cbm3d_jxl_bpp']:.3f} |")
@@ -254,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
                  "noise reading scaled by the gain.", ""] + sweep_table(gain_sweep(items, model, args.gains, args.crop))
         emit("\n".join(lines) + "\n", args.out)
         return 0
-    rows = measure(items, args.model, args.cbm3d_sigmas, args.crop)
+    rows = measure(items, args.model, args.cbm3d_sigmas, args.crop, stock=bool(args.adapt_on))
     model = f"`{args.model}`" if args.model else "chosen by auto mode"
     if args.adapt_on:
         model = (f"adapted by `fllic adapt` for {args.adapt_minutes:g} minutes on the noisy photographs of fold "

@@ -41,7 +41,7 @@ def with_trunk(base, trunk_state: dict[str, torch.Tensor] | None, model_id: str,
     if base.net.trunk is None:
         raise ModelMismatchError(f"model {base.meta.get('id')!r} has no denoising trunk to replace")
     net = copy.deepcopy(base.net)
-    if trunk_config is not None:
+    if trunk_state is not None and trunk_config is not None:
         config = TrunkConfig(**{**trunk_config, "channels": tuple(trunk_config["channels"])})
         net.trunk = DenoisingTrunk(config)
         net.config = replace(net.config, trunk=config.channels, trunk_blocks=config.blocks,
