@@ -200,3 +200,11 @@ def test_sigma_auto_and_jpeg_warning(tmp_path, rng, tiny_model_path, capsys):
     assert "fllic: warning: the input is a JPEG" in capsys.readouterr().err
     assert main(["compress", str(src), "-o", str(out), "--sigma", "loud", "--force", "--model", str(tiny_model_path)]) == 1
     assert "--sigma must be a number or auto" in capsys.readouterr().err
+
+
+def test_an_unreadable_image_is_named_without_python_reprs(tmp_path, capsys):
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    assert main(["compress", str(bad), "-o", str(tmp_path / "n.fllic"), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}: not a readable image" in err and "<stdin>" not in err and "object at 0x" not in err

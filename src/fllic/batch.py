@@ -139,6 +139,7 @@ def run_one(job: Job, opts: Options) -> Outcome:
         pixels, size = (_compress if opts.mode == "compress" else _decompress)(job, opts)
     except Exception as e:  # noqa: BLE001 - one file's failure, whatever it is, must not stop the others
         first = str(e).splitlines()[0] if str(e) else ""
+        first = first.removeprefix(f"{job.src}: ")  # the table names the file already
         return Outcome(str(job.src), "failed", error=first or type(e).__name__)
     return Outcome(str(job.src), "done", time.perf_counter() - t0, pixels, size)
 

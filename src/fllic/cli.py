@@ -82,7 +82,7 @@ def cmd_compress(args) -> int:
 
     (src,) = args.inputs
     raw = _read_bytes(src)
-    image = read_image_file(raw)
+    image = read_image_file(raw, name="<stdin>" if src == STDIO else str(src))
     jpeg = raw[:3] == b"\xff\xd8\xff"
     if jpeg and _sigma(args.sigma) is not None:
         # Blind, a JPEG's noise reads as correlated and goes to the camera-JPEG model.

@@ -21,6 +21,8 @@ tags (make, model, orientation, date, artist, copyright).
 
 from __future__ import annotations
 
+import re
+
 import io
 import struct
 import warnings
@@ -78,10 +80,11 @@ def read_image(path: str | Path | bytes) -> np.ndarray:
     return read_image_file(path).pixels
 
 
-def read_image_file(path: str | Path | bytes) -> ImageFile:
-    """Read an image file, or the file's bytes, at its full bit depth, with alpha, ICC and EXIF."""
+def read_image_file(path: str | Path | bytes, name: str = "<stdin>") -> ImageFile:
+    """Read an image file, or the file's bytes (called ``name`` in errors), at its full bit depth, with alpha,
+    ICC and EXIF."""
     if isinstance(path, (bytes, bytearray, memoryview)):
-        data, name = bytes(path), "<stdin>"
+        data = bytes(path)
     else:
         p = Path(path)
         if not p.is_file():
@@ -95,7 +98,13 @@ def read_image_file(path: str | Path | bytes) -> ImageFile:
             return _read_tiff16(data, tags, name)
         return _read_pillow(data, name, tags)
     except OSError as e:  # Pillow's UnidentifiedImageError and truncated-file errors are OSErrors
-        raise InputError(f"{name}: not a readable image ({e})") from e
+        raise InputError(f"{name}: not a readable image ({_reason(e)})") from e
+
+
+def _reason(error: OSError) -> str:
+    """Pillow's message without the Python object it names (``<_io.BytesIO object at 0x...>``)."""
+    text = re.sub(r"\s*<[^>]* object at 0x[0-9a-f]+>", "", str(error)).strip()
+    return "not a known image format" if text in ("", "cannot identify image file") else text
 
 
 def _read_pillow(data: bytes, name: str, tiff_tags) -> ImageFile:
