@@ -257,3 +257,20 @@ def test_a_model_can_share_another_exports_encoder_file(tmp_path, rng):
     other = finalize(FLLIC(FllicConfig.tiny()), {"id": "tiny-c", "quality_scales": [2.0, 1.0]})
     with pytest.raises(ModelMismatchError, match="another encoder"):
         other.save(tmp_path / "c.pt", shared_encoder="a-encoder.pt")
+
+
+def test_best_effort_decodes_a_file_with_a_flipped_byte(tiny_model):
+    """The file CRC refuses a damaged file; verify=False (--best-effort) still gives its image, with warnings."""
+    import warnings
+
+    from fllic._errors import FllicError, FllicWarning
+
+    img = np.random.default_rng(3).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    data = bytearray(fllic.encode(img, sigma=10, model=tiny_model))
+    data[len(data) // 2] ^= 0x10
+    with pytest.raises(FllicError):
+        fllic.decode(bytes(data), model=tiny_model)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = fllic.decode(bytes(data), model=tiny_model, verify=False)
+    assert out.shape == img.shape and any(issubclass(w.category, FllicWarning) for w in caught)

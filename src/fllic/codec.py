@@ -376,7 +376,11 @@ def encode(array, sigma: float | None = None, model=None, quality: int | None = 
 def decode_detailed(data: bytes, model=None, max_pixels: int = fmt.DEFAULT_MAX_PIXELS, device: str | None = None,
                     tile: int = DEFAULT_TILE, progress: bool = False, verify: bool = True) -> DecodeResult:
     """decode(), also returning the bit depth, whether there is alpha, the ICC profile and EXIF."""
-    c = fmt.unpack(_as_bytes(data), max_pixels=max_pixels)
+    data = _as_bytes(data)
+    if not verify and not fmt.check(data):
+        warnings.warn("the file's CRC does not match its bytes: it is damaged; decoding it anyway", FllicWarning,
+                      stacklevel=3)
+    c = fmt.unpack(data, max_pixels=max_pixels, check_crc=verify)
     h = c.header
     m = _decoding_model(h, model, device)
     if h.pad_h != _padding(h.height) or h.pad_w != _padding(h.width):

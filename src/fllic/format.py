@@ -105,11 +105,12 @@ def pack(container: Container) -> bytes:
     return data + struct.pack("<I", zlib.crc32(data))
 
 
-def unpack(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Container:
+def unpack(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, check_crc: bool = True) -> Container:
     """Parse and validate a .fllic file; raises FormatError or LimitError.
 
     The alpha section is checked for presence here and decompressed (and
-    checked) by :func:`unpack_alpha`.
+    checked) by :func:`unpack_alpha`. ``check_crc=False`` (a best-effort
+    decode of a damaged file) reads on past a file CRC mismatch.
     """
     data = bytes(data)
     if not data.startswith(MAGIC):
@@ -126,7 +127,7 @@ def unpack(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Container:
         raise FormatError(f".fllic format version {version} is not supported (this fllic reads versions "
                           f"{VERSION} and {VERSION_DECODER}): install a newer fllic")
     body, (crc,) = data[:-4], struct.unpack("<I", data[-4:])
-    if zlib.crc32(body) != crc:
+    if check_crc and zlib.crc32(body) != crc:
         raise FormatError("corrupt or truncated .fllic file (file CRC mismatch)")
     pos = len(MAGIC) + 1
     (hlen,) = struct.unpack_from("<I", body, pos)
