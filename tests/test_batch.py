@@ -94,3 +94,18 @@ def test_unreachable_scheduler_is_one_line(tmp_path, photos, tiny_model_path, ca
                  "--scheduler", "tcp://127.0.0.1:9", "-q"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("fllic: error: cannot reach the Dask scheduler") and err.count("\n") == 1
+
+
+def test_batch_outputs_follow_the_umask(tmp_path):
+    import os
+    import stat
+
+    from fllic.batch import _atomic_write
+
+    out = tmp_path / "o" / "a.bin"
+    old = os.umask(0o022)
+    try:
+        _atomic_write(out, lambda p: p.write_bytes(b"x"))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644
