@@ -15,6 +15,7 @@ jobs go on; the summary says how many succeeded.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import tempfile
@@ -110,7 +111,9 @@ def _atomic_write(path: Path, write) -> None:
         raise
 
 
+@functools.lru_cache(maxsize=1)
 def _umask() -> int:
+    """The process's umask, read once (reading it means setting it, which threads must not race)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
