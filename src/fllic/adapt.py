@@ -161,7 +161,7 @@ def adapt(photos: list[Path], out: Path, base=None, options: AdaptOptions | None
           workdir: Path | None = None, model_id: str | None = None, progress: bool = True) -> AdaptResult:
     """Fit ``base``'s trunk (default: the camera model auto mode picks) to ``photos`` and write ``out``.
 
-    Resumes from ``workdir`` (default ``~/.cache/fllic/adapt/<out's name>``)
+    Resumes from ``workdir`` (default ``~/.cache/fllic/adapt/<out's stem>-work``)
     when it holds a checkpoint of the same photographs and base.
     """
     from tqdm import tqdm
@@ -181,7 +181,7 @@ def adapt(photos: list[Path], out: Path, base=None, options: AdaptOptions | None
     for p in teacher.parameters():
         p.requires_grad_(False)
     optimiser = torch.optim.Adam(trunk.parameters(), lr=opts.lr)
-    workdir = workdir or Path.home() / ".cache" / "fllic" / "adapt" / Path(out).name
+    workdir = workdir or Path.home() / ".cache" / "fllic" / "adapt" / f"{Path(out).stem}-work"
     settings = {k: v for k, v in asdict(opts).items() if k not in ("minutes", "steps", "threads", "checkpoint_every")}
     key = {"photos": sorted(str(Path(p).resolve()) for p in photos), "base": stock.hash.hex(), **settings}
     step, elapsed = _resume(workdir / "checkpoint.pt", key, trunk, optimiser)

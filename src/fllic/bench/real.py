@@ -131,18 +131,18 @@ def measure(items, model, cbm3d_sigmas, size: int = CROP, stock: bool = False) -
     return rows
 
 
-def _adapt_on_fold(items, fold: str, minutes: float, out: Path | None) -> Path:
+def _adapt_on_fold(items, fold: str, minutes: float, out: Path | None):
     """fllic adapt on the noisy photographs (never the references) of one fold's scenes; the model's path."""
     from fllic.adapt import AdaptOptions, adapt
 
     scenes = set(folds([s for s, _, _ in items])[fold == "b"])
     photos = [noisy for scene, noisy, _ in items if scene in scenes]
-    out = out or Path.home() / ".cache" / "fllic" / "adapt" / f"real-fold-{fold}.fllicm"
+    out = out or Path.home() / ".cache" / "fllic" / "adapted" / f"real-fold-{fold}.fllicm"
     out.parent.mkdir(parents=True, exist_ok=True)
     res = adapt(photos, out, options=AdaptOptions(minutes=minutes))
     print(f"adapted on fold {fold} ({len(photos)} photographs): {res.steps} steps in {res.minutes:.1f} minutes",
           file=sys.stderr)
-    return out
+    return res
 
 
 def with_gain(model, gain: float):
@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
                         "adapted model on the other fold")
     p.add_argument("--adapt-minutes", type=float, default=15.0, help="the adaptation's time (with --adapt-on)")
     p.add_argument("--adapted", type=Path, default=None,
-                   help="with --adapt-on: where to write the adapted model (default: ~/.cache/fllic/adapt/)")
+                   help="with --adapt-on: where to write the adapted model (default: ~/.cache/fllic/adapted/)")
     p.add_argument("--gains", type=float, nargs="+", default=None,
                    help="instead: sweep the model's correlated_gain over these values (choosing it on development "
                         "photographs), per camera")
@@ -247,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.adapt_on:
         args.fold = "b" if args.adapt_on == "a" else "a"
-        args.model = str(_adapt_on_fold(items, args.adapt_on, args.adapt_minutes, args.adapted))
+        adapted = _adapt_on_fold(items, args.adapt_on, args.adapt_minutes, args.adapted)
+        args.model = str(adapted.path)
     if args.fold:
         keep = set(folds([s for s, _, _ in items])[args.fold == "b"])
         items = [it for it in items if it[0] in keep]
@@ -266,8 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = measure(items, args.model, args.cbm3d_sigmas, args.crop, stock=bool(args.adapt_on))
     model = f"`{args.model}`" if args.model else "chosen by auto mode"
     if args.adapt_on:
-        model = (f"adapted by `fllic adapt` for {args.adapt_minutes:g} minutes on the noisy photographs of fold "
-                 f"{args.adapt_on} (no reference), measured on fold {args.fold}")
+        model = (f"adapted by `fllic adapt` on the noisy photographs of fold {args.adapt_on} (no reference; "
+                 f"{adapted.steps} steps in {adapted.minutes:.1f} minutes in all, resumed runs included), measured "
+                 f"on fold {args.fold}, with the stock blind mode beside it")
     lines = ["# Real camera photographs, blind", "", f"`{command('python -m fllic.bench.real', argv)}`", "",
              f"{len(rows)} photographs of {args.data.name}" + (f" (fold {args.fold})" if args.fold else "")
              + f", the centre {args.crop}x{args.crop} crop of each; no sigma given, model {model}, default level, "
