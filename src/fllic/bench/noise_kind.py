@@ -47,11 +47,11 @@ def measure(files: list[Path], crop: int) -> tuple[list[tuple], list[tuple]]:
 
     from fllic.bench.real import centre_crop
     from fllic.noise.camera import camera_noise, isp_noise, sample_params
-    from fllic.train.data import _load
+    from fllic.imageio import read_image
 
     white, camera = [], []
     for k, f in enumerate(tqdm(files, desc="crops", unit="image")):
-        c = centre_crop(_load(f), crop)
+        c = centre_crop(read_image(f), crop)
         rng = np.random.default_rng(k)
         for sigma in SIGMAS:
             for grey in (False, True):

@@ -90,12 +90,12 @@ def synthetic_rows(data: Path, count: int, size: int = 256) -> dict[str, list[di
     """Noise statistics of the two synthetic pipelines on ``count`` crops of training photographs."""
     from fllic.noise import estimate_level
     from fllic.noise.camera import camera_noise, isp_noise, noise_free, sample_params
-    from fllic.train.data import _load
+    from fllic.imageio import read_image
 
     files = sorted((data / "WikipediaPhotos").glob("*.png"))[:count]
     out: dict[str, list[dict]] = {"Brooks pipeline, JPEG 90": [], "in-camera JPEG engine": []}
     for k, f in enumerate(files):
-        clean = centre_crop(_load(f), size)
+        clean = centre_crop(read_image(f), size)
         params = sample_params(np.random.default_rng(k), shot=2e-3)
         noisy, _ = camera_noise(clean, np.random.default_rng(100 + k), replace(params, jpeg_quality=90))
         ref = noise_free(clean, params)
