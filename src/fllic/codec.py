@@ -244,9 +244,8 @@ def encode_detailed(array, sigma: float | None = None, model=None, quality: int 
 
     img, alpha, depth = _as_image(array)
     refine = _refine_steps(refine)
-    h, w = img.shape[:2]
-    if h * w > max_pixels:
-        raise LimitError(f"image of {w}x{h} exceeds the limit of {max_pixels} pixels")
+    if img.shape[0] * img.shape[1] > max_pixels:
+        raise LimitError(f"image of {img.shape[1]}x{img.shape[0]} exceeds the limit of {max_pixels} pixels")
     sections = _metadata(icc, exif)
     level = _blind_level(img) if sigma is None else None
     m = _on_device(resolve(model if model is not None else auto_model(level, from_jpeg)), device)
@@ -254,28 +253,35 @@ def encode_detailed(array, sigma: float | None = None, model=None, quality: int 
         level = _level_for(m, level)
         sigma = level.sigma if depth == 8 else 257.0 * level.sigma
     sigma = _checked_sigma(sigma, depth, m)
-    s8 = _model_sigma(sigma, depth)
     level_map = _trunk_noise_map(img, level) if m.meta.get("noise_map") else None
     chosen, capped = quality, quality is None and max_bytes is not None
     while True:
-        quality, q = _quality_scale(m, chosen, s8, grey=img.ndim == 2, refined=refine > 0)
-        comp = m.compress(_model_input(img), s8, q, tile=_tile(tile), progress=progress, noise_map=level_map,
-                          refine=refine)
-        colour = 1 if img.ndim == 2 else 3
-        pixels = _with_alpha(_pixels(comp.pixels, h, w, colour, depth), alpha)
-        header = fmt.Header(
-            model_id=m.meta.get("id", "custom"), weights_hash=m.hash, height=h, width=w,
-            channels=colour + (alpha is not None), bit_depth=depth, pad_h=_padding(h), pad_w=_padding(w),
-            sigma=sigma, step_scale=q, quality=quality, pixels_crc32=pixels_crc32(pixels),
-            **_decoder_fields(m),
-        )
-        coded = {"Z": comp.strings[0], "Y": comp.strings[1],
-                 **({"A": fmt.pack_alpha(alpha, depth)} if alpha is not None else {}), **sections}
-        data = fmt.pack(fmt.Container(header, coded))
-        if capped and len(data) > max_bytes and quality > 1:
-            chosen = quality - 1  # over the size cap: the next coarser level
+        res = _code_at(m, img, alpha, depth, sigma, chosen, sections, tile, progress, level_map, refine)
+        if capped and len(res.data) > max_bytes and res.quality > 1:
+            chosen = res.quality - 1  # over the size cap: the next coarser level
             continue
-        return EncodeResult(data, pixels, comp.estimated_bits, sigma, quality, depth, m.meta.get("id", "custom"))
+        return res
+
+
+def _code_at(m, img, alpha, depth: int, sigma: float, quality: int | None, sections: dict, tile, progress: bool,
+             level_map, refine: int) -> EncodeResult:
+    """One coding of the colour at ``quality`` (None: the model's default for the noise level), packed."""
+    s8 = _model_sigma(sigma, depth)
+    h, w = img.shape[:2]
+    quality, q = _quality_scale(m, quality, s8, grey=img.ndim == 2, refined=refine > 0)
+    comp = m.compress(_model_input(img), s8, q, tile=_tile(tile), progress=progress, noise_map=level_map,
+                      refine=refine)
+    colour = 1 if img.ndim == 2 else 3
+    pixels = _with_alpha(_pixels(comp.pixels, h, w, colour, depth), alpha)
+    header = fmt.Header(
+        model_id=m.meta.get("id", "custom"), weights_hash=m.hash, height=h, width=w,
+        channels=colour + (alpha is not None), bit_depth=depth, pad_h=_padding(h), pad_w=_padding(w),
+        sigma=sigma, step_scale=q, quality=quality, pixels_crc32=pixels_crc32(pixels), **_decoder_fields(m),
+    )
+    coded = {"Z": comp.strings[0], "Y": comp.strings[1],
+             **({"A": fmt.pack_alpha(alpha, depth)} if alpha is not None else {}), **sections}
+    data = fmt.pack(fmt.Container(header, coded))
+    return EncodeResult(data, pixels, comp.estimated_bits, sigma, quality, depth, m.meta.get("id", "custom"))
 
 
 def _decoder_fields(m) -> dict:
