@@ -254,11 +254,12 @@ def _half_resolution(x: np.ndarray) -> np.ndarray:
 
 # White or correlated: both tests must say correlated. Chosen on the development half of CBSD68 (every other
 # image of 1-34, 256x256 centre crops, grey and colour, white noise at sigma 2-50 against the Brooks and the
-# in-camera pipelines; results/noise_kind.md): no white crop at sigma 5 or more was taken for correlated, and
-# 3 of 34 at sigma 2. A ratio of 0.8 would take none, but it took 4 of 6 full-size Kodak images through the
-# Brooks pipeline for white (ratio 0.6-0.8 there), which their PCA reading then leaves noisy.
+# in-camera pipelines; results/noise_kind.md): the lowest spread that took no white crop at sigma 5 or more for
+# correlated (5 of 34 at sigma 2). A ratio of 0.8 would take none at all, but it took 4 of 6 full-size Kodak
+# images through the Brooks pipeline for white (ratio 0.6-0.8 there), which their PCA reading leaves noisy;
+# and higher spreads lose raw-converted camera noise (1.3-2.0 on full-size Kodak images through that pipeline).
 CORRELATED_RATIO = 0.6  # the half-resolution PCA reading over the full one: 0.5 for white noise
-CORRELATED_SPREAD = 1.75  # the per-pixel std (the noise-level function's RMS) over the PCA reading: 1 for white
+CORRELATED_SPREAD = 1.5  # the per-pixel std (the noise-level function's RMS) over the PCA reading: 1 for white
 
 
 def estimate_level(image: np.ndarray) -> NoiseLevel:
