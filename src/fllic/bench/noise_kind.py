@@ -7,10 +7,11 @@ pipelines (Brooks et al.'s with optional JPEG, and the in-camera JPEG engine)
 at two shot-noise factors. For each noisy crop the two features
 :func:`fllic.noise.estimate_level` decides on: the scale ratio (PCA reading
 at half resolution over full) and the spread (noise-level function's RMS over
-the PCA reading). The table counts, for a grid of thresholds, the white crops
-taken for correlated and the camera crops taken for white; the shipped pair
-is the one that takes no white crop for correlated and misses the fewest
-camera crops.
+the PCA reading). The table counts, for a grid of thresholds, the white crops taken for
+correlated and the camera crops taken for white. The shipped pair keeps the
+scale ratio at 0.6 (full-size raw-converted camera noise reads 0.6-0.8 there,
+results/blind_camera_auto.md) and takes the lowest spread that takes no white
+crop at sigma 5 or more for correlated.
 """
 
 from __future__ import annotations
