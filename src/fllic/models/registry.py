@@ -50,8 +50,8 @@ SHIPPED: tuple[ModelInfo, ...] = (
     ModelInfo(
         "fllic-camera-v3",
         "fllic-camera-v3.pt",
-        "camera noise: fllic-camera-v2's trunk (noise map and kind) ahead of v3's codec; what --sigma auto picked "
-        "for correlated noise before fllic-camera-v5; shares fllic-camera-v2's trunk file",
+        "camera noise: fllic-camera-v2's trunk (noise map and kind) ahead of v3's codec; what --sigma auto picks "
+        "for correlated noise in raw conversions (PNG, TIFF); shares fllic-camera-v2's trunk file",
     ),
     ModelInfo(
         "fllic-awgn-v4",
@@ -87,9 +87,9 @@ SHIPPED: tuple[ModelInfo, ...] = (
     ModelInfo(
         "fllic-camera-v5",
         "fllic-camera-v5.pt",
-        "camera noise, what --sigma auto picks for correlated noise (camera JPEGs and raw conversions): "
-        "fllic-awgn-v7's codec and decoder behind v7's trunk fine-tuned for camera noise (demosaicing, in-camera "
-        "noise reduction, sharpening and JPEG), reading a per-pixel noise map; its files name v7's decoder",
+        "camera JPEGs: what --sigma auto picks for correlated noise in a camera's own JPEG; fllic-awgn-v7 (its "
+        "trunk, codec and decoder) reading a per-pixel noise map at twice the blind reading; its files name "
+        "v7's decoder",
     ),
     ModelInfo(
         "fllic-weak-v3",
@@ -173,7 +173,7 @@ def auto_model(level=None, from_jpeg: bool = False) -> str:
     luma; results/real_noise.md) than demosaicing alone leaves in a raw
     conversion, and fllic-camera-v3's trunk, trained on the latter, gained
     only +0.2 to +0.5 dB on real camera JPEGs, where v7's trunk reading twice
-    the blind level gains +2.7 dB (results/real_gain.md). On raw-converted
+    the blind level gains +2.7 dB (results/real_polyu.md). On raw-converted
     camera noise the reverse holds (results/blind_camera_v5.md).
     """
     if level is None or not level.correlated:
