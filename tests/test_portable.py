@@ -26,12 +26,18 @@ GOLDEN_CASES = {
     "rgb_200x33_q4.fllic": (200, 33, 3, 4, 10.0),
 }
 
+# Files of other shipped models: name: (model, height, width, channels, quality, sigma)
+GOLDEN_MODEL_CASES = {
+    "camera5_rgb_72x90_q6.fllic": ("fllic-camera-v5", 72, 90, 3, 6, 8.0),  # format version 3, names v7's decoder
+}
+
 
 def _regenerate() -> None:
     manifest = {}
-    for k, (name, (h, w, ch, quality, sigma)) in enumerate(GOLDEN_CASES.items()):
+    cases = {name: (None, *case) for name, case in GOLDEN_CASES.items()} | GOLDEN_MODEL_CASES
+    for k, (name, (model, h, w, ch, quality, sigma)) in enumerate(cases.items()):
         img = noisy_image(np.random.default_rng(100 + k), h, w, channels=ch)
-        res = fllic.codec.encode_detailed(img, sigma=sigma, quality=quality)
+        res = fllic.codec.encode_detailed(img, sigma=sigma, quality=quality, model=model)
         (GOLDEN / name).write_bytes(res.data)
         manifest[name] = {"sha256": pixels_sha256(res.pixels), "shape": list(res.pixels.shape), "quality": quality}
     (GOLDEN / "golden.json").write_text(json.dumps(manifest, indent=1) + "\n")
@@ -45,11 +51,11 @@ def manifest():
 
 
 def test_golden_files_cover_grey_rgb_and_every_quality(manifest):
-    assert {e["quality"] for e in manifest.values()} == {1, 2, 3, 4}
+    assert {manifest[n]["quality"] for n in GOLDEN_CASES} == {1, 2, 3, 4}
     assert {len(e["shape"]) for e in manifest.values()} == {2, 3}
 
 
-@pytest.mark.parametrize("name", sorted(GOLDEN_CASES))
+@pytest.mark.parametrize("name", sorted(GOLDEN_CASES) + sorted(GOLDEN_MODEL_CASES))
 def test_golden_file_decodes_to_its_recorded_pixels(manifest, name):
     pixels = fllic.decode((GOLDEN / name).read_bytes())
     assert list(pixels.shape) == manifest[name]["shape"]
