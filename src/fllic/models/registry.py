@@ -171,9 +171,9 @@ def auto_model(level=None, from_jpeg: bool = False) -> str:
     A camera's own JPEG engine reduces noise and sharpens before it compresses:
     the noise it leaves is coarser grained (correlated over 8 pixels, mostly
     luma; results/real_noise.md) than demosaicing alone leaves in a raw
-    conversion, and fllic-camera-v3's trunk, trained on the latter, gained
-    only +0.2 to +0.5 dB on real camera JPEGs, where v7's trunk reading twice
-    the blind level gains +2.7 dB (results/real_polyu.md). On raw-converted
+    conversion, which fllic-camera-v3's trunk learned; v7's trunk reading
+    twice the blind level gains +2.7 dB on real camera JPEGs
+    (results/real_polyu.md). On raw-converted
     camera noise the reverse holds (results/blind_camera_v5.md).
     """
     if level is None or not level.correlated:
