@@ -1,12 +1,12 @@
 #!/bin/bash
-# On a lent GPU (fllic-awgn-v6): v5's trunk trained on (cleaner JPEG-97 photo targets), then v5's codec coding its estimate.
+# On a GPU (fllic-awgn-v6): v5's trunk trained on (cleaner JPEG-97 photo targets), then v5's codec coding its estimate.
 # usage: bash .pack/run.sh DEVICE OUT T_TRUNK T_CODEC WORKERS
 set -u
 DEV=$1; OUT=$2; T1=$3; T2=$4; NW=$5
 export PYTHONPATH=$PWD/src
-L=.lease; W=${WORK:-/tmp/leasework}
+L=.pack; W=${WORK:-/tmp/packwork}
 rm -rf $W; mkdir -p $W/trunk $OUT
-python -m fllic.train.remote unpack --lease $L --workdir $W/codec || exit 1
+python -m fllic.train.remote unpack --pack $L --workdir $W/codec || exit 1
 ln -sf $W/codec/clean.npz $W/trunk/images.npz
 python -m fllic.train.denoiser --data $W/none --workdir $W/trunk --from $L/trunk.pt --device $DEV --workers $NW \
     --max-minutes $T1 --batch 48 --patch 128 --lr 1.5e-4 --warmup 200 --steps 10000000 --val-every 100000000 \
