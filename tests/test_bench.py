@@ -280,3 +280,18 @@ def test_real_photograph_bench_caps_at_the_source_jpeg(tmp_path, capsys):
         assert float(cells[7]) <= float(cells[4]) + 1e-9
     assert real_main(["--data", str(tmp_path), "--crop", "64", "--gains", "1", "2"]) == 0
     assert "| camA (2) |" in capsys.readouterr().out
+
+
+def test_halves_split_a_set_by_name_and_never_overlap(tmp_path):
+    from fllic.bench.runner import list_images
+    from fllic.bench.splits import DEV_IMAGES, split
+
+    for i in range(68):
+        Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / f"{67 - i:03d}.png")
+    dev, test = list_images(tmp_path, half="dev"), list_images(tmp_path, half="test")
+    assert [p.name for p in dev] == [f"{i:03d}.png" for i in range(DEV_IMAGES)]
+    assert [p.name for p in test] == [f"{i:03d}.png" for i in range(DEV_IMAGES, 68)]
+    assert list_images(tmp_path, limit=3, half="test") == test[:3]
+    assert len(list_images(tmp_path)) == 68
+    with pytest.raises(ValueError):
+        split(dev, "validation")

@@ -23,6 +23,9 @@ def add_parser(sub) -> None:
     p.add_argument("--methods", nargs="+", default=["all"], metavar="NAME",
                    help="method or group names (default: all); see --list-methods")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N images (sorted by name)")
+    p.add_argument("--half", choices=("dev", "test"), default=None,
+                   help="one half of the set by name: dev (images 1-34 of CBSD68/BSD68, where levels and constants are "
+                        "chosen) or test (35-68, what records report)")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="run N (image, sigma) tasks in parallel processes (default: 1; timings are cleanest with 1)")
     p.add_argument("--out", type=Path, default=None, metavar="DIR",
@@ -77,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     cache = None if args.no_cache else (args.cache if args.cache is not None else default_cache_dir())
     cfg = BenchConfig(
         data=data, out=out, sigmas=tuple(args.sigma), noise=args.noise, methods=tuple(args.methods),
-        limit=args.limit, jobs=args.jobs, seed=args.seed, model=args.model, cache_dir=cache,
+        limit=args.limit, half=args.half, jobs=args.jobs, seed=args.seed, model=args.model, cache_dir=cache,
         force=args.force, progress=not args.no_progress,
     )
     summary = run_bench(cfg)

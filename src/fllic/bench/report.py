@@ -204,7 +204,7 @@ def summarize(results: list[dict], cfg, model) -> dict:
             "data": str(cfg.data), "dataset": Path(cfg.data).resolve().name, "sigmas": list(cfg.sigmas),
             "noise": cfg.noise, "seed": cfg.seed,
             "seed_rule": "numpy.random.default_rng([seed, int(clean_sha256[:16], 16)])",
-            "methods_requested": list(cfg.methods), "limit": cfg.limit, "jobs": cfg.jobs,
+            "methods_requested": list(cfg.methods), "limit": cfg.limit, "half": cfg.half, "jobs": cfg.jobs,
             "cache_dir": None if cfg.cache_dir is None else str(cfg.cache_dir),
             "model": None if model is None else {
                 "id": model.meta.get("id", "custom"), "weights_hash": model.hash.hex(),
@@ -337,7 +337,10 @@ def report_markdown(summary: dict, plots: dict[str, str]) -> str:
     lines = [
         f"# fllic bench: {c['dataset']}, {c['noise'].upper()} σ = {', '.join(sigma_key(s) for s in c['sigmas'])}",
         "",
-        f"{n} image(s) from `{c['data']}`; noise `{c['noise']}` with seed {c['seed']} "
+        f"{n} image(s) from `{c['data']}`"
+        + {"dev": " (the development half, images 1-34 by name)", "test": " (the test half, images 35-68 by name)"}.get(
+            c.get("half"), "")
+        + f"; noise `{c['noise']}` with seed {c['seed']} "
         f"(per image: `{c['seed_rule']}`), rounded and clipped to 8 bits. "
         + (f"fllic model `{model['id']}` (weights `{model['weights_hash']}`), "
            f"quality levels 1..{model['quality_levels']}. "

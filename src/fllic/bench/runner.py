@@ -74,6 +74,7 @@ class BenchConfig:
     noise: str = "awgn"
     methods: tuple[str, ...] = ("all",)
     limit: int | None = None
+    half: str | None = None  # "dev" or "test": one half of a set split for development (fllic.bench.splits)
     jobs: int = 1
     seed: int = 0
     model: object = None  # a shipped model id, an exported .pt path, a CodingModel, or None
@@ -82,13 +83,18 @@ class BenchConfig:
     progress: bool = True
 
 
-def list_images(data: Path, limit: int | None = None) -> list[Path]:
+def list_images(data: Path, limit: int | None = None, half: str | None = None) -> list[Path]:
+    """The images of ``data`` by name: one ``half`` of a development/test split (fllic.bench.splits), then the
+    first ``limit``."""
+    from fllic.bench.splits import split
+
     data = Path(data)
     if not data.is_dir():
         raise BenchError(f"{data}: no such directory (pass --data DIR, a folder of images)")
     images = sorted(p for p in data.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not images:
         raise BenchError(f"{data}: no images ({', '.join(IMAGE_SUFFIXES)})")
+    images = split(images, half)
     return images[:limit] if limit else images
 
 
@@ -270,7 +276,7 @@ def run_bench(cfg: BenchConfig) -> dict:
     from fllic.bench.report import summarize, write_outputs
 
     _validate(cfg)
-    images = list_images(cfg.data, cfg.limit)
+    images = list_images(cfg.data, cfg.limit, cfg.half)
     out = Path(cfg.out)
     if (out / "results.json").exists() and not cfg.force:
         raise BenchError(f"{out / 'results.json'} exists; pass --force to overwrite it")

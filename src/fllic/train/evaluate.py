@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from fllic.baselines.denoisers import trunk_pixels
+from fllic.bench.splits import split
 from fllic.codec import decode, encode_detailed
 from fllic.imageio import read_image
 from fllic.metrics import psnr
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m fllic.train.evaluate", description=__doc__)
     p.add_argument("--checkpoint", type=Path, default=Path.home() / ".cache" / "fllic" / "train" / "checkpoint.pt")
     p.add_argument("--data", type=Path, default=Path("../shared/data/CBSD68"))
-    p.add_argument("--limit", type=int, default=6)
+    p.add_argument("--limit", type=int, default=6, help="the first N images of the development half")
     p.add_argument("--sigma", type=float, nargs="+", default=[15, 25, 50])
     p.add_argument("--q", type=float, nargs="+", default=[1.0])
     p.add_argument("--threads", type=int, default=1)
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     model, step = load_checkpoint(args.checkpoint, args.q, args.trunk)
-    files = sorted(args.data.glob("*.png"))[: args.limit]
+    files = split(sorted(args.data.glob("*.png")), "dev")[: args.limit]  # never a test image
     t_start = time.time()
     print(f"# {args.checkpoint}: step {step}, {len(files)} images from {args.data}, seeded AWGN")
     print("| σ | q | bpp (file bytes) | PSNR coded | own estimate (ŷ unquantized) | trunk estimate | noisy |")
