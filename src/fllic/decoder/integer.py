@@ -1,0 +1,149 @@
+"""The integer layers of h_s and g_s, in numpy: exact on every machine.
+
+Ballé, Johnston & Minnen, "Integer networks for data compression with
+latent-variable models" (ICLR 2019): whatever decides a symbol or a pixel must
+be computed identically by encoder and decoder. Every value here is an integer
+and every operation on it is exact, so the result is the one the format
+defines, whatever the BLAS, thread count or summation order.
+
+Representation
+    An activation is an integer array in HWC layout, read as a · 2^-e for a
+    per-tensor exponent e fixed by the model file. Between layers it is
+    saturated to |a| <= A_MAX. A convolution's weight is w_int[c] · 2^-r[c] ·
+    2^(e_in - e_out): an integer kernel and a rounding shift r[c] in 1..30 per
+    output channel c.
+
+Convolution (the bound that makes it exact)
+    out[c] = floor((S[c] + 2^(r[c]-1)) / 2^r[c]) + b[c],   S[c] = sum_k w_int[c, k] · a_k,
+    then saturated to [-A_MAX, A_MAX]. The model file guarantees
+    sum_k |w_int[c, k]| <= L1_MAX < 2^17 for every channel (the loader checks it),
+    and every input is an int32 (|a| < 2^31), so every partial sum of S, in any
+    order, is an integer of magnitude below 2^48. S is computed by im2col and a
+    float64 matrix product: float64 holds every integer below 2^53, so each
+    product and each partial sum is exact whatever the BLAS's blocking, FMA
+    use or summation order; the rest runs in int64.
+
+Nonlinearity
+    LeakyReLU with slope 0.1 as max(a, (a · 6554 + 2^15) >> 16), slope 6554 / 2^16.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+A_MAX = (1 << 15) - 129  # activations' saturation bound
+L1_MAX = (1 << 17) - 1  # bound on each output channel's sum of |w_int|
+MAX_SHIFT = 30
+LEAKY_MULT, LEAKY_SHIFT = 6554, 16  # 0.1 ≈ 6554 / 2^16
+BAND_ELEMENTS = 1 << 22  # im2col is built this many matrix entries at a time (32 MB of float64)
+
+
+# -- integer primitives (int64 arrays) -------------------------------------------------
+def saturate(a: np.ndarray) -> np.ndarray:
+    """a clipped to [-A_MAX, A_MAX]."""
+    return np.clip(a, -A_MAX, A_MAX)
+
+
+def shift_round(a: np.ndarray, shift: int) -> np.ndarray:
+    """a · 2^-shift rounded half up (shift > 0), or exactly a · 2^-shift (shift <= 0); int64."""
+    a = np.asarray(a, dtype=np.int64)
+    if shift <= 0:
+        return a << -shift
+    return (a + (1 << (shift - 1))) >> shift
+
+
+def leaky(a: np.ndarray) -> np.ndarray:
+    """Integer LeakyReLU(0.1): max(a, (a · 6554 + 2^15) >> 16); |a · 6554| < 2^29."""
+    return np.maximum(a, (a * LEAKY_MULT + (1 << (LEAKY_SHIFT - 1))) >> LEAKY_SHIFT)
+
+
+def pixel_shuffle(a: np.ndarray) -> np.ndarray:
+    """PixelShuffle(2) on HWC: out[2h + i, 2w + j, c] = in[h, w, 4c + 2i + j]."""
+    h, w, c4 = a.shape
+    c = c4 // 4
+    return a.reshape(h, w, c, 2, 2).transpose(0, 3, 1, 4, 2).reshape(2 * h, 2 * w, c)
+
+
+def upsample(a: np.ndarray) -> np.ndarray:
+    """Nearest-neighbour upsampling by 2 on HWC."""
+    return a.repeat(2, axis=0).repeat(2, axis=1)
+
+
+def im2col(padded: np.ndarray, rows: slice, width: int, k: int) -> np.ndarray:
+    """The (rows · width, k·k·C) patch matrix of output rows ``rows`` of a k×k convolution,
+    from the input zero-padded by k//2 on every side: taps (ky, kx) outer, channels inner."""
+    n = rows.stop - rows.start
+    cols = [padded[rows.start + dy : rows.start + dy + n, dx : dx + width] for dy in range(k) for dx in range(k)]
+    return np.concatenate(cols, axis=2).reshape(n * width, -1)
+
+
+# -- layers ----------------------------------------------------------------------------
+@dataclass
+class Conv:
+    """A k×k convolution, stride 1, zero padding k//2, in exact integer arithmetic.
+
+    ``w_int`` (Cout, Cin, k, k), ``bias`` (Cout,) in output units and ``shift``
+    (Cout,) in 1..30, as the model file stores them (module docstring).
+    """
+
+    w_int: np.ndarray
+    bias: np.ndarray
+    shift: np.ndarray
+
+    def __post_init__(self):
+        cout, cin, k, _ = self.w_int.shape
+        self.k = k
+        self.matrix = self.w_int.transpose(2, 3, 1, 0).reshape(k * k * cin, cout).astype(np.float64)
+
+    def sums(self, a: np.ndarray) -> np.ndarray:
+        """S = sum_k w_int · a_k per output pixel and channel, exactly, as int64 (H, W, Cout).
+
+        Exact: every partial sum is an integer below 2^48 < 2^53 (module docstring).
+        """
+        h, w, c = a.shape
+        p = self.k // 2
+        padded = np.pad(a.astype(np.float64), ((p, p), (p, p), (0, 0)))
+        out = np.empty((h * w, self.matrix.shape[1]), dtype=np.int64)
+        band = max(1, BAND_ELEMENTS // (w * self.k * self.k * c))
+        for r0 in range(0, h, band):
+            rows = slice(r0, min(h, r0 + band))
+            out[rows.start * w : rows.stop * w] = im2col(padded, rows, w, self.k) @ self.matrix
+        return out.reshape(h, w, -1)
+
+    def __call__(self, a: np.ndarray) -> np.ndarray:
+        """saturate(floor((S + 2^(r-1)) / 2^r) + b), int64."""
+        s = self.sums(a)
+        return saturate(((s + (np.int64(1) << (self.shift - 1))) >> self.shift) + self.bias)
+
+
+@dataclass
+class ResBlock:
+    """x + conv2(leaky(conv1(x))), the skip rescaled by 2^-skip_shift to the block's output exponent."""
+
+    conv1: Conv
+    conv2: Conv
+    skip_shift: int
+
+    def __call__(self, a: np.ndarray) -> np.ndarray:
+        return saturate(shift_round(a, self.skip_shift) + self.conv2(leaky(self.conv1(a))))
+
+
+@dataclass
+class UpResBlock:
+    """pixel_shuffle(skip(x)) + conv_b(upsample(leaky(conv_a(x)))): twice the resolution."""
+
+    skip: Conv
+    conv_a: Conv
+    conv_b: Conv
+
+    def __call__(self, a: np.ndarray) -> np.ndarray:
+        return saturate(pixel_shuffle(self.skip(a)) + self.conv_b(upsample(leaky(self.conv_a(a)))))
+
+
+def run(layers, a: np.ndarray) -> np.ndarray:
+    """The layers applied in order."""
+    for layer in layers:
+        a = layer(a)
+    return a

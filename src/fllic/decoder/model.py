@@ -1,0 +1,204 @@
+"""A model's decoder part, read from its torch-free file ``<model-id>-decoder.npz``.
+
+The file is a numpy ``savez_compressed`` archive (no pickled objects) holding
+what decoding reads and nothing of the encoder:
+
+    meta                      JSON: format, model_id, weights_hash, decoder_hash (hex)
+    tables.y.freqs, .support  int64: one integer frequency table per scale-table entry
+    tables.z.freqs, .support  int64: one table per hyper-latent channel
+    decoder.exps              int64 (4,): the exponents e_z, e_mu, e_l, e_y
+    decoder.step_z            int64 (nz,): Δ_z at 2^-Z_FRAC
+    decoder.exp_lut           int64: exp over e_l's grid of [-8, 4], at 2^-STEP_FRAC
+    decoder.thresholds        int64 (63,): scale-table index thresholds at 2^-e_l
+    decoder.q_scales          float32: the quality levels' step scales q
+    decoder.logq_l, .logq_y   int64: log q at 2^-e_l and at 2^-e_y, per level
+    decoder.{hs,gs}.<i>.…     the layers of h_s and g_s in order; decoder.hs_out.{0,1,2}
+                              (μ, log σ_y, log Δ_y) and decoder.gs_out: per convolution
+                              .w_int (int16, Cout×Cin×k×k), .bias and .shift (int32);
+                              a ResBlock is .conv1, .conv2 and .residual_shift (int64);
+                              an Up-ResBlock is .skip, .conv_a and .conv_b
+
+The decoder hash is the first 16 bytes of SHA-256 over the tables and the
+integer decoder, fed array by array, the ``tables.`` arrays and then the
+``decoder.`` arrays, each in sorted key order, as ``<key>:<dtype>:<shape>;``
+and then the array's little-endian bytes, with the torch dtype names
+(``torch.int64``; w_int as ``torch.int32``, the width the layers compute in). The loader
+recomputes it from the arrays it read and refuses a file whose arrays do not
+hash to the decoder hash it records: a damaged decoder never decodes. Version
+3 files name this hash; version 2 files name the model's weights hash, which
+also covers the encoder, so a decoder file records it for them.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+import zipfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from fllic._errors import ModelMismatchError
+from fllic.decoder.integer import L1_MAX, MAX_SHIFT, Conv, ResBlock, UpResBlock
+from fllic.decoder.symbols import SymbolTables
+
+FORMAT = "fllic-decoder-1"
+SUFFIX = "-decoder.npz"
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
+_TORCH_DTYPES = {np.dtype(np.int64): "torch.int64", np.dtype(np.int32): "torch.int32",
+                 np.dtype(np.int16): "torch.int16", np.dtype(np.float32): "torch.float32"}
+
+
+@dataclass
+class DecoderModel:
+    """What decoding reads of a model: coding tables and the integer h_s and g_s."""
+
+    model_id: str
+    weights_hash: bytes  # what version 2 files name
+    decoder_hash: bytes  # what version 3 files name
+    exps: dict  # e_z, e_mu, e_l, e_y
+    step_z: np.ndarray
+    hs: list
+    hs_out: list  # the convolutions giving μ, log σ_y and log Δ_y
+    gs: list
+    gs_out: Conv
+    exp_lut: np.ndarray
+    thresholds: np.ndarray
+    q_scales: np.ndarray
+    logq_l: np.ndarray
+    logq_y: np.ndarray
+    tables_y: SymbolTables
+    tables_z: SymbolTables
+
+    @property
+    def nz(self) -> int:
+        """Hyper-latent channels."""
+        return int(self.step_z.size)
+
+    @property
+    def m(self) -> int:
+        """Latent channels."""
+        return int(self.hs_out[0].w_int.shape[0])
+
+
+# -- the decoder hash ---------------------------------------------------------------------
+def hash_arrays(arrays: dict[str, np.ndarray]) -> bytes:
+    """16-byte SHA-256 over ``arrays``: the tables, then the decoder, each in sorted key order (module docstring)."""
+    h = hashlib.sha256()
+    for key in sorted(arrays, key=lambda k: (not k.startswith("tables."), k)):
+        a = arrays[key]
+        h.update(f"{key}:{_TORCH_DTYPES[a.dtype]}:{tuple(a.shape)};".encode())
+        h.update(np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<")).tobytes())
+    return h.digest()[:16]
+
+
+def canonical(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The hashed arrays: the file's ``tables.*`` and ``decoder.*``, w_int widened to int32."""
+    return {k: (v.astype(np.int32) if k.endswith(".w_int") else v)
+            for k, v in arrays.items() if k.startswith(("tables.", "decoder."))}
+
+
+# -- reading a file -----------------------------------------------------------------------
+def _damaged(path: Path, why: str) -> ModelMismatchError:
+    return ModelMismatchError(f"decoder file {path.name} is damaged ({why}); reinstall fllic or export it again")
+
+
+def read_arrays(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
+    """(meta, arrays) of a decoder file, its decoder hash checked against its arrays."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+        raise _damaged(path, f"not a readable npz archive: {e}") from e
+    try:
+        meta = json.loads(str(arrays.pop("meta")))
+        recorded = bytes.fromhex(meta["decoder_hash"])
+        bytes.fromhex(meta["weights_hash"])
+    except (KeyError, ValueError, TypeError) as e:
+        raise _damaged(path, "no valid metadata") from e
+    if meta.get("format") != FORMAT:
+        raise ModelMismatchError(f"{path.name} is a decoder file of format {meta.get('format')!r}; "
+                                 f"this fllic reads {FORMAT!r}: install a newer fllic")
+    if any(a.dtype not in _TORCH_DTYPES for a in arrays.values()):
+        raise _damaged(path, "an array of an unexpected type")
+    if hash_arrays(canonical(arrays)) != recorded:
+        raise _damaged(path, "its arrays do not match its decoder hash")
+    return meta, arrays
+
+
+def _conv(arrays: dict, prefix: str) -> Conv:
+    w = arrays[f"{prefix}.w_int"].astype(np.int64)
+    shift = arrays[f"{prefix}.shift"].astype(np.int64)
+    if w.ndim != 4 or np.abs(w).reshape(w.shape[0], -1).sum(1).max() > L1_MAX:
+        raise ModelMismatchError(f"{prefix} breaks the L1 bound that makes the convolution exact; export the model again")
+    if shift.min() < 1 or shift.max() > MAX_SHIFT:
+        raise ModelMismatchError(f"{prefix} has a rounding shift outside 1..{MAX_SHIFT}; export the model again")
+    return Conv(w, arrays[f"{prefix}.bias"].astype(np.int64), shift)
+
+
+def _layer(arrays: dict, prefix: str):
+    """The conv, ResBlock or Up-ResBlock stored under ``prefix``."""
+    if f"{prefix}.residual_shift" in arrays:
+        skip = int(arrays[f"{prefix}.residual_shift"])
+        if not -15 <= skip <= MAX_SHIFT:  # the int32 reference's skip term stays below 2^30
+            raise ModelMismatchError(f"{prefix} has a skip shift outside -15..{MAX_SHIFT}; export the model again")
+        return ResBlock(_conv(arrays, f"{prefix}.conv1"), _conv(arrays, f"{prefix}.conv2"), skip)
+    if f"{prefix}.conv_a.w_int" in arrays:
+        return UpResBlock(*(_conv(arrays, f"{prefix}.{n}") for n in ("skip", "conv_a", "conv_b")))
+    return _conv(arrays, prefix)
+
+
+def _sequence(arrays: dict, prefix: str) -> list:
+    count = len({k[len(prefix):].split(".")[0] for k in arrays if k.startswith(prefix)})
+    return [_layer(arrays, f"{prefix}{i}") for i in range(count)]
+
+
+def _tables(arrays: dict, name: str) -> SymbolTables:
+    return SymbolTables.from_flat(arrays[f"tables.{name}.freqs"], arrays[f"tables.{name}.support"])
+
+
+def load_file(path) -> DecoderModel:
+    """The DecoderModel of a decoder file; ModelMismatchError when it is damaged or of another format."""
+    path = Path(path)
+    meta, a = read_arrays(path)
+    try:
+        exps = dict(zip(("z", "mu", "l", "y"), (int(v) for v in a["decoder.exps"])))
+        return DecoderModel(
+            meta["model_id"], bytes.fromhex(meta["weights_hash"]), bytes.fromhex(meta["decoder_hash"]), exps,
+            a["decoder.step_z"].astype(np.int64), _sequence(a, "decoder.hs."),
+            [_conv(a, f"decoder.hs_out.{k}") for k in range(3)], _sequence(a, "decoder.gs."),
+            _conv(a, "decoder.gs_out"), a["decoder.exp_lut"].astype(np.int64),
+            a["decoder.thresholds"].astype(np.int64), a["decoder.q_scales"].astype(np.float32),
+            a["decoder.logq_l"].astype(np.int64), a["decoder.logq_y"].astype(np.int64),
+            _tables(a, "y"), _tables(a, "z"),
+        )
+    except (KeyError, ValueError) as e:
+        raise _damaged(path, f"missing or inconsistent arrays: {e}") from e
+
+
+# -- the installed decoders -----------------------------------------------------------------
+def weights_dir() -> Path:
+    """Where the shipped models' files live (fllic/models/weights), found without importing them."""
+    return Path(str(resources.files("fllic") / "models" / "weights"))
+
+
+def installed() -> list[str]:
+    """The model ids with a decoder file installed."""
+    return sorted(p.name[: -len(SUFFIX)] for p in weights_dir().glob(f"*{SUFFIX}"))
+
+
+@functools.lru_cache(maxsize=4)
+def load(model_id: str) -> DecoderModel:
+    """The installed decoder of ``model_id``, read once per process."""
+    path = weights_dir() / f"{model_id}{SUFFIX}"
+    if not _ID.fullmatch(model_id) or not path.is_file():
+        raise ModelMismatchError(f"no decoder for model {model_id!r} is installed (installed: "
+                                 f"{', '.join(installed()) or 'none'}); install the fllic that ships it")
+    model = load_file(path)
+    if model.model_id != model_id:
+        raise _damaged(path, f"it holds the decoder of {model.model_id!r}")
+    return model

@@ -1,0 +1,95 @@
+"""Decoding the Z and Y sections: range-coded integer symbols under integer tables.
+
+A table k is a vector of 2·L_k integer frequencies summing to 2^16, over the
+symbols -(L_k - 1)..(L_k - 1) and one escape symbol for |s| >= L_k. Each
+symbol has a group that selects its table (z: its channel; y: its scale-table
+index). The stream holds the groups in increasing order, each group's symbols
+in raster order of their positions, decoded with constriction's range decoder
+(``Categorical(freqs, perfect=False)``, the encoder's models); then, for every
+escaped symbol in that same order, its sign (uniform over 2), and its excess
+|s| - L_k as two uniform 12-bit halves, high first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from fllic._errors import FormatError
+
+ESCAPE_BITS = 24
+FREQ_TOTAL = 1 << 16
+
+
+@dataclass(frozen=True)
+class SymbolTables:
+    """Integer frequency tables; ``freqs[k]`` has 2·support[k] entries."""
+
+    freqs: tuple[np.ndarray, ...]
+    support: np.ndarray
+
+    @classmethod
+    def from_flat(cls, flat: np.ndarray, support: np.ndarray) -> "SymbolTables":
+        """The tables stored one after the other in ``flat``."""
+        flat, support = flat.astype(np.int64), support.astype(np.int64)
+        ends = np.cumsum(2 * support)
+        if support.size == 0 or support.min() < 1 or ends[-1] != flat.size or flat.min() < 1:
+            raise ValueError("coding tables are inconsistent")
+        return cls(tuple(np.split(flat, ends[:-1])), support)
+
+    def min_bits(self) -> np.ndarray:
+        """Per table, the bits of its likeliest symbol: what any symbol costs at least."""
+        return np.array([-np.log2(f.max() / FREQ_TOTAL) for f in self.freqs])
+
+
+def check_length(name: str, data: bytes, min_bits: float) -> None:
+    """Refuse a section shorter than ``min_bits``, before any decoding work.
+
+    A guard against a header that claims a huge image for a small file: every
+    symbol costs at least the bits of its table's likeliest symbol.
+    """
+    if 8 * len(data) + 64 < min_bits:
+        raise FormatError(f"the {name} section ({len(data)} bytes) is too short for the image size in the header")
+
+
+def decode(data: bytes, groups: np.ndarray, tables: SymbolTables) -> np.ndarray:
+    """The integer symbols (int64, shaped like ``groups``) of a Z or Y section."""
+    import constriction
+
+    if len(data) % 4:
+        raise FormatError("entropy-coded section length is not a multiple of 4 bytes")
+    if groups.size and (groups.min() < 0 or groups.max() >= tables.support.size):
+        raise FormatError("a symbol's table index is outside the model's tables")
+    try:
+        return _decode(constriction, data, groups.ravel().astype(np.int64), tables).reshape(groups.shape)
+    except (AssertionError, ValueError, OverflowError) as e:  # constriction rejects invalid data
+        raise FormatError(f"corrupt entropy-coded data ({e})") from e
+
+
+def _decode(cs, data: bytes, groups: np.ndarray, tables: SymbolTables) -> np.ndarray:
+    dec = cs.stream.queue.RangeDecoder(np.frombuffer(data, dtype=np.uint32).copy())
+    out = np.empty(groups.size, np.int64)
+    order = np.argsort(groups, kind="stable")
+    keys, starts = np.unique(groups[order], return_index=True)
+    bounds = np.append(starts, groups.size)
+    escaped, escaped_support = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    for i, k in enumerate(keys.tolist()):
+        pos = order[bounds[i] : bounds[i + 1]]
+        support = int(tables.support[k])
+        model = cs.stream.model.Categorical(tables.freqs[k].astype(np.float64), perfect=False)
+        idx = np.asarray(dec.decode(model, pos.size), dtype=np.int64)
+        out[pos] = idx - (support - 1)
+        esc = idx == 2 * support - 1
+        escaped.append(pos[esc])
+        escaped_support.append(np.full(int(esc.sum()), support))
+    positions = np.concatenate(escaped)
+    if positions.size:
+        half = ESCAPE_BITS // 2
+        uniform = cs.stream.model.Uniform
+        negative = np.asarray(dec.decode(uniform(2), positions.size), dtype=np.int64)
+        hi = np.asarray(dec.decode(uniform(1 << half), positions.size), dtype=np.int64)
+        lo = np.asarray(dec.decode(uniform(1 << half), positions.size), dtype=np.int64)
+        magnitude = np.concatenate(escaped_support) + ((hi << half) | lo)
+        out[positions] = np.where(negative == 1, -magnitude, magnitude)
+    return out

@@ -1,0 +1,247 @@
+"""The torch-free reference decoder (fllic.decoder) decodes every file exactly as fllic.decode does."""
+
+import ast
+import json
+import subprocess
+import sys
+import warnings
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import fllic
+import fllic.decoder as nd
+from fllic._errors import FllicError, FllicWarning, ModelMismatchError
+from fllic.decoder import integer as ni
+from fllic.decoder.model import SUFFIX, installed, weights_dir
+from fllic.models import integer as ti
+from fllic.models.decoder_export import decoder_arrays, export
+from fllic.models.registry import SHIPPED
+from tests.conftest import noisy_image
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = Path(__file__).parent / "golden"
+GOLDEN_FILES = sorted(p.name for p in GOLDEN.glob("*.fllic"))
+ROOM = ROOT / "src" / "fllic" / "decoder"
+
+
+def _sha256(pixels: np.ndarray) -> str:
+    from fllic.bench.portable import pixels_sha256
+
+    return pixels_sha256(pixels)
+
+
+@pytest.fixture(scope="module")
+def tiny_npz(tiny_model, tmp_path_factory):
+    path = tmp_path_factory.mktemp("decoder") / f"tiny-test{SUFFIX}"
+    export(tiny_model, path)
+    return path
+
+
+# -- golden files ----------------------------------------------------------------------------
+@pytest.mark.parametrize("name", GOLDEN_FILES)
+def test_golden_file_decodes_to_the_torch_decoders_pixels_and_its_crc(name):
+    data = (GOLDEN / name).read_bytes()
+    manifest = json.loads((GOLDEN / "golden.json").read_text())[name]
+    ours = nd.decode(data)
+    theirs = fllic.decode(data)
+    assert ours.dtype == theirs.dtype and np.array_equal(ours, theirs)
+    assert nd.pixels_crc32(ours) == int(fllic.info(data)["pixels_crc32"], 16)
+    assert list(ours.shape) == manifest["shape"] and _sha256(ours) == manifest["sha256"]
+
+
+def test_golden_files_cover_both_format_versions():
+    versions = {fllic.info((GOLDEN / n).read_bytes())["format_version"] for n in GOLDEN_FILES}
+    assert versions == {2, 3}
+
+
+# -- generated images, tiny model ----------------------------------------------------------------
+def _image(rng, h, w, channels, depth):
+    img = noisy_image(rng, h, w, channels=channels)
+    if depth == 16:
+        img = img.astype(np.uint16) * 257 + rng.integers(0, 257, size=img.shape, dtype=np.uint16)
+    return img
+
+
+@pytest.mark.parametrize("h, w, channels, depth", [
+    (37, 31, 3, 8), (31, 37, 1, 8), (37, 31, 4, 8), (29, 41, 2, 8),
+    (37, 31, 3, 16), (33, 35, 1, 16), (30, 30, 4, 16), (1, 1, 3, 8),
+])
+def test_tiny_model_files_decode_identically(tiny_model, tiny_npz, rng, h, w, channels, depth):
+    img = _image(rng, h, w, channels, depth)
+    res = fllic.codec.encode_detailed(img, sigma=15.0 * (257 if depth == 16 else 1), model=tiny_model)
+    ours = nd.decode(res.data, model=str(tiny_npz))
+    assert ours.dtype == img.dtype and ours.shape == img.shape
+    assert np.array_equal(ours, fllic.decode(res.data, model=tiny_model))
+    assert np.array_equal(ours, res.pixels)
+
+
+@pytest.mark.parametrize("tile", [64, 128, 256])
+def test_several_tiles_decode_identically_to_the_torch_decoder(tiny_model, tiny_npz, rng, tile):
+    res = fllic.codec.encode_detailed(noisy_image(rng, 300, 420), sigma=20, model=tiny_model, tile=128)
+    ours = nd.decode(res.data, model=tiny_npz, tile=tile)
+    assert np.array_equal(ours, fllic.decode(res.data, model=tiny_model, tile=128))
+    assert np.array_equal(ours, res.pixels)
+
+
+def test_quality_levels_and_metadata(tiny_model, tiny_npz, rng):
+    icc = b"\0" * 36 + b"acsp" + b"\0" * 88
+    exif = b"II*\x00" + b"\x08\x00\x00\x00" + b"\0" * 6
+    for quality in (1, 2):
+        data = fllic.encode(noisy_image(rng, 40, 70), sigma=5, model=tiny_model, quality=quality, icc=icc, exif=exif)
+        out = nd.decode_detailed(data, model=tiny_npz)
+        ref = fllic.decode_detailed(data, model=tiny_model)
+        assert np.array_equal(out.pixels, ref.pixels)
+        assert (out.icc, out.exif, out.sigma, out.bit_depth, out.has_alpha) == (ref.icc, ref.exif, ref.sigma, 8, False)
+
+
+def test_a_shipped_model_file_of_16_bits_with_alpha_decodes_identically(rng):
+    img = _image(rng, 37, 31, 4, 16)
+    res = fllic.codec.encode_detailed(img, sigma=10 * 257.0, quality=3)
+    ours = nd.decode(res.data)
+    assert ours.dtype == np.uint16 and np.array_equal(ours, res.pixels)
+
+
+# -- the integer layers against the torch reference ---------------------------------------------
+def test_convolution_is_exact_at_the_bounds():
+    gen = torch.Generator().manual_seed(3)
+    w = torch.randint(-3000, 3000, (6, 40, 3, 3), generator=gen)
+    w = w * (ti.L1_MAX // w.abs().flatten(1).sum(1).clamp(min=1)).view(-1, 1, 1, 1)  # near the L1 bound
+    conv_t = ti.IntConv(w, torch.randint(-100, 100, (6,), generator=gen), torch.randint(8, 30, (6,), generator=gen))
+    a = torch.randint(-ti.A_MAX, ti.A_MAX + 1, (1, 9, 11, 40), generator=gen, dtype=torch.int32)
+    conv_n = ni.Conv(conv_t.w_int.numpy().astype(np.int64), conv_t.bias.numpy().astype(np.int64),
+                     conv_t.shift.numpy().astype(np.int64))
+    assert np.array_equal(conv_n(a[0].numpy().astype(np.int64)), conv_t(a)[0].numpy())
+    exact = _object_conv(a[0].numpy().astype(object), conv_t.w_int.numpy().astype(object))  # Python integers
+    assert np.array_equal(conv_n.sums(a[0].numpy()), exact.astype(np.int64))
+
+
+def _object_conv(a, w):
+    h, wd, _ = a.shape
+    p = np.pad(a, ((1, 1), (1, 1), (0, 0)), constant_values=0)
+    out = np.zeros((h, wd, w.shape[0]), dtype=object)
+    for dy in range(3):
+        for dx in range(3):
+            out += np.tensordot(p[dy : dy + h, dx : dx + wd], w[:, :, dy, dx].T, axes=1)
+    return out
+
+
+def test_primitives_match_the_torch_reference():
+    a = torch.arange(-ti.A_MAX, ti.A_MAX + 1, 7, dtype=torch.int32)
+    assert np.array_equal(ni.leaky(a.numpy().astype(np.int64)), ti.leaky(a.clone()).numpy())
+    for shift in (-3, 0, 1, 5):
+        assert np.array_equal(ni.shift_round(a.numpy(), shift), ti.shift_round(a.long(), shift).numpy())
+    x = torch.arange(2 * 3 * 8).reshape(1, 2, 3, 8)
+    assert np.array_equal(ni.pixel_shuffle(x[0].numpy()), ti.pixel_shuffle(x)[0].numpy())
+    assert np.array_equal(ni.upsample(x[0].numpy()), ti.upsample(x)[0].numpy())
+
+
+# -- models and their files ---------------------------------------------------------------------
+def test_every_shipped_decoder_has_its_file_within_8_mb():
+    from fllic.models.registry import load
+
+    for info in SHIPPED:
+        if load(info.id).decoder_id != info.id:
+            continue  # its files name another model's decoder
+        path = weights_dir() / f"{info.id}{SUFFIX}"
+        assert path.stat().st_size < 8_000_000
+        m = nd.model.load(info.id)
+        assert (m.weights_hash, m.decoder_hash) == (load(info.id).hash, load(info.id).decoder_hash)
+    assert "fllic-awgn-v7" in installed()
+
+
+def test_the_exporter_refuses_a_file_over_the_limit(tiny_model, tmp_path):
+    with pytest.raises(ValueError, match="over the limit"):
+        export(tiny_model, tmp_path / f"x{SUFFIX}", max_bytes=1000)
+    assert not (tmp_path / f"x{SUFFIX}").exists()
+
+
+def test_a_damaged_decoder_file_is_refused(tiny_model, tmp_path):
+    arrays = decoder_arrays(tiny_model)
+    arrays["decoder.gs_out.bias"] = arrays["decoder.gs_out.bias"] + 1
+    path = tmp_path / f"bad{SUFFIX}"
+    np.savez_compressed(path, **arrays)
+    with pytest.raises(ModelMismatchError, match="damaged"):
+        nd.load_file(path)
+    path.write_bytes(b"PK\x03\x04 not a zip")
+    with pytest.raises(ModelMismatchError, match="damaged"):
+        nd.load_file(path)
+
+
+def test_unknown_or_mismatched_models_are_refused(tiny_model, tiny_npz, rng):
+    data = fllic.encode(noisy_image(rng, 20, 20), sigma=5, model=tiny_model)
+    with pytest.raises(ModelMismatchError, match="no decoder for model 'tiny-test'"):
+        nd.decode(data)
+    with pytest.raises(ModelMismatchError, match="weights"):
+        nd.decode(data, model="fllic-awgn-v7")
+    with pytest.raises(ModelMismatchError, match="no decoder"):
+        nd.decode(data, model="../weights/fllic-awgn-v7")
+    v3 = (GOLDEN / "camera5_rgb_72x90_q6.fllic").read_bytes()
+    with pytest.raises(ModelMismatchError, match="needs the decoder"):
+        nd.decode(v3, model=tiny_npz)
+
+
+def test_damaged_coded_data_raises_or_warns_with_verify_off(tiny_model, tiny_npz, rng):
+    res = fllic.codec.encode_detailed(noisy_image(rng, 64, 64), sigma=20, model=tiny_model)
+    c = fllic.format.unpack(res.data)
+    y = bytearray(c.sections["Y"])
+    y[len(y) // 2] ^= 0xFF
+    c.sections["Y"] = bytes(y)
+    bad = fllic.format.pack(c)
+    with pytest.raises(FllicError):
+        nd.decode(bad, model=tiny_npz)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = nd.decode(bad, model=tiny_npz, verify=False)
+        assert out.shape == res.pixels.shape and any(w.category is FllicWarning for w in caught)
+    except FllicError:
+        pass  # the range decoder may refuse the damaged stream outright
+
+
+# -- independence from torch -----------------------------------------------------------------------
+_BLOCK_TORCH = """
+import sys
+class _NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("torch is not installed")
+sys.meta_path.insert(0, _NoTorch())
+"""
+
+
+def test_a_golden_file_decodes_with_torch_unimportable():
+    name = "camera5_rgb_72x90_q6.fllic"
+    script = _BLOCK_TORCH + f"""
+import zlib
+from pathlib import Path
+import fllic.decoder
+pixels = fllic.decoder.decode(Path({str(GOLDEN / name)!r}).read_bytes())
+assert "torch" not in sys.modules
+print(zlib.crc32(pixels.tobytes()))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout) == zlib.crc32(fllic.decode((GOLDEN / name).read_bytes()).tobytes())
+
+
+def _imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+    return names
+
+
+def test_the_decoder_imports_neither_torch_nor_the_encoder():
+    banned = ("torch", "fllic.models", "fllic.train", "fllic.codec", "fllic.entropy", "fllic.tiling", "fllic.noise")
+    files = sorted(ROOM.glob("*.py"))
+    assert len(files) >= 4
+    for path in files:
+        bad = {n for n in _imports(path) if n.split(".")[0] == "torch" or n.startswith(banned)}
+        assert not bad, f"{path.name} imports {bad}"
