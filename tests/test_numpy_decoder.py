@@ -245,3 +245,32 @@ def test_the_decoder_imports_neither_torch_nor_the_encoder():
     for path in files:
         bad = {n for n in _imports(path) if n.split(".")[0] == "torch" or n.startswith(banned)}
         assert not bad, f"{path.name} imports {bad}"
+
+
+def test_fllic_decode_falls_back_to_the_reference_decoder_without_torch(tiny_model, tiny_npz, rng, tmp_path):
+    img = _image(rng, 37, 31, 4, 16)
+    (tmp_path / "tiny.fllic").write_bytes(fllic.encode(img, sigma=3000.0, model=tiny_model))
+    golden = GOLDEN / "rgb_65x97_q3.fllic"
+    script = _BLOCK_TORCH + f"""
+import zlib
+from pathlib import Path
+import fllic
+data = Path({str(golden)!r}).read_bytes()
+tiny = Path({str(tmp_path / "tiny.fllic")!r}).read_bytes()
+assert fllic.check(data) and fllic.info(data)["model_id"] == "fllic-awgn-v1"
+r = fllic.decode_detailed(tiny, model={str(tiny_npz)!r})
+assert r.bit_depth == 16 and r.has_alpha
+try:
+    fllic.decode(data, device="cuda")
+except fllic.InputError:
+    pass
+else:
+    raise SystemExit("a cuda decode without torch was not refused")
+assert "torch" not in sys.modules
+print(zlib.crc32(fllic.decode(data).tobytes()), zlib.crc32(r.pixels.tobytes()))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr
+    want = (zlib.crc32(fllic.decode(golden.read_bytes()).tobytes()),
+            zlib.crc32(fllic.decode((tmp_path / "tiny.fllic").read_bytes(), model=tiny_model).tobytes()))
+    assert tuple(int(v) for v in out.stdout.split()) == want

@@ -381,8 +381,13 @@ def encode(array, sigma: float | None = None, model=None, quality: int | None = 
 
 def decode_detailed(data: bytes, model=None, max_pixels: int = fmt.DEFAULT_MAX_PIXELS, device: str | None = None,
                     tile: int = DEFAULT_TILE, progress: bool = False, verify: bool = True) -> DecodeResult:
-    """decode(), also returning the bit depth, whether there is alpha, the ICC profile and EXIF."""
+    """decode(), also returning the bit depth, whether there is alpha, the ICC profile and EXIF.
+
+    Without PyTorch, the reference decoder :mod:`fllic.decoder` decodes (same pixels; ``model`` a shipped
+    id or a ``-decoder.npz`` file)."""
     data = _as_bytes(data)
+    if not _torch_available():
+        return _decode_without_torch(data, model, max_pixels, device, tile, verify)
     if not verify and not fmt.check(data):
         warnings.warn("the file's CRC does not match its bytes: it is damaged; decoding it anyway", FllicWarning,
                       stacklevel=3)
@@ -407,6 +412,26 @@ def decode_detailed(data: bytes, model=None, max_pixels: int = fmt.DEFAULT_MAX_P
             raise IntegrityError(f"{message} (fllic decompress --best-effort writes the image anyway)")
         warnings.warn(f"{message}; this image is a best effort", FllicWarning, stacklevel=3)
     return DecodeResult(pixels, h.bit_depth, h.has_alpha, c.sections.get("ICC"), c.sections.get("EXIF"), h.sigma)
+
+
+def _torch_available() -> bool:
+    import importlib
+
+    try:
+        importlib.import_module("torch")
+    except ImportError:
+        return False
+    return True
+
+
+def _decode_without_torch(data: bytes, model, max_pixels: int, device, tile: int, verify: bool) -> DecodeResult:
+    """decode_detailed() by the torch-free reference decoder, on the CPU."""
+    import fllic.decoder
+
+    if device not in (None, "cpu"):
+        raise InputError(f"device {device!r} needs PyTorch, which is not installed; decode on the cpu")
+    r = fllic.decoder.decode_detailed(data, model=model, max_pixels=max_pixels, tile=tile, verify=verify)
+    return DecodeResult(r.pixels, r.bit_depth, r.has_alpha, r.icc, r.exif, r.sigma)
 
 
 def decode(data: bytes, model=None, max_pixels: int = fmt.DEFAULT_MAX_PIXELS, device: str | None = None,
