@@ -17,8 +17,10 @@ Convolution (the bound that makes it exact)
     out[c] = floor((S[c] + 2^(r[c]-1)) / 2^r[c]) + b[c],   S[c] = sum_k w_int[c, k] · a_k,
     then saturated to [-A_MAX, A_MAX]. The model file guarantees
     sum_k |w_int[c, k]| <= L1_MAX < 2^17 for every channel (the loader checks it),
-    and every input is an int32 (|a| < 2^31), so every partial sum of S, in any
-    order, is an integer of magnitude below 2^48. S is computed by im2col and a
+    and every input is below 2^31 in magnitude (saturated activations, and the
+    constant maps of sigma / 50 <= 5.1 and log q at exponents of at most 28,
+    which the loader also checks), so every partial sum of S, in any order, is
+    an integer of magnitude below 2^48. S is computed by im2col and a
     float64 matrix product: float64 holds every integer below 2^53, so each
     product and each partial sum is exact whatever the BLAS's blocking, FMA
     use or summation order; the rest runs in int64.

@@ -48,6 +48,7 @@ from fllic.decoder.symbols import SymbolTables
 
 FORMAT = "fllic-decoder-1"
 SUFFIX = "-decoder.npz"
+MAX_EXP = 28  # STEP_FRAC: μ and ŷ are rescaled from Δ_y's format by left shifts
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
 _TORCH_DTYPES = {np.dtype(np.int64): "torch.int64", np.dtype(np.int32): "torch.int32",
                  np.dtype(np.int16): "torch.int16", np.dtype(np.float32): "torch.float32"}
@@ -167,6 +168,8 @@ def load_file(path) -> DecoderModel:
     meta, a = read_arrays(path)
     try:
         exps = dict(zip(("z", "mu", "l", "y"), (int(v) for v in a["decoder.exps"])))
+        if len(exps) != 4 or not all(0 <= e <= MAX_EXP for e in exps.values()):
+            raise ModelMismatchError(f"{path.name} has fixed-point exponents outside 0..{MAX_EXP}; export it again")
         return DecoderModel(
             meta["model_id"], bytes.fromhex(meta["weights_hash"]), bytes.fromhex(meta["decoder_hash"]), exps,
             a["decoder.step_z"].astype(np.int64), _sequence(a, "decoder.hs."),
