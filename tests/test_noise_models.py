@@ -163,3 +163,47 @@ def test_real_like_camera_noise_is_taken_for_correlated():
         noisy, ref, _ = isp_noise(clean, np.random.default_rng(seed), params)
         kinds.append(estimate_level(noisy).kind)
     assert kinds.count("correlated") >= 2
+
+
+def _lag_correlation(noise: np.ndarray, lag: int) -> float:
+    y = noise.mean(2)
+    return float(np.corrcoef(y[:, :-lag].ravel(), y[:, lag:].ravel())[0, 1])
+
+
+def test_shaped_noise_spans_real_camera_jpegs_statistics():
+    """Shaped noise is seeded, mostly luma, spatially correlated over a range that covers real camera JPEGs'
+    (0.35-0.84 at one pixel), grows with intensity, and its reference is the clean image."""
+    from fllic.noise.camera import shaped_noise
+
+    rng = np.random.default_rng(0)
+    clean = np.clip(np.rint(_textured_scene(rng, 128, False)), 0, 255).astype(np.uint8)
+    a, ref, params = shaped_noise(clean, np.random.default_rng(5))
+    b, _, _ = shaped_noise(clean, np.random.default_rng(5))
+    assert np.array_equal(a, b) and np.array_equal(ref, clean)
+    lag1, luma = [], []
+    for seed in range(12):
+        noisy, _, p = shaped_noise(clean, np.random.default_rng(seed))
+        d = noisy.astype(np.float64) - clean
+        assert d.std() > 0.5 * p["sigma"]  # and JPEG's own error on top, which dominates at low sigma
+        lag1.append(_lag_correlation(d, 1))
+        luma.append(3.0 * (d.mean(2) ** 2).mean() / (d**2).sum(2).mean())
+    assert min(lag1) < 0.45 and max(lag1) > 0.7
+    assert np.mean(luma) > 0.5
+    flat = np.full((96, 96, 3), 40, np.uint8), np.full((96, 96, 3), 200, np.uint8)
+    dark, bright = ((shaped_noise(f, np.random.default_rng(1))[0].astype(np.float64) - f).std() for f in flat)
+    assert bright >= dark
+
+
+def test_mixed_sampler_draws_shaped_noise_with_its_true_map():
+    import torch
+
+    from fllic.train.data import MixedNoiseSampler
+
+    rng = np.random.default_rng(0)
+    colour = [np.clip(np.rint(_textured_scene(rng, 160, False)), 0, 255).astype(np.uint8) for _ in range(2)]
+    sampler = MixedNoiseSampler(colour, 64, 50.0, camera_fraction=1.0, shaped_fraction=1.0, map_jitter=0.0, seed=1)
+    target, noisy, level = sampler.batch(3)
+    assert target.shape == noisy.shape == (3, 3, 64, 64) and level.shape == (3, 2, 64, 64)
+    assert torch.all(level[:, 1] == 1)  # the correlated kind
+    true_std = ((noisy - target) * 255).pow(2).mean(dim=(1, 2, 3)).sqrt()
+    assert torch.allclose(level[:, 0].pow(2).mean(dim=(1, 2)).sqrt(), true_std, rtol=0.5)

@@ -77,6 +77,31 @@ def test_denoiser_trainer_smoke(tmp_path, data_root):
     assert "resume at step 3" in (tmp_path / "fresh" / "train.log").read_text()
 
 
+def test_camera_trunk_trains_on_shaped_noise_and_validates_on_real_pairs(tmp_path, data_root):
+    """--shaped-fraction patches, and --val-real: the trunk's gain on one fold of NAME_Real / NAME_mean pairs,
+    read with the blind map a camera model gives it, logged beside the synthetic validation."""
+    from fllic.train.denoiser import main as denoiser_main, real_validation_set
+
+    real = tmp_path / "real"
+    real.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("camA_one", "camA_two", "camB_three"):
+        clean = noisy_image(rng, 64, 64)
+        Image.fromarray(clean).save(real / f"{name}_mean.png")
+        noisy = np.clip(clean + rng.normal(0, 6, clean.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(noisy).save(real / f"{name}_Real.jpg", quality=90)
+    photos = real_validation_set(real, "a", 2.0, crop=64)
+    assert len(photos) == 2  # fold a: the first and third scenes by name
+    for noisy, ref, level in photos:
+        assert noisy.shape == ref.shape == (64, 64, 3) and level.shape == (2, 64, 64)
+    work = tmp_path / "trunk"
+    assert denoiser_main(["--data", str(data_root), "--workdir", str(work), "--tiny", "--batch", "2", "--patch", "32",
+                          "--threads", "1", "--val-every", "2", "--steps", "2", "--camera-fraction", "1",
+                          "--shaped-fraction", "1", "--val-real", str(real), "--no-bf16"]) == 0
+    lines = [ln for ln in (work / "train.log").read_text().splitlines() if ln.startswith("valreal")]
+    assert [ln.split()[1] for ln in lines] == ["0", "2"] and all("over 2 photographs" in ln for ln in lines)
+
+
 def test_v2_codec_trains_on_a_frozen_trunk_and_codes_exactly(tmp_path, data_root):
     """Stage 2 of v2: a trunk from the denoiser trainer, frozen, ahead of a codec initialised from float weights."""
     import torch

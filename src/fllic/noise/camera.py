@@ -194,6 +194,57 @@ def isp_noise(clean: np.ndarray, rng: np.random.Generator,
     return _jpeg(noisy8, quality, int(rng.choice(JPEG_SUBSAMPLING))), ref8, p
 
 
+SHAPED_SIGMA = (1.0, 14.0)  # log-uniform noise std at mid-grey, 8-bit units
+SHAPED_FLOOR = (0.2, 1.0)  # the std's share that does not grow with intensity (1: flat)
+SHAPED_LUMA = (0.5, 0.95)  # the luma share of the noise variance (real camera JPEGs: 0.55-0.96)
+SHAPED_FINE = (0.4, 1.2)  # Gaussian std (pixels) of the fine-grained part
+SHAPED_COARSE = (1.5, 3.5)  # ... and of the coarse-grained part
+SHAPED_CHROMA_BLUR = (0.5, 2.5)  # ... of the chroma noise
+SHAPED_JPEG_QUALITY = (88, 99)
+
+
+def shaped_noise(clean: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(noisy JPEG-decoded uint8, its noise-free reference uint8, parameters): noise as a camera's own JPEG
+    carries it, synthesised from its measured statistics rather than from a sensor model.
+
+    A camera JPEG's noise is what demosaicing, noise reduction, sharpening and
+    JPEG left of the sensor's; whatever the camera, it is (results/real_noise.md)
+    spatially correlated over several pixels (0.35-0.84 at one pixel, still
+    0.01-0.7 at eight), mostly luma (55-96 % of the variance) and grows with
+    intensity. Each patch draws those properties at random over ranges wider
+    than any one camera's: white Gaussian noise in a luma / two-chroma basis,
+    each part a random mix of white, fine-grained (:data:`SHAPED_FINE`) and
+    coarse-grained (:data:`SHAPED_COARSE`) noise, scaled per pixel by a
+    noise-level function of the clean intensity, added, rounded, then JPEG at
+    quality 88-99 with 4:4:4, 4:2:2 or 4:2:0 chroma. The reference is the
+    clean image itself.
+    """
+    img = np.asarray(clean, np.float64)
+    sigma = float(np.exp(rng.uniform(*np.log(SHAPED_SIGMA))))
+    floor, luma = rng.uniform(*SHAPED_FLOOR), rng.uniform(*SHAPED_LUMA)
+    mix = rng.dirichlet((1.0, 1.5, 1.0))  # white, fine, coarse shares of the luma noise's variance
+    fine, coarse = rng.uniform(*SHAPED_FINE), rng.uniform(*SHAPED_COARSE)
+    y = (np.sqrt(mix[0]) * _unit(rng.normal(size=img.shape[:2] + (1,)))
+         + np.sqrt(mix[1]) * _unit(_gaussian(rng.normal(size=img.shape[:2] + (1,)), fine))
+         + np.sqrt(mix[2]) * _unit(_gaussian(rng.normal(size=img.shape[:2] + (1,)), coarse)))
+    c = _unit(_gaussian(rng.normal(size=img.shape[:2] + (2,)), rng.uniform(*SHAPED_CHROMA_BLUR)))
+    basis = np.array([[1.0, 1.0, 1.0], [1.0, 0.0, -1.0], [-0.5, 1.0, -0.5]])
+    basis /= np.linalg.norm(basis, axis=1, keepdims=True)
+    noise = (np.sqrt(luma) * _unit(y) * np.sqrt(3.0)) @ basis[:1] + (np.sqrt(1.0 - luma) * c * np.sqrt(1.5)) @ basis[1:]
+    level = sigma * np.sqrt(floor + (1.0 - floor) * img.mean(2, keepdims=True) / 128.0)
+    noisy8 = np.clip(np.rint(img + level * noise), 0, 255).astype(np.uint8)
+    quality = int(rng.integers(SHAPED_JPEG_QUALITY[0], SHAPED_JPEG_QUALITY[1] + 1))
+    params = {"sigma": sigma, "floor": floor, "luma": luma, "mix": mix.tolist(), "fine": fine, "coarse": coarse,
+              "jpeg_quality": quality}
+    return _jpeg(noisy8, quality, int(rng.choice(JPEG_SUBSAMPLING))), np.asarray(clean, np.uint8), params
+
+
+def _unit(a: np.ndarray) -> np.ndarray:
+    """``a`` scaled to unit std (per array)."""
+    s = a.std()
+    return a / s if s > 0 else a
+
+
 def _smoothed(noise: np.ndarray, blur: float, keep: float) -> np.ndarray:
     """``noise`` low-passed by a Gaussian of std ``blur`` pixels, scaled to ``keep`` times its former std."""
     out = _gaussian(noise, blur)

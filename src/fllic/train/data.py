@@ -149,7 +149,9 @@ class MixedNoiseSampler:
     over the whole sensor range, demosaicing, reprocessing), a
     ``jpeg_fraction`` of those then through JPEG at quality 75-100, and an
     ``isp_fraction`` of them through a camera's own JPEG engine instead
-    (:func:`fllic.noise.camera.isp_noise`: noise reduction, sharpening, JPEG). Their
+    (:func:`fllic.noise.camera.isp_noise`: noise reduction, sharpening, JPEG), and a
+    ``shaped_fraction`` of them through noise synthesised from real camera JPEGs'
+    measured statistics instead (:func:`fllic.noise.camera.shaped_noise`). Their
     target is the pipeline's noise-free output and their map the true
     noise-level function, read as the blind estimator's map is read
     (:func:`fllic.noise.camera.true_noise_map`), scaled by a random factor
@@ -164,11 +166,12 @@ class MixedNoiseSampler:
     """
 
     def __init__(self, colour, patch: int, sigma_max: float, camera_fraction: float, jpeg_fraction: float = 0.3,
-                 map_jitter: float = 0.1, seed: int = 0, grey_fraction: float = 0.0, isp_fraction: float = 0.0):
-        self.colour = [c for c in colour if min(c.shape[:2]) >= patch + 8]
+                 map_jitter: float = 0.1, seed: int = 0, grey_fraction: float = 0.0, isp_fraction: float = 0.0,
+                 shaped_fraction: float = 0.0):
+        self.colour = [c for c in colour if min(c.shape[:2]) >= patch + 16]  # camera patches take a margin
         self.patch, self.sigma_max, self.grey_fraction = patch, sigma_max, grey_fraction
         self.camera_fraction, self.jpeg_fraction, self.map_jitter = camera_fraction, jpeg_fraction, map_jitter
-        self.isp_fraction = isp_fraction
+        self.isp_fraction, self.shaped_fraction = isp_fraction, shaped_fraction
         self.rng = np.random.default_rng(seed)
 
     def _crop(self, side: int) -> np.ndarray:
@@ -179,11 +182,14 @@ class MixedNoiseSampler:
         return np.ascontiguousarray(c[:, ::-1] if rng.integers(2) else c)
 
     def _camera(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        from fllic.noise.camera import camera_noise, isp_noise, noise_free, sample_params, true_noise_map
+        from fllic.noise.camera import (camera_noise, isp_noise, noise_free, sample_params, shaped_noise,
+                                        true_noise_map)
 
         rng, p = self.rng, self.patch
         clean = self._crop(p + 16)  # an 8-pixel margin keeps demosaicing's and JPEG's edges out of the patch
-        if rng.random() < self.isp_fraction:
+        if rng.random() < self.shaped_fraction:
+            noisy, ref, _ = shaped_noise(clean, rng)
+        elif rng.random() < self.isp_fraction:
             noisy, ref, _ = isp_noise(clean, rng)
         else:
             params = sample_params(rng, jpeg=bool(rng.random() < self.jpeg_fraction))

@@ -49,6 +49,10 @@ class DenoiserConfig:
     camera_fraction: float = 0.0  # patches through the camera pipeline, with a noise map (issue 9)
     jpeg_fraction: float = 0.3  # of the camera patches, through JPEG at quality 75-100
     isp_fraction: float = 0.0  # of the camera patches, through an in-camera JPEG engine instead (issue 25)
+    shaped_fraction: float = 0.0  # of the camera patches, noise synthesised from camera JPEGs' statistics (issue 25)
+    val_real: Path | None = None  # folder of NAME_Real / NAME_mean photographs: validation on real noise
+    val_real_fold: str | None = "a"  # which fold of its scenes (fllic.bench.real.folds); None: all
+    val_real_gain: float = 2.0  # the blind reading's gain for the trunk's map, as a camera model applies it
     map_jitter: float = 0.1  # log-std of the random factor on the camera patches' true noise map
     device: str = "cpu"  # "cuda" on a GPU
     workers: int = 0  # processes that make patches ahead of the step
@@ -103,7 +107,45 @@ def validate(model: DenoisingTrunk, images: list[np.ndarray]) -> dict[float, flo
     return out
 
 
-def _log_validation(log, model: DenoisingTrunk, val: list[np.ndarray], step: int, camera: bool) -> None:
+def real_validation_set(folder: Path, fold: str | None, gain: float, crop: int = 256) -> list[tuple]:
+    """[(noisy, reference, (2, H, W) map)]: centre crops of real photographs with references, and the noise map
+    a camera model's trunk reads for each (the blind reading scaled by ``gain``), computed once."""
+    from fllic.bench.real import centre_crop, folds, pairs
+    from fllic.codec import _blind_level, _trunk_noise_map
+    from fllic.imageio import read_image
+
+    items = pairs(folder)
+    keep = set(folds([s for s, _, _ in items])[fold == "b"]) if fold else {s for s, _, _ in items}
+    out = []
+    for scene, noisy_path, ref_path in items:
+        if scene in keep:
+            noisy, ref = (centre_crop(read_image(p), crop) for p in (noisy_path, ref_path))
+            level = _blind_level(noisy)
+            level_map = _trunk_noise_map(noisy, level.scaled(gain)) if level.correlated else None
+            if level_map is None:  # read as white: the constant map a camera model is given then
+                level_map = np.stack([np.full(noisy.shape[:2], level.sigma * gain), np.zeros(noisy.shape[:2])])
+            out.append((noisy, ref, level_map[:, : noisy.shape[0], : noisy.shape[1]].astype(np.float32)))
+    return out
+
+
+@torch.no_grad()
+def validate_real(model: DenoisingTrunk, photos: list[tuple]) -> float:
+    """Mean PSNR gain (dB) of the trunk's estimate over the noisy photograph, against the references."""
+    model.eval()
+    from fllic.metrics import psnr
+
+    gains = [_estimate_psnr(model, noisy, torch.from_numpy(level)[None], ref) - psnr(noisy, ref)
+             for noisy, ref, level in photos]
+    model.train()
+    return float(np.mean(gains))
+
+
+def _log_validation(log, model: DenoisingTrunk, val: list[np.ndarray], step: int, camera: bool,
+                    real: list[tuple] | None = None) -> None:
+    if real:
+        log.write(f"valreal {step} gain {validate_real(model, real):+.3f} dB over {len(real)} photographs\n")
+    if not val:
+        return
     scores = validate(model, val)
     log.write(f"val {step} " + " ".join(f"sigma{int(s)} {v:.2f}" for s, v in scores.items()) + "\n")
     if camera:
@@ -137,18 +179,19 @@ def train(cfg: DenoiserConfig) -> None:
     opt.load_state_dict(opt.state_dict())  # moves a resumed optimizer's state to the model's device
     colour = clean_targets(cfg.data, cfg.workdir / "images.npz")
     val = validation_images(cfg.data)
+    real = real_validation_set(cfg.val_real, cfg.val_real_fold, cfg.val_real_gain) if cfg.val_real else None
     if cfg.camera_fraction > 0:
         make = lambda seed: MixedNoiseSampler(colour, cfg.patch, cfg.sigma_max, cfg.camera_fraction,
                                               cfg.jpeg_fraction, cfg.map_jitter, seed=seed,
-                                              isp_fraction=cfg.isp_fraction)
+                                              isp_fraction=cfg.isp_fraction, shaped_fraction=cfg.shaped_fraction)
     else:
         make = lambda seed: PatchSampler(colour, [], cfg.patch, cfg.grey_fraction, cfg.sigma_max, seed)
     batches = _batches(cfg, make, cfg.seed + step)
     torch.manual_seed(cfg.seed + step)
     log = open(cfg.workdir / "train.log", "a", buffering=1)
     log.write(f"# resume at step {step}, {len(colour)} training images, {len(val)} validation crops\n")
-    if val and step == 0:  # where fine-tuning starts from
-        _log_validation(log, model, val, step, cfg.camera_fraction > 0)
+    if (val or real) and step == 0:  # where fine-tuning starts from
+        _log_validation(log, model, val, step, cfg.camera_fraction > 0, real)
     acc, n_acc, t0 = 0.0, 0, time.time()
     t_start = t0
     model.train()
@@ -176,8 +219,8 @@ def train(cfg: DenoiserConfig) -> None:
             log.write(f"step {step} mse {acc / n_acc:.3e} psnr {10 * math.log10(1 / max(acc / n_acc, 1e-12)):.2f} "
                       f"lr {opt.param_groups[0]['lr']:.2e} s/step {dt / n_acc:.2f} wall_h {elapsed / 3600:.2f}\n")
             acc, n_acc, t0 = 0.0, 0, time.time()
-        if val and (step % cfg.val_every == 0 or step == cfg.steps):
-            _log_validation(log, model, val, step, cfg.camera_fraction > 0)
+        if (val or real) and (step % cfg.val_every == 0 or step == cfg.steps):
+            _log_validation(log, model, val, step, cfg.camera_fraction > 0, real)
             t0 = time.time()
         if step % cfg.ckpt_every == 0 or step == cfg.steps:
             _checkpoint(ckpt, model, opt, step, elapsed, asdict(model.config))
@@ -250,6 +293,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jpeg-fraction", type=float, default=0.3, help="fraction of camera patches then JPEG-compressed")
     p.add_argument("--isp-fraction", type=float, default=0.0,
                    help="fraction of camera patches through an in-camera JPEG engine (noise reduction, sharpening, JPEG)")
+    p.add_argument("--shaped-fraction", type=float, default=0.0,
+                   help="fraction of camera patches with noise synthesised from camera JPEGs' measured statistics")
+    p.add_argument("--val-real", type=Path, default=None, metavar="DIR",
+                   help="also validate on real photographs (NAME_Real / NAME_mean pairs, a development set): the "
+                        "trunk reading the blind noise map at --val-real-gain, on one fold of the scenes")
+    p.add_argument("--val-real-fold", choices=("a", "b"), default="a", help="the fold --val-real measures")
+    p.add_argument("--val-real-gain", type=float, default=2.0, help="gain on the blind reading (a camera model's)")
     p.add_argument("--map-jitter", type=float, default=0.1,
                    help="log-std of the random factor on camera patches' true noise map (the estimator's error)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda on a GPU (bf16 autocast there too)")
