@@ -184,6 +184,36 @@ def test_parallel_jobs_give_the_same_bytes(tmp_path, data, tiny_model_path):
     assert parallel["config"]["jobs"] == 2
 
 
+def test_a_stopped_bench_resumes_from_its_finished_tasks(tmp_path, data, tiny_model_path, monkeypatch):
+    """Each finished (image, sigma) task is logged; a re-run after a stop computes only the rest, and the
+    record equals an uninterrupted run's. Tasks go sigma by sigma."""
+    import fllic.bench.runner as runner
+
+    common = dict(data=data, sigmas=(15.0, 30.0), methods=("png", "fllic-q2"), model=str(tiny_model_path),
+                  cache_dir=None, progress=False)
+    whole = run_bench(BenchConfig(out=tmp_path / "whole", **common))
+    calls, real_run_task = [], runner.run_task
+
+    def stop_after_two(task, on_method=None):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append((task.path.name, task.sigma))
+        return real_run_task(task, on_method)
+
+    monkeypatch.setattr(runner, "run_task", stop_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        run_bench(BenchConfig(out=tmp_path / "resumed", **common))
+    assert calls == [("a.png", 15.0), ("b.png", 15.0)]  # sigma 15 whole before sigma 30
+    log = tmp_path / "resumed" / runner.TASK_LOG
+    assert len(log.read_text().splitlines()) == 2
+    calls.clear()
+    monkeypatch.setattr(runner, "run_task", lambda t, on_method=None: calls.append(t.sigma) or real_run_task(t, on_method))
+    resumed = run_bench(BenchConfig(out=tmp_path / "resumed", **common))
+    assert calls == [30.0, 30.0] and not log.exists()
+    key = lambda res: sorted((r["image"], r["sigma"], r["method"], r["bytes"]) for r in res["per_image"])
+    assert key(resumed) == key(whole)
+
+
 def test_bench_errors_are_one_line(tmp_path, data, tiny_model_path, capsys, monkeypatch):
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -27,7 +27,9 @@ image, so one-time library loading is not charged to the first image.
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -246,7 +248,8 @@ def run_task(task: Task, on_method=None) -> dict:
             on_method(m.name)
     h, w = clean.shape[:2]
     return {
-        "index": task.index, "image": task.path.name, "sigma": task.sigma, "height": h, "width": w,
+        "index": task.index, "image": task.path.name, "sigma": task.sigma, "noise": task.noise, "seed": task.seed,
+        "methods": list(task.methods), "height": h, "width": w,
         "channels": 1 if clean.ndim == 2 else 3, "noisy_psnr": _finite(psnr(noisy, clean)), "records": records,
         "noise_entropy": noise_entropy(clean, task.seed), "clean_sha256": image_hash(clean),
         "noisy_sha256": image_hash(noisy),
@@ -291,18 +294,54 @@ def run_bench(cfg: BenchConfig) -> dict:
                 m.denoiser.version()  # fails now if the denoiser's package is missing
     model = base.resolved_model  # None when no method uses the network
 
+    # sigma by sigma, so a stopped run has whole noise levels done first
     tasks = [Task(i, p, s, cfg.noise, cfg.seed, names[s], cfg.cache_dir)
-             for i, p in enumerate(images) for s in cfg.sigmas]
-    total = sum(len(t.methods) for t in tasks)
+             for s in cfg.sigmas for i, p in enumerate(images)]
     out.mkdir(parents=True, exist_ok=True)
-    results = _run_tasks(tasks, cfg, model, total)
+    log = out / TASK_LOG
+    done = _finished_tasks(log, tasks)
+    todo = [t for t in tasks if _task_key(t) not in done]
+    if done:
+        print(f"resuming: {len(done)} of {len(tasks)} (image, sigma) tasks already in {log}", file=sys.stderr)
+    results = list(done.values()) + _run_tasks(todo, cfg, model, sum(len(t.methods) for t in todo), log)
     summary = summarize(results, cfg, model)
     write_outputs(summary, out)
+    log.unlink()
     return summary
 
 
-def _run_tasks(tasks: list[Task], cfg: BenchConfig, model, total: int) -> list[dict]:
+TASK_LOG = "tasks.partial.jsonl"  # one finished (image, sigma) task a line; a re-run resumes from it
+
+
+def _task_key(t) -> tuple:
+    """What makes a finished task reusable: the image, sigma, noise, seed and methods (dicts or Tasks)."""
+    if isinstance(t, dict):
+        return t["image"], t["sigma"], t["noise"], t["seed"], tuple(t["methods"])
+    return t.path.name, t.sigma, t.noise, t.seed, tuple(t.methods)
+
+
+def _finished_tasks(log: Path, tasks: list) -> dict:
+    """The tasks of an interrupted run with the same settings, from its log; lines of other settings are ignored."""
+    wanted = {_task_key(t) for t in tasks}
+    done = {}
+    if log.exists():
+        for line in log.read_text().splitlines():
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError:  # the last line of a run killed while writing it
+                continue
+            if _task_key(r) in wanted:
+                done[_task_key(r)] = r
+    return done
+
+
+def _run_tasks(tasks: list[Task], cfg: BenchConfig, model, total: int, log: Path) -> list[dict]:
     from tqdm import tqdm
+
+    def keep(result: dict) -> dict:
+        with open(log, "a") as f:
+            f.write(json.dumps(result) + "\n")
+        return result
 
     bar = tqdm(total=total, desc="bench", unit="run", disable=not cfg.progress, dynamic_ncols=True)
     try:
@@ -312,14 +351,14 @@ def _run_tasks(tasks: list[Task], cfg: BenchConfig, model, total: int) -> list[d
             done = []
             for t in tasks:
                 bar.set_postfix_str(f"{t.path.name} sigma {t.sigma:g}")
-                done.append(run_task(t, on_method=lambda name: bar.update(1)))
+                done.append(keep(run_task(t, on_method=lambda name: bar.update(1))))
             return done
-        return _run_parallel(tasks, cfg, model, bar)
+        return _run_parallel(tasks, cfg, model, bar, keep)
     finally:
         bar.close()
 
 
-def _run_parallel(tasks: list[Task], cfg: BenchConfig, model, bar) -> list[dict]:
+def _run_parallel(tasks: list[Task], cfg: BenchConfig, model, bar, keep) -> list[dict]:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -331,7 +370,7 @@ def _run_parallel(tasks: list[Task], cfg: BenchConfig, model, bar) -> list[dict]
         done = []
         try:
             for f in as_completed(futures):
-                done.append(f.result())
+                done.append(keep(f.result()))
                 t = futures[f]
                 bar.set_postfix_str(f"{t.path.name} sigma {t.sigma:g}")
                 bar.update(len(t.methods))
