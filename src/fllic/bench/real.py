@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="with --adapt-on: where to write the adapted model (default: ~/.cache/fllic/adapted/)")
     p.add_argument("--gains", type=float, nargs="+", default=None,
                    help="instead: sweep the model's correlated_gain over these values (choosing it on development "
-                        "photographs), per camera")
+                        "photographs), per camera (default model: the one auto mode gives a camera JPEG)")
     p.add_argument("--out", type=Path, default=None, help="write the record (Markdown) here")
     args = p.parse_args(argv)
     items = pairs(args.data)
@@ -253,9 +253,9 @@ def main(argv: list[str] | None = None) -> int:
         keep = set(folds([s for s, _, _ in items])[args.fold == "b"])
         items = [it for it in items if it[0] in keep]
     if args.gains:
-        from fllic.models.registry import CAMERA_MODEL
+        from fllic.models.registry import CAMERA_JPEG_MODEL
 
-        model = args.model or CAMERA_MODEL
+        model = args.model or CAMERA_JPEG_MODEL  # the model auto mode gives a camera JPEG
         lines = [f"# The correlated gain of `{model}` on real photographs", "",
                  f"`{command('python -m fllic.bench.real', argv)}`", "",
                  f"{len(items)} photographs of {args.data.name}, the centre {args.crop}x{args.crop} crop of each, "
