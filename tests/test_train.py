@@ -295,3 +295,33 @@ def test_plot_log_plots_a_denoiser_log_and_refuses_an_empty_one(tmp_path, capsys
     (tmp_path / "empty.log").write_text("# nothing yet\n")
     assert plot_main([str(tmp_path / "empty.log"), "-o", str(tmp_path / "e.png")]) == 1
     assert "no training lines" in capsys.readouterr().err
+
+
+def test_default_levels_are_chosen_on_the_development_half_only(tmp_path, monkeypatch):
+    """python -m fllic.train.quality measures CBSD68's images 1-34 (BSD68's for grey), never 35-68, and writes
+    the chosen table into the model."""
+    import torch
+
+    import fllic.train.data
+    from fllic.models.fllic_net import FLLIC, CodingModel, FllicConfig, finalize
+    from fllic.train.quality import development_images, main
+
+    rng = np.random.default_rng(0)
+    for name, shape in (("CBSD68", (40, 48, 3)), ("BSD68", (40, 48))):
+        (tmp_path / name).mkdir()
+        for i in range(68):
+            Image.fromarray(noisy_image(rng, *shape[:2]) if len(shape) == 3 else
+                            noisy_image(rng, *shape)[..., 0]).save(tmp_path / name / f"img{i:03d}.png")
+    read, real_load = [], fllic.train.data._load
+    monkeypatch.setattr(fllic.train.data, "_load", lambda p: read.append(p.parent.name + "/" + p.name) or real_load(p))
+    grey = development_images(tmp_path, "dev", 32, every=5, grey=True)
+    assert all(img.shape == (32, 32) for img in grey)
+    assert read == [f"BSD68/img{i:03d}.png" for i in range(0, 34, 5)]
+    torch.manual_seed(0)
+    model = tmp_path / "tiny.pt"
+    finalize(FLLIC(FllicConfig.tiny()), {"id": "tiny-q", "quality_scales": [2.0, 1.0]}).save(model)
+    read.clear()
+    assert main(["--model", str(model), "--data", str(tmp_path), "--size", "32", "--every", "17", "--write"]) == 0
+    assert read == ["CBSD68/img000.png", "CBSD68/img017.png"]
+    table = CodingModel.load(model).meta["default_quality"]
+    assert [s for s, _ in table][-1] == 255.0 and all(level in (1, 2) for _, level in table)

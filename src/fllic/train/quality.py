@@ -3,8 +3,10 @@
 The functionally lossless point is the cheapest quality whose decoded image is
 as good as the model's own estimate, within ``--tolerance`` dB (issue 7: the
 default point within 0.2 dB of the unquantized estimate). For each sigma of a
-grid this measures, on held-out training photographs (WikipediaPhotos
-045-049, which no v2 stage trained on; never a test set), the PSNR of the
+grid this measures, on development images (centre crops of the first half of
+CBSD68 by name, images 1-34, which no model trained on; BSD68's for grey; never a
+test set; ``--photos wikipedia`` takes the crops of WikipediaPhotos 045-049
+that fllic 0.12 and earlier chose on, which v1 trained on), the PSNR of the
 estimate g_s(g_a(x)) with ŷ unquantized and the PSNR and bpp of every quality
 level, picks the coarsest level within tolerance, and writes the choice into
 the model file's metadata as ``default_quality`` (metadata is not hashed, so
@@ -196,14 +198,39 @@ def _copy_defaults(source, path: Path, write: bool) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    from fllic.models.fllic_net import CodingModel
+def development_images(data: Path, photos: str, size: int, every: int = 1, grey: bool = False) -> list[np.ndarray]:
+    """Centre ``size`` crops (an even side: whole Bayer cells) of the images the defaults are chosen on.
+
+    ``dev``: every ``every``-th image of the development half of CBSD68, or of
+    BSD68 (the same scenes, grey) for ``grey``; ``wikipedia``: WikipediaPhotos
+    045-049, grey as BT.601 luma rounded to 8 bits.
+    """
+    from fllic.bench.splits import split
     from fllic.train.data import VALIDATION_PHOTOS, _load
 
+    if photos == "dev":
+        files = split(sorted((data / ("BSD68" if grey else "CBSD68")).glob("*.png")), "dev")[::every]
+    else:
+        files = [data / "WikipediaPhotos" / f"{stem}.png" for stem in VALIDATION_PHOTOS]
+    images = []
+    for f in files:
+        img = _load(f)
+        if grey and img.ndim == 3:  # the luma a grey capture records (ITU-R BT.601 weights)
+            img = np.rint(img @ np.array([0.299, 0.587, 0.114])).astype(np.uint8)
+        i, j = (img.shape[0] - size) // 2, (img.shape[1] - size) // 2
+        images.append(np.ascontiguousarray(img[i : i + size, j : j + size]))
+    return images
+
+
+def main(argv: list[str] | None = None) -> int:
+    from fllic.models.fllic_net import CodingModel
     p = argparse.ArgumentParser(prog="python -m fllic.train.quality", description=__doc__)
     p.add_argument("--model", type=Path, required=True, help="an exported model file (updated with --write)")
-    p.add_argument("--data", type=Path, default=Path("../shared/data"), help="folder with WikipediaPhotos")
-    p.add_argument("--size", type=int, default=384, help="side of the centre crops")
+    p.add_argument("--data", type=Path, default=Path("../shared/data"), help="folder with CBSD68 and BSD68")
+    p.add_argument("--photos", choices=("dev", "wikipedia"), default="dev",
+                   help="dev: the development half of CBSD68 (BSD68 for --grey); wikipedia: fllic 0.12's crops")
+    p.add_argument("--every", type=int, default=3, help="with --photos dev: every Nth development image")
+    p.add_argument("--size", type=int, default=320, help="side of the centre crops (even)")
     p.add_argument("--tolerance", type=float, default=0.2, help="dB below the estimate a default may be")
     p.add_argument("--write", action="store_true", help="store the choice in the model file's metadata")
     p.add_argument("--camera", action="store_true",
@@ -224,13 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.copy_from is not None:
         return _copy_defaults(args.copy_from, args.model, args.write)
-    images = []
-    for stem in VALIDATION_PHOTOS:
-        img = _load(args.data / "WikipediaPhotos" / f"{stem}.png")
-        i, j = (img.shape[0] - args.size) // 2, (img.shape[1] - args.size) // 2
-        images.append(np.ascontiguousarray(img[i : i + args.size, j : j + args.size]))  # even side: Bayer cells
-    if args.grey:  # the luma a grey capture records (ITU-R BT.601 weights), rounded to 8 bits
-        images = [np.rint(img @ np.array([0.299, 0.587, 0.114])).astype(np.uint8) for img in images]
+    images = development_images(args.data, args.photos, args.size, args.every, args.grey)
     model = CodingModel.load(args.model)
     if args.refine:
         table = measure_refined(model, images, args.refine, grey=args.grey)
