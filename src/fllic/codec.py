@@ -9,14 +9,14 @@ pixels on every machine, thread count and device. The stored CRC32 checks it.
 
 from __future__ import annotations
 
+import warnings
 import zlib
 from dataclasses import dataclass
 
 import numpy as np
 
 from fllic import format as fmt
-import warnings
-
+from fllic._deps import require_torch, torch_available
 from fllic._errors import FllicWarning, FormatError, InputError, IntegrityError, LimitError, ModelMismatchError
 
 PAD_MULTIPLE = 64
@@ -242,6 +242,7 @@ def encode_detailed(array, sigma: float | None = None, model=None, quality: int 
     """encode(), also returning the decoded pixels, the model and the model's estimated bits."""
     from fllic.models.registry import auto_model, resolve
 
+    require_torch("encoding")
     img, alpha, depth = _as_image(array)
     refine = _refine_steps(refine)
     if img.shape[0] * img.shape[1] > max_pixels:
@@ -415,13 +416,7 @@ def decode_detailed(data: bytes, model=None, max_pixels: int = fmt.DEFAULT_MAX_P
 
 
 def _torch_available() -> bool:
-    import importlib
-
-    try:
-        importlib.import_module("torch")
-    except ImportError:
-        return False
-    return True
+    return torch_available()
 
 
 def _decode_without_torch(data: bytes, model, max_pixels: int, device, tile: int, verify: bool) -> DecodeResult:
