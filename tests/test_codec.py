@@ -274,3 +274,28 @@ def test_best_effort_decodes_a_file_with_a_flipped_byte(tiny_model):
         warnings.simplefilter("always")
         out = fllic.decode(bytes(data), model=tiny_model, verify=False)
     assert out.shape == img.shape and any(issubclass(w.category, FllicWarning) for w in caught)
+
+
+def test_coding_one_image_at_several_levels_runs_the_trunk_once(rng, monkeypatch):
+    """The trunk's estimate does not depend on the level: a second level (a size cap stepping down, a rate
+    sweep) reuses it, with the same bytes as a model coding that level first; another image or sigma does not."""
+    from fllic.models.fllic_net import FLLIC, FllicConfig, finalize
+
+    torch.manual_seed(0)
+    net = FLLIC(FllicConfig.tiny(trunk=True))
+    m = finalize(net, {"id": "tiny-trunk", "quality_scales": [2.0, 1.0]})
+    fresh = finalize(net, {"id": "tiny-trunk", "quality_scales": [2.0, 1.0]})
+    calls = []
+    real = type(m.net).estimate
+    monkeypatch.setattr(type(m.net), "estimate", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    img = noisy_image(rng, 70, 130)
+    first = fllic.encode(img, sigma=20, model=m, quality=2, tile=64)
+    n = len(calls)
+    assert n >= 1  # one estimate per analysis window
+    second = fllic.encode(img, sigma=20, model=m, quality=1, tile=64)
+    assert len(calls) == n
+    assert second == fllic.encode(img, sigma=20, model=fresh, quality=1, tile=64)
+    assert first == fllic.encode(img, sigma=20, model=m, quality=2, tile=64)
+    fllic.encode(img, sigma=21, model=m, quality=1, tile=64)
+    fllic.encode(noisy_image(rng, 70, 130), sigma=20, model=m, quality=1, tile=64)
+    assert len(calls) == 4 * n  # the fresh model once, then sigma 21, then the other image

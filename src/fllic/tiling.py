@@ -80,26 +80,28 @@ def noise_window(noise_map: np.ndarray | None, a0: int, a1: int, b0: int, b1: in
 
 
 def analysis(net, x, sigma: torch.Tensor, q: torch.Tensor, tile: int = DEFAULT_TILE,
-             progress: bool = False, noise_map: np.ndarray | None = None) -> torch.Tensor:
+             progress: bool = False, noise_map: np.ndarray | None = None,
+             estimates: dict | None = None) -> torch.Tensor:
     """y = g_a(x) (NCHW) computed tile by tile.
 
     ``x`` is the padded image, H and W multiples of 64: an (H, W, 3) uint8 or
     uint16 array, converted to float one tile at a time (a 24-megapixel image
     never exists in float), or a (1, 3, H, W) float tensor. ``noise_map``, an
     (H, W) or (C, H, W) array, is cut into the same windows for the trunk.
+    ``estimates``, a dict kept for one image, sigma and map, holds each
+    window's trunk estimate: coding the same image at another level (its
+    g_a depends on the level, the trunk does not) skips the trunk.
     """
     if tile % 64:
         raise ValueError(f"tile must be a multiple of 64 pixels, got {tile}")
     h, w = (x.shape[2], x.shape[3]) if isinstance(x, torch.Tensor) else x.shape[:2]
-    device = sigma.device
     if h <= tile and w <= tile:
-        return net.analysis(to_tensor(x).to(device), sigma, q, noise_window(noise_map, 0, h, 0, w, device))
+        return _window_analysis(net, x, sigma, q, noise_map, (0, h, 0, w), estimates)
     y = None
     tiles = list(windows(h, w, tile, ANALYSIS_HALO))
     with progress_bar(len(tiles), "analysis", progress) as bar:
         for (r0, r1, c0, c1), (a0, a1, b0, b1) in tiles:
-            part = net.analysis(pixel_window(x, a0, a1, b0, b1).to(device), sigma, q,
-                                noise_window(noise_map, a0, a1, b0, b1, device))
+            part = _window_analysis(net, x, sigma, q, noise_map, (a0, a1, b0, b1), estimates)
             if y is None:
                 y = part.new_empty((1, part.shape[1], h // LATENT, w // LATENT))
             y[:, :, r0 // LATENT : r1 // LATENT, c0 // LATENT : c1 // LATENT] = part[
@@ -107,6 +109,17 @@ def analysis(net, x, sigma: torch.Tensor, q: torch.Tensor, tile: int = DEFAULT_T
             ]
             bar.update()
     return y
+
+
+def _window_analysis(net, x, sigma: torch.Tensor, q: torch.Tensor, noise_map, window: tuple, estimates: dict | None):
+    """g_a of the trunk's estimate of one window, the estimate taken from ``estimates`` where it is there."""
+    est = None if estimates is None else estimates.get(window)
+    if est is None:
+        device = sigma.device
+        est = net.estimate(pixel_window(x, *window).to(device), sigma, noise_window(noise_map, *window, device))
+        if estimates is not None:
+            estimates[window] = est
+    return net.analysis_of_estimate(est, sigma, q)
 
 
 def synthesis(decoder, u: torch.Tensor, p, sigma: float, q: float, tile: int = DEFAULT_TILE,

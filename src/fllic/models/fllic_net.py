@@ -40,6 +40,7 @@ from fllic.models.init import haar_init_
 from fllic.models.layers import DownResBlock, ResBlock, UpResBlock, conv3x3, round_ste
 
 SIGMA_NORM = 50.0
+ESTIMATE_CACHE_PIXELS = 1 << 22  # images up to 4 megapixels keep their trunk estimate between levels
 STEP_LOG_RANGE = (-8.0, 4.0)
 # At initialisation (a Haar transform coder, see init.py) y has a std of about 0.7
 # on images in [-0.5, 0.5]: steps start fine enough for information to flow through ŷ.
@@ -273,6 +274,7 @@ class CodingModel:
         self.device = torch.device("cpu")
         self.trunk_file: str | None = None  # the trunk file a loaded model refers to (save keeps sharing it)
         self.encoder_file: str | None = None  # likewise its encoder file, where it has one
+        self._estimates: tuple[bytes, dict] | None = None  # the last image's trunk estimates, by window
 
     def default_quality(self, sigma: float, grey: bool = False, refined: bool = False) -> int:
         """The quality level used when none is asked for: the model's σ-dependent default.
@@ -336,7 +338,8 @@ class CodingModel:
 
         self._check_fresh()
         s, qt = _scalar(sigma, self.device), _scalar(q, self.device)
-        y = to_nhwc(tiling.analysis(self.net, x, s, qt, tile, progress, noise_map)).double()
+        estimates = self._estimates_for(x, sigma, noise_map, tile)
+        y = to_nhwc(tiling.analysis(self.net, x, s, qt, tile, progress, noise_map, estimates)).double()
         z_sym = torch.round(self.net.h_a(y.permute(0, 3, 1, 2).float()) / self.net.step_z()).cpu()
         z_groups = _channel_groups(tuple(z_sym.shape))
         z_sym = _clamp(z_sym, self.tables.z, z_groups)
@@ -357,6 +360,21 @@ class CodingModel:
         t = scale_table()[p.index.cpu()]
         est = float(-torch.log2(gaussian_likelihood(u, t)).sum() - torch.log2(self.net.z_density.likelihood(z_sym.to(self.device))).sum())
         return Compressed(strings, tuple(z_sym.shape[2:]), pixels, est)
+
+    def _estimates_for(self, x, sigma: float, noise_map, tile: int) -> dict | None:
+        """The trunk-estimate cache of this image, sigma, map and tiling (fresh for another one): coding one
+        image at several levels (a size cap stepping down, a rate sweep) runs the trunk once. Images above
+        :data:`ESTIMATE_CACHE_PIXELS` keep none, to bound memory."""
+        if isinstance(x, torch.Tensor) or x.shape[0] * x.shape[1] > ESTIMATE_CACHE_PIXELS:
+            return None
+        h = hashlib.sha256(np.ascontiguousarray(x).data)
+        h.update(repr((x.shape, x.dtype.str, float(sigma), tile, str(self.device))).encode())
+        if noise_map is not None:
+            h.update(np.ascontiguousarray(noise_map, np.float32).data)
+        key = h.digest()
+        if self._estimates is None or self._estimates[0] != key:
+            self._estimates = (key, {})
+        return self._estimates[1]
 
     def check_stream_lengths(self, strings: tuple[bytes, bytes], z_shape: tuple[int, int]) -> None:
         """Refuse streams too short to hold a z_shape grid's symbols, before any decoding work.
