@@ -4,6 +4,7 @@ without it fails in one line that names what to install."""
 import json
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 
 import fllic
 from fllic.cli import main
-from fllic.imageio import read_image
+from fllic.imageio import encode_image, read_image
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).parent / "golden"
@@ -102,7 +103,7 @@ assert "torch" not in sys.modules
     run = _without_torch(script)
     assert run.returncode == 0, run.stderr
     pixels = fllic.decode(src.read_bytes())
-    assert run.stdout.split() == ["FLLIC", "RGB", str(__import__("zlib").crc32(pixels.tobytes()))]
+    assert run.stdout.split() == ["FLLIC", "RGB", str(zlib.crc32(pixels.tobytes()))]
 
 
 def test_models_says_every_model_decodes_and_none_encodes():
@@ -143,7 +144,7 @@ def _models_with_torch() -> dict:
 ])
 def test_encoding_commands_fail_in_one_line_naming_the_extra(argv, extra, tmp_path):
     png = tmp_path / "in.png"
-    png.write_bytes(fllic.imageio.encode_image(np.zeros((8, 8, 3), np.uint8), ".png"))
+    png.write_bytes(encode_image(np.zeros((8, 8, 3), np.uint8), ".png"))
     run = _cli(*(a.format(png=png, out=tmp_path / "out") for a in argv))
     assert run.returncode == 1 and _one_error_line(run.stderr), run.stderr
     assert "needs PyTorch" in run.stderr and f'pip install "fllic[{extra}]"' in run.stderr
