@@ -8,6 +8,10 @@ grey ("I;16"), but none for 16-bit colour or alpha: such files open as their
 PNG and TIFF. ``fllic.decode`` returns them at 16 bits. The ICC profile and
 EXIF are in ``im.info`` ("icc_profile", "exif"), and are saved from there or
 from the ``icc_profile=`` and ``exif=`` options.
+
+Opening needs the base install only: without PyTorch the reference decoder
+(fllic.decoder) decodes, to the same pixels. Saving encodes, which needs
+PyTorch (the ``encode`` extra).
 """
 
 from __future__ import annotations
