@@ -310,6 +310,10 @@ def test_real_photograph_bench_caps_at_the_source_jpeg(tmp_path, capsys):
         assert float(cells[7]) <= float(cells[4]) + 1e-9
     assert real_main(["--data", str(tmp_path), "--crop", "64", "--gains", "1", "2"]) == 0
     assert "| camA (2) |" in capsys.readouterr().out
+    assert real_main(["--data", str(tmp_path), "--crop", "64", "--estimate-gains", "1", "2"]) == 0
+    row = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| all 3 (3) |"))
+    cells = [float(c) for c in row.split("|")[2:6]]  # gain 1, gain 2, best per photo, true map
+    assert cells[2] >= max(cells[:2]) - 1e-9  # the per-photo oracle is at least each gain's mean
 
 
 def test_halves_split_a_set_by_name_and_never_overlap(tmp_path):

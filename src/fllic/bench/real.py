@@ -175,6 +175,79 @@ def gain_sweep(items, model, gains, size: int = CROP) -> dict[str, dict[float, t
     return out
 
 
+def trunk_estimate(model, noisy: np.ndarray, level_map: np.ndarray, sigma: float) -> np.ndarray:
+    """The model's trunk estimate of ``noisy`` (uint8 RGB) reading ``level_map`` ((2, H', W'), padded), rounded."""
+    import torch
+
+    from fllic.codec import _model_input
+    from fllic.tiling import to_tensor
+
+    h, w = noisy.shape[:2]
+    with torch.no_grad():
+        est = model.net.estimate(to_tensor(_model_input(noisy)), torch.tensor([float(sigma)]),
+                                 torch.from_numpy(level_map)[None])
+    return np.clip(np.rint(est[0].permute(1, 2, 0).numpy()[:h, :w] * 255.0), 0, 255).astype(np.uint8)
+
+
+def estimate_sweep(items, model, gains, size: int = CROP) -> dict[str, dict]:
+    """{photo: {gain: PSNR gain, "true": PSNR gain}}: the trunk's estimate alone (no coding) reading the blind
+    noise map scaled by each gain, and reading the true noise-level function (noisy minus reference: an
+    oracle), so the estimator's limit and the blind reading's share of it show apart from the codec's."""
+    from tqdm import tqdm
+
+    from fllic.codec import _blind_level
+    from fllic.metrics import psnr
+    from fllic.models.registry import resolve
+    from fllic.noise.camera import true_noise_map
+
+    m = resolve(model)
+    out = {}
+    for scene, noisy_path, ref_path in tqdm(items, desc="estimate sweep", unit="photo"):
+        noisy, ref, _ = read_pair(noisy_path, ref_path, size)
+        base, level = psnr(noisy, ref), _blind_level(noisy)
+        out[scene] = {g: psnr(trunk_estimate(m, noisy, _blind_map(noisy, level, g), level.sigma * g), ref) - base
+                      for g in gains}
+        true = true_noise_map(noisy, ref)
+        out[scene]["true"] = psnr(trunk_estimate(m, noisy, _padded_map(true, 1.0), float(true.mean())), ref) - base
+    return out
+
+
+def _blind_map(noisy: np.ndarray, level, gain: float) -> np.ndarray:
+    """The (2, H', W') map a camera model's trunk reads: the blind noise-level function scaled by ``gain``, or a
+    constant at the blind sigma where the noise read as white."""
+    from fllic.codec import _trunk_noise_map
+
+    level_map = _trunk_noise_map(noisy, level.scaled(gain))
+    return level_map if level_map is not None else _padded_map(np.full(noisy.shape[:2], level.sigma * gain), 0.0)
+
+
+def _padded_map(std: np.ndarray, kind: float) -> np.ndarray:
+    """(2, H', W'): a per-pixel std padded to the model's grid as the codec pads, and the noise kind."""
+    from fllic.codec import _padding
+
+    padded = np.pad(std, ((0, _padding(std.shape[0])), (0, _padding(std.shape[1]))), mode="edge")
+    return np.stack([padded, np.full(padded.shape, kind)]).astype(np.float32)
+
+
+
+def estimate_table(sweep: dict[str, dict]) -> list[str]:
+    """Per camera and over all: the mean gain at each blind gain, at each photo's best gain (an oracle), and with
+    the true noise map (an oracle)."""
+    gains = [g for g in next(iter(sweep.values())) if g != "true"]
+    groups: dict[str, list[str]] = {}
+    for scene in sweep:
+        groups.setdefault(scene.split("_")[0], []).append(scene)
+    groups[f"all {len(sweep)}"] = list(sweep)
+    lines = ["| photographs | " + " | ".join(f"gain {g:g}" for g in gains) + " | best gain per photo | true map |",
+             "|---|" + "---:|" * (len(gains) + 2)]
+    for name, scenes in groups.items():
+        cells = [f"{np.mean([sweep[s][g] for s in scenes]):+.2f}" for g in gains]
+        cells.append(f"{np.mean([max(sweep[s][g] for g in gains) for s in scenes]):+.2f}")
+        cells.append(f"{np.mean([sweep[s]['true'] for s in scenes]):+.2f}")
+        lines.append(f"| {name} ({len(scenes)}) | " + " | ".join(cells) + " |")
+    return lines
+
+
 def sweep_table(sweep: dict[str, dict[float, tuple[float, float]]]) -> list[str]:
     """Mean PSNR gain and bpp per gain, per camera (the scene name's prefix) and over all photographs."""
     gains = sorted(next(iter(sweep.values())))
@@ -239,6 +312,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gains", type=float, nargs="+", default=None,
                    help="instead: sweep the model's correlated_gain over these values (choosing it on development "
                         "photographs), per camera (default model: the one auto mode gives a camera JPEG)")
+    p.add_argument("--estimate-gains", type=float, nargs="+", default=None,
+                   help="instead: the trunk's estimate alone (no coding) at these gains on the blind reading, at the "
+                        "best gain per photo and with the true noise map (both oracles)")
     p.add_argument("--out", type=Path, default=None, help="write the record (Markdown) here")
     args = p.parse_args(argv)
     items = pairs(args.data)
@@ -252,6 +328,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.fold:
         keep = set(folds([s for s, _, _ in items])[args.fold == "b"])
         items = [it for it in items if it[0] in keep]
+    if args.estimate_gains:
+        from fllic.models.registry import CAMERA_JPEG_MODEL
+
+        model = args.model or CAMERA_JPEG_MODEL
+        lines = [f"# The estimate of `{model}`'s trunk on real photographs, before coding", "",
+                 f"`{command('python -m fllic.bench.real', argv)}`", "",
+                 f"{len(items)} photographs of {args.data.name}, the centre {args.crop}x{args.crop} crop of each. "
+                 "Each cell: the mean PSNR gain (dB) of the trunk's rounded estimate over the noisy crop, against "
+                 "the mean-of-shots reference, with the blind noise map scaled by the gain; then each photo at its "
+                 "best gain of those, and the trunk reading the true noise-level function (noisy minus reference). "
+                 "The last two are oracles no blind method has.", ""] + estimate_table(
+                     estimate_sweep(items, model, args.estimate_gains, args.crop))
+        emit("\n".join(lines) + "\n", args.out)
+        return 0
     if args.gains:
         from fllic.models.registry import CAMERA_JPEG_MODEL
 
