@@ -294,20 +294,37 @@ def _decoder_fields(m) -> dict:
 
 def _decoding_model(h: fmt.Header, model, device):
     """The model that decodes a file: the one that wrote it (version 2), or the decoder it names (version 3),
-    its weights checked against the file's hash."""
-    from fllic.models.registry import resolve
+    its weights checked against the file's hash.
 
+    A shipped model id (the header's, or ``model``) with a decoder file, or a ``-decoder.npz`` path, loads
+    the decoder part alone (:mod:`fllic.models.decoding`: integer h_s, g_s and tables, nothing of the
+    encoder); any other model (an exported file, a CodingModel) loads whole."""
+    wanted = (h.model_id if h.decoder_hash is None else h.decoder_id) if model is None else model
+    m = _on_device(_decoder_of(wanted), device)
     if h.decoder_hash is None:
-        m = _on_device(resolve(h.model_id if model is None else model), device)
         if m.hash != h.weights_hash:
             raise ModelMismatchError(f"file was written with weights {h.weights_hash.hex()} of {h.model_id!r}, "
                                      f"but the available weights are {m.hash.hex()}")
         return m
-    m = _on_device(resolve(h.decoder_id if model is None else model), device)
     if m.decoder_hash != h.decoder_hash:
         raise ModelMismatchError(f"file needs the decoder {h.decoder_hash.hex()} of {h.decoder_id!r} "
                                  f"(written by {h.model_id!r}), but the available decoder is {m.decoder_hash.hex()}")
     return m
+
+
+def _decoder_of(model):
+    """The decoder part of a shipped id or a ``-decoder.npz`` file; the whole model (registry.resolve) otherwise."""
+    from pathlib import Path
+
+    from fllic.models import decoding
+
+    if isinstance(model, (str, Path)) and str(model).endswith(".npz") and Path(model).is_file():
+        return decoding.load_file(model)
+    if isinstance(model, str) and not Path(model).is_file() and decoding.decoder_file(model) is not None:
+        return decoding.load(model)
+    from fllic.models.registry import resolve
+
+    return resolve(model)
 
 
 def _level_for(model, level):

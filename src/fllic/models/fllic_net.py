@@ -377,34 +377,20 @@ class CodingModel:
         return self._estimates[1]
 
     def check_stream_lengths(self, strings: tuple[bytes, bytes], z_shape: tuple[int, int]) -> None:
-        """Refuse streams too short to hold a z_shape grid's symbols, before any decoding work.
+        """Refuse streams too short to hold a z_shape grid's symbols (:func:`fllic.models.decoding.check_stream_lengths`)."""
+        from fllic.models.decoding import check_stream_lengths
 
-        Every symbol costs at least -log2(p_max) bits under its table (p_max, the
-        table's largest probability), so a stream shorter than the sum of those
-        minima is invalid: a guard against headers that claim a huge image for a
-        small file (hostile input), which would otherwise run the decoder for minutes.
-        """
-        from fllic._errors import FormatError
+        check_stream_lengths(self.tables, self.net.config.m, strings, z_shape)
 
-        n = z_shape[0] * z_shape[1]
-        z_min = n * float(sum(_min_cost(f) for f in self.tables.z.freqs))
-        y_min = 16 * n * self.net.config.m * min(_min_cost(f) for f in self.tables.y.freqs)
-        for name, data, need in (("Z", strings[0], z_min), ("Y", strings[1], y_min)):
-            if 8 * len(data) + 64 < need:
-                raise FormatError(f"the {name} section ({len(data)} bytes) is too short for the image size in the header")
-
-    @torch.no_grad()
     def decompress(self, strings: tuple[bytes, bytes], z_shape: tuple[int, int], sigma: float, q: float,
                    tile: int = tiling.DEFAULT_TILE, progress: bool = False) -> torch.Tensor:
-        """Pixels (1, 64·zh, 64·zw, 3) in fixed point, from the z and y streams; the same for any ``tile``."""
+        """Pixels (1, 64·zh, 64·zw, 3) in fixed point, from the z and y streams; the same for any ``tile``.
+
+        The decoder part alone does it (:func:`fllic.models.decoding.decompress`), as a decoder file does."""
+        from fllic.models.decoding import decompress
+
         self._check_fresh()
-        self.check_stream_lengths(strings, z_shape)
-        z_groups = _channel_groups((1, self.net.config.nz, *z_shape))
-        z_sym = torch.from_numpy(coder.decode(strings[0], z_groups, self.tables.z).reshape(z_groups.shape))
-        p = self.decoder.entropy_params(z_sym.to(self.device), sigma, q)
-        y_groups = p.index.cpu().numpy()
-        u = torch.from_numpy(coder.decode(strings[1], y_groups, self.tables.y).reshape(y_groups.shape))
-        return tiling.synthesis(self.decoder, u.to(self.device), p, sigma, q, tile, progress).cpu()
+        return decompress(self.decoder, self.tables, strings, z_shape, sigma, q, tile, progress, self.device)
 
     @torch.no_grad()
     def estimate(self, x: torch.Tensor, sigma: float, q: float, noise_map: np.ndarray | None = None) -> torch.Tensor:
@@ -541,13 +527,6 @@ def synthetic_calibration(q_scales, size: int = 128, seed: int = 0):
         for q in q_scales:
             xs.append(noisy); sigmas.append(sigma); qs.append(q)
     return torch.cat(xs), torch.tensor(sigmas), torch.tensor(qs, dtype=torch.float32)
-
-
-def _min_cost(freqs: np.ndarray) -> float:
-    """Bits of the cheapest symbol of an integer table."""
-    from fllic.entropy.tables import FREQ_TOTAL
-
-    return float(-np.log2(freqs.max() / FREQ_TOTAL))
 
 
 def _scalar(v: float, device=None) -> torch.Tensor:
