@@ -49,6 +49,7 @@ ENCODE_STAGES = ("image read", "model load", "blind noise estimate", "trunk", "g
                  "integer h_s", "y entropy coding", "integer g_s", "container pack", "other")
 DECODE_STAGES = ("container parse", "model load", "z decode", "integer h_s", "y decode", "integer g_s",
                  "PNG write", "other")
+FULL_MODEL = " --model <the whole .pt model>"
 STAGE_NETWORKS = {"trunk": "trunk", "g_a": "g_a", "h_a": "h_a", "integer h_s": "h_s", "integer g_s": "g_s"}
 
 
@@ -216,9 +217,9 @@ def numpy_decoder_time(data: bytes, model, pixels: np.ndarray, repeat: int, tmp:
 
 
 def cold_times(noisy: np.ndarray, sigma: float, model_ref, full_model: Path | None, threads: int,
-               tmp: Path) -> dict:
-    """Wall seconds of fresh processes: Python alone, the decoder's and the encoder's imports,
-    ``fllic compress``, ``fllic decompress`` and, where given, ``fllic decompress --model FULL_MODEL``."""
+               tmp: Path, repeat: int = 1) -> dict:
+    """Median wall seconds of ``repeat`` runs of fresh processes: Python alone, the decoder's and the
+    encoder's imports, ``fllic compress``, ``fllic decompress`` and, where given, ``fllic decompress`` with ``--model`` the whole model file."""
     from fllic.imageio import write_image
 
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
@@ -239,14 +240,15 @@ def cold_times(noisy: np.ndarray, sigma: float, model_ref, full_model: Path | No
         "fllic decompress (cold)": cli + ["decompress", str(coded), "-o", str(out), "--force", "-q"] + own,
     }
     if full_model is not None:
-        runs["fllic decompress --model <the whole .pt model> (cold)"] = \
+        runs[f"fllic decompress{FULL_MODEL} (cold)"] = \
             cli + ["decompress", str(coded), "-o", str(out), "--force", "-q", "--model", str(full_model)]
-    times = {}
-    for name, cmd in runs.items():
-        t0 = time.perf_counter()
-        subprocess.run(cmd, check=True, env=env, capture_output=True)
-        times[name] = time.perf_counter() - t0
-    return times
+    times = defaultdict(list)
+    for _ in range(repeat):  # interleaved, so that a slower spell of a shared machine falls on every command
+        for name, cmd in runs.items():
+            t0 = time.perf_counter()
+            subprocess.run(cmd, check=True, env=env, capture_output=True)
+            times[name].append(time.perf_counter() - t0)
+    return {name: float(np.median(t)) for name, t in times.items()}
 
 
 # -- the record ----------------------------------------------------------------------------------
@@ -335,7 +337,15 @@ class Measured:
         return [head, ""] + stage_table(f"Encode, in process ({self.label})", self.encode, self.megapixels, jxl,
                                         self.macs) \
             + stage_table(f"Decode, in process ({self.label})", self.decode, self.megapixels, jxl, self.macs) \
-            + beside_table(self.beside, self.megapixels, jxl)
+            + beside_table(self.beside, self.megapixels, jxl) + self._cold_ratio()
+
+    def _cold_ratio(self) -> list[str]:
+        """Cold ``fllic decompress`` loading the decoder part over the same loading the whole model."""
+        light, full = (self.beside.get(f"fllic decompress{k} (cold)") for k in ("", FULL_MODEL))
+        if light is None or full is None:
+            return []
+        return [f"Cold `fllic decompress`, decoder part over whole model: {light / full:.3f} "
+                f"({light:.2f} s against {full:.2f} s).", ""]
 
 
 def measure(path: Path, noisy: np.ndarray, args, label: str, tmp: Path) -> Measured:
@@ -360,7 +370,8 @@ def measure(path: Path, noisy: np.ndarray, args, label: str, tmp: Path) -> Measu
                   numpy_decoder_time(data, model, pixels, repeat, tmp),
               **jpegxl_times(noisy, repeat, args.threads)}
     if not args.no_cold:
-        beside.update(cold_times(noisy, args.sigma, args.model, _full_model_file(args.model), args.threads, tmp))
+        beside.update(cold_times(noisy, args.sigma, args.model, _full_model_file(args.model), args.threads, tmp,
+                                 args.repeat))
     return Measured(label, h, w, _median_rows(enc_rows[1:]), _median_rows(dec_rows[1:]), beside,
                     macs_per_pixel(model, h, w))
 
