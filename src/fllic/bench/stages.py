@@ -130,7 +130,8 @@ def time_encode(path: Path, sigma: float, model_ref, blind: bool, timer: Timer) 
         registry.load.cache_clear()
         model = registry.resolve(model_ref)
     model._estimates = None  # the trunk runs again: no estimate kept from an earlier repeat
-    entropy = timer.wrap(lambda s, g, t: "z entropy coding" if t is model.tables.z else "y entropy coding", coder.encode)
+    entropy = timer.wrap(lambda s, g, t: "z entropy coding" if t is model.tables.z else "y entropy coding",
+                         coder.encode)
     targets = _shared_targets(timer) + _network_targets(timer, model.net) + [
         (coder, "encode", entropy), (codec, "_blind_level", timer.wrap("blind noise estimate", codec._blind_level))]
     with patched(targets):
@@ -219,7 +220,8 @@ def numpy_decoder_time(data: bytes, model, pixels: np.ndarray, repeat: int, tmp:
 def cold_times(noisy: np.ndarray, sigma: float, model_ref, full_model: Path | None, threads: int,
                tmp: Path, repeat: int = 1) -> dict:
     """Median wall seconds of ``repeat`` runs of fresh processes: Python alone, the decoder's and the
-    encoder's imports, ``fllic compress``, ``fllic decompress`` and, where given, ``fllic decompress`` with ``--model`` the whole model file."""
+    encoder's imports, ``fllic compress``, ``fllic decompress`` and, where ``full_model`` is given,
+    ``fllic decompress --model full_model`` (the whole model file)."""
     from fllic.imageio import write_image
 
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
@@ -293,7 +295,8 @@ def _macs(value: float | None) -> str:
 def stage_table(title: str, row: dict, megapixels: float, jxl_decode: float, macs: dict) -> list[str]:
     """A stage table: seconds, s/MP, share, MACs per pixel and the ratio to JPEG-XL decode; a total last."""
     total = sum(row.values())
-    lines = [f"## {title}", "", "| stage | s | s/MP | share | MACs/px | × JPEG-XL decode |", "|---|---|---|---|---|---|"]
+    lines = [f"## {title}", "", "| stage | s | s/MP | share | MACs/px | × JPEG-XL decode |",
+             "|---|---|---|---|---|---|"]
     for name, s in row.items():
         share = s / total if total > 0 else 0.0
         lines.append(f"| {name} | {s:.3f} | {s / megapixels:.3f} | {100 * share:.1f} % | "

@@ -139,7 +139,8 @@ class DecodingModel:
 
 def _nested(arrays: dict[str, np.ndarray], prefix: str) -> dict:
     """The arrays whose keys start with ``prefix``, as tensors keyed by the rest of the key."""
-    return {k[len(prefix):]: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items() if k.startswith(prefix)}
+    return {k[len(prefix):]: torch.from_numpy(np.ascontiguousarray(v))
+            for k, v in arrays.items() if k.startswith(prefix)}
 
 
 def from_arrays(meta: dict, arrays: dict[str, np.ndarray], name: str = "decoder file") -> DecodingModel:
