@@ -1,8 +1,11 @@
 """Portable decoding with the shipped model: same pixels under every thread count, ISA and golden file.
 
 Golden files: ``tests/golden/*.fllic`` with the SHA-256 of their decoded
-pixels in ``golden.json``. A change that alters decoding fails here; to
-regenerate them on purpose, run ``FLLIC_REGEN_GOLDEN=1 python -m pytest tests/test_portable.py``.
+pixels in ``golden.json``: every shipped model id, grey and colour, odd sizes,
+several levels. A change that alters decoding fails here. To add a case, list
+it below and run ``FLLIC_REGEN_GOLDEN=1 python -m pytest tests/test_portable.py``:
+that writes the files that are missing and never rewrites one that exists (delete
+a file to remake it on purpose).
 """
 
 import json
@@ -18,6 +21,7 @@ from tests.conftest import noisy_image
 
 GOLDEN = Path(__file__).parent / "golden"
 # name: (height, width, channels, quality, sigma)
+# fllic-awgn-v1's files (fllic 0.1's default): name: (height, width, channels, quality, sigma)
 GOLDEN_CASES = {
     "grey_31x37_q1.fllic": (31, 37, 1, 1, 15.0),
     "rgb_48x64_q2.fllic": (48, 64, 3, 2, 25.0),
@@ -26,16 +30,33 @@ GOLDEN_CASES = {
     "rgb_200x33_q4.fllic": (200, 33, 3, 4, 10.0),
 }
 
-# Files of other shipped models: name: (model, height, width, channels, quality, sigma)
+# Files of every other shipped model: name: (model, height, width, channels, quality, sigma)
 GOLDEN_MODEL_CASES = {
     "camera5_rgb_72x90_q6.fllic": ("fllic-camera-v5", 72, 90, 3, 6, 8.0),  # format version 3, names v7's decoder
+    "awgn2_rgb_45x61_q5.fllic": ("fllic-awgn-v2", 45, 61, 3, 5, 20.0),
+    "awgn3_grey_53x37_q2.fllic": ("fllic-awgn-v3", 53, 37, 1, 2, 30.0),
+    "awgn4_rgb_33x77_q6.fllic": ("fllic-awgn-v4", 33, 77, 3, 6, 5.0),
+    "awgn5_grey_66x41_q4.fllic": ("fllic-awgn-v5", 66, 41, 1, 4, 15.0),
+    "awgn6_rgb_39x58_q3.fllic": ("fllic-awgn-v6", 39, 58, 3, 3, 35.0),
+    "awgn7_grey_47x71_q8.fllic": ("fllic-awgn-v7", 47, 71, 1, 8, 10.0),
+    "awgn7_rgb_81x43_q1.fllic": ("fllic-awgn-v7", 81, 43, 3, 1, 50.0),
+    "camera2_rgb_50x70_q4.fllic": ("fllic-camera-v2", 50, 70, 3, 4, 12.0),
+    "camera3_rgb_63x35_q6.fllic": ("fllic-camera-v3", 63, 35, 3, 6, 6.0),
+    "camera4_grey_42x56_q2.fllic": ("fllic-camera-v4", 42, 56, 1, 2, 25.0),
+    "weak2_rgb_29x83_q1.fllic": ("fllic-weak-v2", 29, 83, 3, 1, 25.0),
+    "weak3_grey_57x49_q5.fllic": ("fllic-weak-v3", 57, 49, 1, 5, 20.0),
+    "weak4_rgb_44x44_q3.fllic": ("fllic-weak-v4", 44, 44, 3, 3, 40.0),
+    "weak5_rgb_71x39_q6.fllic": ("fllic-weak-v5", 71, 39, 3, 6, 15.0),
 }
 
 
 def _regenerate() -> None:
-    manifest = {}
-    cases = {name: (None, *case) for name, case in GOLDEN_CASES.items()} | GOLDEN_MODEL_CASES
+    """Write the golden files that are missing (and their manifest entries); existing ones stay as they are."""
+    manifest = json.loads((GOLDEN / "golden.json").read_text())
+    cases = {name: ("fllic-awgn-v1", *case) for name, case in GOLDEN_CASES.items()} | GOLDEN_MODEL_CASES
     for k, (name, (model, h, w, ch, quality, sigma)) in enumerate(cases.items()):
+        if (GOLDEN / name).exists() and name in manifest:
+            continue
         img = noisy_image(np.random.default_rng(100 + k), h, w, channels=ch)
         res = fllic.codec.encode_detailed(img, sigma=sigma, quality=quality, model=model)
         (GOLDEN / name).write_bytes(res.data)
@@ -53,6 +74,15 @@ def manifest():
 def test_golden_files_cover_grey_rgb_and_every_quality(manifest):
     assert {manifest[n]["quality"] for n in GOLDEN_CASES} == {1, 2, 3, 4}
     assert {len(e["shape"]) for e in manifest.values()} == {2, 3}
+
+
+def test_every_shipped_model_has_a_golden_file():
+    from fllic.models.registry import SHIPPED
+
+    covered = {"fllic-awgn-v1"} | {model for model, *_ in GOLDEN_MODEL_CASES.values()}
+    assert covered == {m.id for m in SHIPPED}
+    for name in GOLDEN_MODEL_CASES:
+        assert fllic.info((GOLDEN / name).read_bytes())["model_id"] == GOLDEN_MODEL_CASES[name][0]
 
 
 @pytest.mark.parametrize("name", sorted(GOLDEN_CASES) + sorted(GOLDEN_MODEL_CASES))
