@@ -39,7 +39,8 @@ SHIPPED: tuple[ModelInfo, ...] = (
         "fllic-camera-v2",
         "fllic-camera-v2.pt",
         "camera noise (signal-dependent, demosaiced, JPEG 75-100): v2 with a trunk that reads a per-pixel noise "
-        "map and the noise kind, and a codec fine-tuned on its estimates; what --sigma auto picks for correlated noise",
+        "map and the noise kind, and a codec fine-tuned on its estimates; auto mode's camera model before "
+        "fllic-camera-v3, kept so that its files decode",
     ),
     ModelInfo(
         "fllic-awgn-v3",
