@@ -46,7 +46,9 @@ def test_batch_compress_decompress_resume(tmp_path, photos, tiny_model_path, cap
     assert fllic.check((out / "b.fllic").read_bytes())
     dec = tmp_path / "dec"
     assert main(["decompress", str(out), "-o", str(dec), *model]) == 0
-    grey = np.asarray(Image.open(dec / "out" / "album" / "c.png"))
+    decoded = sorted(p.relative_to(dec).as_posix() for p in dec.rglob("*.png"))
+    assert decoded == ["a.png", "album/c.png", "album/day2/d.png", "b.png"]  # a folder alone is mirrored
+    grey = np.asarray(Image.open(dec / "album" / "c.png"))
     assert grey.ndim == 2
     assert np.array_equal(grey, fllic.decode((out / "album" / "c.fllic").read_bytes(), model=str(tiny_model_path)))
 

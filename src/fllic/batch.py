@@ -74,7 +74,13 @@ class Summary:
 
 # -- planning ---------------------------------------------------------------------------
 def plan(inputs: list[Path], out_dir: Path, opts: Options) -> list[Job]:
-    """One job per input file; folders contribute their files, keeping their layout."""
+    """One job per input file; folders contribute their files, keeping their layout.
+
+    A folder given alone is mirrored: its tree goes straight into ``out_dir``
+    (``fllic compress photos/ -o out/`` writes ``out/x.fllic``, and ``fllic
+    decompress out/ -o decoded/`` writes ``decoded/x.png``, the tree of
+    ``photos/``). Beside other inputs a folder keeps its name, ``out_dir/photos/...``.
+    """
     from fllic._errors import InputError
 
     wanted = (FLLIC_SUFFIX,) if opts.mode == "decompress" else IMAGE_SUFFIXES
@@ -83,7 +89,8 @@ def plan(inputs: list[Path], out_dir: Path, opts: Options) -> list[Job]:
     for item in inputs:
         if item.is_dir():
             files = sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in wanted)
-            jobs += [Job(f, out_dir / item.name / f.relative_to(item).with_suffix(suffix)) for f in files]
+            base = out_dir if len(inputs) == 1 else out_dir / item.name
+            jobs += [Job(f, base / f.relative_to(item).with_suffix(suffix)) for f in files]
         elif item.is_file():
             jobs.append(Job(item, out_dir / item.with_suffix(suffix).name))
         else:

@@ -370,7 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("compress", help="noisy image(s) -> .fllic", description=(
         "Compress noisy images. One input and an OUTPUT file (or - for standard output); or several inputs "
-        "and folders with an OUTPUT folder: batch mode, resumable, outputs that exist and verify are skipped."))
+        "and folders with an OUTPUT folder: batch mode, resumable, outputs that exist and verify are skipped. "
+        "A folder given alone is mirrored into OUTPUT; beside other inputs it keeps its name there."))
     c.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="8- or 16-bit PNG or TIFF, or 8-bit BMP, WebP or JPEG; grey or RGB, with or without "
                         "alpha (kept losslessly); a folder; or - for standard input")
@@ -393,7 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("decompress", help=".fllic -> denoised image(s)", description=(
         "Decode .fllic files to the exact stored images. One input and an OUTPUT image (or - for standard "
-        "output); or several inputs and folders with an OUTPUT folder."))
+        "output); or several inputs and folders with an OUTPUT folder. A folder given alone is mirrored into OUTPUT, "
+        "so decompressing a compressed folder gives back the original tree."))
     d.add_argument("inputs", nargs="+", metavar="INPUT", help="a .fllic file, a folder of them, or - for standard input")
     d.add_argument("-o", "--output", required=True,
                    help="PNG, TIFF, BMP or WebP (lossless) to write, - for standard output, or a folder; 16-bit "
