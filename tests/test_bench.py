@@ -329,3 +329,18 @@ def test_halves_split_a_set_by_name_and_never_overlap(tmp_path):
     assert len(list_images(tmp_path)) == 68
     with pytest.raises(ValueError):
         split(dev, "validation")
+
+
+def test_package_bench_counts_the_wheels_weight_files(tmp_path):
+    import zipfile
+
+    from fllic.bench.package import _tree_bytes, wheel_contents
+
+    wheel = tmp_path / "fllic-0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_STORED) as z:
+        z.writestr("fllic/models/weights/m.pt", b"x" * 1000)
+        z.writestr("fllic/models/weights/m-decoder.npz", b"y" * 300)
+        z.writestr("fllic/codec.py", b"z" * 50)
+    sizes = wheel_contents(wheel)
+    assert (sizes["pt"], sizes["npz"]) == (1000, 300) and sizes["all"] == wheel.stat().st_size > 1350
+    assert _tree_bytes(tmp_path) == wheel.stat().st_size
