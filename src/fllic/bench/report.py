@@ -442,6 +442,10 @@ def plot_rd(summary: dict, key: str, path: Path) -> None:
         pts = [p for p in pts if p[2] is not None]
         if not pts:
             continue
+        if label in ("fllic-default", "fllic-refine"):  # one point, not a sweep: the model's default level
+            ax.scatter([pts[0][1]], [pts[0][2]], marker="D", s=70, facecolors="none", edgecolors="tab:red", lw=1.6,
+                       zorder=6, label=f"{label} (the model's default level)")
+            continue
         i = sweeps.index(label) if label in sweeps else 0
         style = styles.get(label, dict(marker="o", ms=4, lw=1.3, ls=["-", "--"][i % 2], color=palette[i % 6]))
         shown = {"fllic": "fllic (quality points)", "jpegls-near": "jpegls-near (NEAR 1, 2, 4, ⌊σ/2⌋)"}
