@@ -165,6 +165,13 @@ def test_tiny_bench_writes_every_output(tmp_path, data, tiny_model_path, capsys)
         assert text in report, text
     assert "MACs/px encode" in (out / "cost.md").read_text()
 
+    # The report redraws from results.json alone, to the same text.
+    from fllic.bench.report import main as report_main
+
+    before = (out / "report.md").read_text()
+    (out / "report.md").unlink()
+    assert report_main([str(out)]) == 0 and (out / "report.md").read_text() == before
+    assert report_main([str(tmp_path / "nowhere")]) == 1
     # A re-run needs --force, and then takes the denoised images from the cache.
     assert main(argv) == 1
     assert "--force" in capsys.readouterr().err

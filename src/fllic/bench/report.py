@@ -467,3 +467,27 @@ def plot_rd(summary: dict, key: str, path: Path) -> None:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7, frameon=False)
     fig.savefig(path, dpi=120, bbox_inches="tight")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """python -m fllic.bench.report DIR...: redraw each record's report.md, cost.md and plots from its results.json
+    (after a change to the report's layout; the measurements are not touched)."""
+    import argparse
+    import sys
+
+    p = argparse.ArgumentParser(prog="python -m fllic.bench.report", description=main.__doc__)
+    p.add_argument("records", nargs="+", type=Path, metavar="DIR", help="a folder fllic bench wrote")
+    args = p.parse_args(argv)
+    for folder in args.records:
+        source = folder / "results.json"
+        if not source.is_file():
+            print(f"error: {source}: no such file; give a folder that fllic bench wrote", file=sys.stderr)
+            return 1
+        summary = json.loads(source.read_text())
+        for path in write_outputs(summary, folder):
+            print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
