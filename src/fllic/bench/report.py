@@ -460,6 +460,7 @@ def plot_rd(summary: dict, key: str, path: Path) -> None:
     from matplotlib.ticker import FuncFormatter
 
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "235" else ""))
     ax.set_xlabel("bits per pixel (log scale)")
     ax.set_ylabel("PSNR against the clean image (dB)")
     c = summary["config"]
