@@ -212,7 +212,11 @@ def test_a_stopped_bench_resumes_from_its_finished_tasks(tmp_path, data, tiny_mo
         run_bench(BenchConfig(out=tmp_path / "resumed", **common))
     assert calls == [("a.png", 15.0), ("b.png", 15.0)]  # sigma 15 whole before sigma 30
     log = tmp_path / "resumed" / runner.TASK_LOG
-    assert len(log.read_text().splitlines()) == 2
+    assert len(log.read_text().splitlines()) == 3  # the run's signature (the weights), then two tasks
+    other = tmp_path / "other.jsonl"  # a log of other weights is not resumed from
+    other.write_text(log.read_text())
+    assert runner._finished_tasks(other, [], {"signature": 1, "weights": "0" * 32}) == {}
+    assert other.read_text().count("\n") == 1
     calls.clear()
     monkeypatch.setattr(runner, "run_task", lambda t, on_method=None: calls.append(t.sigma) or real_run_task(t, on_method))
     resumed = run_bench(BenchConfig(out=tmp_path / "resumed", **common))

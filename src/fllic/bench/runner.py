@@ -299,7 +299,7 @@ def run_bench(cfg: BenchConfig) -> dict:
              for s in cfg.sigmas for i, p in enumerate(images)]
     out.mkdir(parents=True, exist_ok=True)
     log = out / TASK_LOG
-    done = _finished_tasks(log, tasks)
+    done = _finished_tasks(log, tasks, _signature(model))
     todo = [t for t in tasks if _task_key(t) not in done]
     if done:
         print(f"resuming: {len(done)} of {len(tasks)} (image, sigma) tasks already in {log}", file=sys.stderr)
@@ -320,12 +320,23 @@ def _task_key(t) -> tuple:
     return t.path.name, t.sigma, t.noise, t.seed, tuple(t.methods)
 
 
-def _finished_tasks(log: Path, tasks: list) -> dict:
-    """The tasks of an interrupted run with the same settings, from its log; lines of other settings are ignored."""
+def _signature(model) -> dict:
+    """What every task of a run shares beyond its own key: the network's weights (None where no method uses it)."""
+    return {"signature": 1, "weights": None if model is None else model.hash.hex()}
+
+
+def _finished_tasks(log: Path, tasks: list, signature: dict) -> dict:
+    """The tasks of an interrupted run with the same settings, from its log; lines of other settings are ignored,
+    and a log of other weights is started afresh."""
     wanted = {_task_key(t) for t in tasks}
     done = {}
-    if log.exists():
-        for line in log.read_text().splitlines():
+    lines = log.read_text().splitlines() if log.exists() else []
+    if not lines or lines[0] != json.dumps(signature):
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(json.dumps(signature) + "\n")
+        return done
+    for line in lines[1:]:
+        if line:
             try:
                 r = json.loads(line)
             except json.JSONDecodeError:  # the last line of a run killed while writing it
