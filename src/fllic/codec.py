@@ -17,7 +17,7 @@ import numpy as np
 
 from fllic import format as fmt
 from fllic._deps import require_torch, torch_available
-from fllic._errors import FllicWarning, FormatError, InputError, IntegrityError, LimitError, ModelMismatchError
+from fllic._errors import FllicWarning, FormatError, InputError, IntegrityError, LimitError
 
 PAD_MULTIPLE = 64
 DEFAULT_TILE = 768
@@ -299,16 +299,8 @@ def _decoding_model(h: fmt.Header, model, device):
     A shipped model id (the header's, or ``model``) with a decoder file, or a ``-decoder.npz`` path, loads
     the decoder part alone (:mod:`fllic.models.decoding`: integer h_s, g_s and tables, nothing of the
     encoder); any other model (an exported file, a CodingModel) loads whole."""
-    wanted = (h.model_id if h.decoder_hash is None else h.decoder_id) if model is None else model
-    m = _on_device(_decoder_of(wanted), device)
-    if h.decoder_hash is None:
-        if m.hash != h.weights_hash:
-            raise ModelMismatchError(f"file was written with weights {h.weights_hash.hex()} of {h.model_id!r}, "
-                                     f"but the available weights are {m.hash.hex()}")
-        return m
-    if m.decoder_hash != h.decoder_hash:
-        raise ModelMismatchError(f"file needs the decoder {h.decoder_hash.hex()} of {h.decoder_id!r} "
-                                 f"(written by {h.model_id!r}), but the available decoder is {m.decoder_hash.hex()}")
+    m = _on_device(_decoder_of(fmt.decoder_name(h) if model is None else model), device)
+    fmt.check_model(h, m.hash, m.decoder_hash)
     return m
 
 

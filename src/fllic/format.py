@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fllic._errors import FormatError, LimitError
+from fllic._errors import FormatError, LimitError, ModelMismatchError
 
 MAGIC = b"\x89FLLIC\r\n"
 VERSION = 2  # a stock model's file
@@ -247,3 +247,22 @@ def check(data: bytes) -> bool:
     except FormatError:
         return False
     return True
+
+
+def check_model(h: Header, weights_hash: bytes, decoder_hash: bytes) -> None:
+    """ModelMismatchError unless a model may decode the file ``h`` heads: its weights hash must be the file's
+    (version 2), or its decoder hash the decoder the file names (version 3)."""
+    if h.decoder_hash is None:
+        if weights_hash != h.weights_hash:
+            raise ModelMismatchError(f"file was written with weights {h.weights_hash.hex()} of {h.model_id!r}, "
+                                     f"but the available weights are {weights_hash.hex()}; "
+                                     "install the fllic that wrote it")
+    elif decoder_hash != h.decoder_hash:
+        raise ModelMismatchError(f"file needs the decoder {h.decoder_hash.hex()} of {h.decoder_id!r} "
+                                 f"(written by {h.model_id!r}), but the available decoder is {decoder_hash.hex()}; "
+                                 "install the fllic that wrote it")
+
+
+def decoder_name(h: Header) -> str:
+    """The model id that decodes the file: its writer's (version 2) or the decoder it names (version 3)."""
+    return h.model_id if h.decoder_hash is None else h.decoder_id

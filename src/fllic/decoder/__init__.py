@@ -66,18 +66,8 @@ def _given(model) -> DecoderModel:
 def decoding_model(h: fmt.Header, model=None) -> DecoderModel:
     """The decoder of a file: the model that wrote it (version 2), checked against its weights hash, or the
     decoder it names (version 3), checked against its decoder hash. ``model`` overrides the name."""
-    if h.decoder_hash is None:
-        m = _given(h.model_id if model is None else model)
-        if m.weights_hash != h.weights_hash:
-            raise ModelMismatchError(f"file was written with weights {h.weights_hash.hex()} of {h.model_id!r}, "
-                                     f"but the available decoder is of weights {m.weights_hash.hex()}; "
-                                     f"install the fllic that wrote it")
-        return m
-    m = _given(h.decoder_id if model is None else model)
-    if m.decoder_hash != h.decoder_hash:
-        raise ModelMismatchError(f"file needs the decoder {h.decoder_hash.hex()} of {h.decoder_id!r} "
-                                 f"(written by {h.model_id!r}), but the available decoder is "
-                                 f"{m.decoder_hash.hex()}; install the fllic that wrote it")
+    m = _given(fmt.decoder_name(h) if model is None else model)
+    fmt.check_model(h, m.weights_hash, m.decoder_hash)
     return m
 
 

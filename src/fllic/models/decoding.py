@@ -20,7 +20,6 @@ with the file's header, as it does for a full model.
 from __future__ import annotations
 
 import functools
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from fllic import tiling
 from fllic._errors import FormatError, ModelMismatchError
 from fllic.entropy import coder
 from fllic.entropy.tables import FREQ_TOTAL, CodingTables
+from fllic.models.hashing import weights_hash
 
 
 def _min_cost(freqs: np.ndarray) -> float:
@@ -86,26 +86,6 @@ def decompress(decoder, tables: CodingTables, strings: tuple[bytes, bytes], z_sh
     return tiling.synthesis(decoder, u.to(device), p, sigma, q, tile, progress).cpu()
 
 
-def state_hash(tables_state: dict, decoder_state: dict) -> bytes:
-    """16-byte SHA-256 over the tables' and the decoder's tensors: ``weights_hash({}, tables, decoder)``
-    of :mod:`fllic.models.fllic_net`, the decoder hash."""
-    h = hashlib.sha256()
-
-    def feed(prefix: str, tensors: dict) -> None:
-        for key in sorted(tensors):
-            value = tensors[key]
-            if isinstance(value, dict):
-                feed(f"{prefix}{key}.", value)
-                continue
-            t = value.detach().cpu().contiguous()
-            h.update(f"{prefix}{key}:{t.dtype}:{tuple(t.shape)};".encode())
-            h.update(t.numpy().tobytes())
-
-    feed("tables.", tables_state)
-    feed("decoder.", decoder_state)
-    return h.digest()[:16]
-
-
 @dataclass
 class DecodingModel:
     """What decoding reads of a shipped model, in torch: its integer decoder and coding tables.
@@ -155,7 +135,7 @@ def from_arrays(meta: dict, arrays: dict[str, np.ndarray], name: str = "decoder 
     except (KeyError, ValueError, RuntimeError) as e:
         raise ModelMismatchError(f"{name} does not hold an integer decoder ({e}); export it again") from e
     recorded = bytes.fromhex(meta["decoder_hash"])
-    if state_hash(tables.to_state(), decoder.to_state()) != recorded:
+    if weights_hash({}, tables.to_state(), decoder.to_state()) != recorded:
         raise ModelMismatchError(f"{name} does not rebuild to its decoder hash {recorded.hex()}; export it again")
     return DecodingModel(meta["model_id"], bytes.fromhex(meta["weights_hash"]), recorded, decoder.eval(), tables)
 

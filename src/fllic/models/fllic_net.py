@@ -36,6 +36,7 @@ from fllic.entropy.density import (
     scale_table,
 )
 from fllic.entropy.tables import CodingTables, factorized_tables, gaussian_tables
+from fllic.models.hashing import weights_hash
 from fllic.models.init import haar_init_
 from fllic.models.layers import DownResBlock, ResBlock, UpResBlock, conv3x3, round_ste
 
@@ -232,26 +233,6 @@ class Compressed:
 def encoder_state(net: FLLIC) -> dict[str, torch.Tensor]:
     """The float parameters coding uses: g_a, h_a and the z model (h_s and g_s run as integers)."""
     return {k: v for k, v in net.state_dict().items() if not k.startswith(DECODER_PREFIXES)}
-
-
-def weights_hash(state_dict: dict[str, torch.Tensor], tables_state: dict, decoder_state: dict) -> bytes:
-    """16-byte SHA-256 digest of the parameters, coding tables and integer decoder, in key order."""
-    h = hashlib.sha256()
-
-    def feed(prefix: str, tensors: dict) -> None:
-        for key in sorted(tensors):
-            value = tensors[key]
-            if isinstance(value, dict):
-                feed(f"{prefix}{key}.", value)
-                continue
-            t = value.detach().cpu().contiguous()
-            h.update(f"{prefix}{key}:{t.dtype}:{tuple(t.shape)};".encode())
-            h.update(t.numpy().tobytes())
-
-    feed("", state_dict)
-    feed("tables.", tables_state)
-    feed("decoder.", decoder_state)
-    return h.digest()[:16]
 
 
 class CodingModel:
