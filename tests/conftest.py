@@ -5,14 +5,14 @@ import torch
 from fllic.models.fllic_net import FLLIC, FllicConfig, finalize
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # once for the whole tests package
 def tiny_model():
     """A tiny, randomly initialised model with finalised tables: no training in tests."""
     torch.manual_seed(0)
     return finalize(FLLIC(FllicConfig.tiny()), {"id": "tiny-test", "quality_scales": [2.0, 1.0]})
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # once for the whole tests package
 def tiny_model_path(tiny_model, tmp_path_factory):
     path = tmp_path_factory.mktemp("model") / "tiny.pt"
     tiny_model.save(path)

@@ -167,6 +167,12 @@ def _platform() -> dict:
     return info
 
 
+def _home_relative(path) -> str:
+    """``path`` with the user's home written as ``~``: a record names no machine's directories."""
+    path, home = Path(path).expanduser().resolve(), Path.home().resolve()
+    return f"~/{path.relative_to(home)}" if path.is_relative_to(home) else str(path)
+
+
 def summarize(results: list[dict], cfg, model) -> dict:
     """The content of results.json."""
     import fllic
@@ -205,7 +211,7 @@ def summarize(results: list[dict], cfg, model) -> dict:
             "noise": cfg.noise, "seed": cfg.seed,
             "seed_rule": "numpy.random.default_rng([seed, int(clean_sha256[:16], 16)])",
             "methods_requested": list(cfg.methods), "limit": cfg.limit, "half": cfg.half, "jobs": cfg.jobs,
-            "cache_dir": None if cfg.cache_dir is None else str(cfg.cache_dir),
+            "cache_dir": None if cfg.cache_dir is None else _home_relative(cfg.cache_dir),
             "model": None if model is None else {
                 "id": model.meta.get("id", "custom"), "weights_hash": model.hash.hex(),
                 "quality_levels": len(model.meta.get("quality_scales", [1.0]))},
