@@ -11,7 +11,7 @@ from PIL import Image
 import fllic
 from fllic import format as fmt
 from fllic._errors import InputError, ModelMismatchError
-from fllic.adapt import AdaptOptions, adapt, neighbour_pair, sub_image
+from fllic.adapt import AdaptOptions, _Photo, adapt, neighbour_pair, recorrupt_loss, sub_image, unit_residual
 from fllic.cli import main
 from fllic.models.adapted import load_adapted
 from fllic.models.registry import CAMERA_JPEG_MODEL, load
@@ -42,7 +42,8 @@ def test_sub_images_are_neighbours():
     assert torch.all((gap == 1) | (gap == 4))  # the other pixel of the cell's row (±1) or column (±4)
 
 
-def test_adaptation_reads_only_the_photographs(photos, tmp_path):
+@pytest.mark.parametrize("objective", ["neighbor2neighbor", "recorrupt"])
+def test_adaptation_reads_only_the_photographs(photos, tmp_path, objective):
     opened = []
 
     def hook(event, args):
@@ -51,13 +52,51 @@ def test_adaptation_reads_only_the_photographs(photos, tmp_path):
 
     sys.addaudithook(hook)
     out = tmp_path / "cam.fllicm"
-    res = adapt(photos, out, options=TINY, workdir=tmp_path / "work", progress=False)
+    options = AdaptOptions(**{**TINY.__dict__, "objective": objective})
+    res = adapt(photos, out, options=options, workdir=tmp_path / "work", progress=False)
     reading = list(opened)
     opened.clear()  # the hook stays installed; later opens are not this test's
     assert res.steps == 1 and out.exists()
     assert not [p for p in reading if "_mean" in p], "adaptation read a reference"
     images = {p for p in reading if p.endswith((".png", ".jpg"))}
     assert images <= {str(p) for p in photos}
+    assert torch.load(out, weights_only=True)["meta"]["adapt_objective"] == objective
+
+
+def test_recorruption_maps_one_noisy_copy_to_the_other():
+    """y + a n' and y - n' / a: an identity trunk pays (a + 1/a)^2 |n'|^2, and reads the map scaled to the
+    level of y + a n'."""
+    seen = []
+
+    def identity(x, maps):
+        seen.append(maps)
+        return x
+
+    x = torch.rand(2, 3, 16, 16)
+    maps = torch.stack([torch.full((2, 16, 16), 4.0), torch.ones(2, 16, 16)], 1)
+    noise = 0.01 * torch.randn(2, 3, 16, 16)
+    loss = recorrupt_loss(identity, identity, x, maps, noise, alpha=0.5, anchor=0.0)
+    assert torch.isclose(loss, (2.5**2) * (noise**2).mean(), rtol=1e-4)
+    assert torch.allclose(seen[0][:, 0], torch.full((2, 16, 16), 4.0 * np.sqrt(1.25)))
+    assert torch.equal(seen[0][:, 1], maps[:, 1])
+
+
+def test_unit_residual_is_the_residual_over_the_noise_map_and_bounded():
+    from fllic.noise import NoiseLevel
+
+    pixels = np.random.default_rng(0).integers(0, 256, (40, 48, 3), dtype=np.uint8)
+    level = NoiseLevel(5.0, "white", 5.0, float("nan"), 0.5)
+    grey = lambda x, maps: torch.full_like(x, 0.5)  # noqa: E731
+    r = unit_residual(grey, _Photo(pixels, level), side=32)
+    assert r.shape == (32, 32, 3) and r.dtype == np.float32
+    centre = pixels[4:36, 8:40].astype(np.float64)
+    assert np.allclose(r, np.clip((centre / 255.0 - 0.5) * 255.0 / 5.0, -4, 4), atol=1e-4)
+
+
+def test_an_unknown_objective_is_refused(photos, tmp_path):
+    with pytest.raises(InputError, match="objective must be one of"):
+        adapt(photos, tmp_path / "x.fllicm", options=AdaptOptions(**{**TINY.__dict__, "objective": "magic"}),
+              workdir=tmp_path / "w", progress=False)
 
 
 def test_adapted_file_decodes_on_a_stock_install(photos, tmp_path):

@@ -355,3 +355,12 @@ def test_package_bench_counts_the_wheels_weight_files(tmp_path):
     sizes = wheel_contents(wheel)
     assert (sizes["pt"], sizes["npz"]) == (1000, 300) and sizes["all"] == wheel.stat().st_size > 1350
     assert _tree_bytes(tmp_path) == wheel.stat().st_size
+
+
+def test_record_command_writes_home_paths_with_a_tilde():
+    from pathlib import Path
+
+    from fllic.bench._record import command
+
+    line = command("python -m fllic.bench.real", ["--adapted", str(Path.home() / "x" / "m.fllicm"), "--crop", "64"])
+    assert line == "python -m fllic.bench.real --adapted ~/x/m.fllicm --crop 64"

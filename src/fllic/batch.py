@@ -57,6 +57,7 @@ class Options:
     tile: int = 768
     max_pixels: int = 1 << 28
     threads: int = 0  # torch threads per worker; 0: leave torch's default
+    decoder: str = "auto"  # decompress: fllic.codec.DECODERS
 
 
 @dataclass
@@ -183,7 +184,7 @@ def _decompress(job: Job, opts: Options) -> tuple[int, int]:
     data = job.src.read_bytes()
     meta = info(data)  # an output format that cannot hold the image fails before the decode
     check_writable(job.dst.suffix, meta["bit_depth"], meta["alpha"], allow_lossy=opts.allow_lossy)
-    res = decode_detailed(data, model=opts.model, tile=opts.tile, max_pixels=opts.max_pixels)
+    res = decode_detailed(data, model=opts.model, tile=opts.tile, max_pixels=opts.max_pixels, decoder=opts.decoder)
     _atomic_write(job.dst, lambda p: write_image(p, res.pixels, allow_lossy=opts.allow_lossy, suffix=job.dst.suffix,
                                                  icc=res.icc, exif=res.exif))
     return res.pixels.shape[0] * res.pixels.shape[1], job.dst.stat().st_size

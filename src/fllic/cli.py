@@ -120,8 +120,8 @@ def cmd_decompress(args) -> int:
     suffix = f".{args.format}" if args.output == STDIO else Path(args.output).suffix
     meta = info(coded)  # refuse an output format that cannot hold the image before decoding it
     check_writable(suffix, meta["bit_depth"], meta["alpha"], allow_lossy=args.allow_lossy)
-    res = decode_detailed(coded, model=args.model, device=args.device, tile=args.tile,
-                          progress=not args.quiet, verify=not args.best_effort, max_pixels=args.max_pixels)
+    res = decode_detailed(coded, model=args.model, device=args.device, tile=args.tile, progress=not args.quiet,
+                          verify=not args.best_effort, max_pixels=args.max_pixels, decoder=args.decoder)
     data = encode_image(res.pixels, suffix, allow_lossy=args.allow_lossy, icc=res.icc, exif=res.exif)
     _write(args, data, () if src == STDIO else (Path(src),))
     _say(args, f"{src} -> {args.output}: {_describe(res.pixels)}")
@@ -158,7 +158,8 @@ def _run_batch(args, mode: str) -> int:
     opts = batch.Options(mode=mode, sigma=_sigma(getattr(args, "sigma", "auto")), quality=getattr(args, "quality", None),
                          refine=_refine(args),
                          model=args.model, out_suffix=f".{getattr(args, 'format', 'png')}",
-                         allow_lossy=getattr(args, "allow_lossy", False), tile=args.tile, max_pixels=args.max_pixels)
+                         allow_lossy=getattr(args, "allow_lossy", False), tile=args.tile, max_pixels=args.max_pixels,
+                         decoder=getattr(args, "decoder", "auto"))
     jobs = batch.plan([Path(i) for i in args.inputs], out_dir, opts)
     if not jobs:
         raise InputError("no input files found")
@@ -275,7 +276,7 @@ def cmd_adapt(args) -> int:
     from fllic.adapt import AdaptOptions, adapt
 
     photos = _image_paths(args.photos)
-    opts = AdaptOptions(minutes=args.minutes, steps=args.steps, threads=args.threads)
+    opts = AdaptOptions(minutes=args.minutes, steps=args.steps, threads=args.threads, objective=args.objective)
     res = adapt(photos, Path(args.output), base=args.model, options=opts, model_id=args.id, progress=not args.quiet)
     print(f"{len(photos)} photographs -> {res.path}: {res.steps} steps in {res.minutes:.1f} minutes "
           f"(noisy-only loss {res.loss:.3e}); use it with fllic compress --model {res.path}")
@@ -329,7 +330,12 @@ def _abilities(row: dict, torch: bool) -> str:
         return "encodes and decodes" if decodes == "decodes" else f"encodes; {decodes}"
     from fllic._deps import ENCODE_PIP
 
-    why = f"encoding needs PyTorch: {ENCODE_PIP}" if not torch else "its encoder weights are not installed"
+    if row["retired"]:
+        why = "retired: its encoder is not shipped"
+    elif not torch:
+        why = f"encoding needs PyTorch: {ENCODE_PIP}"
+    else:
+        why = "its encoder weights are not installed"
     return f"does not encode ({why}); {decodes}"
 
 
@@ -407,12 +413,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="allow a lossy output format such as JPEG, which changes the decoded pixels")
     d.add_argument("--best-effort", action="store_true",
                    help="write the image even if its pixels fail the stored CRC (a damaged file), with a warning")
+    d.add_argument("--decoder", default="auto", choices=["auto", "torch", "reference"],
+                   help="torch (PyTorch's kernels), reference (the numpy reference decoder: no PyTorch import), or "
+                        "auto (default: torch where it is installed); the same pixels")
     _coding_options(d)
     d.set_defaults(func=cmd_decompress)
 
     a = sub.add_parser("adapt", help="fit the encoder to a camera from its noisy photographs alone", description=(
         "Fine-tune the encoder's denoising trunk on one camera's noisy photographs, with no clean reference "
-        "(Neighbor2Neighbor's noisy-only objective). Resumable: run it again to go on. Files coded with the "
+        "(a noisy-only objective). Resumable: run it again to go on. Files coded with the "
         "adapted model decode with any fllic install, which needs only the stock decoder they name."))
     a.add_argument("photos", nargs="+", metavar="PHOTO", help="noisy photographs of one camera, or folders of them")
     a.add_argument("-o", "--output", required=True, help="the adapted model file to write (e.g. my-camera.fllicm)")
@@ -421,6 +430,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--model", default=None, help="the shipped model to adapt (default: auto mode's camera-JPEG model)")
     a.add_argument("--id", default=None, help="the adapted model's name in its files (default: OUTPUT's stem)")
     a.add_argument("--threads", type=int, default=2, help="CPU threads (default: 2)")
+    a.add_argument("--objective", default="recorrupt",
+                   help="the noisy-only objective: recorrupt (default: noise sampled from the photographs themselves "
+                        "recorrupts them) or neighbor2neighbor")
     a.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     a.set_defaults(func=cmd_adapt)
 

@@ -389,15 +389,23 @@ def encode(array, sigma: float | None = None, model=None, quality: int | None = 
                            icc=icc, exif=exif, refine=refine, max_bytes=max_bytes, from_jpeg=from_jpeg).data
 
 
+DECODERS = ("auto", "torch", "reference")
+
+
 def decode_detailed(data: bytes, model=None, max_pixels: int = fmt.DEFAULT_MAX_PIXELS, device: str | None = None,
-                    tile: int = DEFAULT_TILE, progress: bool = False, verify: bool = True) -> DecodeResult:
+                    tile: int = DEFAULT_TILE, progress: bool = False, verify: bool = True,
+                    decoder: str = "auto") -> DecodeResult:
     """decode(), also returning the bit depth, whether there is alpha, the ICC profile and EXIF.
 
-    Without PyTorch, the reference decoder :mod:`fllic.decoder` decodes (same pixels; ``model`` a shipped
-    id or a ``-decoder.npz`` file)."""
+    ``decoder``: "torch" (PyTorch's integer kernels, on any device), "reference" (the numpy reference decoder
+    :mod:`fllic.decoder`; ``model`` a shipped id or a ``-decoder.npz`` file), or "auto": torch where it is
+    installed, the reference decoder otherwise. Both give the same pixels."""
     data = _as_bytes(data)
-    if not _torch_available():
+    if decoder not in DECODERS:
+        raise InputError(f"decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
+    if decoder == "reference" or decoder == "auto" and not _torch_available():
         return _decode_without_torch(data, model, max_pixels, device, tile, verify)
+    require_torch("decoding with decoder='torch'")
     if not verify and not fmt.check(data):
         warnings.warn("the file's CRC does not match its bytes: it is damaged; decoding it anyway", FllicWarning,
                       stacklevel=3)
@@ -439,7 +447,7 @@ def _decode_without_torch(data: bytes, model, max_pixels: int, device, tile: int
 
 
 def decode(data: bytes, model=None, max_pixels: int = fmt.DEFAULT_MAX_PIXELS, device: str | None = None,
-           tile: int = DEFAULT_TILE, progress: bool = False, verify: bool = True) -> np.ndarray:
+           tile: int = DEFAULT_TILE, progress: bool = False, verify: bool = True, decoder: str = "auto") -> np.ndarray:
     """Decode .fllic bytes to the denoised image, with the encoder's dtype and shape, on any ``device``.
 
     uint8 or uint16 as the encoded image was; (H, W), (H, W, 2), (H, W, 3) or
@@ -447,11 +455,12 @@ def decode(data: bytes, model=None, max_pixels: int = fmt.DEFAULT_MAX_PIXELS, de
     pixels at a time (memory bounded by the tile); the pixels do not depend on
     the tile size. With ``verify=False`` a damaged file whose pixels fail the
     stored CRC still returns its best-effort image, with a FllicWarning,
-    instead of raising IntegrityError. :func:`decode_detailed` also returns the
-    ICC profile and EXIF.
+    instead of raising IntegrityError. ``decoder`` picks PyTorch's kernels or
+    the numpy reference decoder (see :func:`decode_detailed`; the same pixels).
+    :func:`decode_detailed` also returns the ICC profile and EXIF.
     """
     return decode_detailed(data, model=model, max_pixels=max_pixels, device=device, tile=tile,
-                           progress=progress, verify=verify).pixels
+                           progress=progress, verify=verify, decoder=decoder).pixels
 
 
 def check(data: bytes) -> bool:

@@ -7,8 +7,10 @@ from pathlib import Path
 
 
 def command(prog: str, argv: list[str] | None) -> str:
-    """The command line that made a record, for its header."""
-    return f"{prog} " + " ".join(argv if argv is not None else sys.argv[1:])
+    """The command line that made a record, for its header; paths under the home folder written with ``~``."""
+    home = str(Path.home())
+    args = argv if argv is not None else sys.argv[1:]
+    return f"{prog} " + " ".join("~" + a[len(home):] if a.startswith(home + "/") else a for a in args)
 
 
 def emit(text: str, out: Path | None) -> None:

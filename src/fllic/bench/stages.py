@@ -50,6 +50,7 @@ ENCODE_STAGES = ("image read", "model load", "blind noise estimate", "trunk", "g
 DECODE_STAGES = ("container parse", "model load", "z decode", "integer h_s", "y decode", "integer g_s",
                  "PNG write", "other")
 FULL_MODEL = " --model <the whole .pt model>"
+REFERENCE = " --decoder reference"
 STAGE_NETWORKS = {"trunk": "trunk", "g_a": "g_a", "h_a": "h_a", "integer h_s": "h_s", "integer g_s": "g_s"}
 
 
@@ -220,8 +221,9 @@ def numpy_decoder_time(data: bytes, model, pixels: np.ndarray, repeat: int, tmp:
 def cold_times(noisy: np.ndarray, sigma: float, model_ref, full_model: Path | None, threads: int,
                tmp: Path, repeat: int = 1) -> dict:
     """Median wall seconds of ``repeat`` runs of fresh processes: Python alone, the decoder's and the
-    encoder's imports, ``fllic compress``, ``fllic decompress`` and, where ``full_model`` is given,
-    ``fllic decompress --model full_model`` (the whole model file)."""
+    encoder's imports, ``fllic compress``, ``fllic decompress`` (PyTorch's kernels, and the numpy reference
+    decoder for a shipped model) and, where ``full_model`` is given, ``fllic decompress --model full_model``
+    (the whole model file)."""
     from fllic.imageio import write_image
 
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
@@ -241,6 +243,9 @@ def cold_times(noisy: np.ndarray, sigma: float, model_ref, full_model: Path | No
                                         "-q"] + model,
         "fllic decompress (cold)": cli + ["decompress", str(coded), "-o", str(out), "--force", "-q"] + own,
     }
+    if not own:  # the reference decoder reads shipped decoder parts
+        runs[f"fllic decompress{REFERENCE} (cold)"] = \
+            cli + ["decompress", str(coded), "-o", str(out), "--force", "-q", "--decoder", "reference"]
     if full_model is not None:
         runs[f"fllic decompress{FULL_MODEL} (cold)"] = \
             cli + ["decompress", str(coded), "-o", str(out), "--force", "-q", "--model", str(full_model)]
@@ -344,11 +349,15 @@ class Measured:
 
     def _cold_ratio(self) -> list[str]:
         """Cold ``fllic decompress`` loading the decoder part over the same loading the whole model."""
-        light, full = (self.beside.get(f"fllic decompress{k} (cold)") for k in ("", FULL_MODEL))
-        if light is None or full is None:
-            return []
-        return [f"Cold `fllic decompress`, decoder part over whole model: {light / full:.3f} "
-                f"({light:.2f} s against {full:.2f} s).", ""]
+        light, full, ref = (self.beside.get(f"fllic decompress{k} (cold)") for k in ("", FULL_MODEL, REFERENCE))
+        lines = []
+        if light is not None and full is not None:
+            lines += [f"Cold `fllic decompress`, decoder part over whole model: {light / full:.3f} "
+                      f"({light:.2f} s against {full:.2f} s).", ""]
+        if light is not None and ref is not None:
+            lines += [f"Cold `fllic decompress`, the reference decoder (no PyTorch import) over PyTorch's: "
+                      f"{ref / light:.3f} ({ref:.2f} s against {light:.2f} s).", ""]
+        return lines
 
 
 def measure(path: Path, noisy: np.ndarray, args, label: str, tmp: Path) -> Measured:

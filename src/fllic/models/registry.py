@@ -15,6 +15,7 @@ class ModelInfo:
     id: str
     filename: str
     description: str
+    retired: bool = False  # its files decode (its decoder part ships), but the wheel carries no encoder for it
 
 
 SHIPPED: tuple[ModelInfo, ...] = (
@@ -22,18 +23,21 @@ SHIPPED: tuple[ModelInfo, ...] = (
         "fllic-awgn-v1",
         "fllic-awgn-v1.pt",
         "supervised FLLIC for additive white Gaussian noise, sigma 0-50; RGB, and grey by replication",
+        retired=True,
     ),
     ModelInfo(
         "fllic-awgn-v2",
         "fllic-awgn-v2.pt",
         "v2: an encoder-side denoising trunk ahead of the codec, AWGN sigma 0-50, six quality levels "
         "with a default chosen per sigma; its trunk ships beside it (fllic-awgn-v2-trunk.pt)",
+        retired=True,
     ),
     ModelInfo(
         "fllic-weak-v2",
         "fllic-weak-v2.pt",
         "weakly supervised: the v2 architecture trained from noisy images only (Neighbor2Neighbor for the trunk, "
         "fidelity to the noisy image, a rate budget from the clean image's estimated entropy), AWGN sigma 5-50",
+        retired=True,
     ),
     ModelInfo(
         "fllic-camera-v2",
@@ -41,12 +45,14 @@ SHIPPED: tuple[ModelInfo, ...] = (
         "camera noise (signal-dependent, demosaiced, JPEG 75-100): v2 with a trunk that reads a per-pixel noise "
         "map and the noise kind, and a codec fine-tuned on its estimates; auto mode's camera model before "
         "fllic-camera-v3, kept so that its files decode",
+        retired=True,
     ),
     ModelInfo(
         "fllic-awgn-v3",
         "fllic-awgn-v3.pt",
         "v3: v2's AWGN trunk ahead of a wider codec (192 latent channels) trained on the estimates of both the AWGN "
         "and the camera trunks, AWGN sigma 0-50; shares v2's trunk file",
+        retired=True,
     ),
     ModelInfo(
         "fllic-camera-v3",
@@ -59,24 +65,28 @@ SHIPPED: tuple[ModelInfo, ...] = (
         "fllic-awgn-v4.pt",
         "v4: v3's codec trained 16,758 more steps on a GPU (large patches last, grey patches added), "
         "v2's AWGN trunk ahead of it, AWGN sigma 0-50; shares v2's trunk file",
+        retired=True,
     ),
     ModelInfo(
         "fllic-camera-v4",
         "fllic-camera-v4.pt",
         "camera noise: fllic-camera-v2's trunk (noise map and kind) ahead of v4's codec; "
         "shares fllic-camera-v2's trunk file",
+        retired=True,
     ),
     ModelInfo(
         "fllic-awgn-v5",
         "fllic-awgn-v5.pt",
         "v5: v2's AWGN trunk trained further on a GPU (14,220 steps, +0.3 dB on the held-out crops) ahead of "
         "v4's codec fine-tuned to code its estimate on 384-pixel patches, AWGN sigma 0-50",
+        retired=True,
     ),
     ModelInfo(
         "fllic-awgn-v6",
         "fllic-awgn-v6.pt",
         "v6: v5's trunk trained 18,200 more steps on a GPU on cleaner targets (photographs as JPEG 97) ahead "
         "of v5's codec fine-tuned 7,500 steps to code its estimate, AWGN sigma 0-50",
+        retired=True,
     ),
     ModelInfo(
         "fllic-awgn-v7",
@@ -98,6 +108,7 @@ SHIPPED: tuple[ModelInfo, ...] = (
         "weakly supervised, from noisy images only: fllic-weak-v2's Neighbor2Neighbor trunk ahead of a codec "
         "retrained to code that trunk's estimate under the clean-entropy rate budget, AWGN sigma 5-50; "
         "shares fllic-weak-v2's trunk file",
+        retired=True,
     ),
     ModelInfo(
         "fllic-weak-v4",
@@ -105,6 +116,7 @@ SHIPPED: tuple[ModelInfo, ...] = (
         "weakly supervised, from noisy images only: a trunk distilled from CBM3D's estimates of the stored noisy "
         "images ahead of fllic-weak-v3's codec, fine-tuned to code that trunk's estimate, AWGN sigma 5-50; "
         "its trunk ships beside it (fllic-weak-v4-trunk.pt)",
+        retired=True,
     ),
     ModelInfo(
         "fllic-weak-v5",
@@ -113,7 +125,7 @@ SHIPPED: tuple[ModelInfo, ...] = (
         "on 256-pixel patches of full-size noisy photographs, AWGN sigma 5-50; shares fllic-weak-v4's trunk file",
     ),
 )
-DEFAULT_MODEL = "fllic-awgn-v7"  # v1 to v6 stay shipped: their files still decode
+DEFAULT_MODEL = "fllic-awgn-v7"  # v1 to v6 are retired: their files still decode
 CAMERA_MODEL = "fllic-camera-v3"  # what --sigma auto picks for correlated noise in raw conversions (PNG, TIFF)
 CAMERA_JPEG_MODEL = "fllic-camera-v5"  # ... and in a camera's own JPEGs (results/real_polyu.md)
 
@@ -136,6 +148,9 @@ def load(model_id: str):
     info = find(model_id)
     path = weights_path(info)
     if not path.exists():
+        if info.retired:
+            raise ModelMismatchError(f"{model_id} is retired: fllic decodes its files but no longer encodes with it; "
+                                     f"encode with {DEFAULT_MODEL} (the default) or see `fllic models`")
         raise ModelMismatchError(f"weights of {model_id!r} are missing from the installation ({path})")
     model = load_file(path)
     model.meta.setdefault("id", info.id)

@@ -75,7 +75,7 @@ def _from_encoder(model_id: str) -> dict:
 
 
 def status(info: ModelInfo, torch: bool) -> dict:
-    """One model's row: id, default, description, encodes, decoder (the decoder part its files name, None where
+    """One model's row: id, default, description, retired, encodes, decoder (the decoder part its files name, None where
     that cannot be read without PyTorch), decodes, weights_hash and quality_levels (None where unknown)."""
     has_weights = weights_path(info).is_file()
     encodes = has_weights and torch
@@ -86,7 +86,7 @@ def status(info: ModelInfo, torch: bool) -> dict:
         found = {**_from_decoder_file(decoder, own=decoder == info.id), "decoder": decoder}
     decodes = found["decoder"] is not None and _decoder_file(found["decoder"]).is_file()
     return {"id": info.id, "default": info.id == DEFAULT_MODEL, "description": info.description,
-            "encodes": encodes, "decodes": decodes, **found}
+            "retired": info.retired, "encodes": encodes, "decodes": decodes, **found}
 
 
 def shipped() -> list[dict]:
