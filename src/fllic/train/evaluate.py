@@ -38,8 +38,8 @@ def load_checkpoint(path: Path, quality_scales, trunk: Path | None = None) -> ob
         config = {**config, "trunk": tuple(config["trunk"])}
     net = FLLIC(FllicConfig(**config))
     net.load_state_dict({k: v.float() for k, v in weights.items()})
-    if net.trunk is not None:
-        net.trunk.bf16 = True
+    if net.trunk is not None:  # bf16 where the CPU computes it natively (AVX-512 BF16, AMX); emulated, it crawls
+        net.trunk.bf16 = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     return finalize(net, {"id": "checkpoint", "quality_scales": list(quality_scales)}), facts.get("train_steps", "?")
 
 
