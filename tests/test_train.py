@@ -195,6 +195,35 @@ def test_debias_removes_a_uniform_colour_shift(tmp_path):
     assert max(abs(v) for v in second) < 0.3 * abs(first[2])
 
 
+def test_a_quiet_widening_keeps_the_output_and_makes_the_new_latents_near_free():
+    """--quiet: the new latents start near zero, their scale a twentieth of a step; the old ones, the entropy
+    parameters of the old ones and the decoded image are untouched."""
+    from dataclasses import replace
+
+    import torch
+
+    from fllic.models.fllic_net import FLLIC, SCALE_MIN, FllicConfig
+    from fllic.train.widen import QUIET_SCALE, widen_state
+
+    torch.manual_seed(0)
+    config = FllicConfig.tiny()
+    narrow = FLLIC(config).eval()
+    loud = FLLIC(replace(config, m=12)).eval()
+    quiet = FLLIC(replace(config, m=12)).eval()
+    loud.load_state_dict(widen_state(narrow.state_dict(), config, 12))
+    quiet.load_state_dict(widen_state(narrow.state_dict(), config, 12, quiet=0.01))
+    x, s, q = torch.rand(1, 3, 64, 64), torch.tensor([20.0]), torch.tensor([1.0])
+    with torch.no_grad():
+        y, y_loud, y_quiet = narrow.analysis(x, s, q), loud.analysis(x, s, q), quiet.analysis(x, s, q)
+        assert torch.equal(y, y_quiet[:, :8])
+        assert torch.allclose(y_quiet[:, 8:], 0.01 * y_loud[:, 8:], atol=1e-6)
+        z_hat = torch.round(narrow.h_a(y) / narrow.step_z()) * narrow.step_z()
+        p, p_quiet, p_loud = (m.entropy_params(z_hat, s, q) for m in (narrow, quiet, loud))
+        assert torch.equal(p.t, p_quiet.t[:, :8])
+        # a new latent's scale is a twentieth of a step (or the smallest scale the coder takes)
+        assert p_quiet.t[:, 8:].max().item() <= max(SCALE_MIN, 1.01 * QUIET_SCALE) < p_loud.t[:, 8:].min().item()
+
+
 def test_widened_codec_computes_what_the_narrow_one_did_then_trains(tmp_path, data_root):
     """fllic.train.widen adds latent channels without changing the output; the trainer takes the
     wider shape from --init, and the export codes exactly."""

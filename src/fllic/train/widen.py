@@ -21,6 +21,7 @@ file that ``fllic train --init FILE`` starts from.
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -46,8 +47,13 @@ def _ranges(key: str, old: torch.Tensor, old_m: int, new_m: int, dim: int) -> li
 
 
 @torch.no_grad()
-def widen_state(weights: dict[str, torch.Tensor], config: FllicConfig, m: int, seed: int = 0) -> dict[str, torch.Tensor]:
-    """The state of ``FLLIC(replace(config, m=m))`` computing what ``weights`` computed."""
+def widen_state(weights: dict[str, torch.Tensor], config: FllicConfig, m: int, seed: int = 0,
+                quiet: float | None = None) -> dict[str, torch.Tensor]:
+    """The state of ``FLLIC(replace(config, m=m))`` computing what ``weights`` computed.
+
+    ``quiet``: scale g_a's new outputs by this factor, so that the new latents start near zero and quantize to
+    zero: the wide model then also spends the bits the narrow one spent at step 0, not only decoding what it
+    decoded (the Haar sub-bands of fresh new channels cost bits that g_s ignores at first)."""
     if m < config.m:
         raise ValueError(f"can only widen: the model has {config.m} latent channels, asked for {m}")
     torch.manual_seed(seed)
@@ -69,7 +75,23 @@ def widen_state(weights: dict[str, torch.Tensor], config: FllicConfig, m: int, s
                 new[o_new, c_new] = old[o_old, c_old]
         out[key] = new
     _neutral_new_params(out, config.m, m)
+    if quiet is not None:
+        _quiet_new_latents(out, config.m, m, quiet)
     return out
+
+
+QUIET_SCALE = 0.05  # a quiet new latent's scale σ_y over its step Δ_y: a zero symbol costs next to nothing
+
+
+def _quiet_new_latents(state: dict[str, torch.Tensor], old_m: int, new_m: int, factor: float) -> None:
+    """Scale the weights and biases of g_a's new latent channels by ``factor``, and start their σ_y at
+    ``QUIET_SCALE`` times the old channels' median step, so that their zero symbols are all but free (with the
+    old median σ_y, about six steps, each new latent costs bits whatever its value)."""
+    for key, value in state.items():
+        if key.startswith("g_a.") and value.dim() >= 1 and value.shape[0] == new_m and new_m != old_m:
+            value[old_m:] *= factor
+    b = state[_last_h_s(state) + ".bias"]
+    b[new_m + old_m: 2 * new_m] = b[2 * new_m: 2 * new_m + old_m].median() + math.log(QUIET_SCALE)
 
 
 def _neutral_new_params(state: dict[str, torch.Tensor], old_m: int, new_m: int) -> None:
@@ -102,9 +124,11 @@ def main(argv: list[str] | None = None) -> None:
                    help="a training checkpoint or float weights file (weights/*-float.pt)")
     p.add_argument("--m", type=int, required=True, help="latent channels of the wider model")
     p.add_argument("--out", type=Path, required=True, help="float weights file to write (fllic train --init)")
+    p.add_argument("--quiet", type=float, default=None, metavar="FACTOR",
+                   help="scale g_a's new latent channels by FACTOR (e.g. 0.01), so step 0 spends v7's bits too")
     args = p.parse_args(argv)
     config, weights, meta = _load(args.source)
-    state = widen_state(weights, config, args.m)
+    state = widen_state(weights, config, args.m, quiet=args.quiet)
     wide = asdict(replace(config, m=args.m))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"format": 1, "config": wide, "state_dict": state, "meta": meta}, args.out)
