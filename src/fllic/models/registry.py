@@ -29,7 +29,7 @@ SHIPPED: tuple[ModelInfo, ...] = (
         "fllic-awgn-v2",
         "fllic-awgn-v2.pt",
         "v2: an encoder-side denoising trunk ahead of the codec, AWGN sigma 0-50, six quality levels "
-        "with a default chosen per sigma; its trunk ships beside it (fllic-awgn-v2-trunk.pt)",
+        "with a default chosen per sigma",
         retired=True,
     ),
     ModelInfo(
@@ -44,14 +44,14 @@ SHIPPED: tuple[ModelInfo, ...] = (
         "fllic-camera-v2.pt",
         "camera noise (signal-dependent, demosaiced, JPEG 75-100): v2 with a trunk that reads a per-pixel noise "
         "map and the noise kind, and a codec fine-tuned on its estimates; auto mode's camera model before "
-        "fllic-camera-v3, kept so that its files decode",
+        "fllic-camera-v3",
         retired=True,
     ),
     ModelInfo(
         "fllic-awgn-v3",
         "fllic-awgn-v3.pt",
         "v3: v2's AWGN trunk ahead of a wider codec (192 latent channels) trained on the estimates of both the AWGN "
-        "and the camera trunks, AWGN sigma 0-50; shares v2's trunk file",
+        "and the camera trunks, AWGN sigma 0-50",
         retired=True,
     ),
     ModelInfo(
@@ -64,14 +64,13 @@ SHIPPED: tuple[ModelInfo, ...] = (
         "fllic-awgn-v4",
         "fllic-awgn-v4.pt",
         "v4: v3's codec trained 16,758 more steps on a GPU (large patches last, grey patches added), "
-        "v2's AWGN trunk ahead of it, AWGN sigma 0-50; shares v2's trunk file",
+        "v2's AWGN trunk ahead of it, AWGN sigma 0-50",
         retired=True,
     ),
     ModelInfo(
         "fllic-camera-v4",
         "fllic-camera-v4.pt",
-        "camera noise: fllic-camera-v2's trunk (noise map and kind) ahead of v4's codec; "
-        "shares fllic-camera-v2's trunk file",
+        "camera noise: fllic-camera-v2's trunk (noise map and kind) ahead of v4's codec",
         retired=True,
     ),
     ModelInfo(
@@ -106,16 +105,14 @@ SHIPPED: tuple[ModelInfo, ...] = (
         "fllic-weak-v3",
         "fllic-weak-v3.pt",
         "weakly supervised, from noisy images only: fllic-weak-v2's Neighbor2Neighbor trunk ahead of a codec "
-        "retrained to code that trunk's estimate under the clean-entropy rate budget, AWGN sigma 5-50; "
-        "shares fllic-weak-v2's trunk file",
+        "retrained to code that trunk's estimate under the clean-entropy rate budget, AWGN sigma 5-50",
         retired=True,
     ),
     ModelInfo(
         "fllic-weak-v4",
         "fllic-weak-v4.pt",
         "weakly supervised, from noisy images only: a trunk distilled from CBM3D's estimates of the stored noisy "
-        "images ahead of fllic-weak-v3's codec, fine-tuned to code that trunk's estimate, AWGN sigma 5-50; "
-        "its trunk ships beside it (fllic-weak-v4-trunk.pt)",
+        "images ahead of fllic-weak-v3's codec, fine-tuned to code that trunk's estimate, AWGN sigma 5-50",
         retired=True,
     ),
     ModelInfo(
