@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 
 from fllic.models.fllic_net import FLLIC, FllicConfig
+from fllic.models.integer import MAX_TAPS
 
 
 def _parts(key: str, old_m: int, new_m: int, dim: int, size: int) -> list[tuple[slice, slice]] | None:
@@ -133,6 +135,10 @@ def main(argv: list[str] | None = None) -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"format": 1, "config": wide, "state_dict": state, "meta": meta}, args.out)
     print(f"{args.out}: latent channels {config.m} -> {args.m}")
+    taps = state["g_s.0.weight"][0].numel()
+    if taps > MAX_TAPS:
+        print(f"warning: g_s's first layer reads {taps} taps, over the integer decoder's exact bound of {MAX_TAPS}: "
+              "this codec trains in float but cannot be exported (results/training/v8-trials.md)", file=sys.stderr)
 
 
 if __name__ == "__main__":
