@@ -291,11 +291,23 @@ def test_decompress_with_the_reference_decoder_never_imports_torch(tmp_path):
     """What a cold `fllic decompress --decoder reference` saves: PyTorch is never imported, even when installed."""
     name = GOLDEN_FILES[0]
     out = tmp_path / "a.png"
-    script = (f"import sys\nfrom fllic.cli import main\n"
-              f"assert main(['decompress', {str(GOLDEN / name)!r}, '-o', {str(out)!r}, '--decoder', 'reference', '-q']) == 0\n"
+    argv = ["decompress", str(GOLDEN / name), "-o", str(out), "--decoder", "reference", "-q"]
+    script = (f"import sys\nfrom fllic.cli import main\nassert main({argv!r}) == 0\n"
               "assert 'torch' not in sys.modules, 'torch was imported'\n")
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     from PIL import Image
 
     assert np.array_equal(np.asarray(Image.open(out)), fllic.decode((GOLDEN / name).read_bytes()))
+
+
+def test_the_reference_decoder_refuses_another_device_in_one_line():
+    data = (GOLDEN / GOLDEN_FILES[0]).read_bytes()
+    with pytest.raises(fllic.InputError, match="the reference decoder runs on the cpu only"):
+        fllic.decode(data, decoder="reference", device="cuda")
+
+
+def test_the_reference_decoder_names_what_it_reads_when_given_a_whole_model_file(tiny_model_path):
+    data = (GOLDEN / GOLDEN_FILES[0]).read_bytes()
+    with pytest.raises(fllic.ModelMismatchError, match="reads a model id or a -decoder.npz file"):
+        fllic.decode(data, model=str(tiny_model_path), decoder="reference")

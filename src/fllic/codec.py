@@ -441,6 +441,8 @@ def _decode_without_torch(data: bytes, model, max_pixels: int, device, tile: int
     import fllic.decoder
 
     if device not in (None, "cpu"):
+        if _torch_available():
+            raise InputError(f"the reference decoder runs on the cpu only; decode on {device!r} with decoder='torch'")
         raise InputError(f"device {device!r} needs PyTorch, which is not installed; decode on the cpu")
     r = fllic.decoder.decode_detailed(data, model=model, max_pixels=max_pixels, tile=tile, verify=verify)
     return DecodeResult(r.pixels, r.bit_depth, r.has_alpha, r.icc, r.exif, r.sigma)

@@ -361,7 +361,8 @@ def main(argv: list[str] | None = None) -> int:
     model = f"`{args.model}`" if args.model else "chosen by auto mode"
     if args.adapt_on:
         model = (f"adapted by `fllic adapt` on the noisy photographs of fold {args.adapt_on} (no reference; "
-                 f"objective {args.adapt_objective}, {adapted.steps} steps in {adapted.minutes:.1f} minutes in all, resumed runs included), measured "
+                 f"objective {args.adapt_objective}, {adapted.steps} steps in {adapted.minutes:.1f} minutes in all, "
+                 "resumed runs included), measured "
                  f"on fold {args.fold}, with the stock blind mode beside it")
     lines = ["# Real camera photographs, blind", "", f"`{command('python -m fllic.bench.real', argv)}`", "",
              f"{len(rows)} photographs of {args.data.name}" + (f" (fold {args.fold})" if args.fold else "")

@@ -348,7 +348,8 @@ class Measured:
             + beside_table(self.beside, self.megapixels, jxl) + self._cold_ratio()
 
     def _cold_ratio(self) -> list[str]:
-        """Cold ``fllic decompress`` loading the decoder part over the same loading the whole model."""
+        """Cold ``fllic decompress`` loading the decoder part over the same loading the whole model, and through
+        the reference decoder over PyTorch's."""
         light, full, ref = (self.beside.get(f"fllic decompress{k} (cold)") for k in ("", FULL_MODEL, REFERENCE))
         lines = []
         if light is not None and full is not None:

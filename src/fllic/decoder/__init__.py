@@ -58,6 +58,10 @@ def _given(model) -> DecoderModel:
         return model
     if isinstance(model, (str, Path)) and str(model).endswith(".npz") and Path(model).is_file():
         return load_file(model)
+    if isinstance(model, (str, Path)) and Path(model).is_file():
+        raise ModelMismatchError(f"the reference decoder reads a model id or a -decoder.npz file, not "
+                                 f"{Path(model).name}; decode with the torch decoder, or export its decoder part "
+                                 "(python -m fllic.models.decoder_export)")
     if isinstance(model, str):
         return models.load(model)
     raise ModelMismatchError(f"cannot use {model!r} as a decoder; pass a model id or a -decoder.npz file")
