@@ -153,13 +153,15 @@ def test_adapt_cli_and_its_errors(photos, tmp_path, capsys):
 
 
 def test_the_camera_model_is_v7_reading_a_noise_map():
-    """fllic-camera-v5 keeps v7's trunk and codec: its file holds metadata alone, and its files name v7's decoder."""
+    """The camera-JPEG model keeps v7's trunk and codec: its file holds metadata alone, its files name v7's
+    decoder, and its trunk runs at two scales."""
     from fllic.models.registry import find, weights_path
 
     state = torch.load(weights_path(find(CAMERA_JPEG_MODEL)), weights_only=True)
     assert state["base"] == "fllic-awgn-v7" and state["trunk"] is None
     model, v7 = load(CAMERA_JPEG_MODEL), load("fllic-awgn-v7")
     assert model.meta["noise_map"] and model.meta["correlated_gain"] > 1
+    assert model.net.coarse_gain == model.meta["coarse_gain"] and v7.net.coarse_gain is None
     assert model.decoder_id == "fllic-awgn-v7" and model.decoder_hash == v7.decoder_hash
     ours, theirs = model.net.trunk.state_dict(), v7.net.trunk.state_dict()
     assert all(torch.equal(ours[k], theirs[k]) for k in theirs)  # v7's trunk itself, not a fresh one

@@ -93,6 +93,49 @@ def test_blind_encoding_of_correlated_noise_feeds_the_trunk_a_noise_map(monkeypa
     assert seen[-1].dim() == 1
 
 
+class _Recording(torch.nn.Module):
+    """A stand-in trunk: returns its input plus ``shift``, and records the maps it reads."""
+
+    def __init__(self, shift: float = 0.0):
+        super().__init__()
+        self.shift, self.maps = shift, []
+
+    def forward(self, x, level):
+        self.maps.append(level)
+        return x + self.shift
+
+
+def test_two_scale_takes_the_coarse_band_from_the_coarse_pass():
+    from fllic.models.trunk import two_scale
+
+    x = torch.rand(1, 3, 32, 48, generator=torch.Generator().manual_seed(0))
+    level = torch.stack([torch.rand(32, 48) * 20, torch.ones(32, 48)])[None]
+    trunk = _Recording()
+    assert torch.allclose(two_scale(trunk, x, level, 0.5), x, atol=1e-6)  # passes that agree: the fine one
+    fine, coarse = trunk.maps
+    assert coarse.shape == (1, 2, 16, 24)
+    assert torch.allclose(coarse[:, 0], torch.nn.functional.avg_pool2d(level, 2)[:, 0] * 0.5)
+    assert torch.equal(coarse[:, 1], torch.ones(1, 16, 24))  # the kind channel as it is
+    # A coarse pass that lifts its image by 0.1 lifts the result by 0.1 everywhere (bilinear keeps constants).
+    shifted = two_scale(lambda img, m: img + (0.1 if img.shape[-1] == 24 else 0.0), x, level, 0.5)
+    assert torch.allclose(shifted, x + 0.1, atol=1e-6)
+
+
+def test_a_model_with_a_coarse_gain_runs_two_scales_on_correlated_noise_only():
+    model = _map_model()
+    model = type(model)(model.net, model.tables, model.decoder, {**model.meta, "coarse_gain": 0.625})
+    seen = []
+    real = model.net.trunk.forward
+    model.net.trunk.forward = lambda x, level: seen.append(tuple(x.shape[-2:])) or real(x, level)
+    img = _camera_like()
+    res = fllic.encode_detailed(img, model=model, tile=4096)
+    assert seen == [(192, 256), (96, 128)]
+    assert np.array_equal(fllic.decode(res.data, model=model), res.pixels)
+    seen.clear()  # white noise (a given sigma): one pass
+    fllic.encode_detailed(img, sigma=10, model=model, tile=4096)
+    assert seen == [(192, 256)]
+
+
 def test_noise_map_is_tiled_with_the_image_and_decodes_exactly():
     from fllic.metrics import psnr
 

@@ -33,6 +33,7 @@ GOLDEN_CASES = {
 # Files of every other shipped model: name: (model, height, width, channels, quality, sigma)
 GOLDEN_MODEL_CASES = {
     "camera5_rgb_72x90_q6.fllic": ("fllic-camera-v5", 72, 90, 3, 6, 8.0),  # format version 3, names v7's decoder
+    "camera6_rgb_59x74_q7.fllic": ("fllic-camera-v6", 59, 74, 3, 7, 9.0),  # names v7's decoder
     "awgn2_rgb_45x61_q5.fllic": ("fllic-awgn-v2", 45, 61, 3, 5, 20.0),
     "awgn3_grey_53x37_q2.fllic": ("fllic-awgn-v3", 53, 37, 1, 2, 30.0),
     "awgn4_rgb_33x77_q6.fllic": ("fllic-awgn-v4", 33, 77, 3, 6, 5.0),

@@ -133,6 +133,7 @@ class FLLIC(nn.Module):
             conv3x3(c.n1, 12), nn.PixelShuffle(2),
         )
         self.trunk = None
+        self.coarse_gain: float | None = None  # the trunk's second, half-resolution pass (CodingModel sets it)
         if c.trunk is not None:
             from fllic.models.trunk import DenoisingTrunk, TrunkConfig
 
@@ -151,10 +152,16 @@ class FLLIC(nn.Module):
 
         ``noise_map`` (N, 1, H, W), the noise std per pixel in 8-bit units,
         conditions the trunk in place of the constant ``sigma`` (camera noise).
+        With a map and ``coarse_gain`` set (a model's ``meta["coarse_gain"]``),
+        the trunk runs at two scales (:func:`fllic.models.trunk.two_scale`).
         """
         if self.trunk is None:
             return x
-        return self.trunk(x, sigma if noise_map is None else noise_map)
+        if noise_map is None or self.coarse_gain is None:
+            return self.trunk(x, sigma if noise_map is None else noise_map)
+        from fllic.models.trunk import two_scale
+
+        return two_scale(self.trunk, x, noise_map, self.coarse_gain)
 
     def analysis(self, x: torch.Tensor, sigma: torch.Tensor, q: torch.Tensor,
                  noise_map: torch.Tensor | None = None) -> torch.Tensor:
@@ -251,6 +258,8 @@ class CodingModel:
         self.tables = tables
         self.decoder = decoder
         self.meta = dict(meta or {})
+        gain = self.meta.get("coarse_gain")
+        self.net.coarse_gain = None if gain is None else float(gain)
         self.hash = self._hash()
         self.device = torch.device("cpu")
         self.trunk_file: str | None = None  # the trunk file a loaded model refers to (save keeps sharing it)

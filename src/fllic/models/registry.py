@@ -97,9 +97,15 @@ SHIPPED: tuple[ModelInfo, ...] = (
     ModelInfo(
         "fllic-camera-v5",
         "fllic-camera-v5.pt",
-        "camera JPEGs: what --sigma auto picks for correlated noise in a camera's own JPEG; fllic-awgn-v7 (its "
-        "trunk, codec and decoder) reading a per-pixel noise map at twice the blind reading; its files name "
-        "v7's decoder",
+        "camera JPEGs (auto mode's choice in fllic 0.13 to 0.15): fllic-awgn-v7 (its trunk, codec and decoder) "
+        "reading a per-pixel noise map at twice the blind reading; its files name v7's decoder",
+    ),
+    ModelInfo(
+        "fllic-camera-v6",
+        "fllic-camera-v6.pt",
+        "camera JPEGs: what --sigma auto picks for correlated noise in a camera's own JPEG; fllic-camera-v5 with "
+        "its trunk run at two scales, the estimate's coarse band taken from the image averaged over 2x2 pixels; "
+        "its files name v7's decoder",
     ),
     ModelInfo(
         "fllic-weak-v3",
@@ -124,7 +130,7 @@ SHIPPED: tuple[ModelInfo, ...] = (
 )
 DEFAULT_MODEL = "fllic-awgn-v7"  # v1 to v6 are retired: their files still decode
 CAMERA_MODEL = "fllic-camera-v3"  # what --sigma auto picks for correlated noise in raw conversions (PNG, TIFF)
-CAMERA_JPEG_MODEL = "fllic-camera-v5"  # ... and in a camera's own JPEGs (results/real_polyu.md)
+CAMERA_JPEG_MODEL = "fllic-camera-v6"  # ... and in a camera's own JPEGs (results/real_polyu.md)
 
 
 def weights_path(info: ModelInfo) -> Path:

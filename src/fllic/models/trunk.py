@@ -17,6 +17,12 @@ Data flow (resolutions relative to the image)::
 
 The noise level enters as a per-pixel map (8-bit units / 50), so the same
 trunk serves white noise (a constant map) and signal-dependent noise.
+
+Correlated noise (demosaicing, a camera's JPEG) keeps power at low spatial
+frequencies that a trunk trained on white noise leaves in. :func:`two_scale`
+runs the trunk a second time on the image averaged over 2x2 pixels, where
+that noise is finer-grained, and takes the estimate's coarse band from there
+(the multiscale idea of Lebrun, Colom & Morel's Noise Clinic, 2015).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 SIGMA_NORM = 50.0
 
@@ -115,3 +122,25 @@ def load_trunk_weights(trunk: DenoisingTrunk, weights: dict[str, torch.Tensor]) 
         pad = head.new_zeros(head.shape[0], want - head.shape[1], *head.shape[2:])
         weights["head.weight"] = torch.cat([head, pad], dim=1)
     trunk.load_state_dict(weights)
+
+
+def two_scale(trunk: nn.Module, x: torch.Tensor, noise_map: torch.Tensor, coarse_gain: float) -> torch.Tensor:
+    """The trunk's estimate of ``x`` (N, 3, H, W; H, W divisible by 16) with its coarse band from a second pass.
+
+    The fine pass reads ``noise_map`` (N, C, H, W) as given; the coarse pass
+    denoises the 2x2 average of ``x`` reading the 2x2 average of the map's std
+    times ``coarse_gain`` (the noise kind channel as it is). The result is the
+    fine estimate with its own 2x2 average, brought back up, replaced by the
+    coarse estimate brought back up (bilinear): a two-level Laplacian pyramid
+    whose detail band comes from full resolution. Where the coarse pass
+    returns the fine estimate's average, the fine estimate comes back unchanged.
+    """
+    fine = trunk(x, noise_map)
+    coarse_map = F.avg_pool2d(noise_map, 2)
+    coarse_map = torch.cat([coarse_map[:, :1] * coarse_gain, coarse_map[:, 1:]], dim=1)
+    coarse = trunk(F.avg_pool2d(x, 2), coarse_map)
+    return fine + _up(coarse - F.avg_pool2d(fine, 2), fine.shape[-2:])
+
+
+def _up(t: torch.Tensor, size) -> torch.Tensor:
+    return F.interpolate(t, size=tuple(size), mode="bilinear", align_corners=False)

@@ -7,7 +7,10 @@ over, and its files name that model's decoder) behind a denoising trunk trained 
 per-pixel noise map and the noise kind). ``--gain`` is the factor by which
 auto mode scales the blind estimator's reading of correlated noise before the
 trunk reads it (``meta["correlated_gain"]``), chosen on real development
-photographs with ``python -m fllic.bench.real --gains``.
+photographs with ``python -m fllic.bench.real --gains``. ``--coarse-gain``
+runs the trunk at two scales (``meta["coarse_gain"]``, :func:`fllic.models.trunk.two_scale`),
+the coarse pass reading the map at that gain instead, chosen with
+``python -m fllic.bench.real --coarse-gains``.
 """
 
 from __future__ import annotations
@@ -23,13 +26,17 @@ from fllic.models.adapted import save_adapted
 from fllic.models.registry import load
 
 
-def camera_model(base_id: str, trunk_checkpoint: Path | None, model_id: str, gain: float, notes: str = ""):
+def camera_model(base_id: str, trunk_checkpoint: Path | None, model_id: str, gain: float, notes: str = "",
+                 coarse_gain: float | None = None):
     """``base_id``'s codec behind the trunk of ``trunk_checkpoint`` (a denoiser checkpoint or export; None:
-    the base's own trunk), reading the per-pixel noise map of correlated noise at ``gain``."""
+    the base's own trunk), reading the per-pixel noise map of correlated noise at ``gain``; with
+    ``coarse_gain``, at two scales, the coarse pass reading the blind map at ``coarse_gain``."""
     from fllic.models.adapted import with_trunk
     from fllic.train.denoiser import trunk_of
 
     meta = {"noise_map": True, "correlated_gain": float(gain), "notes": notes}
+    if coarse_gain is not None:
+        meta["coarse_gain"] = float(coarse_gain) / float(gain)  # relative to the map the fine pass reads
     if trunk_checkpoint is None:
         return with_trunk(load(base_id), None, model_id, meta)
     trunk = trunk_of(trunk_checkpoint)
@@ -46,10 +53,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="the camera trunk: a denoiser checkpoint or export (default: the base's own trunk)")
     p.add_argument("--id", required=True, help="the camera model's id")
     p.add_argument("--gain", type=float, required=True, help="the correlated gain (see the module docstring)")
+    p.add_argument("--coarse-gain", type=float, default=None,
+                   help="run the trunk at two scales, the coarse pass reading the blind map at this gain")
     p.add_argument("--notes", default="", help="free text stored in the model's metadata")
     p.add_argument("--out", type=Path, required=True, help="the model file (the trunk, naming its base)")
     args = p.parse_args(argv)
-    model = camera_model(args.base, args.trunk, args.id, args.gain, args.notes)
+    model = camera_model(args.base, args.trunk, args.id, args.gain, args.notes, args.coarse_gain)
     save_adapted(model, args.out)
     print(f"wrote {args.out} ({args.out.stat().st_size} bytes), weights hash {model.hash.hex()}, "
           f"the codec and decoder of {args.base}")
