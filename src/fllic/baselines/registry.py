@@ -43,7 +43,7 @@ from fllic.baselines._base import (
     StageCost,
     UnknownMethodError,
 )
-from fllic.baselines.denoisers import Cbm3d, Denoiser, Ffdnet, FllicDenoiser, FllicTrunk
+from fllic.baselines.denoisers import Cbm3d, Cbm3dBest, Denoiser, Ffdnet, FfdnetBest, FllicDenoiser, FllicTrunk
 
 CodecFactory = Callable[[Context], Method]
 PatternFactory = Callable[[Context, "re.Match[str]"], Method]
@@ -96,6 +96,8 @@ register_codec_pattern(r"webp-q(\d+)", "webp-q90")(lambda ctx, m: _codecs.WebpLo
 register_denoiser("cbm3d")(Cbm3d)
 register_denoiser("fllicdn")(FllicDenoiser)
 register_denoiser("ffdnet")(Ffdnet)
+register_denoiser("cbm3d-best")(Cbm3dBest)
+register_denoiser("ffdnet-best")(FfdnetBest)
 register_denoiser("fllictrunk")(FllicTrunk)
 
 
