@@ -340,6 +340,35 @@ def _mean_row(rows: list[dict]) -> dict:
             "cbm3d_sigma": "", "kind": ""}
 
 
+def _sweep_record(items, args) -> tuple[str, str, list[str]] | None:
+    """(title, what each cell is, table) of the sweep the arguments ask for (coarse gains, estimate gains or
+    correlated gains, on the model auto mode gives a camera JPEG unless ``--model``); None for none."""
+    from fllic.models.registry import CAMERA_JPEG_MODEL
+
+    model = args.model or CAMERA_JPEG_MODEL
+    if args.coarse_gains:
+        return (f"`{model}`'s trunk at two scales on real photographs, before coding",
+                ". Each cell: the mean PSNR gain (dB) of the trunk's rounded estimate over the noisy crop, against "
+                "the mean-of-shots reference, reading the blind noise map at the model's correlated gain; in one "
+                "pass, and at two scales with the coarse pass (the image averaged over 2x2 pixels) reading the "
+                "blind map at each coarse gain; in brackets, the photos two scales improve.",
+                coarse_table(coarse_sweep(items, model, args.coarse_gains, args.crop)))
+    if args.estimate_gains:
+        return (f"The estimate of `{model}`'s trunk on real photographs, before coding",
+                ". Each cell: the mean PSNR gain (dB) of the trunk's rounded estimate over the noisy crop, against "
+                "the mean-of-shots reference, with the blind noise map scaled by the gain; then each photo at its "
+                "best gain of those, and the trunk reading the true noise-level function (noisy minus reference). "
+                "The last two are oracles no blind method has.",
+                estimate_table(estimate_sweep(items, model, args.estimate_gains, args.crop)))
+    if args.gains:
+        return (f"The correlated gain of `{model}` on real photographs",
+                ", blind, default level, the file capped at the source JPEG's bytes. Each cell: the mean PSNR gain "
+                "over the noisy crop (against the mean-of-shots reference) and the mean bpp, with the blind "
+                "noise reading scaled by the gain.",
+                sweep_table(gain_sweep(items, model, args.gains, args.crop)))
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m fllic.bench.real", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -382,44 +411,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.fold:
         keep = set(folds([s for s, _, _ in items])[args.fold == "b"])
         items = [it for it in items if it[0] in keep]
-    if args.coarse_gains:
-        from fllic.models.registry import CAMERA_JPEG_MODEL
-
-        model = args.model or CAMERA_JPEG_MODEL
-        lines = [f"# `{model}`'s trunk at two scales on real photographs, before coding", "",
-                 f"`{command('python -m fllic.bench.real', argv)}`", "",
-                 f"{len(items)} photographs of {args.data.name}, the centre {args.crop}x{args.crop} crop of each. "
-                 "Each cell: the mean PSNR gain (dB) of the trunk's rounded estimate over the noisy crop, against "
-                 "the mean-of-shots reference, reading the blind noise map at the model's correlated gain; in one "
-                 "pass, and at two scales with the coarse pass (the image averaged over 2x2 pixels) reading the "
-                 "blind map at each coarse gain; in brackets, the photos two scales improve.", ""] + coarse_table(
-                     coarse_sweep(items, model, args.coarse_gains, args.crop))
-        emit("\n".join(lines) + "\n", args.out)
-        return 0
-    if args.estimate_gains:
-        from fllic.models.registry import CAMERA_JPEG_MODEL
-
-        model = args.model or CAMERA_JPEG_MODEL
-        lines = [f"# The estimate of `{model}`'s trunk on real photographs, before coding", "",
-                 f"`{command('python -m fllic.bench.real', argv)}`", "",
-                 f"{len(items)} photographs of {args.data.name}, the centre {args.crop}x{args.crop} crop of each. "
-                 "Each cell: the mean PSNR gain (dB) of the trunk's rounded estimate over the noisy crop, against "
-                 "the mean-of-shots reference, with the blind noise map scaled by the gain; then each photo at its "
-                 "best gain of those, and the trunk reading the true noise-level function (noisy minus reference). "
-                 "The last two are oracles no blind method has.", ""] + estimate_table(
-                     estimate_sweep(items, model, args.estimate_gains, args.crop))
-        emit("\n".join(lines) + "\n", args.out)
-        return 0
-    if args.gains:
-        from fllic.models.registry import CAMERA_JPEG_MODEL
-
-        model = args.model or CAMERA_JPEG_MODEL  # the model auto mode gives a camera JPEG
-        lines = [f"# The correlated gain of `{model}` on real photographs", "",
-                 f"`{command('python -m fllic.bench.real', argv)}`", "",
-                 f"{len(items)} photographs of {args.data.name}, the centre {args.crop}x{args.crop} crop of each, "
-                 f"blind, default level, the file capped at the source JPEG's bytes. Each cell: the mean PSNR gain "
-                 "over the noisy crop (against the mean-of-shots reference) and the mean bpp, with the blind "
-                 "noise reading scaled by the gain.", ""] + sweep_table(gain_sweep(items, model, args.gains, args.crop))
+    sweep = _sweep_record(items, args)
+    if sweep is not None:
+        title, what, body = sweep
+        lines = [f"# {title}", "", f"`{command('python -m fllic.bench.real', argv)}`", "",
+                 f"{len(items)} photographs of {args.data.name}, the centre {args.crop}x{args.crop} crop of each"
+                 + what, ""] + body
         emit("\n".join(lines) + "\n", args.out)
         return 0
     rows = measure(items, args.model, args.cbm3d_sigmas, args.crop, stock=bool(args.adapt_on))
