@@ -28,7 +28,7 @@ import numpy as np
 from fllic.bench._record import command, emit
 
 FACTORS = (0.8, 0.9, 1.0, 1.1, 1.2)
-PUBLISHED = {  # Kodak24, colour, float protocol (Zhang, Zuo & Zhang, FFDNet, TIP 2018, Table V)
+PUBLISHED = {  # Kodak24, colour, float protocol (the colour-denoising table of Zhang, Zuo & Zhang, FFDNet, TIP 2018)
     "cbm3d": {15.0: 34.28, 25.0: 32.15, 50.0: 28.46},
     "ffdnet": {15.0: 34.63, 25.0: 32.13, 50.0: 28.98},
 }
@@ -150,7 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     lines = [f"# The sigma to give the classical baselines: {where}", "",
              f"`{command('python -m fllic.bench.best_sigma', argv)}`", "",
              f"Mean PSNR (dB) of each baseline given the nominal sigma times each factor, on {kind}; the best "
-             "factor per noise level and what it gains over the nominal sigma.", ""] + table(scores, args.protocol)
+             "factor per noise level and what it gains over the nominal sigma."
+             + (" Published: Kodak24's mean over all 24 images, float protocol (the colour-denoising table of Zhang, Zuo & Zhang, FFDNet, TIP "
+                "2018)." if args.protocol == "float" else ""), ""] + table(scores, args.protocol)
     if args.write:
         write_factors(best_factors(scores), where, argv)
         lines += ["", "The best factors are stored in `src/fllic/baselines/best_sigma.json`, which the bench's "
