@@ -151,8 +151,9 @@ def main(argv: list[str] | None = None) -> int:
              f"`{command('python -m fllic.bench.best_sigma', argv)}`", "",
              f"Mean PSNR (dB) of each baseline given the nominal sigma times each factor, on {kind}; the best "
              "factor per noise level and what it gains over the nominal sigma."
-             + (" Published: Kodak24's mean over all 24 images, float protocol (the colour-denoising table of Zhang, Zuo & Zhang, FFDNet, TIP "
-                "2018)." if args.protocol == "float" else ""), ""] + table(scores, args.protocol)
+             + (" Published: Kodak24's mean over all 24 images, float protocol (the colour-denoising table of "
+                "Zhang, Zuo & Zhang, FFDNet, TIP 2018)." if args.protocol == "float" else ""), ""]
+    lines += table(scores, args.protocol)
     if args.write:
         write_factors(best_factors(scores), where, argv)
         lines += ["", "The best factors are stored in `src/fllic/baselines/best_sigma.json`, which the bench's "
