@@ -284,7 +284,6 @@ class Cbm3dBest(Cbm3d):
     """CBM3D given its best sigma for the 8-bit protocol (:func:`best_sigma`), not the nominal one."""
 
     name = "cbm3d-best"
-
     grouped = False  # named on purpose, never by a group
 
     def __init__(self, ctx: Context):
@@ -295,7 +294,6 @@ class FfdnetBest(Ffdnet):
     """FFDNet given its best sigma for the 8-bit protocol (:func:`best_sigma`), not the nominal one."""
 
     name = "ffdnet-best"
-
     grouped = False  # named on purpose, never by a group
 
     def __init__(self, ctx: Context):
