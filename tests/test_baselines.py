@@ -202,10 +202,10 @@ def test_the_best_sigma_bench_chooses_on_development_images_only(tmp_path, rng, 
 
 
 def test_the_float_protocol_keeps_noise_unclipped_and_unrounded():
-    from fllic.bench.best_sigma import noisy_pair
+    from fllic.bench.best_sigma import noisy_input
 
     clean = np.full((16, 16, 3), 250, np.uint8)
-    z = noisy_pair(clean, 25.0, "float", 0) * 255.0
+    z = noisy_input(clean, 25.0, "float", 0) * 255.0
     assert z.max() > 255 and not np.allclose(z, np.rint(z))
-    eight = noisy_pair(clean, 25.0, "8bit", 0) * 255.0
+    eight = noisy_input(clean, 25.0, "8bit", 0) * 255.0
     assert eight.max() <= 255 and np.allclose(eight, np.rint(eight))

@@ -50,7 +50,7 @@ def denoisers(names: list[str]) -> dict:
     return out
 
 
-def noisy_pair(clean: np.ndarray, sigma: float, protocol: str, seed: int) -> np.ndarray:
+def noisy_input(clean: np.ndarray, sigma: float, protocol: str, seed: int) -> np.ndarray:
     """The noisy image in [0, 1] units: the bench's own 8-bit noisy image (rounded, clipped, same seed), or
     the clean image plus unclipped, unrounded Gaussian noise (``float``)."""
     from fllic.bench.runner import make_noisy, noise_entropy
@@ -75,7 +75,7 @@ def measure(files, names, sigmas, factors, protocol: str, seed: int = 0) -> dict
         for path in files:
             clean = read_image(path)
             for sigma in sigmas:
-                z = noisy_pair(clean, sigma, protocol, seed)
+                z = noisy_input(clean, sigma, protocol, seed)
                 for name, fn in fns.items():
                     for f in factors:
                         est = np.clip(np.rint(fn(z, sigma * f) * 255.0), 0, 255).astype(np.uint8)

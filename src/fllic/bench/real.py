@@ -239,16 +239,22 @@ def coarse_sweep(items, model, gains, size: int = CROP) -> dict[str, dict]:
     return out
 
 
+def _groups(scenes: list[str], by_fold: bool = False) -> dict[str, list[str]]:
+    """{row name: scenes}: per camera (the scene name's prefix), per fold of scenes where asked, then all."""
+    groups: dict[str, list[str]] = {}
+    for scene in scenes:
+        groups.setdefault(scene.split("_")[0], []).append(scene)
+    if by_fold:
+        groups["fold a"], groups["fold b"] = folds(scenes)
+    groups[f"all {len(scenes)}"] = list(scenes)
+    return groups
+
+
 def coarse_table(sweep: dict[str, dict]) -> list[str]:
     """Per camera, per fold of scenes and over all: the mean gain in one pass and at each coarse gain, and how
     many photos two scales at that gain improve."""
     gains = list(next(iter(sweep.values())))
-    scenes = list(sweep)
-    groups: dict[str, list[str]] = {}
-    for scene in scenes:
-        groups.setdefault(scene.split("_")[0], []).append(scene)
-    fold_a, fold_b = folds(scenes)
-    groups.update({"fold a": fold_a, "fold b": fold_b, f"all {len(scenes)}": scenes})
+    groups = _groups(list(sweep), by_fold=True)
     head = ["one pass"] + [f"two scales, coarse {g:g}" for g in gains[1:]]
     lines = ["| photographs | " + " | ".join(head) + " |", "|---|" + "---:|" * len(head)]
     for name, group in groups.items():
@@ -277,15 +283,11 @@ def _padded_map(std: np.ndarray, kind: float) -> np.ndarray:
     return np.stack([padded, np.full(padded.shape, kind)]).astype(np.float32)
 
 
-
 def estimate_table(sweep: dict[str, dict]) -> list[str]:
     """Per camera and over all: the mean gain at each blind gain, at each photo's best gain (an oracle), and with
     the true noise map (an oracle)."""
     gains = [g for g in next(iter(sweep.values())) if g != "true"]
-    groups: dict[str, list[str]] = {}
-    for scene in sweep:
-        groups.setdefault(scene.split("_")[0], []).append(scene)
-    groups[f"all {len(sweep)}"] = list(sweep)
+    groups = _groups(list(sweep))
     lines = ["| photographs | " + " | ".join(f"gain {g:g}" for g in gains) + " | best gain per photo | true map |",
              "|---|" + "---:|" * (len(gains) + 2)]
     for name, scenes in groups.items():
@@ -299,10 +301,7 @@ def estimate_table(sweep: dict[str, dict]) -> list[str]:
 def sweep_table(sweep: dict[str, dict[float, tuple[float, float]]]) -> list[str]:
     """Mean PSNR gain and bpp per gain, per camera (the scene name's prefix) and over all photographs."""
     gains = sorted(next(iter(sweep.values())))
-    groups: dict[str, list[str]] = {}
-    for scene in sweep:
-        groups.setdefault(scene.split("_")[0], []).append(scene)
-    groups[f"all {len(sweep)}"] = list(sweep)
+    groups = _groups(list(sweep))
     lines = ["| photographs | " + " | ".join(f"gain {g:g}" for g in gains) + " |", "|---|" + "---:|" * len(gains)]
     for name, scenes in groups.items():
         cells = [f"{np.mean([sweep[s][g][0] for s in scenes]):+.2f} dB, {np.mean([sweep[s][g][1] for s in scenes]):.2f} bpp"
@@ -340,6 +339,10 @@ def _mean_row(rows: list[dict]) -> dict:
             "cbm3d_sigma": "", "kind": ""}
 
 
+_ESTIMATE_CELL = (". Each cell: the mean PSNR gain (dB) of the trunk's rounded estimate over the noisy crop, "
+                  "against the mean-of-shots reference, ")
+
+
 def _sweep_record(items, args) -> tuple[str, str, list[str]] | None:
     """(title, what each cell is, table) of the sweep the arguments ask for (coarse gains, estimate gains or
     correlated gains, on the model auto mode gives a camera JPEG unless ``--model``); None for none."""
@@ -348,15 +351,13 @@ def _sweep_record(items, args) -> tuple[str, str, list[str]] | None:
     model = args.model or CAMERA_JPEG_MODEL
     if args.coarse_gains:
         return (f"`{model}`'s trunk at two scales on real photographs, before coding",
-                ". Each cell: the mean PSNR gain (dB) of the trunk's rounded estimate over the noisy crop, against "
-                "the mean-of-shots reference, reading the blind noise map at the model's correlated gain; in one "
+                _ESTIMATE_CELL + "reading the blind noise map at the model's correlated gain; in one "
                 "pass, and at two scales with the coarse pass (the image averaged over 2x2 pixels) reading the "
                 "blind map at each coarse gain; in brackets, the photos two scales improve.",
                 coarse_table(coarse_sweep(items, model, args.coarse_gains, args.crop)))
     if args.estimate_gains:
         return (f"The estimate of `{model}`'s trunk on real photographs, before coding",
-                ". Each cell: the mean PSNR gain (dB) of the trunk's rounded estimate over the noisy crop, against "
-                "the mean-of-shots reference, with the blind noise map scaled by the gain; then each photo at its "
+                _ESTIMATE_CELL + "with the blind noise map scaled by the gain; then each photo at its "
                 "best gain of those, and the trunk reading the true noise-level function (noisy minus reference). "
                 "The last two are oracles no blind method has.",
                 estimate_table(estimate_sweep(items, model, args.estimate_gains, args.crop)))
