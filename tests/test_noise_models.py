@@ -207,3 +207,50 @@ def test_mixed_sampler_draws_shaped_noise_with_its_true_map():
     assert torch.all(level[:, 1] == 1)  # the correlated kind
     true_std = ((noisy - target) * 255).pow(2).mean(dim=(1, 2, 3)).sqrt()
     assert torch.allclose(level[:, 0].pow(2).mean(dim=(1, 2)).sqrt(), true_std, rtol=0.5)
+
+
+def _textured_noisy(h: int, w: int, seed: int, correlated: bool) -> np.ndarray:
+    """A ramp with texture and white or box-blurred (correlated) noise, 8-bit colour."""
+    rng = np.random.default_rng(seed)
+    clean = _colour_ramp(h, w) + 20 * np.sin(np.arange(w) / 7.0)[None, :, None] * np.cos(np.arange(h) / 11.0)[:, None, None]
+    noise = rng.normal(0, 8.0, clean.shape)
+    if correlated:
+        noise = 2.5 * (noise + np.roll(noise, 1, 0) + np.roll(noise, 1, 1) + np.roll(noise, (1, 1), (0, 1))) / 4
+    return np.clip(np.rint(clean + noise), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("correlated", [False, True])
+def test_estimators_read_the_same_levels_a_band_of_rows_at_a_time(monkeypatch, correlated):
+    from fllic.noise import estimate as est
+
+    noisy = _textured_noisy(200, 160, 6, correlated)
+    whole = est.estimate_level(noisy), est.estimate_nlf(noisy)
+    whole_map = est.noise_map(noisy, whole[1])
+    monkeypatch.setattr(est, "BAND_BYTES", 1 << 16)  # a few rows of patches a band: dozens of bands
+    assert len(est._bands(200, 160 * 3 * 8)) > 10
+    level, nlf = est.estimate_level(noisy), est.estimate_nlf(noisy)
+    assert level.kind == whole[0].kind == ("correlated" if correlated else "white")
+    assert level.sigma == pytest.approx(whole[0].sigma, rel=1e-9)
+    assert level.scale_ratio == pytest.approx(whole[0].scale_ratio, rel=1e-9)
+    assert np.array_equal(nlf.patches, whole[1].patches) and np.allclose(nlf.sigma, whole[1].sigma, rtol=1e-9)
+    assert np.allclose(est.noise_map(noisy, whole[1]), whole_map, rtol=1e-6)
+
+
+def test_blind_estimation_holds_memory_to_its_bands(monkeypatch):
+    """A 24-megapixel photograph once took 7.7 GB to estimate: the patch matrix, whole, in float64."""
+    import tracemalloc
+
+    from fllic.noise import estimate as est
+
+    noisy = _textured_noisy(480, 640, 7, correlated=True)
+    patch_matrix = ((480 - 7) // 3 + 1) * ((640 - 7) // 3 + 1) * 3 * 49 * 8  # 38 MB in float64
+    monkeypatch.setattr(est, "BAND_BYTES", 1 << 20)
+    tracemalloc.start()
+    try:
+        level = est.estimate_level(noisy)
+        est.noise_map(noisy, level.nlf)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert level.correlated
+    assert peak < patch_matrix / 2, (peak, patch_matrix)

@@ -28,6 +28,49 @@ def estimate_sigma_mad(image: np.ndarray) -> float:
 PATCH = 7
 STRIDE = 3
 _MIN_PATCHES = 3000
+BAND_BYTES = 64 << 20  # the float64 patches or pixels one band of rows holds: memory stays bounded on any image
+
+
+def _bands(count: int, per_row: int) -> list[tuple[int, int]]:
+    """Row ranges [k0, k1) of ``count`` rows, each at most :data:`BAND_BYTES` of ``per_row`` bytes a row."""
+    rows = max(1, BAND_BYTES // max(per_row, 1))
+    return [(k, min(k + rows, count)) for k in range(0, count, rows)]
+
+
+def _patch_rows(x: np.ndarray, stride: int, size: int = PATCH):
+    """The image's ``size``-square patches at every ``stride``-th position, a band of rows at a time.
+
+    Yields (index of the band's first patch, its windows (rows, cols, channels, size, size) in float64);
+    the bands follow the row-major order of the patch positions, so the patch matrix is never whole in
+    memory, whatever the image's size.
+    """
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    rows, cols = (x.shape[0] - size) // stride + 1, (x.shape[1] - size) // stride + 1
+    for k0, k1 in _bands(rows, cols * x.shape[2] * size * size * 8):
+        band = np.asarray(x[k0 * stride:(k1 - 1) * stride + size], np.float64)
+        yield k0 * cols, sliding_window_view(band, (size, size), axis=(0, 1))[::stride, ::stride]
+
+
+def _patch_moments(x: np.ndarray, stride: int, keep: np.ndarray | None = None):
+    """(covariance, count, per-patch channel means) of the patches :func:`_patch_rows` gives.
+
+    ``keep`` (a mask over the patches, row-major) leaves some out of the covariance; the means are
+    every patch's. Sums over bands in float64: pixel values below 2^16 keep E[xx^T] - mu mu^T exact to
+    far below the rounding noise's 1/12.
+    """
+    dims = x.shape[2] * PATCH * PATCH
+    total, moment, count, means = np.zeros(dims), np.zeros((dims, dims)), 0, []
+    for first, w in _patch_rows(x, stride):
+        patches = w.reshape(-1, dims)
+        means.append(w.reshape(-1, x.shape[2], PATCH * PATCH).mean(2))
+        if keep is not None:
+            patches = patches[keep[first:first + len(patches)]]
+        total += patches.sum(0)
+        moment += patches.T @ patches
+        count += len(patches)
+    mu = total / max(count, 1)
+    return moment / max(count, 1) - np.outer(mu, mu), count, np.concatenate(means)
 
 
 def estimate_sigma(image: np.ndarray) -> float:
@@ -46,12 +89,12 @@ def estimate_sigma(image: np.ndarray) -> float:
     The tail's mean is corrected for the spread of a sample covariance's
     eigenvalues (Marchenko-Pastur): without it the estimate fell 3.5 % short
     at sigma 50 on CBSD68's small images. Rounding's 1/12 is subtracted.
+    The covariance is summed a band of rows at a time (:func:`_patch_moments`),
+    so a 24-megapixel photograph needs no more memory than a small one.
     Accuracy per sigma: results/noise_estimation.md.
     Images too small for patches fall back to :func:`estimate_sigma_mad`.
     """
-    from numpy.lib.stride_tricks import sliding_window_view
-
-    x = np.asarray(image, dtype=np.float64)
+    x = np.asarray(image)
     if x.ndim == 2:
         x = x[..., None]
     if min(x.shape[:2]) < 4 * PATCH:
@@ -59,22 +102,21 @@ def estimate_sigma(image: np.ndarray) -> float:
     dims = x.shape[2] * PATCH * PATCH
     positions = ((x.shape[0] - PATCH) // STRIDE + 1) * ((x.shape[1] - PATCH) // STRIDE + 1)
     stride = STRIDE if positions >= 40 * dims else 1  # enough patches for a stable spectrum
-    w = sliding_window_view(x, (PATCH, PATCH), axis=(0, 1))[::stride, ::stride]
-    patches = w.reshape(-1, x.shape[2] * PATCH * PATCH)
-    means = w.reshape(-1, x.shape[2], PATCH * PATCH).mean(2)
-    var = _noise_variance(patches)
+    cov, count, means = _patch_moments(x, stride)
+    var = _noise_variance(cov, count)
     if var <= 0:
         return 0.0
     s0 = np.sqrt(var)
     keep = ((means > 1.5 * s0) & (means < 255 - 1.5 * s0)).all(1)
     if keep.sum() >= _MIN_PATCHES and not keep.all():
-        patches, means = patches[keep], means[keep]
-        var = _noise_variance(patches)
+        cov, count, _ = _patch_moments(x, stride, keep)
+        means = means[keep]
+        var = _noise_variance(cov, count)
     return _uncensored_sigma(var, means.ravel()) if var > 0 else 0.0
 
 
-def _noise_variance(patches: np.ndarray) -> float:
-    """The PCA noise variance of a patch matrix (a patch per row), rounding's 1/12 removed.
+def _noise_variance(cov: np.ndarray, count: int) -> float:
+    """The PCA noise variance from the covariance of ``count`` patches, rounding's 1/12 removed.
 
     The tail of eigenvalues whose mean equals its median is the noise's; its
     mean, divided by what the same lowest share of a Marchenko-Pastur spectrum
@@ -82,9 +124,8 @@ def _noise_variance(patches: np.ndarray) -> float:
     covariance spreads pure noise's eigenvalues, and texture that takes the top
     ones leaves the tail only the low end of that spread.
     """
-    centred = patches - patches.mean(0)
-    lam = np.sort(np.linalg.eigvalsh(centred.T @ centred / len(centred)))[::-1]
-    ratio = lam.size / len(centred)
+    lam = np.sort(np.linalg.eigvalsh(cov))[::-1]
+    ratio = lam.size / count
     for i in range(lam.size):
         tail = lam[i:]
         tau = tail.mean()
@@ -175,22 +216,13 @@ def estimate_nlf(image: np.ndarray, bins: int = 8, min_patches: int = 200, weak:
     low noise: results/noise_estimation.md gives its errors against the true
     noise-level function under the camera pipeline.
     """
-    from numpy.lib.stride_tricks import sliding_window_view
-
-    x = np.asarray(image, dtype=np.float64)
+    x = np.asarray(image)
     if x.ndim == 2:
         x = x[..., None]
     p = NLF_PATCH
     if min(x.shape[:2]) < 4 * p:
         return NoiseLevelFunction(np.zeros(0), np.zeros(0), np.zeros(0, np.int64))
-    smooth = _box(x, 3).mean(2)
-    gy, gx = np.gradient(smooth)
-    texture = _box(gx * gx + gy * gy, p)[p // 2 :: 3, p // 2 :: 3]
-    w = sliding_window_view(x, (p, p), axis=(0, 1))[::3, ::3]  # (h, w, channels, p, p)
-    texture = texture[: w.shape[0], : w.shape[1]].ravel()
-    flat = w.reshape(w.shape[0], w.shape[1], x.shape[2], p * p)
-    var = flat.var(-1, ddof=1).mean(-1).ravel()
-    means = flat.mean((-1, -2)).ravel()
+    texture, var, means = (np.concatenate(a) for a in zip(*_nlf_patches(x)))
     which = np.clip(np.digitize(means, np.linspace(0.0, 255.0, bins + 1)) - 1, 0, bins - 1)
     centres, sigmas, counts = [], [], []
     for b in range(bins):
@@ -204,6 +236,28 @@ def estimate_nlf(image: np.ndarray, bins: int = 8, min_patches: int = 200, weak:
     return NoiseLevelFunction(np.array(centres), np.array(sigmas), np.array(counts, np.int64))
 
 
+def _nlf_patches(x: np.ndarray):
+    """Per band of patch rows: (texture, variance, mean) of each NLF_PATCH patch at every 3rd position.
+
+    Texture is the mean gradient energy of the 3x3 box-smoothed grey image over the patch; a band
+    reads :data:`_NLF_MARGIN` rows beyond its patches on each side, more than the smoothing, the
+    gradient and the patch window reach, so each band's figures are the whole image's.
+    """
+    p, h = NLF_PATCH, x.shape[0]
+    for first, w in _patch_rows(x, 3, p):
+        r0, r1 = first // w.shape[1] * 3, first // w.shape[1] * 3 + (w.shape[0] - 1) * 3 + p
+        a0, a1 = max(r0 - _NLF_MARGIN, 0), min(r1 + _NLF_MARGIN, h)
+        smooth = _box(np.asarray(x[a0:a1], np.float64), 3).mean(2)
+        gy, gx = np.gradient(smooth)
+        energy = _box(gx * gx + gy * gy, p)
+        texture = energy[r0 - a0 + p // 2::3][: w.shape[0], p // 2::3][:, : w.shape[1]]
+        flat = w.reshape(w.shape[0], w.shape[1], x.shape[2], p * p)
+        yield texture.ravel(), flat.var(-1, ddof=1).mean(-1).ravel(), flat.mean((-1, -2)).ravel()
+
+
+_NLF_MARGIN = 2 * NLF_PATCH
+
+
 def _box(a: np.ndarray, k: int) -> np.ndarray:
     """Mean over a k x k window (reflected edges), same shape as ``a`` (2-D or 3-D)."""
     pad = ((k // 2, k // 2), (k // 2, k // 2)) + ((0, 0),) * (a.ndim - 2)
@@ -212,16 +266,22 @@ def _box(a: np.ndarray, k: int) -> np.ndarray:
 
 
 def noise_map(image: np.ndarray, nlf: NoiseLevelFunction | None = None, window: int = 7) -> np.ndarray:
-    """(H, W) noise std per pixel, 8-bit units: the NLF read at each pixel's local mean intensity.
+    """(H, W) float32 noise std per pixel, 8-bit units: the NLF read at each pixel's local mean intensity.
 
     The local mean (a ``window``-pixel box, all channels) stands for the clean
-    intensity. This is the per-pixel conditioning a noise-map model reads.
+    intensity. This is the per-pixel conditioning a noise-map model reads. It
+    is computed a band of rows at a time, each band reading ``window`` rows
+    beyond itself, so memory stays bounded on large images.
     """
-    x = np.asarray(image, dtype=np.float64)
-    if x.ndim == 3:
-        x = x.mean(2)
+    x = np.asarray(image)
     nlf = estimate_nlf(image) if nlf is None else nlf
-    return nlf(_box(x, window))
+    out = np.empty(x.shape[:2], np.float32)
+    for k0, k1 in _bands(x.shape[0], x.shape[1] * 8 * (x.shape[2] if x.ndim == 3 else 1)):
+        a0, a1 = max(k0 - window, 0), min(k1 + window, x.shape[0])
+        grey = np.asarray(x[a0:a1], np.float64)
+        grey = grey.mean(2) if grey.ndim == 3 else grey
+        out[k0:k1] = nlf(_box(grey, window)[k0 - a0:k1 - a0])
+    return out
 
 
 @dataclass(frozen=True)
@@ -247,9 +307,12 @@ class NoiseLevel:
 
 
 def _half_resolution(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, np.float64)
+    """The 2x2 means, float64, summed in place (the image is never whole in float64)."""
     h, w = x.shape[0] // 2 * 2, x.shape[1] // 2 * 2
-    return (x[:h:2, :w:2] + x[1:h:2, :w:2] + x[:h:2, 1:w:2] + x[1:h:2, 1:w:2]) / 4.0
+    out = x[:h:2, :w:2].astype(np.float64)
+    for part in (x[1:h:2, :w:2], x[:h:2, 1:w:2], x[1:h:2, 1:w:2]):
+        out += part
+    return out / 4.0
 
 
 # White or correlated: both tests must say correlated. Chosen on the development half of CBSD68 (every other
