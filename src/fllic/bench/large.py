@@ -1,9 +1,12 @@
 """python -m fllic.bench.large: time and peak memory of coding one large image.
 
 Makes a WIDTHxHEIGHT RGB scene (a clean photograph resized with Lanczos
-filtering, plus seeded AWGN), then encodes it and decodes it in two fresh
-processes, each reporting its wall time and peak resident memory
-(``ru_maxrss``), and checks that the decode equals the encoder's pixels.
+filtering, plus seeded AWGN or a camera's demosaiced raw noise), then encodes it and
+decodes it in two fresh processes, each reporting its wall time and peak
+resident memory (``ru_maxrss``), and checks that the decode equals the
+encoder's pixels. ``--blind`` encodes without sigma, as ``fllic compress``
+does by default: the noise is estimated from the image first, and a third
+process times that estimate (and the noise map, for correlated noise) alone.
 """
 
 from __future__ import annotations
@@ -23,7 +26,18 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _child_encode(src: Path, out: Path, sigma: float, tile: int) -> dict:
+def _child_estimate(src: Path) -> dict:
+    from fllic.codec import _blind_level, _trunk_noise_map
+    from fllic.imageio import read_image
+
+    img = read_image(src)
+    t0 = time.perf_counter()
+    level = _blind_level(img)
+    _trunk_noise_map(img, level)
+    return {"seconds": time.perf_counter() - t0, "peak_mb": _peak_mb(), "sigma": level.sigma, "kind": level.kind}
+
+
+def _child_encode(src: Path, out: Path, sigma: float | None, tile: int) -> dict:
     import numpy as np
 
     import fllic
@@ -35,7 +49,7 @@ def _child_encode(src: Path, out: Path, sigma: float, tile: int) -> dict:
     seconds = time.perf_counter() - t0
     out.write_bytes(res.data)
     np.save(out.with_suffix(".npy"), res.pixels)
-    return {"seconds": seconds, "peak_mb": _peak_mb(), "bytes": len(res.data)}
+    return {"seconds": seconds, "peak_mb": _peak_mb(), "bytes": len(res.data), "model": res.model_id}
 
 
 def _child_decode(path: Path, tile: int) -> dict:
@@ -57,7 +71,7 @@ def _run(args: list[str]) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def make_scene(source: Path, width: int, height: int, sigma: float, out: Path) -> None:
+def make_scene(source: Path, width: int, height: int, sigma: float, out: Path, noise: str = "awgn") -> None:
     import numpy as np
     from PIL import Image
 
@@ -66,44 +80,62 @@ def make_scene(source: Path, width: int, height: int, sigma: float, out: Path) -
 
     with Image.open(source) as im:
         clean = np.asarray(im.convert("RGB").resize((width, height), Image.Resampling.LANCZOS))
-    write_image(out, add_noise(clean, sigma, seed=0))
+    if noise == "camera":  # demosaiced raw noise (fllic.noise.camera), correlated: what blind mode reads per pixel
+        from fllic.noise.camera import camera_noise
+
+        write_image(out, camera_noise(clean, np.random.default_rng(0))[0])
+    else:
+        write_image(out, add_noise(clean, sigma, seed=0, kind=noise))
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m fllic.bench.large", description=__doc__)
     p.add_argument("--source", type=Path, default=Path("../shared/data/Kodak24/kodim23.png"), help="clean photograph to enlarge")
     p.add_argument("--size", type=int, nargs=2, default=[6000, 4000], metavar=("WIDTH", "HEIGHT"))
-    p.add_argument("--sigma", type=float, default=25.0)
+    p.add_argument("--sigma", type=float, default=25.0, help="the scene's noise level")
+    p.add_argument("--noise", choices=("awgn", "camera"), default="awgn",
+                   help="the scene's noise: AWGN at --sigma, or camera noise (fllic.noise.camera, seed 0)")
+    p.add_argument("--blind", action="store_true", help="encode without sigma (fllic compress's default)")
     p.add_argument("--tile", type=int, default=768, help="tile side in pixels")
     p.add_argument("--workdir", type=Path, default=Path("fllic-large"))
     p.add_argument("--out", type=Path, default=None, help="write the record as Markdown here")
     p.add_argument("--child-encode", nargs=2, type=Path, default=None, help=argparse.SUPPRESS)
     p.add_argument("--child-decode", type=Path, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--child-estimate", type=Path, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.child_estimate is not None:
+        print(json.dumps(_child_estimate(args.child_estimate)))
+        return 0
     if args.child_encode is not None:
-        print(json.dumps(_child_encode(*args.child_encode, args.sigma, args.tile)))
+        print(json.dumps(_child_encode(*args.child_encode, None if args.blind else args.sigma, args.tile)))
         return 0
     if args.child_decode is not None:
         print(json.dumps(_child_decode(args.child_decode, args.tile)))
         return 0
     args.workdir.mkdir(parents=True, exist_ok=True)
     noisy, coded = args.workdir / "noisy.png", args.workdir / "large.fllic"
-    make_scene(args.source, *args.size, args.sigma, noisy)
-    common = ["--sigma", str(args.sigma), "--tile", str(args.tile)]
+    make_scene(args.source, *args.size, args.sigma, noisy, args.noise)
+    common = ["--sigma", str(args.sigma), "--tile", str(args.tile)] + (["--blind"] if args.blind else [])
+    est = _run(["--child-estimate", str(noisy)]) if args.blind else None
     enc = _run(["--child-encode", str(noisy), str(coded), *common])
     dec = _run(["--child-decode", str(coded), *common])
     w, h = args.size
     mp = w * h / 1e6
     import torch
 
+    mode = (f"blind (no sigma given; read {est['sigma']:.2f}, {est['kind']} noise)" if est
+            else f"sigma {args.sigma:g} given")
     lines = [
-        f"# Large image: {w}x{h} RGB, sigma {args.sigma:g}, tiles of {args.tile} px", "",
+        f"# Large image: {w}x{h} RGB, "
+        f"{'camera noise' if args.noise == 'camera' else f'AWGN at sigma {args.sigma:g}'}, {mode}, tiles of {args.tile} px", "",
         f"`{command('python -m fllic.bench.large', argv)}`", "",
         f"torch {torch.__version__}, {torch.get_num_threads()} threads; peak memory is the process's maximum resident set.", "",
         "| step | seconds | MP/s | peak memory (MB) |", "|---|---:|---:|---:|",
+        *([f"| noise estimate (and noise map), alone | {est['seconds']:.1f} | {mp / est['seconds']:.2f} | "
+           f"{est['peak_mb']:.0f} |"] if est else []),
         f"| encode | {enc['seconds']:.1f} | {mp / enc['seconds']:.2f} | {enc['peak_mb']:.0f} |",
         f"| decode | {dec['seconds']:.1f} | {mp / dec['seconds']:.2f} | {dec['peak_mb']:.0f} |", "",
-        f"File: {enc['bytes']} bytes, {8 * enc['bytes'] / (w * h):.3f} bpp. "
+        f"Model {enc['model']}. File: {enc['bytes']} bytes, {8 * enc['bytes'] / (w * h):.3f} bpp. "
         f"Decode identical to the encoder's pixels: {'yes' if dec['identical'] else 'NO'}.",
     ]
     emit("\n".join(lines) + "\n", args.out)
