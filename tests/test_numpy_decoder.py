@@ -18,7 +18,7 @@ from fllic._errors import FllicError, FllicWarning, ModelMismatchError
 from fllic.decoder import integer as ni
 from fllic.decoder.model import SUFFIX, installed, weights_dir
 from fllic.models import integer as ti
-from fllic.models.decoder_export import decoder_arrays, export
+from fllic.models.decoder_export import decoder_arrays, export, flat_arrays
 from fllic.models.registry import SHIPPED
 from tests.conftest import noisy_image
 
@@ -311,3 +311,53 @@ def test_the_reference_decoder_names_what_it_reads_when_given_a_whole_model_file
     data = (GOLDEN / GOLDEN_FILES[0]).read_bytes()
     with pytest.raises(fllic.ModelMismatchError, match="reads a model id or a -decoder.npz file"):
         fllic.decode(data, model=str(tiny_model_path), decoder="reference")
+
+
+def test_byte_planes_join_to_every_int16():
+    from fllic.decoder.model import _joined, split_planes
+
+    w = np.arange(-32768, 32768, dtype=np.int16).reshape(256, 256)
+    hi, lo = split_planes(w)
+    assert hi.dtype == np.int8 and lo.dtype == np.uint8
+    joined = _joined(Path("x"), {"decoder.a.w_int.hi": hi, "decoder.a.w_int.lo": lo})
+    assert joined["decoder.a.w_int"].dtype == np.int16 and np.array_equal(joined["decoder.a.w_int"], w)
+    with pytest.raises(ModelMismatchError, match="byte planes"):
+        _joined(Path("x"), {"decoder.a.w_int.hi": hi})
+
+
+def test_a_decoder_file_reads_the_arrays_it_shares_from_its_base(tiny_model, tmp_path):
+    base, shared = tmp_path / f"base-model{SUFFIX}", tmp_path / f"sharing{SUFFIX}"
+    whole = export(tiny_model, base)
+    small = export(tiny_model, shared, base=base)
+    assert small < whole / 4  # only the metadata: every array is the base's
+    meta = json.loads(str(np.load(shared)["meta"]))
+    assert meta["base"] == "base-model" and "decoder.gs_out.w_int" in meta["base_arrays"]
+    model = nd.load_file(shared)
+    assert model.decoder_hash == tiny_model.decoder_hash
+    assert np.array_equal(model.gs_out.w_int, nd.load_file(base).gs_out.w_int)
+    # the base must be beside it, undamaged, and without a base of its own
+    with pytest.raises(ValueError, match="names a base of its own"):
+        export(tiny_model, tmp_path / f"chain{SUFFIX}", base=shared)
+    chain = decoder_arrays(tiny_model, base=base)
+    chain["meta"] = np.array(json.dumps({**json.loads(str(chain["meta"])), "base": "sharing"}))
+    np.savez_compressed(tmp_path / f"chain{SUFFIX}", **chain)
+    with pytest.raises(ModelMismatchError, match="names a base of its own"):
+        nd.load_file(tmp_path / f"chain{SUFFIX}")
+    base.unlink()
+    with pytest.raises(ModelMismatchError, match="copy the two files together"):
+        nd.load_file(shared)
+    export(tiny_model, base)
+    with np.load(base) as npz:
+        damaged = {k: npz[k] for k in npz.files}
+    damaged["decoder.gs_out.bias"] = damaged["decoder.gs_out.bias"] + 1
+    np.savez_compressed(base, **damaged)
+    with pytest.raises(ModelMismatchError, match="damaged"):
+        nd.load_file(shared)
+
+
+def test_a_format_1_decoder_file_still_reads(tiny_model, tmp_path):
+    arrays = flat_arrays(tiny_model)  # w_int as int16, no planes
+    meta = json.loads(str(decoder_arrays(tiny_model)["meta"]))
+    path = tmp_path / f"old{SUFFIX}"
+    np.savez_compressed(path, meta=np.array(json.dumps({**meta, "format": "fllic-decoder-1"})), **arrays)
+    assert nd.load_file(path).decoder_hash == tiny_model.decoder_hash

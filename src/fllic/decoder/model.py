@@ -3,7 +3,8 @@
 The file is a numpy ``savez_compressed`` archive (no pickled objects) holding
 what decoding reads and nothing of the encoder:
 
-    meta                      JSON: format, model_id, weights_hash, decoder_hash (hex)
+    meta                      JSON: format, model_id, weights_hash, decoder_hash (hex);
+                              base and base_arrays where it shares arrays (below)
     tables.y.freqs, .support  int64: one integer frequency table per scale-table entry
     tables.z.freqs, .support  int64: one table per hyper-latent channel
     decoder.exps              int64 (4,): the exponents e_z, e_mu, e_l, e_y
@@ -14,17 +15,27 @@ what decoding reads and nothing of the encoder:
     decoder.logq_l, .logq_y   int64: log q at 2^-e_l and at 2^-e_y, per level
     decoder.{hs,gs}.<i>.…     the layers of h_s and g_s in order; decoder.hs_out.{0,1,2}
                               (μ, log σ_y, log Δ_y) and decoder.gs_out: per convolution
-                              .w_int (int16, Cout×Cin×k×k), .bias and .shift (int32);
+                              .w_int (Cout×Cin×k×k), .bias and .shift (int32);
                               a ResBlock is .conv1, .conv2 and .residual_shift (int64);
                               an Up-ResBlock is .skip, .conv_a and .conv_b
+
+Format ``fllic-decoder-1`` stores each .w_int as int16. Format
+``fllic-decoder-2`` stores it as two byte planes, ``.w_int.hi`` (int8, the
+high byte) and ``.w_int.lo`` (uint8, the low byte), w = 256·hi + lo, which
+deflate packs 15 % tighter; and a file may name a ``base``, the model id of
+another decoder file beside it (itself without a base), whose arrays listed
+in ``base_arrays`` it shares instead of holding copies (a model whose
+quality levels alone differ from another's, or whose encoder alone was
+retrained). Readers take both formats.
 
 The decoder hash is the first 16 bytes of SHA-256 over the tables and the
 integer decoder, fed array by array, the ``tables.`` arrays and then the
 ``decoder.`` arrays, each in sorted key order, as ``<key>:<dtype>:<shape>;``
 and then the array's little-endian bytes, with the torch dtype names
 (``torch.int64``; w_int as ``torch.int32``, the width the layers compute in). The loader
-recomputes it from the arrays it read and refuses a file whose arrays do not
-hash to the decoder hash it records: a damaged decoder never decodes. Version
+recomputes it from the arrays it read (the base's shared arrays included, the
+planes joined) and refuses a file whose arrays do not hash to the decoder hash
+it records: a damaged decoder never decodes. Version
 3 files name this hash; version 2 files name the model's weights hash, which
 also covers the encoder, so a decoder file records it for them.
 """
@@ -46,8 +57,10 @@ from fllic._errors import ModelMismatchError
 from fllic.decoder.integer import L1_MAX, MAX_SHIFT, Conv, ResBlock, UpResBlock
 from fllic.decoder.symbols import SymbolTables
 
-FORMAT = "fllic-decoder-1"
+FORMAT = "fllic-decoder-2"
+READS = ("fllic-decoder-1", FORMAT)
 SUFFIX = "-decoder.npz"
+PLANES = (".hi", ".lo")  # a .w_int's high (int8) and low (uint8) bytes in format 2
 MAX_EXP = 28  # STEP_FRAC: μ and ŷ are rescaled from Δ_y's format by left shifts
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
 _TORCH_DTYPES = {np.dtype(np.int64): "torch.int64", np.dtype(np.int32): "torch.int32",
@@ -108,8 +121,9 @@ def _damaged(path: Path, why: str) -> ModelMismatchError:
     return ModelMismatchError(f"decoder file {path.name} is damaged ({why}); reinstall fllic or export it again")
 
 
-def read_arrays(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
-    """(meta, arrays) of a decoder file, its decoder hash checked against its arrays."""
+def read_arrays(path: Path, base_of: str | None = None) -> tuple[dict, dict[str, np.ndarray]]:
+    """(meta, arrays) of a decoder file, planes joined, shared arrays read from its base, and its
+    decoder hash checked against them. ``base_of`` names the file that reads this one as its base."""
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
@@ -121,14 +135,57 @@ def read_arrays(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
         bytes.fromhex(meta["weights_hash"])
     except (KeyError, ValueError, TypeError) as e:
         raise _damaged(path, "no valid metadata") from e
-    if meta.get("format") != FORMAT:
+    if meta.get("format") not in READS:
         raise ModelMismatchError(f"{path.name} is a decoder file of format {meta.get('format')!r}; "
-                                 f"this fllic reads {FORMAT!r}: install a newer fllic")
+                                 f"this fllic reads {', '.join(READS)}: install a newer fllic")
+    arrays = _joined(path, arrays)
+    if "base" in meta:
+        arrays.update(_shared(path, meta, base_of))
     if any(a.dtype not in _TORCH_DTYPES for a in arrays.values()):
         raise _damaged(path, "an array of an unexpected type")
     if hash_arrays(canonical(arrays)) != recorded:
         raise _damaged(path, "its arrays do not match its decoder hash")
     return meta, arrays
+
+
+def split_planes(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An int16 array's high bytes (int8) and low bytes (uint8): w = 256·hi + lo."""
+    w = np.asarray(w, np.int16)
+    return (w >> 8).astype(np.int8), (w & 0xFF).astype(np.uint8)
+
+
+def _joined(path: Path, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Format 2's byte planes joined back into int16 .w_int arrays."""
+    out = {}
+    for key, a in arrays.items():
+        if key.endswith(".w_int.lo"):
+            continue
+        if key.endswith(".w_int.hi"):
+            lo = arrays.get(key[:-3] + ".lo")
+            if lo is None or lo.shape != a.shape or a.dtype != np.int8 or lo.dtype != np.uint8:
+                raise _damaged(path, f"{key[:-3]} has no matching byte planes")
+            out[key[:-3]] = (a.astype(np.int16) << 8) | lo.astype(np.int16)
+        else:
+            out[key] = a
+    return out
+
+
+def _shared(path: Path, meta: dict, base_of: str | None) -> dict[str, np.ndarray]:
+    """The arrays a file shares with its base: the base file beside it, read and checked in turn."""
+    base, keys = meta.get("base"), meta.get("base_arrays")
+    if base_of is not None:
+        raise _damaged(path, f"it is {base_of}'s base and names a base of its own")
+    if not isinstance(base, str) or not _ID.fullmatch(base) or not isinstance(keys, list):
+        raise _damaged(path, "a base named wrongly")
+    base_path = path.with_name(f"{base}{SUFFIX}")
+    if not base_path.is_file():
+        raise ModelMismatchError(f"{path.name} shares arrays with {base_path.name}, which is not beside it; "
+                                 f"copy the two files together")
+    _, base_arrays = read_arrays(base_path, base_of=path.name)
+    missing = [k for k in keys if k not in base_arrays]
+    if missing:
+        raise _damaged(path, f"its base {base_path.name} has no {missing[0]}")
+    return {k: base_arrays[k] for k in keys}
 
 
 def _conv(arrays: dict, prefix: str) -> Conv:
