@@ -53,3 +53,37 @@ def test_a_retired_model_without_its_encoder_says_so(monkeypatch, tmp_path):
     registry.load.cache_clear()
     with pytest.raises(ModelMismatchError, match="fllic-old is retired: fllic decodes its files"):
         registry.load("fllic-old")
+
+
+def test_a_model_file_can_name_its_decoder_file_instead_of_a_copy(tiny_model, tmp_path):
+    from fllic.models.decoder_export import export
+    from fllic.models.fllic_net import CodingModel
+
+    export(tiny_model, tmp_path / "tiny-test-decoder.npz")
+    tiny_model.save(tmp_path / "whole.pt")
+    tiny_model.save(tmp_path / "named.pt", decoder_file="tiny-test-decoder.npz")
+    assert (tmp_path / "named.pt").stat().st_size < (tmp_path / "whole.pt").stat().st_size / 2
+    loaded = CodingModel.load(tmp_path / "named.pt")
+    assert loaded.hash == tiny_model.hash and loaded.decoder_hash == tiny_model.decoder_hash
+    assert loaded.decoder_file == "tiny-test-decoder.npz"
+    loaded.save(tmp_path / "named.pt")  # re-saving keeps naming it
+    assert torch.load(tmp_path / "named.pt", weights_only=True)["decoder_file"] == "tiny-test-decoder.npz"
+    (tmp_path / "tiny-test-decoder.npz").rename(tmp_path / "elsewhere.npz")
+    with pytest.raises(ModelMismatchError, match="needs its decoder file tiny-test-decoder.npz beside it"):
+        CodingModel.load(tmp_path / "named.pt")
+
+
+def test_a_model_file_refuses_a_decoder_file_of_another_decoder(tiny_model, tmp_path):
+    from fllic.models.decoder_export import export
+    from fllic.models.fllic_net import CodingModel, FLLIC, FllicConfig, finalize
+
+    torch.manual_seed(1)
+    other = finalize(FLLIC(FllicConfig.tiny()), {"id": "tiny-other", "quality_scales": [2.0, 1.0]})
+    export(other, tmp_path / "other-decoder.npz")
+    with pytest.raises(ModelMismatchError, match="holds another decoder"):
+        tiny_model.save(tmp_path / "x.pt", decoder_file="other-decoder.npz")
+    export(tiny_model, tmp_path / "tiny-test-decoder.npz")
+    tiny_model.save(tmp_path / "x.pt", decoder_file="tiny-test-decoder.npz")
+    export(other, tmp_path / "tiny-test-decoder.npz")  # the file beside it replaced by another decoder
+    with pytest.raises(ModelMismatchError, match="holds another decoder"):
+        CodingModel.load(tmp_path / "x.pt")

@@ -123,17 +123,21 @@ def _nested(arrays: dict[str, np.ndarray], prefix: str) -> dict:
             for k, v in arrays.items() if k.startswith(prefix)}
 
 
-def from_arrays(meta: dict, arrays: dict[str, np.ndarray], name: str = "decoder file") -> DecodingModel:
-    """A DecodingModel of a decoder file's (meta, arrays), its torch state checked against the decoder hash."""
+def decoder_and_tables(arrays: dict[str, np.ndarray], name: str = "decoder file"):
+    """(IntegerDecoder, CodingTables) of a decoder file's arrays (as :func:`fllic.decoder.model.read_arrays` gives them)."""
     from fllic.models.int_decoder import from_state
 
     tables_state = {t: _nested(arrays, f"tables.{t}.") for t in ("y", "z")}
     state = {k: (v.to(torch.int32) if k.endswith("w_int") else v) for k, v in _nested(arrays, "decoder.").items()}
     try:
-        decoder = from_state(state)
-        tables = CodingTables.from_state(tables_state)
+        return from_state(state), CodingTables.from_state(tables_state)
     except (KeyError, ValueError, RuntimeError) as e:
         raise ModelMismatchError(f"{name} does not hold an integer decoder ({e}); export it again") from e
+
+
+def from_arrays(meta: dict, arrays: dict[str, np.ndarray], name: str = "decoder file") -> DecodingModel:
+    """A DecodingModel of a decoder file's (meta, arrays), its torch state checked against the decoder hash."""
+    decoder, tables = decoder_and_tables(arrays, name)
     recorded = bytes.fromhex(meta["decoder_hash"])
     if weights_hash({}, tables.to_state(), decoder.to_state()) != recorded:
         raise ModelMismatchError(f"{name} does not rebuild to its decoder hash {recorded.hex()}; export it again")

@@ -264,6 +264,7 @@ class CodingModel:
         self.device = torch.device("cpu")
         self.trunk_file: str | None = None  # the trunk file a loaded model refers to (save keeps sharing it)
         self.encoder_file: str | None = None  # likewise its encoder file, where it has one
+        self.decoder_file: str | None = None  # and its decoder file, where the model file holds no copy
         self._estimates: tuple[bytes, dict] | None = None  # the last image's trunk estimates, by window
 
     def default_quality(self, sigma: float, grey: bool = False, refined: bool = False) -> int:
@@ -394,7 +395,7 @@ class CodingModel:
 
     # -- export ----------------------------------------------------------------------
     def save(self, path, shared_trunk: str | None = None, max_bytes: int = MAX_FILE_BYTES,
-             shared_encoder: str | None = None) -> None:
+             shared_encoder: str | None = None, decoder_file: str | None = None) -> None:
         """Write the encoder's weights (float16), the integer decoder, tables and metadata.
 
         A v2 model's denoising trunk goes to a file of its own beside ``path``
@@ -406,6 +407,10 @@ class CodingModel:
         ``<stem>-encoder.pt`` beside it; ``shared_encoder`` names another model's encoder
         file beside ``path`` holding the same weights, referred to instead (a model that
         differs from another only in its decoder side, such as its quality levels).
+        ``decoder_file`` names the model's decoder file beside ``path``
+        (``<id>-decoder.npz``, fllic.models.decoder_export), which must read back to
+        this model's decoder hash: the file then holds no copy of the integer decoder
+        and the tables, which decoding reads from there anyway.
         """
         from pathlib import Path
 
@@ -421,6 +426,14 @@ class CodingModel:
         decoder = {k: v.to(torch.int16) if k.endswith("w_int") else v for k, v in self.decoder.to_state().items()}
         state = {"format": 2, "config": asdict(self.net.config), "state_dict": weights, "decoder": decoder,
                  "tables": self.tables.to_state(), "meta": self.meta}
+        if decoder_file is None and self.decoder_file is not None and _holds(path.parent / self.decoder_file,
+                                                                             self.decoder_hash):
+            decoder_file = self.decoder_file  # re-saving a loaded model keeps its decoder file, if it still fits
+        if decoder_file is not None:
+            _read_decoder_file(path.parent / decoder_file, self.decoder_hash)
+            decoder = {}  # the decoder file holds it: nothing of it counts against max_bytes below
+            del state["decoder"], state["tables"]
+            state.update(decoder_file=decoder_file, decoder_hash=self.decoder_hash.hex())
         if shared_encoder is not None:
             check_same_part(path.parent / shared_encoder, weights, "encoder")
             state["state_dict"], state["encoder_file"] = {}, shared_encoder
@@ -459,11 +472,38 @@ class CodingModel:
         missing, unexpected = net.load_state_dict({k: v.float() for k, v in weights.items()}, strict=False)
         if unexpected or any(not k.startswith(DECODER_PREFIXES) for k in missing):
             raise ModelMismatchError(f"{path} does not fit the FLLIC network (missing {missing}, unexpected {unexpected})")
-        decoder = from_state({k: v.to(torch.int32) if k.endswith("w_int") else v for k, v in state["decoder"].items()})
-        model = cls(net, CodingTables.from_state(state["tables"]), decoder, state["meta"])
+        if "decoder_file" in state:
+            decoder, tables = _read_decoder_file(path.parent / state["decoder_file"], bytes.fromhex(state["decoder_hash"]))
+        else:
+            decoder = from_state({k: v.to(torch.int32) if k.endswith("w_int") else v for k, v in state["decoder"].items()})
+            tables = CodingTables.from_state(state["tables"])
+        model = cls(net, tables, decoder, state["meta"])
         model.trunk_file = state.get("trunk_file")
         model.encoder_file = state.get("encoder_file")
+        model.decoder_file = state.get("decoder_file")
         return model
+
+
+def _read_decoder_file(path, decoder_hash: bytes):
+    """(IntegerDecoder, CodingTables) of the decoder file a model file names, which must hold ``decoder_hash``."""
+    from fllic.decoder.model import read_arrays
+    from fllic.models.decoding import decoder_and_tables
+
+    if not path.is_file():
+        raise ModelMismatchError(f"the model needs its decoder file {path.name} beside it; copy the files together")
+    meta, arrays = read_arrays(path)
+    if bytes.fromhex(meta["decoder_hash"]) != decoder_hash:
+        raise ModelMismatchError(f"{path.name} holds another decoder than the model file names; export them again")
+    return decoder_and_tables(arrays, path.name)
+
+
+def _holds(path, decoder_hash: bytes) -> bool:
+    """Whether the decoder file ``path`` exists and holds ``decoder_hash``."""
+    try:
+        _read_decoder_file(path, decoder_hash)
+    except ModelMismatchError:
+        return False
+    return True
 
 
 def _tensor_bytes(tensors: dict) -> int:
