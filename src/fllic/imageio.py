@@ -1,13 +1,14 @@
 """Reading and writing images: 8- and 16-bit, grey and RGB, with alpha, ICC profile and EXIF.
 
 * **Read.** PNG and TIFF at 8 or 16 bits per channel (16-bit pixels are
-  decoded by imagecodecs, since Pillow opens 16-bit RGB as 8-bit); BMP, WebP,
+  decoded by imagecodecs, since Pillow opens 16-bit RGB as 8-bit; without
+  imagecodecs, 16-bit PNG by :mod:`fllic.image16` and 16-bit TIFF not at all); BMP, WebP,
   PPM/PGM and JPEG at 8 bits (Pillow). Grey, grey + alpha, RGB and RGBA;
   palette images become RGB (RGBA with a transparent entry). The ICC profile
   and EXIF are read where the format has them. Anything that would not be
   read at full depth (32-bit or floating-point TIFF, 16-bit PPM, premultiplied
   alpha, ...) is refused with an InputError, never truncated.
-* **Write.** 16 bits to PNG and TIFF only; alpha to PNG, TIFF and WebP only;
+* **Write.** 16 bits to PNG and TIFF only (:mod:`fllic.image16`, numpy and zlib); alpha to PNG, TIFF and WebP only;
   anything else is refused with a message that says what to write instead.
   ICC profile and EXIF go where the format holds them; where it does not, a
   FllicWarning says they were dropped (BMP and PPM hold neither; fllic writes
@@ -24,7 +25,6 @@ from __future__ import annotations
 import re
 
 import io
-import struct
 import warnings
 import zlib
 from dataclasses import dataclass
@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fllic import image16
 from fllic._errors import FllicWarning, InputError
 
 LOSSY_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jp2", ".j2k", ".jxr", ".heic", ".avif")
@@ -41,7 +42,7 @@ _DEEP_FORMATS = ("PNG", "TIFF")  # what holds 16 bits
 _ALPHA_FORMATS = ("PNG", "TIFF", "WEBP")  # what holds alpha exactly
 _META_FORMATS = ("PNG", "TIFF", "WEBP", "JPEG")  # what holds an ICC profile and EXIF
 
-_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_PNG_MAGIC = image16.MAGIC
 _TIFF_MAGICS = (b"II*\x00", b"MM\x00*")
 _EXIF_PREFIX = b"Exif\x00\x00"
 # TIFF tags carried as EXIF: description, make, model, orientation, date, artist, copyright; EXIF and GPS IFDs
@@ -151,8 +152,11 @@ def _refuse_deep(im, name: str) -> None:
 
 
 def _read_png16(data: bytes, name: str) -> ImageFile:
-    import imagecodecs
-
+    """imagecodecs where it is installed (the encode extra); fllic.image16's numpy reader otherwise."""
+    try:
+        import imagecodecs
+    except ImportError:
+        return _split16(image16.read_png(data, name), name, *_png_metadata(data))
     try:
         array = imagecodecs.png_decode(data)
     except Exception as e:  # noqa: BLE001 - imagecodecs raises PngError and friends
@@ -161,7 +165,11 @@ def _read_png16(data: bytes, name: str) -> ImageFile:
 
 
 def _read_tiff16(data: bytes, tags, name: str) -> ImageFile:
-    import imagecodecs
+    try:
+        import imagecodecs
+    except ImportError:
+        raise InputError(f"{name}: reading a 16-bit TIFF needs imagecodecs: pip install imagecodecs "
+                         "(or convert it to a 16-bit PNG)") from None
 
     photometric = tags.get(262)
     if photometric not in (0, 1, 2):
@@ -258,20 +266,10 @@ def _tiff_exif(tags) -> bytes | None:
     return out.tobytes() if len(out) else None
 
 
-def _png_chunks(data: bytes):
-    pos = len(_PNG_MAGIC)
-    while pos + 8 <= len(data):
-        length, kind = struct.unpack_from(">I4s", data, pos)
-        yield kind, data[pos + 8 : pos + 8 + length]
-        if kind == b"IEND":
-            return
-        pos += 12 + length
-
-
 def _png_metadata(data: bytes) -> tuple[bytes | None, bytes | None]:
     """(ICC profile, EXIF) of a PNG file, from its iCCP and eXIf chunks."""
     icc = exif = None
-    for kind, body in _png_chunks(data):
+    for kind, body in image16.chunks(data):
         if kind == b"iCCP" and b"\x00" in body[:80]:
             start = body.index(b"\x00") + 2  # name, NUL, compression method (0: zlib)
             try:
@@ -399,34 +397,17 @@ def _pillow(arr: np.ndarray, fmt: str, icc, exif) -> bytes:
     return buf.getvalue()
 
 
-def _png_chunk(kind: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-
 def _png16(arr: np.ndarray, icc, exif) -> bytes:
-    """A 16-bit PNG (imagecodecs), with iCCP and eXIf chunks inserted after IHDR."""
-    import imagecodecs
-
-    data = imagecodecs.png_encode(arr)
+    """A 16-bit PNG (fllic.image16), with iCCP and eXIf chunks after IHDR."""
     extra = b""
     if icc:
-        extra += _png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc, 9))
+        extra += image16.chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc, 9))
     if exif:
-        extra += _png_chunk(b"eXIf", exif)
-    end_of_ihdr = len(_PNG_MAGIC) + 8 + 13 + 4
-    return data[:end_of_ihdr] + extra + data[end_of_ihdr:]
+        extra += image16.chunk(b"eXIf", exif)
+    return image16.png(arr, extra=extra)
 
 
 def _tiff16(arr: np.ndarray, icc, exif) -> bytes:
-    """A 16-bit grey + alpha, RGB or RGBA TIFF (imagecodecs, deflate with a horizontal predictor)."""
-    import imagecodecs
-
-    channels = arr.shape[2]
-    options: dict = {"compression": "deflate", "predictor": 2, "planarconfig": "contig"}
-    options["photometric"] = "rgb" if channels >= 3 else "minisblack"
-    if channels in (2, 4):
-        options["extrasample"] = 2  # unassociated alpha
-    if icc:
-        options["iccprofile"] = icc
+    """A 16-bit grey + alpha, RGB or RGBA TIFF (fllic.image16: deflate with a horizontal predictor)."""
     _dropped("TIFF", None, exif, why="fllic writes 16-bit colour or alpha TIFF without EXIF")
-    return imagecodecs.tiff_encode(arr, **options)
+    return image16.tiff(arr, icc)

@@ -6,7 +6,7 @@ virtual environment, and records the wheel's size and its weight files'
 share, the install's time and the environment's size on disk, and whether
 that environment decodes every golden file (``.ci/decode_without_torch.py``).
 The install downloads the base dependencies (numpy, constriction, Pillow,
-imagecodecs, tqdm) from the package index, so its time includes the network.
+tqdm) from the package index, so its time includes the network.
 """
 
 from __future__ import annotations
