@@ -23,6 +23,15 @@ from fllic.bench._record import command, emit
 
 
 def _peak_mb() -> float:
+    """This process's peak resident memory: VmHWM where /proc has it, which is the running program's own
+    (ru_maxrss can report the parent's peak at the fork, here the scene's making); ru_maxrss otherwise."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
@@ -129,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         f"# Large image: {w}x{h} RGB, "
         f"{'camera noise' if args.noise == 'camera' else f'AWGN at sigma {args.sigma:g}'}, {mode}, tiles of {args.tile} px", "",
         f"`{command('python -m fllic.bench.large', argv)}`", "",
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads; peak memory is the process's maximum resident set.", "",
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; peak memory is each step's process's maximum "
+        f"resident set (VmHWM), imports and the image included.", "",
         "| step | seconds | MP/s | peak memory (MB) |", "|---|---:|---:|---:|",
         *([f"| noise estimate (and noise map), alone | {est['seconds']:.1f} | {mp / est['seconds']:.2f} | "
            f"{est['peak_mb']:.0f} |"] if est else []),
