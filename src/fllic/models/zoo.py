@@ -9,15 +9,14 @@ model's decoder part.
 
 from __future__ import annotations
 
-import json
 import pickle
 import zipfile
 from pathlib import Path
 
-import numpy as np
 
 from fllic._deps import torch_available
-from fllic.decoder.model import SUFFIX, weights_dir
+from fllic._errors import ModelMismatchError
+from fllic.decoder.model import SUFFIX, read_arrays, weights_dir
 from fllic.models.registry import DEFAULT_MODEL, SHIPPED, ModelInfo, weights_path
 
 _ADAPTED_FORMAT = "fllic-adapted-1"  # fllic.models.adapted.ADAPTED_FORMAT, which imports torch
@@ -52,17 +51,16 @@ def adapted_base(path: Path) -> str | None:
 
 
 def _from_decoder_file(decoder: str | None, own: bool) -> dict:
-    """The quality levels a decoder file records, and the weights hash where it is the model's own (the file's
-    decoder hash is not checked here: decoding checks it)."""
+    """The quality levels a decoder file records (read with the arrays it shares with its base, and checked
+    against its decoder hash), and the weights hash where it is the model's own."""
     unknown = {"weights_hash": None, "quality_levels": None}
     if decoder is None:
         return unknown
     try:
-        with np.load(_decoder_file(decoder), allow_pickle=False) as npz:
-            meta = json.loads(str(npz["meta"]))
-            return {"weights_hash": meta["weights_hash"] if own else None,
-                    "quality_levels": int(npz["decoder.q_scales"].size)}
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        meta, arrays = read_arrays(_decoder_file(decoder))
+        return {"weights_hash": meta["weights_hash"] if own else None,
+                "quality_levels": int(arrays["decoder.q_scales"].size)}
+    except (ModelMismatchError, KeyError):
         return unknown
 
 
