@@ -20,8 +20,8 @@ Convolution (the bound that makes it exact)
     and every input is below 2^31 in magnitude (saturated activations, and the
     constant maps of sigma / 50 <= 5.1 and log q at exponents of at most 28,
     which the loader also checks), so every partial sum of S, in any order, is
-    an integer of magnitude below 2^48. S is computed by im2col and a
-    float64 matrix product: float64 holds every integer below 2^53, so each
+    an integer of magnitude below 2^48. S is computed by float64 matrix
+    products, one per kernel tap: float64 holds every integer below 2^53, so each
     product and each partial sum is exact whatever the BLAS's blocking, FMA
     use or summation order; the rest runs in int64.
 
@@ -39,7 +39,7 @@ A_MAX = (1 << 15) - 129  # activations' saturation bound
 L1_MAX = (1 << 17) - 1  # bound on each output channel's sum of |w_int|
 MAX_SHIFT = 30
 LEAKY_MULT, LEAKY_SHIFT = 6554, 16  # 0.1 ≈ 6554 / 2^16
-BAND_ELEMENTS = 1 << 22  # im2col is built this many matrix entries at a time (32 MB of float64)
+BAND_ELEMENTS = 1 << 22  # a convolution's float64 accumulator holds this many entries at a time (32 MB)
 
 
 # -- integer primitives (int64 arrays) -------------------------------------------------
@@ -73,14 +73,6 @@ def upsample(a: np.ndarray) -> np.ndarray:
     return a.repeat(2, axis=0).repeat(2, axis=1)
 
 
-def im2col(padded: np.ndarray, rows: slice, width: int, k: int) -> np.ndarray:
-    """The (rows · width, k·k·C) patch matrix of output rows ``rows`` of a k×k convolution,
-    from the input zero-padded by k//2 on every side: taps (ky, kx) outer, channels inner."""
-    n = rows.stop - rows.start
-    cols = [padded[rows.start + dy : rows.start + dy + n, dx : dx + width] for dy in range(k) for dx in range(k)]
-    return np.concatenate(cols, axis=2).reshape(n * width, -1)
-
-
 # -- layers ----------------------------------------------------------------------------
 @dataclass
 class Conv:
@@ -97,22 +89,32 @@ class Conv:
     def __post_init__(self):
         cout, cin, k, _ = self.w_int.shape
         self.k = k
-        self.matrix = self.w_int.transpose(2, 3, 1, 0).reshape(k * k * cin, cout).astype(np.float64)
+        self.taps = np.ascontiguousarray(self.w_int.transpose(2, 3, 1, 0).reshape(k * k, cin, cout), np.float64)
 
     def sums(self, a: np.ndarray) -> np.ndarray:
         """S = sum_k w_int · a_k per output pixel and channel, exactly, as int64 (H, W, Cout).
 
-        Exact: every partial sum is an integer below 2^48 < 2^53 (module docstring).
+        One matrix product per tap (ky, kx), accumulated in float64: the input,
+        zero-padded and flattened row by row, read from the tap's offset is a
+        contiguous view whose row y·(W + 2p) + x holds the tap's input for output
+        (y, x), so no patch matrix is built; the 2p extra columns per row are
+        computed and dropped. Exact: every partial sum, in any order, is an
+        integer below 2^48 < 2^53 (module docstring).
         """
         h, w, c = a.shape
-        p = self.k // 2
-        padded = np.pad(a.astype(np.float64), ((p, p), (p, p), (0, 0)))
-        out = np.empty((h * w, self.matrix.shape[1]), dtype=np.int64)
-        band = max(1, BAND_ELEMENTS // (w * self.k * self.k * c))
+        p, k, cout = self.k // 2, self.k, self.taps.shape[2]
+        wp = w + 2 * p
+        flat = np.pad(a.astype(np.float64), ((p, p + 1), (p, p), (0, 0))).reshape(-1, c)  # a spare row below
+        out = np.empty((h, w, cout), dtype=np.int64)
+        band = max(1, BAND_ELEMENTS // (wp * max(c, cout)))
         for r0 in range(0, h, band):
-            rows = slice(r0, min(h, r0 + band))
-            out[rows.start * w : rows.stop * w] = im2col(padded, rows, w, self.k) @ self.matrix
-        return out.reshape(h, w, -1)
+            n = min(h, r0 + band) - r0
+            acc = np.zeros((n * wp, cout))
+            for t in range(k * k):
+                start = (r0 + t // k) * wp + t % k
+                acc += flat[start:start + n * wp] @ self.taps[t]
+            out[r0:r0 + n] = acc.reshape(n, wp, cout)[:, :w]
+        return out
 
     def __call__(self, a: np.ndarray) -> np.ndarray:
         """saturate(floor((S + 2^(r-1)) / 2^r) + b), int64."""
