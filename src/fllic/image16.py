@@ -57,11 +57,8 @@ def tiff(array: np.ndarray, icc: bytes | None = None, level: int = 6, rows_per_s
     chunky samples in strips, each deflated (compression 8) after a horizontal predictor (317 = 2), with
     the ICC profile (tag 34675) where given."""
     arr, h, w, channels = _checked(array, "TIFF")
-    samples = arr.reshape(h, w, channels).astype(np.int32)
-    predicted = samples.copy()
-    predicted[:, 1:] -= samples[:, :-1]  # each sample minus its left neighbour's, mod 2^16
-    body = (predicted & 0xFFFF).astype("<u2").reshape(h, -1)
-    strips = [zlib.compress(body[r:r + rows_per_strip].tobytes(), level) for r in range(0, h, rows_per_strip)]
+    strips = [zlib.compress(_predicted(arr[r:r + rows_per_strip], channels).tobytes(), level)
+              for r in range(0, h, rows_per_strip)]
     colour = 3 if channels >= 3 else 1
     tags = [(256, 4, [w]), (257, 4, [h]), (258, 3, [16] * channels), (259, 3, [8]), (262, 3, [2 if colour == 3 else 1]),
             (273, 4, [0] * len(strips)), (277, 3, [channels]), (278, 4, [rows_per_strip]),
@@ -72,6 +69,13 @@ def tiff(array: np.ndarray, icc: bytes | None = None, level: int = 6, rows_per_s
     if icc:
         tags.append((34675, 7, list(icc)))
     return _tiff_file(tags, strips)
+
+
+def _predicted(rows: np.ndarray, channels: int) -> np.ndarray:
+    """TIFF's horizontal predictor on a strip: each sample minus its left neighbour's, mod 2^16, little-endian."""
+    samples = rows.reshape(rows.shape[0], rows.shape[1], channels).astype(np.int32)
+    samples[:, 1:] -= rows.reshape(samples.shape)[:, :-1]
+    return (samples & 0xFFFF).astype("<u2")
 
 
 _TIFF_SIZES = {3: ("H", 2), 4: ("I", 4), 7: ("B", 1)}  # SHORT, LONG, UNDEFINED
