@@ -426,11 +426,11 @@ class CodingModel:
         decoder = {k: v.to(torch.int16) if k.endswith("w_int") else v for k, v in self.decoder.to_state().items()}
         state = {"format": 2, "config": asdict(self.net.config), "state_dict": weights, "decoder": decoder,
                  "tables": self.tables.to_state(), "meta": self.meta}
-        if decoder_file is None and self.decoder_file is not None and _holds(path.parent / self.decoder_file,
-                                                                             self.decoder_hash):
+        if decoder_file is not None:
+            _read_decoder_file(path.parent / decoder_file, self.decoder_hash)  # refuses one of another decoder
+        elif self.decoder_file is not None and _holds(path.parent / self.decoder_file, self.decoder_hash):
             decoder_file = self.decoder_file  # re-saving a loaded model keeps its decoder file, if it still fits
         if decoder_file is not None:
-            _read_decoder_file(path.parent / decoder_file, self.decoder_hash)
             decoder = {}  # the decoder file holds it: nothing of it counts against max_bytes below
             del state["decoder"], state["tables"]
             state.update(decoder_file=decoder_file, decoder_hash=self.decoder_hash.hex())
