@@ -136,6 +136,24 @@ def test_a_model_with_a_coarse_gain_runs_two_scales_on_correlated_noise_only():
     assert seen == [(192, 256)]
 
 
+def test_a_spread_cap_holds_the_reading_before_the_gain():
+    """A model's ``spread_cap`` holds a correlated reading to that many times the PCA reading, then its
+    ``correlated_gain`` scales it; without the cap the gain alone; white readings untouched."""
+    from fllic.codec import _level_for
+    from fllic.noise.estimate import NoiseLevel, NoiseLevelFunction
+
+    model = _map_model()
+    nlf = NoiseLevelFunction(np.array([100.0]), np.array([9.0]), np.array([500]))
+    level = NoiseLevel(9.0, "correlated", 0.5, 9.0, 1.1, nlf)
+    gained = type(model)(model.net, model.tables, model.decoder, {**model.meta, "correlated_gain": 2.0})
+    capped = type(model)(model.net, model.tables, model.decoder, {**gained.meta, "spread_cap": 6.0})
+    assert _level_for(gained, level).sigma == pytest.approx(18.0)
+    assert _level_for(capped, level).sigma == pytest.approx(6.0)  # 6 x 0.5, then x 2
+    assert float(_level_for(capped, level).nlf(100.0)) == pytest.approx(6.0)
+    white = NoiseLevel(4.0, "white", 4.0, float("nan"), 0.5)
+    assert _level_for(capped, white) is white
+
+
 def test_noise_map_is_tiled_with_the_image_and_decodes_exactly():
     from fllic.metrics import psnr
 

@@ -118,6 +118,21 @@ def test_auto_level_keeps_pca_for_white_noise_and_reads_correlated_noise_per_pix
     assert abs(level.sigma - true_std) < 0.25 * true_std
 
 
+def test_a_correlated_reading_far_above_the_pca_one_is_held_to_the_cap():
+    """``capped`` scales the level and its noise-level function down to the cap; readings within it and white
+    readings are kept as they are."""
+    from fllic.noise.estimate import NoiseLevel, NoiseLevelFunction
+
+    nlf = NoiseLevelFunction(np.array([50.0, 150.0]), np.array([8.0, 12.0]), np.array([100, 300]))
+    level = NoiseLevel(11.0, "correlated", 1.0, 11.0, 1.2, nlf)
+    capped = level.capped(6.0)
+    assert capped.sigma == pytest.approx(6.0) and capped.kind == "correlated" and capped.pca == 1.0
+    assert np.allclose(capped.nlf.sigma, nlf.sigma * 6.0 / 11.0) and np.array_equal(capped.nlf.patches, nlf.patches)
+    assert level.capped(11.0) is level and level.capped(20.0) is level
+    white = NoiseLevel(3.0, "white", 3.0, float("nan"), 0.5)
+    assert white.capped(0.5) is white
+
+
 def _textured_scene(rng, side: int, grey: bool) -> np.ndarray:
     """A photograph-like test scene: smooth shading, hard-edged shapes and fine texture, in 0-255."""
     yy, xx = np.mgrid[0:side, 0:side] / side

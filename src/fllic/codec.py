@@ -326,8 +326,14 @@ def _level_for(model, level):
     weak-texture patches, which leaves out the noise's coarser part; a model
     states (``meta["correlated_gain"]``) by what factor its trunk wants that
     reading scaled, a factor chosen on real development photographs
-    (results/real_noise.md).
+    (results/real_noise.md). A model with ``meta["spread_cap"]`` first holds
+    that reading to at most that many times the PCA reading
+    (:meth:`fllic.noise.estimate.NoiseLevel.capped`): beyond it the reading is
+    texture.
     """
+    cap = model.meta.get("spread_cap")
+    if cap is not None:
+        level = level.capped(float(cap))
     gain = float(model.meta.get("correlated_gain", 1.0))
     return level.scaled(gain) if level.correlated and gain != 1.0 else level
 

@@ -103,9 +103,16 @@ SHIPPED: tuple[ModelInfo, ...] = (
     ModelInfo(
         "fllic-camera-v6",
         "fllic-camera-v6.pt",
-        "camera JPEGs: what --sigma auto picks for correlated noise in a camera's own JPEG; fllic-camera-v5 with "
-        "its trunk run at two scales, the estimate's coarse band taken from the image averaged over 2x2 pixels; "
-        "its files name v7's decoder",
+        "camera JPEGs (auto mode's choice in fllic 0.16 and 0.17): fllic-camera-v5 with its trunk run at two "
+        "scales, the estimate's coarse band taken from the image averaged over 2x2 pixels; its files name v7's "
+        "decoder",
+    ),
+    ModelInfo(
+        "fllic-camera-v7",
+        "fllic-camera-v7.pt",
+        "camera JPEGs: what --sigma auto picks for correlated noise in a camera's own JPEG; fllic-camera-v6 with "
+        "the blind reading held to at most six times the PCA reading, so texture is not read as noise; its files "
+        "name v7's decoder",
     ),
     ModelInfo(
         "fllic-weak-v3",
@@ -130,7 +137,7 @@ SHIPPED: tuple[ModelInfo, ...] = (
 )
 DEFAULT_MODEL = "fllic-awgn-v7"  # v1 to v6 are retired: their files still decode
 CAMERA_MODEL = "fllic-camera-v3"  # what --sigma auto picks for correlated noise in raw conversions (PNG, TIFF)
-CAMERA_JPEG_MODEL = "fllic-camera-v6"  # ... and in a camera's own JPEGs (results/real_polyu.md)
+CAMERA_JPEG_MODEL = "fllic-camera-v7"  # ... and in a camera's own JPEGs (results/real_polyu_v7.md)
 
 
 def weights_path(info: ModelInfo) -> Path:

@@ -299,6 +299,22 @@ class NoiseLevel:
     def correlated(self) -> bool:
         return self.kind == "correlated"
 
+    def capped(self, spread: float) -> "NoiseLevel":
+        """Correlated noise read at most ``spread`` times the PCA reading (the level and its function scaled down).
+
+        On textured images the weakest-texture patches of some intensities are
+        still texture, and the noise-level function reads the texture's
+        variance as noise: on mildly noisy camera-JPEG-like images of textured
+        scenes it read 2 to 25 times the true std (results/blind_textured.md).
+        The PCA reading of the weakest direction stays low on texture, so a
+        reading far above it is texture, not noise. White readings are returned
+        as they are.
+        """
+        limit = spread * self.pca
+        if not self.correlated or self.sigma <= limit or limit <= 0:
+            return self
+        return self.scaled(limit / self.sigma)
+
     def scaled(self, gain: float) -> "NoiseLevel":
         """The level and its noise-level function times ``gain`` (what a model's ``correlated_gain`` asks for)."""
         nlf = None if self.nlf is None else NoiseLevelFunction(self.nlf.intensity, self.nlf.sigma * gain,

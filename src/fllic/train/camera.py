@@ -10,7 +10,10 @@ trunk reads it (``meta["correlated_gain"]``), chosen on real development
 photographs with ``python -m fllic.bench.real --gains``. ``--coarse-gain``
 runs the trunk at two scales (``meta["coarse_gain"]``, :func:`fllic.models.trunk.two_scale`),
 the coarse pass reading the map at that gain instead, chosen with
-``python -m fllic.bench.real --coarse-gains``.
+``python -m fllic.bench.real --coarse-gains``. ``--spread-cap`` holds the
+reading to at most that many times the PCA reading before the gain
+(``meta["spread_cap"]``, :meth:`fllic.noise.estimate.NoiseLevel.capped`),
+chosen with ``python -m fllic.bench.textured --caps``.
 """
 
 from __future__ import annotations
@@ -27,16 +30,19 @@ from fllic.models.registry import load
 
 
 def camera_model(base_id: str, trunk_checkpoint: Path | None, model_id: str, gain: float, notes: str = "",
-                 coarse_gain: float | None = None):
+                 coarse_gain: float | None = None, spread_cap: float | None = None):
     """``base_id``'s codec behind the trunk of ``trunk_checkpoint`` (a denoiser checkpoint or export; None:
     the base's own trunk), reading the per-pixel noise map of correlated noise at ``gain``; with
-    ``coarse_gain``, at two scales, the coarse pass reading the blind map at ``coarse_gain``."""
+    ``coarse_gain``, at two scales, the coarse pass reading the blind map at ``coarse_gain``; with
+    ``spread_cap``, the reading held to that many times the PCA reading first."""
     from fllic.models.adapted import with_trunk
     from fllic.train.denoiser import trunk_of
 
     meta = {"noise_map": True, "correlated_gain": float(gain), "notes": notes}
     if coarse_gain is not None:
         meta["coarse_gain"] = float(coarse_gain) / float(gain)  # relative to the map the fine pass reads
+    if spread_cap is not None:
+        meta["spread_cap"] = float(spread_cap)
     if trunk_checkpoint is None:
         return with_trunk(load(base_id), None, model_id, meta)
     trunk = trunk_of(trunk_checkpoint)
@@ -55,10 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gain", type=float, required=True, help="the correlated gain (see the module docstring)")
     p.add_argument("--coarse-gain", type=float, default=None,
                    help="run the trunk at two scales, the coarse pass reading the blind map at this gain")
+    p.add_argument("--spread-cap", type=float, default=None,
+                   help="hold the blind reading of correlated noise to this many times the PCA reading")
     p.add_argument("--notes", default="", help="free text stored in the model's metadata")
     p.add_argument("--out", type=Path, required=True, help="the model file (the trunk, naming its base)")
     args = p.parse_args(argv)
-    model = camera_model(args.base, args.trunk, args.id, args.gain, args.notes, args.coarse_gain)
+    model = camera_model(args.base, args.trunk, args.id, args.gain, args.notes, args.coarse_gain, args.spread_cap)
     save_adapted(model, args.out)
     print(f"wrote {args.out} ({args.out.stat().st_size} bytes), weights hash {model.hash.hex()}, "
           f"the codec and decoder of {args.base}")
