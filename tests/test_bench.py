@@ -364,3 +364,28 @@ def test_record_command_writes_home_paths_with_a_tilde():
 
     line = command("python -m fllic.bench.real", ["--adapted", str(Path.home() / "x" / "m.fllicm"), "--crop", "64"])
     assert line == "python -m fllic.bench.real --adapted ~/x/m.fllicm --crop 64"
+
+
+def test_a_misaligned_reference_shows_at_edges_and_rewards_blur():
+    """An exact reference leaves noise alike at edges and in flat parts, and blurring a noisy textured image
+    loses against it; a reference shifted by a pixel (shots not aligned) differs at edges, and blur gains."""
+    from fllic.bench.reference import blur_gains, edge_ratio
+
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:160, 0:160]
+    clean = np.stack([128 + 80 * np.sign(np.sin(xx / 9.0 + c)) * np.sign(np.sin(yy / 7.0)) for c in range(3)], 2)
+    clean = np.clip(clean, 0, 255)
+    noisy = np.clip(np.rint(clean + rng.normal(0, 3.0, clean.shape)), 0, 255).astype(np.uint8)
+    exact = clean.astype(np.uint8)
+    shifted = np.roll(exact, 1, axis=1)
+    assert edge_ratio(noisy, exact) < 1.5 < 2.0 < edge_ratio(noisy, shifted)
+    assert blur_gains(noisy, exact, [1.0])[0] < 0 < blur_gains(noisy, shifted, [1.0])[0]
+
+
+def test_the_cap_table_gives_each_caps_mean_worst_and_losses():
+    from fllic.bench.textured import cap_table
+
+    sweep = {"a": {None: -3.0, 6.0: 0.5}, "b": {None: 1.0, 6.0: 0.9}}
+    lines = cap_table({"textured": sweep})
+    assert lines[2] == "| as read (no cap) | -1.00 dB, -3.00, 1 |"
+    assert lines[3] == "| at most 6 x PCA | +0.70 dB, +0.50, 0 |"
