@@ -109,8 +109,9 @@ def cap_table(sets: dict[str, dict[str, dict]]) -> list[str]:
     return lines
 
 
-def codec_rows(items, models) -> dict[str, list[tuple[float, float, float]]]:
-    """{model: [(PSNR of the decoded image over the clean, minus the noisy's; bpp; the noisy JPEG's bpp)]}."""
+def codec_rows(items, models, quality: int | None = None) -> dict[str, list[tuple[float, float, float]]]:
+    """{model: [(PSNR of the decoded image over the clean, minus the noisy's; bpp; the noisy JPEG's bpp)]}, at
+    the default level or at ``quality``."""
     from tqdm import tqdm
 
     from fllic.codec import encode_detailed
@@ -121,7 +122,7 @@ def codec_rows(items, models) -> dict[str, list[tuple[float, float, float]]]:
         pixels = noisy.shape[0] * noisy.shape[1]
         base = psnr(noisy, clean)
         for m in models:
-            res = encode_detailed(noisy, sigma=None, model=m, max_bytes=source, from_jpeg=True)
+            res = encode_detailed(noisy, sigma=None, model=m, quality=quality, max_bytes=source, from_jpeg=True)
             out[m or "auto"].append((psnr(res.pixels, clean) - base, 8.0 * len(res.data) / pixels,
                                      8.0 * source / pixels))
     return out
@@ -146,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--crop", type=int, default=512, help="side of PolyU-dev's centre crops, pixels")
     p.add_argument("--model", nargs="+", default=None,
                    help="model ids or files (default: auto mode's choice; with --caps, the camera-JPEG model)")
+    p.add_argument("--quality", type=int, default=None, help="code at this level (default: the model's default)")
     p.add_argument("--caps", type=float, nargs="+", default=None,
                    help="instead: the trunk's estimate with the reading held to each multiple of the PCA reading")
     p.add_argument("--out", type=Path, default=None, help="write the record (Markdown) here")
@@ -171,8 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         models = args.model or [None]
         lines = ["# Blind camera-JPEG mode on textured scenes", ""] + head + [
-            "Blind, as `fllic compress` runs a JPEG input, default level, the file capped at the noisy JPEG's "
-            "bytes.", ""] + codec_table(codec_rows(textured, models))
+            "Blind, as `fllic compress` runs a JPEG input, "
+            + ("default level" if args.quality is None else f"level {args.quality}")
+            + ", the file capped at the noisy JPEG's bytes.", ""] + codec_table(codec_rows(textured, models, args.quality))
     emit("\n".join(lines) + "\n", args.out)
     return 0
 
