@@ -144,6 +144,16 @@ def test_resume_goes_on_from_the_checkpoint(photos, tmp_path):
     assert torch.load(out, weights_only=True)["meta"]["adapt_steps"] == 2
 
 
+def test_a_checkpoint_of_another_base_with_the_same_weights_is_not_resumed(photos, tmp_path):
+    """camera-v6 and camera-v7 share their weights but read the noise differently: a run from one never resumes
+    a checkpoint of the other (resumed, the one-step run would stop at the other's two steps)."""
+    out, work = tmp_path / "cam.fllicm", tmp_path / "work"
+    assert load("fllic-camera-v6").hash == load("fllic-camera-v7").hash
+    two = AdaptOptions(**{**TINY.__dict__, "steps": 2})
+    assert adapt(photos, out, base="fllic-camera-v6", options=two, workdir=work, progress=False).steps == 2
+    assert adapt(photos, out, base="fllic-camera-v7", options=TINY, workdir=work, progress=False).steps == 1
+
+
 def test_adapt_cli_and_its_errors(photos, tmp_path, capsys):
     assert main(["adapt", str(tmp_path / "nothing"), "-o", str(tmp_path / "x.fllicm"), "-q"]) == 1
     assert "no such file or folder" in capsys.readouterr().err

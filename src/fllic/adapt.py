@@ -247,7 +247,9 @@ def adapt(photos: list[Path], out: Path, base=None, options: AdaptOptions | None
     optimiser = torch.optim.Adam(trunk.parameters(), lr=opts.lr)
     workdir = workdir or Path.home() / ".cache" / "fllic" / "adapt" / f"{Path(out).stem}-work"
     settings = {k: v for k, v in asdict(opts).items() if k not in ("minutes", "steps", "threads", "checkpoint_every")}
-    key = {"photos": sorted(str(Path(p).resolve()) for p in photos), "base": stock.hash.hex(), **settings}
+    # The base's id beside its weights: models that share weights read the noise differently (camera-v6, -v7).
+    key = {"photos": sorted(str(Path(p).resolve()) for p in photos), "base": stock.hash.hex(),
+           "base_id": stock.meta.get("id"), **settings}
     step, elapsed = _resume(workdir / "checkpoint.pt", key, trunk, optimiser)
     if opts.objective not in OBJECTIVES:
         raise InputError(f"objective must be one of {', '.join(OBJECTIVES)}, got {opts.objective!r}")
