@@ -305,7 +305,8 @@ class NoiseLevel:
         On textured images the weakest-texture patches of some intensities are
         still texture, and the noise-level function reads the texture's
         variance as noise: on mildly noisy camera-JPEG-like images of textured
-        scenes it read 2 to 25 times the true std (results/blind_textured.md).
+        scenes it read several times the true std, and a model reading it made the
+        image worse than its noisy input (results/blind_textured.md).
         The PCA reading of the weakest direction stays low on texture, so a
         reading far above it is texture, not noise. White readings are returned
         as they are.
