@@ -106,10 +106,17 @@ def test_a_shipped_model_file_of_16_bits_with_alpha_decodes_identically(rng):
 
 
 # -- the integer layers against the torch reference ---------------------------------------------
+def _near_l1_bound(w: torch.Tensor) -> torch.Tensor:
+    """w scaled so that each output channel's sum of |w| is within 1 % of L1_MAX, not above it."""
+    l1 = w.abs().flatten(1).sum(1).double().view(-1, 1, 1, 1)
+    w = (w.double() * (ti.L1_MAX / l1)).trunc().long()
+    assert bool((w.abs().flatten(1).sum(1) > 0.99 * ti.L1_MAX).all())
+    return w
+
+
 def test_convolution_is_exact_at_the_bounds():
     gen = torch.Generator().manual_seed(3)
-    w = torch.randint(-3000, 3000, (6, 40, 3, 3), generator=gen)
-    w = w * (ti.L1_MAX // w.abs().flatten(1).sum(1).clamp(min=1)).view(-1, 1, 1, 1)  # near the L1 bound
+    w = _near_l1_bound(torch.randint(-3000, 3000, (6, 40, 3, 3), generator=gen))
     conv_t = ti.IntConv(w, torch.randint(-100, 100, (6,), generator=gen), torch.randint(8, 30, (6,), generator=gen))
     a = torch.randint(-ti.A_MAX, ti.A_MAX + 1, (1, 9, 11, 40), generator=gen, dtype=torch.int32)
     conv_n = ni.Conv(conv_t.w_int.numpy().astype(np.int64), conv_t.bias.numpy().astype(np.int64),
@@ -117,6 +124,19 @@ def test_convolution_is_exact_at_the_bounds():
     assert np.array_equal(conv_n(a[0].numpy().astype(np.int64)), conv_t(a)[0].numpy())
     exact = _object_conv(a[0].numpy().astype(object), conv_t.w_int.numpy().astype(object))  # Python integers
     assert np.array_equal(conv_n.sums(a[0].numpy()), exact.astype(np.int64))
+
+
+def test_convolution_is_exact_where_every_product_adds_up():
+    """The worst case of the float32 pieces: every tap's input at ±A_MAX with its weight's sign, at the L1 bound;
+    and inputs above A_MAX (a constant map) take the float64 products."""
+    gen = torch.Generator().manual_seed(5)
+    w = _near_l1_bound(torch.randint(-3000, 3000, (4, 30, 3, 3), generator=gen))
+    conv = ni.Conv(w.numpy().astype(np.int64), np.zeros(4, np.int64), np.full(4, 20, np.int64))
+    signs = np.sign(w[0].numpy()).transpose(1, 2, 0)  # (3, 3, Cin): output (1, 1) of a 3x3 input sees them all
+    big = (1 << 30) - np.random.default_rng(5).integers(1, 1 << 20, signs.shape)  # low bits float32 would lose
+    for a in (ni.A_MAX * signs, -ni.A_MAX * signs, big * signs):
+        a = a.astype(np.int64)
+        assert np.array_equal(conv.sums(a), _object_conv(a.astype(object), w.numpy().astype(object)).astype(np.int64))
 
 
 def _object_conv(a, w):
