@@ -7,7 +7,7 @@ import pytest
 
 from fllic.noise import add_noise, poisson_gaussian
 from fllic.noise.models import to_linear
-from fllic.noise.camera import camera_noise, demosaic, mosaic, process, sample_params, unprocess
+from fllic.noise.camera import _jpeg, camera_noise, demosaic, mosaic, process, sample_params, unprocess
 
 
 def _ramp(h=64, w=96):
@@ -195,14 +195,19 @@ def test_shaped_noise_spans_real_camera_jpegs_statistics():
     a, ref, params = shaped_noise(clean, np.random.default_rng(5))
     b, _, _ = shaped_noise(clean, np.random.default_rng(5))
     assert np.array_equal(a, b) and np.array_equal(ref, clean)
-    lag1, luma = [], []
+    lag1, luma, modes = [], [], set()
     for seed in range(12):
         noisy, _, p = shaped_noise(clean, np.random.default_rng(seed))
+        modes.add(p["jpeg_subsampling"])
+        if p["jpeg_subsampling"] == 0:  # what it reports is what it used: 4:4:4 re-encodes near losslessly
+            again = [np.abs(_jpeg(noisy, p["jpeg_quality"], s).astype(int) - noisy).mean() for s in (0, 2)]
+            assert again[0] < 0.5 * again[1]
         d = noisy.astype(np.float64) - clean
         assert d.std() > 0.5 * p["sigma"]  # and JPEG's own error on top, which dominates at low sigma
         lag1.append(_lag_correlation(d, 1))
         luma.append(3.0 * (d.mean(2) ** 2).mean() / (d**2).sum(2).mean())
     assert min(lag1) < 0.45 and max(lag1) > 0.7
+    assert 0 in modes and len(modes) >= 2
     assert np.mean(luma) > 0.5
     flat = np.full((96, 96, 3), 40, np.uint8), np.full((96, 96, 3), 200, np.uint8)
     dark, bright = ((shaped_noise(f, np.random.default_rng(1))[0].astype(np.float64) - f).std() for f in flat)

@@ -9,7 +9,7 @@ photographs with references and textured scenes are scarce, so the textured
 set here is synthetic: the development half of CBSD68 (images 1-34, clean
 scenes rich in texture; a development set) with camera-JPEG-like noise
 (:func:`fllic.noise.camera.shaped_noise`: spatially correlated, mostly luma,
-growing with intensity, then JPEG at quality 88-99), ``--draws`` seeded draws
+growing with intensity, then JPEG at quality 88-99, 4:4:4, 4:2:2 or 4:2:0 chroma), ``--draws`` seeded draws
 per image. Beside it, the real photographs of PolyU-dev (centre crops, their
 mean-of-shots references; a development set).
 
@@ -25,7 +25,6 @@ clean image, bpp from the files' bytes.
 from __future__ import annotations
 
 import argparse
-import io
 import sys
 from pathlib import Path
 
@@ -40,7 +39,7 @@ def textured_set(data: Path, draws: int, limit: int | None = None) -> list[tuple
     """[(name, noisy uint8 RGB decoded from its JPEG, clean uint8 RGB, the noisy JPEG's bytes)], seeded."""
     from PIL import Image
 
-    from fllic.noise.camera import shaped_noise
+    from fllic.noise.camera import jpeg_bytes, shaped_noise
 
     files = sorted((data / "CBSD68").glob("*.png"))[:DEV_IMAGES][:limit]
     if not files:
@@ -51,17 +50,9 @@ def textured_set(data: Path, draws: int, limit: int | None = None) -> list[tuple
         for d in range(draws):
             rng = np.random.default_rng(1000 * k + d)
             noisy, _, params = shaped_noise(clean, rng)
-            out.append((f"{path.stem}/{d}", noisy, clean, _jpeg_bytes(noisy, params["jpeg_quality"])))
+            source = jpeg_bytes(noisy, params["jpeg_quality"], params["jpeg_subsampling"])
+            out.append((f"{path.stem}/{d}", noisy, clean, len(source)))
     return out
-
-
-def _jpeg_bytes(img: np.ndarray, quality: int) -> int:
-    """The bytes of ``img`` as a JPEG at ``quality`` (4:2:0): the noisy photograph's own file, near enough."""
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(img).save(buf, format="JPEG", quality=quality)
-    return buf.tell()
 
 
 def _real_set(data: Path, crop: int) -> list[tuple[str, np.ndarray, np.ndarray, int]]:

@@ -234,9 +234,10 @@ def shaped_noise(clean: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarra
     level = sigma * np.sqrt(floor + (1.0 - floor) * img.mean(2, keepdims=True) / 128.0)
     noisy8 = np.clip(np.rint(img + level * noise), 0, 255).astype(np.uint8)
     quality = int(rng.integers(SHAPED_JPEG_QUALITY[0], SHAPED_JPEG_QUALITY[1] + 1))
+    subsampling = int(rng.choice(JPEG_SUBSAMPLING))
     params = {"sigma": sigma, "floor": floor, "luma": luma, "mix": mix.tolist(), "fine": fine, "coarse": coarse,
-              "jpeg_quality": quality}
-    return _jpeg(noisy8, quality, int(rng.choice(JPEG_SUBSAMPLING))), np.asarray(clean, np.uint8), params
+              "jpeg_quality": quality, "jpeg_subsampling": subsampling}
+    return _jpeg(noisy8, quality, subsampling), np.asarray(clean, np.uint8), params
 
 
 def _unit(a: np.ndarray) -> np.ndarray:
