@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from fllic._errors import FormatError
+from fllic.decoder.symbols import group_order
 from fllic.entropy.tables import SymbolTables
 
 ESCAPE_BITS = 24
@@ -38,21 +39,22 @@ class _Models:
 
 
 def _groups(groups: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    order = np.argsort(groups, kind="stable")
-    keys, starts = np.unique(groups[order], return_index=True)
-    return order, keys, np.append(starts, groups.size)
+    if groups.size and groups.min() < 0:
+        raise ValueError("table indices must not be negative")
+    return group_order(groups)
 
 
-def clamp_symbols(symbols: np.ndarray, tables: SymbolTables, groups: np.ndarray) -> np.ndarray:
-    """Symbols limited to what the escape code can carry."""
-    limit = tables.support[groups] - 1 + MAX_ABS_SYMBOL
-    return np.clip(symbols, -limit, limit)
+def clamp_symbols(symbols: np.ndarray, tables: SymbolTables, groups: np.ndarray,
+                  out: np.ndarray | None = None) -> np.ndarray:
+    """Symbols limited to what the escape code can carry (into ``out``, which may be ``symbols``)."""
+    limit = (tables.support.astype(np.int64) - 1 + MAX_ABS_SYMBOL).astype(np.int32)[groups]  # < 2^25
+    return np.clip(symbols, -limit, limit, out=out)
 
 
 def encode(symbols: np.ndarray, groups: np.ndarray, tables: SymbolTables) -> bytes:
     """Range-code integer ``symbols``; ``groups[i]`` selects the table of ``symbols[i]``."""
     cs = _cs()
-    symbols, groups = symbols.ravel().astype(np.int64), groups.ravel().astype(np.int64)
+    symbols, groups = np.asarray(symbols, np.int64).ravel(), np.asarray(groups, np.int64).ravel()  # no copies
     models = _Models(tables)
     enc = cs.stream.queue.RangeEncoder()
     order, keys, bounds = _groups(groups)
@@ -96,7 +98,7 @@ def _decode(data: bytes, groups: np.ndarray, tables: SymbolTables) -> np.ndarray
     cs = _cs()
     if len(data) % 4:
         raise FormatError("entropy-coded section length is not a multiple of 4 bytes")
-    groups = groups.ravel().astype(np.int64)
+    groups = np.asarray(groups, np.int64).ravel()
     dec = cs.stream.queue.RangeDecoder(np.frombuffer(data, dtype=np.uint32).copy())
     models = _Models(tables)
     out = np.empty(groups.size, np.int64)

@@ -42,6 +42,7 @@ from fllic.models.layers import DownResBlock, ResBlock, UpResBlock, conv3x3, rou
 
 SIGMA_NORM = 50.0
 ESTIMATE_CACHE_PIXELS = 1 << 22  # images up to 4 megapixels keep their trunk estimate between levels
+ESTIMATE_BAND = 1 << 20  # symbols per band of the estimated-bits sum
 STEP_LOG_RANGE = (-8.0, 4.0)
 # At initialisation (a Haar transform coder, see init.py) y has a std of about 0.7
 # on images in [-0.5, 0.5]: steps start fine enough for information to flow through ŷ.
@@ -336,21 +337,26 @@ class CodingModel:
         z_sym = _clamp(z_sym, self.tables.z, z_groups)
         p = self.decoder.entropy_params(z_sym.to(self.device), sigma, q)
         y_groups = p.index.cpu().numpy()
-        u = (y - p.mu_float(self.decoder.exps["mu"])) / p.step_float()
-        del y  # the big float arrays go before synthesis allocates its tiles
+        u = y.sub_(p.mu_float(self.decoder.exps["mu"])).div_(p.step_float())  # in place: (y - μ) / Δ_y
+        del y
         if refine:
             from fllic.models.refine import refine_symbols
 
             u = refine_symbols(self, x, u, p, sigma, q, refine, tile, progress, noise_map, **(refine_options or {}))
-        u = _clamp(torch.round(u).cpu(), self.tables.y, y_groups)
-        strings = (
-            coder.encode(z_sym.numpy().astype(np.int64), z_groups, self.tables.z),
-            coder.encode(u.numpy().astype(np.int64), y_groups, self.tables.y),
-        )
+        u = _clamp(u.round_().cpu(), self.tables.y, y_groups)
+        strings = (coder.encode(z_sym.numpy(), z_groups, self.tables.z), coder.encode(u.numpy(), y_groups, self.tables.y))
+        est = self._estimated_bits(u, p.index.cpu(), z_sym)
         pixels = tiling.synthesis(self.decoder, u.to(self.device), p, sigma, q, tile, progress).cpu()
-        t = scale_table()[p.index.cpu()]
-        est = float(-torch.log2(gaussian_likelihood(u, t)).sum() - torch.log2(self.net.z_density.likelihood(z_sym.to(self.device))).sum())
         return Compressed(strings, tuple(z_sym.shape[2:]), pixels, est)
+
+    def _estimated_bits(self, u: torch.Tensor, index: torch.Tensor, z_sym: torch.Tensor) -> float:
+        """The model's estimate of the coded bits, -log2 of the symbols' likelihoods; y a band of latent rows
+        at a time, so that a large image's float temporaries stay small."""
+        table, bits = scale_table(), 0.0
+        rows = max(1, ESTIMATE_BAND // max(1, u[0, 0].numel()))
+        for r in range(0, u.shape[1], rows):
+            bits -= float(torch.log2(gaussian_likelihood(u[:, r : r + rows], table[index[:, r : r + rows]])).sum())
+        return bits - float(torch.log2(self.net.z_density.likelihood(z_sym.to(self.device))).sum())
 
     def _estimates_for(self, x, sigma: float, noise_map, tile: int) -> dict | None:
         """The trunk-estimate cache of this image, sigma, map and tiling (fresh for another one): coding one
@@ -569,5 +575,6 @@ def _channel_groups(shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _clamp(sym: torch.Tensor, tables, groups: np.ndarray) -> torch.Tensor:
-    arr = coder.clamp_symbols(sym.numpy().astype(np.int64), tables, groups)
-    return torch.from_numpy(arr.reshape(sym.shape))
+    """Integer-valued symbols as int64, clamped to what the escape code carries (in place of the int64 copy)."""
+    arr = sym.numpy().astype(np.int64)
+    return torch.from_numpy(coder.clamp_symbols(arr, tables, groups, out=arr).reshape(sym.shape))
