@@ -31,11 +31,13 @@ from pathlib import Path
 import numpy as np
 
 from fllic.bench._record import command, emit
+from fllic.noise.camera import SHAPED_SIGMA
 
 DEV_IMAGES = 34  # CBSD68 sorted by name: images 1-34 are the development half
 
 
-def textured_set(data: Path, draws: int, limit: int | None = None) -> list[tuple[str, np.ndarray, np.ndarray, int]]:
+def textured_set(data: Path, draws: int, limit: int | None = None,
+                 noise: tuple[float, float] | None = None) -> list[tuple[str, np.ndarray, np.ndarray, int]]:
     """[(name, noisy uint8 RGB decoded from its JPEG, clean uint8 RGB, the noisy JPEG's bytes)], seeded."""
     from PIL import Image
 
@@ -49,7 +51,7 @@ def textured_set(data: Path, draws: int, limit: int | None = None) -> list[tuple
         clean = np.asarray(Image.open(path).convert("RGB"))
         for d in range(draws):
             rng = np.random.default_rng(1000 * k + d)
-            noisy, _, params = shaped_noise(clean, rng)
+            noisy, _, params = shaped_noise(clean, rng, noise or SHAPED_SIGMA)
             source = jpeg_bytes(noisy, params["jpeg_quality"], params["jpeg_subsampling"])
             out.append((f"{path.stem}/{d}", noisy, clean, len(source)))
     return out
@@ -135,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=Path("../shared/data"), help="the data folder (CBSD68, PolyU-dev)")
     p.add_argument("--draws", type=int, default=2, help="noise draws per development image")
     p.add_argument("--limit", type=int, default=None, help="only the first N development images")
+    p.add_argument("--noise", type=float, nargs=2, default=None, metavar=("LO", "HI"),
+                   help="the noise std at mid-grey, 8-bit units, drawn log-uniform in [LO, HI] (default: 1 to 14)")
     p.add_argument("--crop", type=int, default=512, help="side of PolyU-dev's centre crops, pixels")
     p.add_argument("--model", nargs="+", default=None,
                    help="model ids or files (default: auto mode's choice; with --caps, the camera-JPEG model)")
@@ -143,11 +147,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="instead: the trunk's estimate with the reading held to each multiple of the PCA reading")
     p.add_argument("--out", type=Path, default=None, help="write the record (Markdown) here")
     args = p.parse_args(argv)
-    textured = textured_set(args.data, args.draws, args.limit)
+    textured = textured_set(args.data, args.draws, args.limit, args.noise)
+    lo, hi = args.noise or SHAPED_SIGMA
     head = [f"`{command('python -m fllic.bench.textured', argv)}`", "",
             f"Textured: the first {len(textured) // args.draws} CBSD68 images (the development half), "
-            f"{args.draws} draws each of camera-JPEG-like noise (`fllic.noise.camera.shaped_noise`), the whole "
-            "image, against the clean image."]
+            f"{args.draws} draws each of camera-JPEG-like noise (`fllic.noise.camera.shaped_noise`, std {lo:g} to "
+            f"{hi:g} at mid-grey), the whole image, against the clean image."]
     if args.caps:
         from fllic.models.registry import CAMERA_JPEG_MODEL
 

@@ -203,7 +203,8 @@ SHAPED_CHROMA_BLUR = (0.5, 2.5)  # ... of the chroma noise
 SHAPED_JPEG_QUALITY = (88, 99)
 
 
-def shaped_noise(clean: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, dict]:
+def shaped_noise(clean: np.ndarray, rng: np.random.Generator,
+                 sigma_range: tuple[float, float] = SHAPED_SIGMA) -> tuple[np.ndarray, np.ndarray, dict]:
     """(noisy JPEG-decoded uint8, its noise-free reference uint8, parameters): noise as a camera's own JPEG
     carries it, synthesised from its measured statistics rather than from a sensor model.
 
@@ -217,10 +218,11 @@ def shaped_noise(clean: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarra
     coarse-grained (:data:`SHAPED_COARSE`) noise, scaled per pixel by a
     noise-level function of the clean intensity, added, rounded, then JPEG at
     quality 88-99 with 4:4:4, 4:2:2 or 4:2:0 chroma. The reference is the
-    clean image itself.
+    clean image itself. ``sigma_range``: the log-uniform range of the std at
+    mid-grey, 8-bit units.
     """
     img = np.asarray(clean, np.float64)
-    sigma = float(np.exp(rng.uniform(*np.log(SHAPED_SIGMA))))
+    sigma = float(np.exp(rng.uniform(*np.log(sigma_range))))
     floor, luma = rng.uniform(*SHAPED_FLOOR), rng.uniform(*SHAPED_LUMA)
     mix = rng.dirichlet((1.0, 1.5, 1.0))  # white, fine, coarse shares of the luma noise's variance
     fine, coarse = rng.uniform(*SHAPED_FINE), rng.uniform(*SHAPED_COARSE)
