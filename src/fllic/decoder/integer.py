@@ -20,20 +20,10 @@ Convolution (the bound that makes it exact)
     and every input is below 2^31 in magnitude (saturated activations, and the
     constant maps of sigma / 50 <= 5.1 and log q at exponents of at most 28,
     which the loader also checks), so every partial sum of S, in any order, is
-    an integer of magnitude below 2^48. S is computed by matrix products, one
-    per kernel tap, in one of two exact ways:
-
-    - inputs within |a| <= A_MAX (every saturated activation; checked per
-      call): a = 256 a_hi + a_lo with both pieces in [-128, 127], each piece
-      multiplied in float32. Every partial sum of a piece's products is an
-      integer of magnitude at most 128 · L1_MAX < 2^24, which float32 holds
-      exactly, so the sums are exact whatever the BLAS's blocking, FMA use or
-      summation order; S = 256 P_hi + P_lo in int64. The same bound as the
-      PyTorch decoder's (fllic.models.integer), at twice float64's speed.
-    - any larger input (a constant map above A_MAX): float64 products, exact
-      below 2^53.
-
-    The rest runs in int64.
+    an integer of magnitude below 2^48. S is computed by float64 matrix
+    products, one per kernel tap: float64 holds every integer below 2^53, so each
+    product and each partial sum is exact whatever the BLAS's blocking, FMA
+    use or summation order; the rest runs in int64.
 
 Nonlinearity
     LeakyReLU with slope 0.1 as max(a, (a · 6554 + 2^15) >> 16), slope 6554 / 2^16.
@@ -100,41 +90,30 @@ class Conv:
         cout, cin, k, _ = self.w_int.shape
         self.k = k
         self.taps = np.ascontiguousarray(self.w_int.transpose(2, 3, 1, 0).reshape(k * k, cin, cout), np.float64)
-        self.taps32 = self.taps.astype(np.float32)  # |w_int| < 2^15: exact
 
     def sums(self, a: np.ndarray) -> np.ndarray:
         """S = sum_k w_int · a_k per output pixel and channel, exactly, as int64 (H, W, Cout).
 
-        One matrix product per tap (ky, kx) and piece, accumulated in float32
-        (or float64 for an input above A_MAX): the input, zero-padded and
-        flattened row by row, read from the tap's offset is a contiguous view
-        whose row y·(W + 2p) + x holds the tap's input for output (y, x), so no
-        patch matrix is built; the 2p extra columns per row are computed and
-        dropped. Exact: every partial sum, in any order, is an integer below
-        2^24 in float32 or 2^53 in float64 (module docstring).
+        One matrix product per tap (ky, kx), accumulated in float64: the input,
+        zero-padded and flattened row by row, read from the tap's offset is a
+        contiguous view whose row y·(W + 2p) + x holds the tap's input for output
+        (y, x), so no patch matrix is built; the 2p extra columns per row are
+        computed and dropped. Exact: every partial sum, in any order, is an
+        integer below 2^48 < 2^53 (module docstring).
         """
-        if a.size and int(np.abs(a).max()) > A_MAX:
-            return self._tap_sums(a.astype(np.float64)[None], self.taps)[0]
-        hi = (a + 128) >> 8  # a = 256 hi + lo, both in [-128, 127]
-        pieces = np.stack([hi, a - (hi << 8)]).astype(np.float32)
-        p_hi, p_lo = self._tap_sums(pieces, self.taps32)
-        return (p_hi << 8) + p_lo
-
-    def _tap_sums(self, planes: np.ndarray, taps: np.ndarray) -> np.ndarray:
-        """The tap products' sums of each plane of ``planes`` (P, H, W, C), in ``taps``' float type, as int64."""
-        _, h, w, c = planes.shape
-        p, k, cout = self.k // 2, self.k, taps.shape[2]
+        h, w, c = a.shape
+        p, k, cout = self.k // 2, self.k, self.taps.shape[2]
         wp = w + 2 * p
-        flat = np.pad(planes, ((0, 0), (p, p + 1), (p, p), (0, 0))).reshape(len(planes), -1, c)  # a spare row
-        out = np.empty((len(planes), h, w, cout), dtype=np.int64)
-        band = max(1, BAND_ELEMENTS // (len(planes) * wp * max(c, cout)))
+        flat = np.pad(a.astype(np.float64), ((p, p + 1), (p, p), (0, 0))).reshape(-1, c)  # a spare row below
+        out = np.empty((h, w, cout), dtype=np.int64)
+        band = max(1, BAND_ELEMENTS // (wp * max(c, cout)))
         for r0 in range(0, h, band):
             n = min(h, r0 + band) - r0
-            acc = np.zeros((len(planes), n * wp, cout), dtype=taps.dtype)
+            acc = np.zeros((n * wp, cout))
             for t in range(k * k):
                 start = (r0 + t // k) * wp + t % k
-                acc += flat[:, start:start + n * wp] @ taps[t]
-            out[:, r0:r0 + n] = acc.reshape(len(planes), n, wp, cout)[:, :, :w]
+                acc += flat[start:start + n * wp] @ self.taps[t]
+            out[r0:r0 + n] = acc.reshape(n, wp, cout)[:, :w]
         return out
 
     def __call__(self, a: np.ndarray) -> np.ndarray:
