@@ -69,7 +69,7 @@ def group_order(groups: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def decode(data: bytes, groups: np.ndarray, tables: SymbolTables) -> np.ndarray:
-    """The integer symbols (int64, shaped like ``groups``) of a Z or Y section."""
+    """The integer symbols (int32, shaped like ``groups``) of a Z or Y section."""
     import constriction
 
     if len(data) % 4:
@@ -84,7 +84,7 @@ def decode(data: bytes, groups: np.ndarray, tables: SymbolTables) -> np.ndarray:
 
 def _decode(cs, data: bytes, groups: np.ndarray, tables: SymbolTables) -> np.ndarray:
     dec = cs.stream.queue.RangeDecoder(np.frombuffer(data, dtype=np.uint32).copy())
-    out = np.empty(groups.size, np.int64)
+    out = np.empty(groups.size, np.int32)  # |s| <= support + 2^24 - 1 < 2^31
     order, keys, bounds = group_order(groups)
     escaped, escaped_support = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
     for i, k in enumerate(keys.tolist()):

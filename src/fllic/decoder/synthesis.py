@@ -45,7 +45,8 @@ SYNTHESIS_HALO = 10  # latents around a tile: more than g_s's receptive field of
 
 @dataclass
 class EntropyParams:
-    """Per-latent coding parameters of y, (h, w, m) each: μ at 2^-e_mu, Δ_y at 2^-STEP_FRAC, table index."""
+    """Per-latent coding parameters of y, (h, w, m) each: μ at 2^-e_mu (int32), Δ_y at 2^-STEP_FRAC (int64),
+    table index (int32)."""
 
     mu: np.ndarray
     step: np.ndarray
@@ -95,14 +96,14 @@ def entropy_params(model: DecoderModel, z_sym: np.ndarray, sigma: float, q: floa
     log_sigma, log_step = np.clip(log_sigma, lo, hi), np.clip(log_step, lo, hi)
     step = I.shift_round(model.exp_lut[log_step - lo] * const(q, Q_FRAC), Q_FRAC)
     index = np.searchsorted(model.thresholds, log_sigma - log_step - model.logq_l[level(model, q)], side="left")
-    return EntropyParams(mu, step, index.astype(np.int64))
+    return EntropyParams(mu.astype(np.int32), step, index.astype(np.int32))  # |mu| <= A_MAX: int32, half the memory
 
 
 def y_hat(model: DecoderModel, u: np.ndarray, p: EntropyParams) -> np.ndarray:
     """ŷ = μ + u · Δ_y at 2^-e_y, rounded half up from 2^-STEP_FRAC, saturated."""
     e = model.exps
-    u = np.clip(u, -U_MAX, U_MAX)
-    exact = (p.mu << (STEP_FRAC - e["mu"])) + u * p.step
+    u = np.clip(u, -U_MAX, U_MAX).astype(np.int64)
+    exact = (p.mu.astype(np.int64) << (STEP_FRAC - e["mu"])) + u * p.step
     return I.saturate(I.shift_round(exact, STEP_FRAC - e["y"]))
 
 

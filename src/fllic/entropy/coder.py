@@ -54,7 +54,7 @@ def clamp_symbols(symbols: np.ndarray, tables: SymbolTables, groups: np.ndarray,
 def encode(symbols: np.ndarray, groups: np.ndarray, tables: SymbolTables) -> bytes:
     """Range-code integer ``symbols``; ``groups[i]`` selects the table of ``symbols[i]``."""
     cs = _cs()
-    symbols, groups = np.asarray(symbols, np.int64).ravel(), np.asarray(groups, np.int64).ravel()  # no copies
+    symbols, groups = np.asarray(symbols, np.int64).ravel(), np.asarray(groups).ravel()  # no copies
     models = _Models(tables)
     enc = cs.stream.queue.RangeEncoder()
     order, keys, bounds = _groups(groups)
@@ -98,10 +98,10 @@ def _decode(data: bytes, groups: np.ndarray, tables: SymbolTables) -> np.ndarray
     cs = _cs()
     if len(data) % 4:
         raise FormatError("entropy-coded section length is not a multiple of 4 bytes")
-    groups = np.asarray(groups, np.int64).ravel()
+    groups = np.asarray(groups).ravel()
     dec = cs.stream.queue.RangeDecoder(np.frombuffer(data, dtype=np.uint32).copy())
     models = _Models(tables)
-    out = np.empty(groups.size, np.int64)
+    out = np.empty(groups.size, np.int32)  # |s| <= support + 2^24 - 1 < 2^31
     order, keys, bounds = _groups(groups)
     esc_pos, esc_support = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
     for i, k in enumerate(keys.tolist()):

@@ -61,13 +61,13 @@ def check_stream_lengths(tables: CodingTables, m: int, strings: tuple[bytes, byt
 
 
 def decode_z(tables: CodingTables, nz: int, data: bytes, z_shape: tuple[int, int]) -> torch.Tensor:
-    """The z symbols (1, nz, zh, zw), int64, of the Z section."""
+    """The z symbols (1, nz, zh, zw), int32, of the Z section."""
     groups = channel_groups((1, nz, *z_shape))
     return torch.from_numpy(coder.decode(data, groups, tables.z).reshape(groups.shape))
 
 
 def decode_y(tables: CodingTables, data: bytes, p) -> torch.Tensor:
-    """The y symbols (1, h, w, m), int64, of the Y section, under the tables h_s chose (``p.index``)."""
+    """The y symbols (1, h, w, m), int32, of the Y section, under the tables h_s chose (``p.index``)."""
     groups = p.index.cpu().numpy()
     return torch.from_numpy(coder.decode(data, groups, tables.y).reshape(groups.shape))
 

@@ -40,9 +40,9 @@ LOG_CLAMP = (-8.0, 4.0)  # the float model's STEP_LOG_RANGE
 class IntParams:
     """Per-symbol coding parameters of y, as integers (NHWC)."""
 
-    mu: torch.Tensor  # at 2^-e_mu
-    step: torch.Tensor  # at 2^-STEP_FRAC
-    index: torch.Tensor  # scale-table index, int64
+    mu: torch.Tensor  # at 2^-e_mu, int32 (saturated: |mu| <= A_MAX)
+    step: torch.Tensor  # at 2^-STEP_FRAC, int64
+    index: torch.Tensor  # scale-table index, int32
 
     def mu_float(self, e_mu: int) -> torch.Tensor:
         return self.mu.double() * 2.0**-e_mu
@@ -89,19 +89,20 @@ class IntegerDecoder(nn.Module):
         h = torch.cat([zh, self._map(zh, _const(sigma / 50.0, e["z"]))], dim=3)
         for layer in self.hs:
             h = layer(h)
-        mu, log_sigma, log_step = (conv(h).long() for conv in self.hs_out)
+        mu, log_sigma, log_step = (conv(h) for conv in self.hs_out)  # int32: a large image's arrays stay small
+        log_sigma, log_step = log_sigma.long(), log_step.long()
         lo, hi = (_const(v, e["l"]) for v in LOG_CLAMP)
         log_sigma, log_step = log_sigma.clamp(lo, hi), log_step.clamp(lo, hi)
         q_int = _const(q, Q_FRAC)
         step = I.shift_round(self.exp_lut[log_step - lo] * q_int, Q_FRAC)
-        index = torch.searchsorted(self.thresholds, (log_sigma - log_step - self.logq_l[lvl]).contiguous())
+        index = torch.searchsorted(self.thresholds, (log_sigma - log_step - self.logq_l[lvl]).contiguous(), out_int32=True)
         return IntParams(mu, step, index)
 
     def synthesis(self, u: torch.Tensor, p: IntParams, sigma: float, q: float) -> torch.Tensor:
         """Pixels (1, H, W, 3) at 2^-PIX_FRAC, clamped to [0, 255], from the y symbols u (NHWC)."""
         e = self.exps
         u = u.long().clamp(-U_MAX, U_MAX)
-        y_hat = I.shift_round((p.mu << (STEP_FRAC - e["mu"])) + u * p.step, STEP_FRAC - e["y"])
+        y_hat = I.shift_round((p.mu.long() << (STEP_FRAC - e["mu"])) + u * p.step, STEP_FRAC - e["y"])
         return self._g_s(y_hat, sigma, q)
 
     def synthesis_from_y(self, y: torch.Tensor, sigma: float, q: float) -> torch.Tensor:
