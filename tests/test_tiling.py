@@ -23,13 +23,32 @@ def test_tiled_decode_is_bit_identical_to_untiled(tiny_model, rng, tile):
 
 
 def test_tiled_decode_of_the_shipped_model_is_bit_identical():
-    """The halo covers the shipped g_s's receptive field: tiles of 64 px reproduce the untiled pixels."""
+    """The halo covers the shipped g_s's receptive field: tiles of 64 px reproduce the untiled pixels (on a strip
+    32 latents wide, so that most windows end inside the image)."""
     from fllic.demo import sample_image
     from fllic.noise import add_noise
 
-    noisy = add_noise(sample_image()[:256, :320], 25, seed=0)
+    noisy = add_noise(sample_image()[:128], 25, seed=0)
     res = encode_detailed(noisy, sigma=25, tile=4096)
     assert np.array_equal(fllic.decode(res.data, tile=64), res.pixels)
+
+
+@pytest.mark.parametrize("halo, identical", [(8, True), (7, False)])
+def test_a_halo_of_8_latents_covers_the_shipped_g_s_and_7_does_not(monkeypatch, halo, identical):
+    """g_s's receptive field reaches 8 latent cells on each side: 64-pixel tiles of a strip 30 latents wide,
+    each with that halo, reproduce the untiled pixels; one latent less changes some."""
+    from fllic.decoder import model as decoder_model
+    from fllic.decoder import synthesis as S
+    from fllic.models.registry import DEFAULT_MODEL
+
+    m = decoder_model.load(DEFAULT_MODEL)
+    rng = np.random.default_rng(0)
+    p = S.entropy_params(m, rng.integers(-2, 3, (1, 8, m.step_z.size)), 25.0, float(m.q_scales[2]))
+    u = rng.integers(-3, 4, p.mu.shape)
+    whole = S.synthesis(m, u, p, 25.0, float(m.q_scales[2]))
+    monkeypatch.setattr(S, "SYNTHESIS_HALO", halo)
+    tiled = S.tiled_synthesis(m, u, p, 25.0, float(m.q_scales[2]), 64)
+    assert np.array_equal(tiled, whole) == identical
 
 
 def test_tiled_encode_is_close_to_untiled_and_decodes_exactly(tiny_model, rng):

@@ -8,10 +8,12 @@ transforms run tile by tile.
   SYNTHESIS_HALO latents on every side that exists, and only its own pixels are
   kept. The integer g_s's receptive field reaches 7.75 latents (a 3x3 conv and
   a ResBlock at 1/16, then per Up-ResBlock one conv at each of its two
-  resolutions and a ResBlock, then the last conv), so with a halo of 10 every
-  kept pixel sees exactly the inputs it sees in the untiled decode: tiled and
-  untiled pixels are identical, bit for bit, whatever the tile size.
-  tests/test_tiling.py checks this.
+  resolutions and a ResBlock, then the last conv): 124 pixels beyond a
+  latent's own 16, so a pixel depends on the latents up to 8 cells away on
+  each side. With a halo of 8 every kept pixel sees exactly the inputs it sees
+  in the untiled decode: tiled and untiled pixels are identical, bit for bit,
+  whatever the tile size or the halo (at least 8). tests/test_tiling.py checks
+  this, and that a halo of 7 does not suffice.
 * **Analysis.** g_a (and the v2 trunk) run on tiles of the padded image with a
   halo of ANALYSIS_HALO pixels; the latents of each tile's own region are
   kept. This is encoder-side floating point: the latents differ from an
@@ -28,7 +30,7 @@ import numpy as np
 import torch
 
 LATENT = 16  # pixels per latent (g_a's downsampling)
-SYNTHESIS_HALO = 10  # latents
+SYNTHESIS_HALO = 8  # latents: g_s's receptive field (module docstring)
 ANALYSIS_HALO = 128  # pixels, a multiple of LATENT
 DEFAULT_TILE = 768  # pixels per tile side, a multiple of 64
 

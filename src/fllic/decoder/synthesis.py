@@ -40,7 +40,7 @@ U_MAX = 1 << 20
 LOG_CLAMP = (-8.0, 4.0)
 SIGMA_NORM = 50.0
 LATENT = 16  # pixels per latent
-SYNTHESIS_HALO = 10  # latents around a tile: more than g_s's receptive field of 7.75 latents
+SYNTHESIS_HALO = 8  # latents around a tile: g_s's receptive field, 7.75 latents beyond a pixel's own (fllic.tiling)
 
 
 @dataclass

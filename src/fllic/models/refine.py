@@ -47,6 +47,7 @@ from fllic.models import integer as I
 from fllic.models.int_decoder import PIX_FRAC, STEP_FRAC, IntParams, _const
 
 LEARNING_RATE = 0.03  # Adam, in units of one quantization step
+REFINE_HALO = 10  # latents of context around each refined window (more than g_s's receptive field of 8)
 TRAINED_LAMBDA = 0.04  # λ0 of every shipped model's training (docs/models.md); meta["lmbda"] overrides
 _SLOPE = I.LEAKY_MULT / 2**I.LEAKY_SHIFT
 _PEAK = 255 << PIX_FRAC
@@ -98,7 +99,7 @@ def refine_symbols(model, x, u: torch.Tensor, p: IntParams, sigma: float, q: flo
     terms = _Terms.of(model, p, q)
     u = u.clone()
     _, hl, wl, _ = u.shape
-    tiles = list(tiling.windows(hl, wl, max(1, tile // tiling.LATENT), tiling.SYNTHESIS_HALO))
+    tiles = list(tiling.windows(hl, wl, max(1, tile // tiling.LATENT), REFINE_HALO))
     with tiling.progress_bar(len(tiles) * steps, "refine", progress, unit="step") as bar:
         for core, win in tiles:
             target = estimate_pixels(model, x, core, sigma, noise_map)
