@@ -9,8 +9,8 @@ photographs with references and textured scenes are scarce, so the textured
 set here is synthetic: the development half of CBSD68 (images 1-34, clean
 scenes rich in texture; a development set) with camera-JPEG-like noise
 (:func:`fllic.noise.camera.shaped_noise`: spatially correlated, mostly luma,
-growing with intensity, then JPEG at quality 88-99, 4:4:4, 4:2:2 or 4:2:0 chroma), ``--draws`` seeded draws
-per image. Beside it, the real photographs of PolyU-dev (centre crops, their
+growing with intensity, then JPEG at quality 88-99, 4:4:4, 4:2:2 or 4:2:0
+chroma; ``--noise`` sets its level), ``--draws`` seeded draws per image. Beside it, the real photographs of PolyU-dev (centre crops, their
 mean-of-shots references; a development set).
 
 ``--caps``: the trunk's estimate alone (before coding) with the reading held

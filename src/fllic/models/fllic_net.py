@@ -344,7 +344,8 @@ class CodingModel:
 
             u = refine_symbols(self, x, u, p, sigma, q, refine, tile, progress, noise_map, **(refine_options or {}))
         u = _clamp(u.round_().cpu(), self.tables.y, y_groups)
-        strings = (coder.encode(z_sym.numpy(), z_groups, self.tables.z), coder.encode(u.numpy(), y_groups, self.tables.y))
+        strings = (coder.encode(z_sym.numpy(), z_groups, self.tables.z),
+                   coder.encode(u.numpy(), y_groups, self.tables.y))
         u = u.to(torch.int32)  # |u| < 2^25 after clamping: half the memory while synthesis runs
         est = self._estimated_bits(u, p.index.cpu(), z_sym)
         pixels = tiling.synthesis(self.decoder, u.to(self.device), p, sigma, q, tile, progress).cpu()
@@ -356,7 +357,8 @@ class CodingModel:
         table, bits = scale_table(), 0.0
         rows = max(1, ESTIMATE_BAND // max(1, u[0, 0].numel()))
         for r in range(0, u.shape[1], rows):
-            bits -= float(torch.log2(gaussian_likelihood(u[:, r : r + rows], table[index[:, r : r + rows].long()])).sum())
+            t = table[index[:, r : r + rows].long()]
+            bits -= float(torch.log2(gaussian_likelihood(u[:, r : r + rows], t)).sum())
         return bits - float(torch.log2(self.net.z_density.likelihood(z_sym.to(self.device))).sum())
 
     def _estimates_for(self, x, sigma: float, noise_map, tile: int) -> dict | None:

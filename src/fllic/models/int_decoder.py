@@ -95,7 +95,8 @@ class IntegerDecoder(nn.Module):
         log_sigma, log_step = log_sigma.clamp(lo, hi), log_step.clamp(lo, hi)
         q_int = _const(q, Q_FRAC)
         step = I.shift_round(self.exp_lut[log_step - lo] * q_int, Q_FRAC)
-        index = torch.searchsorted(self.thresholds, (log_sigma - log_step - self.logq_l[lvl]).contiguous(), out_int32=True)
+        excess = (log_sigma - log_step - self.logq_l[lvl]).contiguous()
+        index = torch.searchsorted(self.thresholds, excess, out_int32=True)
         return IntParams(mu, step, index)
 
     def synthesis(self, u: torch.Tensor, p: IntParams, sigma: float, q: float) -> torch.Tensor:

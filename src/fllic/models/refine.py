@@ -134,8 +134,9 @@ class _Terms:
     def of(cls, model, p: IntParams, q: float) -> "_Terms":
         """NHWC terms of the whole latent."""
         e = model.decoder.exps
+        t = scale_table().to(p.index.device)[p.index.long()]
         return cls(model.decoder, p.mu.double() * 2.0 ** (e["y"] - e["mu"]), p.step.double() * 2.0 ** (e["y"] - STEP_FRAC),
-                   scale_table().to(p.index.device)[p.index.long()], float(model.meta.get("lmbda", TRAINED_LAMBDA)) / q**2)
+                   t, float(model.meta.get("lmbda", TRAINED_LAMBDA)) / q**2)
 
     def window(self, win) -> "_Terms":
         """The terms of one window, NCHW float."""
