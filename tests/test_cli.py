@@ -145,3 +145,30 @@ def test_entropy_estimates_clean_bits_and_falls_back_to_a_clear_error(tmp_path, 
     assert main(["entropy", str(path), "--sigma", "0", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["clean_bpp"] > low["clean_bpp"]  # the noise would cost bits
     assert main(["entropy", str(path), "--sigma", "-3"]) == 1
+
+
+def test_large_images_bound_the_heap_and_small_ones_keep_the_default(tmp_path, png, tiny_model_path, monkeypatch):
+    """compress and decompress, single and batch, hand every image's pixel count to fllic._heap.bound_for, which
+    changes malloc's settings only from LARGE_PIXELS on (and takes them where the C library is glibc)."""
+    import fllic._heap as heap
+    from fllic import batch, cli
+
+    seen = []
+    monkeypatch.setattr(cli, "bound_for", seen.append)
+    monkeypatch.setattr(batch, "bound_for", seen.append)
+    f = tmp_path / "x.fllic"
+    assert main(["compress", str(png), "-o", str(f), "--sigma", "20", "--model", str(tiny_model_path)]) == 0
+    assert main(["decompress", str(f), "-o", str(tmp_path / "x.png"), "--model", str(tiny_model_path)]) == 0
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a.png", "b.png"):
+        (folder / name).write_bytes(png.read_bytes())
+    assert main(["compress", str(folder), "-o", str(tmp_path / "coded"), "--sigma", "20",
+                 "--model", str(tiny_model_path), "-q"]) == 0
+    assert main(["decompress", str(tmp_path / "coded"), "-o", str(tmp_path / "decoded"),
+                 "--model", str(tiny_model_path), "-q"]) == 0
+    assert seen == [37 * 31] * 6
+    calls = []
+    monkeypatch.setattr(heap, "bound", lambda: calls.append(1) or True)
+    assert not heap.bound_for(heap.LARGE_PIXELS - 1) and calls == []
+    assert heap.bound_for(heap.LARGE_PIXELS) and calls == [1]

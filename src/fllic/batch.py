@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fllic._heap import bound_for
+
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".bmp", ".jpg", ".jpeg", ".ppm", ".pgm", ".webp")
 FLLIC_SUFFIX = ".fllic"
 
@@ -167,6 +169,7 @@ def _compress(job: Job, opts: Options) -> tuple[int, int]:
     from fllic.imageio import read_image_file
 
     image = read_image_file(job.src)
+    bound_for(image.pixels.shape[0] * image.pixels.shape[1])
     with open(job.src, "rb") as f:
         jpeg = f.read(3) == b"\xff\xd8\xff"  # a camera JPEG: never coded larger than itself
     res = encode_detailed(image.array, sigma=opts.sigma, model=opts.model, quality=opts.quality, tile=opts.tile,
@@ -184,6 +187,7 @@ def _decompress(job: Job, opts: Options) -> tuple[int, int]:
     data = job.src.read_bytes()
     meta = info(data)  # an output format that cannot hold the image fails before the decode
     check_writable(job.dst.suffix, meta["bit_depth"], meta["alpha"], allow_lossy=opts.allow_lossy)
+    bound_for(meta["width"] * meta["height"])
     res = decode_detailed(data, model=opts.model, tile=opts.tile, max_pixels=opts.max_pixels, decoder=opts.decoder)
     _atomic_write(job.dst, lambda p: write_image(p, res.pixels, allow_lossy=opts.allow_lossy, suffix=job.dst.suffix,
                                                  icc=res.icc, exif=res.exif))

@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 
 from fllic._errors import FllicError, FllicWarning, FormatError, InputError
+from fllic._heap import bound_for
 
 STDIO = "-"
 # Optional extras: the import name of a missing module -> the extra that provides it.
@@ -92,6 +93,7 @@ def cmd_compress(args) -> int:
         # Blind, a JPEG's noise reads as correlated and goes to the camera-JPEG model.
         warnings.warn("the input is a JPEG: its noise was reshaped by the camera's processing and JPEG, which a "
                       "given sigma may not describe; leave out --sigma to let auto mode measure it", FllicWarning)
+    bound_for(image.pixels.shape[0] * image.pixels.shape[1])
     res = encode_detailed(image.array, sigma=_sigma(args.sigma), model=args.model, quality=args.quality,
                           device=args.device, tile=args.tile, progress=not args.quiet, max_pixels=args.max_pixels,
                           icc=image.icc, exif=image.exif, refine=_refine(args),
@@ -120,6 +122,7 @@ def cmd_decompress(args) -> int:
     suffix = f".{args.format}" if args.output == STDIO else Path(args.output).suffix
     meta = info(coded)  # refuse an output format that cannot hold the image before decoding it
     check_writable(suffix, meta["bit_depth"], meta["alpha"], allow_lossy=args.allow_lossy)
+    bound_for(meta["width"] * meta["height"])
     res = decode_detailed(coded, model=args.model, device=args.device, tile=args.tile, progress=not args.quiet,
                           verify=not args.best_effort, max_pixels=args.max_pixels, decoder=args.decoder)
     data = encode_image(res.pixels, suffix, allow_lossy=args.allow_lossy, icc=res.icc, exif=res.exif)

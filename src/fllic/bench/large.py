@@ -4,9 +4,11 @@ Makes a WIDTHxHEIGHT RGB scene (a clean photograph resized with Lanczos
 filtering, plus seeded AWGN or a camera's demosaiced raw noise), then encodes it and
 decodes it in two fresh processes, each reporting its wall time and peak
 resident memory (``ru_maxrss``), and checks that the decode equals the
-encoder's pixels. ``--blind`` encodes without sigma, as ``fllic compress``
-does by default: the noise is estimated from the image first, and a third
-process times that estimate (and the noise map, for correlated noise) alone.
+encoder's pixels. Both apply the heap settings ``fllic compress`` and
+``fllic decompress`` apply to a large image (:mod:`fllic._heap`). ``--blind``
+encodes without sigma, as ``fllic compress`` does by default: the noise is
+estimated from the image first, and a third process times that estimate (and
+the noise map, for correlated noise) alone.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from fllic._heap import bound_for
 from fllic.bench._record import command, emit
 
 
@@ -53,6 +56,7 @@ def _child_encode(src: Path, out: Path, sigma: float | None, tile: int) -> dict:
     from fllic.imageio import read_image
 
     img = read_image(src)
+    bound_for(img.shape[0] * img.shape[1])  # as fllic compress does
     t0 = time.perf_counter()
     res = fllic.codec.encode_detailed(img, sigma=sigma, tile=tile, progress=True, max_pixels=1 << 28)
     seconds = time.perf_counter() - t0
@@ -66,8 +70,11 @@ def _child_decode(path: Path, tile: int) -> dict:
 
     import fllic
 
+    data = path.read_bytes()
+    meta = fllic.info(data)
+    bound_for(meta["width"] * meta["height"])  # as fllic decompress does
     t0 = time.perf_counter()
-    pixels = fllic.decode(path.read_bytes(), tile=tile, progress=True, max_pixels=1 << 28)
+    pixels = fllic.decode(data, tile=tile, progress=True, max_pixels=1 << 28)
     seconds = time.perf_counter() - t0
     same = bool(np.array_equal(pixels, np.load(path.with_suffix(".npy"))))
     return {"seconds": seconds, "peak_mb": _peak_mb(), "identical": same}
