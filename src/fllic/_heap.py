@@ -6,9 +6,10 @@ analysis and synthesis stay resident after their tile is done and the
 process's peak grows past what the tiles need. :func:`bound_for` asks glibc
 (``mallopt``) for one arena, blocks of 1 MB and more mapped and unmapped on
 their own, and the heap trimmed at once, for images of at least
-:data:`LARGE_PIXELS`; smaller images keep the default, which is faster. The
-settings are the process's: the command line applies them, a library user may.
-Elsewhere than glibc nothing changes.
+:data:`LARGE_PIXELS` (results/large_blind.md); smaller images, which fit a
+tile or two, keep glibc's defaults. The settings are the process's: the
+command line applies them, a library user may. Elsewhere than glibc nothing
+changes.
 """
 
 from __future__ import annotations
