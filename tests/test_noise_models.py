@@ -133,6 +133,43 @@ def test_a_correlated_reading_far_above_the_pca_one_is_held_to_the_cap():
     assert white.capped(0.5) is white
 
 
+def test_a_window_lifts_the_cap_in_proportion_to_the_texture_ratio():
+    """With a window, a texture ratio at or below its low end keeps the cap, at or above its high end keeps the
+    reading, and between them moves the reading from the cap towards it linearly; the function scales alike."""
+    from fllic.noise.estimate import NoiseLevel, NoiseLevelFunction
+
+    def level(ratio):
+        nlf = NoiseLevelFunction(np.array([50.0, 150.0]), np.array([8.0, 12.0]), np.array([100, 300]),
+                                 ratio * np.array([8.0, 12.0]))
+        return NoiseLevel(11.0, "correlated", 1.0, 11.0, 1.2, nlf)
+
+    assert level(0.7).nlf.texture_ratio() == pytest.approx(0.7)
+    assert level(0.7).capped(6.0, (0.8, 0.9)).sigma == pytest.approx(6.0)
+    assert level(0.95).capped(6.0, (0.8, 0.9)).sigma == pytest.approx(11.0)
+    between = level(0.85).capped(6.0, (0.8, 0.9))
+    assert between.sigma == pytest.approx(8.5)
+    assert np.allclose(between.nlf.sigma, np.array([8.0, 12.0]) * 8.5 / 11.0)
+    assert np.allclose(between.nlf.weakest, 0.85 * between.nlf.sigma)  # scaled alike: the ratio stays
+    bare = NoiseLevel(11.0, "correlated", 1.0, 11.0, 1.2,
+                      NoiseLevelFunction(np.array([50.0]), np.array([11.0]), np.array([100])))
+    assert bare.capped(6.0, (0.8, 0.9)).sigma == pytest.approx(6.0)  # no test: the cap holds
+
+
+def test_the_texture_ratio_tells_heavy_noise_from_texture():
+    """Noise fills a flat scene's smoothest patches as it fills the rest (ratio near 1); on a textured scene
+    at mild noise the smoothest patches hold less texture than the weak share, and the ratio falls well below."""
+    from fllic.noise.estimate import estimate_nlf
+
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:256, 0:256] / 256.0
+    flat = np.repeat((60 + 140 * xx)[..., None], 3, axis=2)
+    noisy = np.clip(np.rint(flat + demosaic(mosaic(rng.normal(0, 12.0, flat.shape)))), 0, 255).astype(np.uint8)
+    texture = 40 * np.sin(2 * np.pi * (9 * xx + 4 * yy) * (1 + 3 * yy)) * (0.2 + xx)
+    scene = np.clip(np.repeat((110 + texture)[..., None], 3, axis=2) + rng.normal(0, 1.0, flat.shape), 0, 255)
+    assert estimate_nlf(noisy).texture_ratio() > 0.85
+    assert estimate_nlf(np.rint(scene).astype(np.uint8)).texture_ratio() < 0.75
+
+
 def _textured_scene(rng, side: int, grey: bool) -> np.ndarray:
     """A photograph-like test scene: smooth shading, hard-edged shapes and fine texture, in 0-255."""
     yy, xx = np.mgrid[0:side, 0:side] / side

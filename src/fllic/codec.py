@@ -329,11 +329,12 @@ def _level_for(model, level):
     (results/real_noise.md). A model with ``meta["spread_cap"]`` first holds
     that reading to at most that many times the PCA reading
     (:meth:`fllic.noise.estimate.NoiseLevel.capped`): beyond it the reading is
-    texture.
+    texture; with ``meta["spread_window"]`` it holds only where the weakest
+    patches say the reading is texture, not heavy noise.
     """
-    cap = model.meta.get("spread_cap")
+    cap, window = model.meta.get("spread_cap"), model.meta.get("spread_window")
     if cap is not None:
-        level = level.capped(float(cap))
+        level = level.capped(float(cap), None if window is None else (float(window[0]), float(window[1])))
     gain = float(model.meta.get("correlated_gain", 1.0))
     return level.scaled(gain) if level.correlated and gain != 1.0 else level
 

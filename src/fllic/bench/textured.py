@@ -16,7 +16,9 @@ mean-of-shots references; a development set).
 ``--caps``: the trunk's estimate alone (before coding) with the reading held
 to at most each multiple of the PCA reading (``meta["spread_cap"]``,
 :meth:`fllic.noise.estimate.NoiseLevel.capped`), then the model's gain; what
-a camera model's cap is chosen with. Without it: the blind codec as
+a camera model's cap is chosen with; ``--windows`` adds each cap lifted by the
+weakest patches' texture ratio over each window (``meta["spread_window"]``,
+:meth:`fllic.noise.estimate.NoiseLevelFunction.texture_ratio`). Without it: the blind codec as
 ``fllic compress`` runs a JPEG input (auto mode, or ``--model`` each),
 default level, the file capped at the noisy JPEG's bytes; PSNR against the
 clean image, bpp from the files' bytes.
@@ -67,7 +69,8 @@ def _real_set(data: Path, crop: int) -> list[tuple[str, np.ndarray, np.ndarray, 
 
 
 def cap_sweep(items, model, caps) -> dict[str, dict]:
-    """{name: {cap: PSNR gain of the trunk's rounded estimate over the noisy image}}; cap None: no cap."""
+    """{name: {cap: PSNR gain of the trunk's rounded estimate over the noisy image}}; cap None: no cap, a
+    number: that cap, a (cap, (lo, hi)) pair: that cap over that texture-ratio window."""
     from tqdm import tqdm
 
     from fllic.bench.real import _blind_map, trunk_estimate
@@ -82,7 +85,7 @@ def cap_sweep(items, model, caps) -> dict[str, dict]:
         level, base = _blind_level(noisy), psnr(noisy, clean)
         out[name] = {}
         for cap in caps:
-            lv = level if cap is None else level.capped(cap)
+            lv = level if cap is None else level.capped(*cap) if isinstance(cap, tuple) else level.capped(cap)
             out[name][cap] = psnr(trunk_estimate(m, noisy, _blind_map(noisy, lv, gain), lv.sigma * gain), clean) - base
     return out
 
@@ -97,7 +100,8 @@ def cap_table(sets: dict[str, dict[str, dict]]) -> list[str]:
         for sweep in sets.values():
             v = np.array([s[cap] for s in sweep.values()])
             cells.append(f"{v.mean():+.2f} dB, {v.min():+.2f}, {int((v < -1).sum())}")
-        name = "as read (no cap)" if cap is None else f"at most {cap:g} x PCA"
+        name = "as read (no cap)" if cap is None else f"at most {cap:g} x PCA" if not isinstance(cap, tuple) else (
+            f"at most {cap[0]:g} x PCA, lifted over texture ratio {cap[1][0]:g}-{cap[1][1]:g}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
 
@@ -131,6 +135,14 @@ def codec_table(rows: dict[str, list[tuple[float, float, float]]]) -> list[str]:
     return lines
 
 
+def _window(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in text.split(":"))
+    except ValueError:
+        raise SystemExit(f"error: a window is LO:HI, two numbers, got {text!r}") from None
+    return lo, hi
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m fllic.bench.textured", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -145,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quality", type=int, default=None, help="code at this level (default: the model's default)")
     p.add_argument("--caps", type=float, nargs="+", default=None,
                    help="instead: the trunk's estimate with the reading held to each multiple of the PCA reading")
+    p.add_argument("--windows", nargs="+", default=[], metavar="LO:HI",
+                   help="with --caps: also each cap lifted as the weakest patches' texture ratio goes from LO to HI")
     p.add_argument("--out", type=Path, default=None, help="write the record (Markdown) here")
     args = p.parse_args(argv)
     textured = textured_set(args.data, args.draws, args.limit, args.noise)
@@ -158,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
 
         model = args.model[0] if args.model else CAMERA_JPEG_MODEL
         real = _real_set(args.data / "PolyU-dev", args.crop)
-        caps = [None, *args.caps]
+        caps = [None, *args.caps] + [(c, _window(w)) for c in args.caps for w in args.windows]
         sets = {"textured": cap_sweep(textured, model, caps)}
         if real:
             sets["PolyU-dev"] = cap_sweep(real, model, caps)
