@@ -125,6 +125,7 @@ def test_noise_json_gives_the_noise_level_function(tmp_path, rng, capsys):
     nlf = report["nlf"]
     assert len(nlf["intensity"]) >= 4 and len(nlf["sigma"]) == len(nlf["intensity"])
     assert nlf["sigma"][-1] > nlf["sigma"][0] + 3  # noise grows with intensity
+    assert 0.85 < report["texture_ratio"] < 1.05  # noise, not texture, fills the smoothest patches
     assert main(["noise", str(path)]) == 0
     assert "noise-level function" in capsys.readouterr().out
 

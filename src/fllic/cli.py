@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import warnings
 from pathlib import Path
@@ -236,16 +237,26 @@ def cmd_noise(args) -> int:
     if args.json:
         print(json.dumps({"sigma": round(sigma, 4), "kind": level.kind, "bit_depth": depth,
                           "pca_sigma": round(level.pca * scale, 4), "scale_ratio": round(level.scale_ratio, 3),
-                          "nlf": curve, "nlf_estimator": "weak-texture patch variance per intensity bin"}))
+                          "texture_ratio": _rounded(nlf.texture_ratio(), 3), "nlf": curve,
+                          "nlf_estimator": "weak-texture patch variance per intensity bin"}))
         return 0
     kind = ("white noise (PCA of weak-texture patches)" if level.kind == "white" else
             f"correlated noise, camera or JPEG (the noise-level function's RMS; PCA reads {level.pca * scale:.2f})")
     print(f"{args.input}: noise sigma {sigma:.2f} ({depth}-bit units), {kind}")
+    ratio = nlf.texture_ratio()
+    if level.correlated and math.isfinite(ratio):
+        print(f"texture ratio {ratio:.2f}: the smoothest patches' std over the weak share's "
+              "(near 1 where noise fills them, lower where the reading holds texture)")
     if curve["intensity"]:
         print("noise-level function (std against intensity, weak-texture patches):")
         for v, sd in zip(curve["intensity"], curve["sigma"]):
             print(f"  intensity {v:9.1f}   sigma {sd:8.2f}")
     return 0
+
+
+def _rounded(value: float, digits: int) -> float | None:
+    """``value`` rounded, or None (JSON null) where it is not a number."""
+    return round(value, digits) if math.isfinite(value) else None
 
 
 def cmd_entropy(args) -> int:
