@@ -49,6 +49,7 @@ GOLDEN_MODEL_CASES = {
     "weak4_rgb_44x44_q3.fllic": ("fllic-weak-v4", 44, 44, 3, 3, 40.0),
     "weak5_rgb_71x39_q6.fllic": ("fllic-weak-v5", 71, 39, 3, 6, 15.0),
     "camera7_rgb_67x53_q5.fllic": ("fllic-camera-v7", 67, 53, 3, 5, 11.0),  # names v7's decoder
+    "camera8_grey_58x46_q4.fllic": ("fllic-camera-v8", 58, 46, 1, 4, 16.0),  # names v7's decoder
 }
 
 

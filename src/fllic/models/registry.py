@@ -110,9 +110,15 @@ SHIPPED: tuple[ModelInfo, ...] = (
     ModelInfo(
         "fllic-camera-v7",
         "fllic-camera-v7.pt",
-        "camera JPEGs: what --sigma auto picks for correlated noise in a camera's own JPEG; fllic-camera-v6 with "
-        "the blind reading held to at most six times the PCA reading, so texture is not read as noise; its files "
-        "name v7's decoder",
+        "camera JPEGs (auto mode's choice in fllic 0.18 and 0.19): fllic-camera-v6 with the blind reading held "
+        "to at most six times the PCA reading, so texture is not read as noise; its files name v7's decoder",
+    ),
+    ModelInfo(
+        "fllic-camera-v8",
+        "fllic-camera-v8.pt",
+        "camera JPEGs: what --sigma auto picks for correlated noise in a camera's own JPEG; fllic-camera-v7 with "
+        "the cap lifted where the weakest patches say noise, not texture, fills them, so heavy noise is read "
+        "whole; its files name v7's decoder",
     ),
     ModelInfo(
         "fllic-weak-v3",
@@ -137,7 +143,7 @@ SHIPPED: tuple[ModelInfo, ...] = (
 )
 DEFAULT_MODEL = "fllic-awgn-v7"  # v1 to v6 are retired: their files still decode
 CAMERA_MODEL = "fllic-camera-v3"  # what --sigma auto picks for correlated noise in raw conversions (PNG, TIFF)
-CAMERA_JPEG_MODEL = "fllic-camera-v7"  # ... and in a camera's own JPEGs (results/real_polyu_v7.md)
+CAMERA_JPEG_MODEL = "fllic-camera-v8"  # ... and in a camera's own JPEGs (results/real_polyu_camera_v8.md)
 
 
 def weights_path(info: ModelInfo) -> Path:

@@ -210,11 +210,12 @@ class NoiseLevelFunction:
         """The std of the least textured patches over the weak share's (RMS over bins, weighted by patches).
 
         Selecting ever fewer, ever smoother patches barely lowers a reading
-        that noise fills: the smoothest 1 % of 7x7 patches read 0.81-0.95 of the
-        weakest 10 % under camera-JPEG-like noise at std 15-40 on textured
-        scenes. Where texture is what the weak share reads, the smoothest
-        patches hold less of it, and the ratio falls (0.5-0.75 there at mild
-        noise, where the reading was several times the noise). NaN without bins.
+        that noise fills: the ratio stays near 1. Where texture is what the
+        weak share reads, the smoothest patches hold less of it, and the ratio
+        falls. A camera model's ``spread_window`` says where between the two it
+        trusts the reading (:meth:`NoiseLevel.capped`; fllic-camera-v8's was
+        chosen on development images, results/blind_textured_windows.md and
+        results/blind_textured_windows_heavy.md). NaN without bins.
         """
         if self.weakest is None or not self.sigma.size or not np.any(self.sigma > 0):
             return float("nan")
