@@ -19,7 +19,7 @@ from fllic._errors import (
 )
 from fllic.codec import check, decode, decode_detailed, encode, encode_detailed, info
 
-__version__ = "0.19.0"
+__version__ = "0.20.0"
 
 __all__ = [
     "DependencyError",
