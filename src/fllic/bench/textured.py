@@ -85,7 +85,7 @@ def cap_sweep(items, model, caps) -> dict[str, dict]:
         level, base = _blind_level(noisy), psnr(noisy, clean)
         out[name] = {}
         for cap in caps:
-            lv = level if cap is None else level.capped(*cap) if isinstance(cap, tuple) else level.capped(cap)
+            lv = _held(level, cap)
             out[name][cap] = psnr(trunk_estimate(m, noisy, _blind_map(noisy, lv, gain), lv.sigma * gain), clean) - base
     return out
 
@@ -100,10 +100,24 @@ def cap_table(sets: dict[str, dict[str, dict]]) -> list[str]:
         for sweep in sets.values():
             v = np.array([s[cap] for s in sweep.values()])
             cells.append(f"{v.mean():+.2f} dB, {v.min():+.2f}, {int((v < -1).sum())}")
-        name = "as read (no cap)" if cap is None else f"at most {cap:g} x PCA" if not isinstance(cap, tuple) else (
-            f"at most {cap[0]:g} x PCA, lifted over texture ratio {cap[1][0]:g}-{cap[1][1]:g}")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append(f"| {_cap_name(cap)} | " + " | ".join(cells) + " |")
     return lines
+
+
+def _held(level, cap):
+    """``level`` as a sweep entry reads it: None as read, a number held to that cap, (cap, window) that cap
+    lifted over that texture-ratio window."""
+    if cap is None:
+        return level
+    return level.capped(*cap) if isinstance(cap, tuple) else level.capped(cap)
+
+
+def _cap_name(cap) -> str:
+    if cap is None:
+        return "as read (no cap)"
+    if isinstance(cap, tuple):
+        return f"at most {cap[0]:g} x PCA, lifted over texture ratio {cap[1][0]:g}-{cap[1][1]:g}"
+    return f"at most {cap:g} x PCA"
 
 
 def codec_rows(items, models, quality: int | None = None) -> dict[str, list[tuple[float, float, float]]]:
