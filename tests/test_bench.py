@@ -357,6 +357,29 @@ def test_package_bench_counts_the_wheels_weight_files(tmp_path):
     assert _tree_bytes(tmp_path) == wheel.stat().st_size
 
 
+def test_package_bench_weighs_the_environment_and_the_weights_entropy(tmp_path):
+    import io
+
+    import numpy as np
+
+    from fllic.bench.package import _entropy_bytes, _npz_floor, environment_parts
+
+    assert _entropy_bytes(np.array([0, 0, 1, 1])) == 0.5 and _entropy_bytes(np.zeros(9, np.int8)) == 0
+    buf = io.BytesIO()  # a .w_int as byte planes: 4 distinct values, 2 bits each; a constant array: nothing
+    np.savez(buf, meta=np.array("{}"), **{"decoder.c.w_int.hi": np.array([0, 0, -1, -1], np.int8),
+                                          "decoder.c.w_int.lo": np.array([1, 2, 3, 4], np.uint8),
+                                          "decoder.c.shift": np.full(4, 9, np.int32)})
+    assert _npz_floor(buf.getvalue()) == 1.0
+    site = tmp_path / "lib" / "python3.x" / "site-packages"
+    for name, size in (("PIL/a.so", 700), ("pillow.libs/b.so", 300), ("numpy/c.so", 500), ("tqdm/d.py", 10),
+                       ("tqdm-4.0.dist-info/RECORD", 5)):
+        (site / name).parent.mkdir(parents=True, exist_ok=True)
+        (site / name).write_bytes(b"x" * size)
+    (tmp_path / "pyvenv.cfg").write_bytes(b"y" * 7)
+    assert environment_parts(tmp_path, top=2) == [("pillow", 1000), ("numpy", 500), ("other site-packages", 15),
+                                                  ("the rest (interpreter links, scripts)", 7)]
+
+
 def test_record_command_writes_home_paths_with_a_tilde():
     from pathlib import Path
 

@@ -5,6 +5,13 @@ with its base dependencies only (no extras, so no PyTorch) into a fresh
 virtual environment, and records the wheel's size and its weight files'
 share, the install's time and the environment's size on disk, and whether
 that environment decodes every golden file (``.ci/decode_without_torch.py``).
+
+Beside the sizes, two things a size target has to reckon with: what the
+environment's bytes are (fllic, numpy, Pillow, pip, ...), and the order-0
+entropy of the weights, array by array (the decoder files' integer kernels,
+the .pt files' float16 bit patterns): about what an entropy coder with one
+static table per array would store them in, the floor of any lossless
+re-packing of the same weights.
 The install downloads the base dependencies (numpy, constriction, Pillow,
 tqdm) from the package index, so its time includes the network.
 """
@@ -12,12 +19,16 @@ tqdm) from the package index, so its time includes the network.
 from __future__ import annotations
 
 import argparse
+import io
 import subprocess
 import sys
 import tempfile
 import time
 import zipfile
+from collections import Counter
 from pathlib import Path
+
+import numpy as np
 
 from fllic.bench._record import command, emit
 
@@ -44,6 +55,73 @@ def wheel_contents(wheel: Path) -> dict[str, int]:
     size = lambda pred: sum(i.compress_size for i in infos if pred(i.filename))
     return {"all": wheel.stat().st_size, "pt": size(lambda n: n.endswith(".pt")),
             "npz": size(lambda n: n.endswith("-decoder.npz"))}
+
+
+def _entropy_bytes(values: np.ndarray) -> float:
+    """Order-0 entropy of ``values`` in bytes: n · H of their empirical distribution."""
+    _, counts = np.unique(values, return_counts=True)
+    return float(-(counts * np.log2(counts / counts.sum())).sum()) / 8
+
+
+def _npz_floor(data: bytes) -> float:
+    """Entropy bytes of a decoder file's arrays, each .w_int joined from its two byte planes."""
+    with np.load(io.BytesIO(data), allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files if k != "meta"}
+    total = 0.0
+    for key, a in arrays.items():
+        if key.endswith(".lo"):
+            continue
+        if key.endswith(".hi"):  # format fllic-decoder-2: w = 256 hi + lo
+            a = a.astype(np.int32) * 256 + arrays[key[:-3] + ".lo"].astype(np.int32)
+        total += _entropy_bytes(a)
+    return total
+
+
+def _pt_floor(data: bytes) -> float:
+    """Entropy bytes of a .pt file's tensors, as their bit patterns."""
+    import torch
+
+    def tensors(obj):
+        if isinstance(obj, torch.Tensor):
+            yield obj
+        elif isinstance(obj, dict):
+            for v in obj.values():
+                yield from tensors(v)
+
+    obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    views = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+    return sum(_entropy_bytes(t.contiguous().numpy().view(views[t.element_size()])) for t in tensors(obj))
+
+
+def weights_floor(wheel: Path) -> dict[str, float]:
+    """Order-0 entropy bytes of the wheel's weights: the .pt files, the decoder files."""
+    out = {"pt": 0.0, "npz": 0.0}
+    with zipfile.ZipFile(wheel) as z:
+        for name in z.namelist():
+            if name.endswith(".pt"):
+                out["pt"] += _pt_floor(z.read(name))
+            elif name.endswith("-decoder.npz"):
+                out["npz"] += _npz_floor(z.read(name))
+    return out
+
+
+# import names that differ from their distribution's
+_IMPORT_NAMES = {"pil": "pillow", "pkg_resources": "setuptools", "distutils": "setuptools"}
+
+
+def environment_parts(venv: Path, top: int = 6) -> list[tuple[str, int]]:
+    """The environment's bytes by site-packages entry (a distribution's folders, its .dist-info apart),
+    the ``top`` largest, then the rest of site-packages and what lies outside it."""
+    site = next(venv.glob("lib/python*/site-packages"))
+    parts = Counter()
+    for entry in site.iterdir():
+        name = entry.name.split("-")[0].split(".")[0].lstrip("_").lower()
+        name = _IMPORT_NAMES.get(name, name)
+        parts[name] += _tree_bytes(entry) if entry.is_dir() else entry.stat().st_size
+    named = parts.most_common(top)
+    rest = sum(parts.values()) - sum(n for _, n in named)
+    return [*named, ("other site-packages", rest), ("the rest (interpreter links, scripts)",
+                                                    _tree_bytes(venv) - sum(parts.values()))]
 
 
 def base_install(wheel: Path, venv: Path) -> float:
@@ -73,8 +151,10 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp)
         wheel = build_wheel(repo, tmp / "wheel")
         sizes = wheel_contents(wheel)
+        floor = weights_floor(wheel)
         seconds = base_install(wheel, tmp / "venv")
         env_bytes = _tree_bytes(tmp / "venv")
+        parts = environment_parts(tmp / "venv")
         torch_free = not any((tmp / "venv").glob("lib/python*/site-packages/torch"))
         ok, last = decodes_golden(tmp / "venv", repo)
     lines = ["# A decoding install of fllic", "", f"`{command('python -m fllic.bench.package', argv)}`", "",
@@ -87,7 +167,17 @@ def main(argv: list[str] | None = None) -> int:
              f"| base install, time | {seconds:.0f} s |",
              f"| base install, environment on disk | {_mb(env_bytes):.0f} MB |",
              f"| PyTorch in the environment | {'no' if torch_free else 'yes'} |",
-             f"| golden files decoded without PyTorch | {'all, identical' if ok else 'FAILED'} ({last}) |"]
+             f"| golden files decoded without PyTorch | {'all, identical' if ok else 'FAILED'} ({last}) |",
+             "", "## The weights' floor", "",
+             "Order-0 entropy of each weight array (the decoder files' integer kernels and tables, the .pt files' "
+             "float16 bit patterns), summed: about what an entropy coder with one static table per array would "
+             "store them in, the floor of any lossless re-packing of the same weights.", "",
+             "| weights | in the wheel | order-0 entropy |", "|---|---:|---:|",
+             f"| model weights (.pt) | {_mb(sizes['pt']):.1f} MB | {_mb(floor['pt']):.1f} MB |",
+             f"| decoder files (-decoder.npz) | {_mb(sizes['npz']):.1f} MB | {_mb(floor['npz']):.1f} MB |",
+             f"| both | {_mb(sizes['pt'] + sizes['npz']):.1f} MB | {_mb(floor['pt'] + floor['npz']):.1f} MB |",
+             "", "## The environment, by part", "", "| part | MB |", "|---|---:|",
+             *(f"| {name} | {_mb(n):.1f} |" for name, n in parts)]
     emit("\n".join(lines) + "\n", args.out)
     return 0 if ok and torch_free else 1
 
