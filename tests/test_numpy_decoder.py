@@ -224,25 +224,29 @@ def test_damaged_coded_data_raises_or_warns_with_verify_off(tiny_model, tiny_npz
         pass  # the range decoder may refuse the damaged stream outright
 
 
-# -- independence from torch -----------------------------------------------------------------------
-_BLOCK_TORCH = """
+# -- independence from torch (and from constriction) ----------------------------------------------
+def _blocking(*packages: str) -> str:
+    """Python source that makes ``packages`` unimportable, as if they were not installed."""
+    return f"""
 import sys
-class _NoTorch:
+class _Missing:
     def find_spec(self, name, path=None, target=None):
-        if name == "torch" or name.startswith("torch."):
-            raise ImportError("torch is not installed")
-sys.meta_path.insert(0, _NoTorch())
+        if name.split(".")[0] in {packages!r}:
+            raise ImportError(name + " is not installed")
+sys.meta_path.insert(0, _Missing())
 """
 
 
-def test_a_golden_file_decodes_with_torch_unimportable():
+@pytest.mark.parametrize("missing", [("torch",), ("torch", "constriction")])
+def test_a_golden_file_decodes_with_torch_unimportable(missing):
+    """Without torch the reference decoder runs; without constriction too, its range decoder in plain Python."""
     name = "camera5_rgb_72x90_q6.fllic"
-    script = _BLOCK_TORCH + f"""
+    script = _blocking(*missing) + f"""
 import zlib
 from pathlib import Path
 import fllic.decoder
 pixels = fllic.decoder.decode(Path({str(GOLDEN / name)!r}).read_bytes())
-assert "torch" not in sys.modules
+assert not {set(missing)!r} & set(sys.modules)
 print(zlib.crc32(pixels.tobytes()))
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=300)
@@ -273,7 +277,7 @@ def test_fllic_decode_falls_back_to_the_reference_decoder_without_torch(tiny_mod
     img = _image(rng, 37, 31, 4, 16)
     (tmp_path / "tiny.fllic").write_bytes(fllic.encode(img, sigma=3000.0, model=tiny_model))
     golden = GOLDEN / "rgb_65x97_q3.fllic"
-    script = _BLOCK_TORCH + f"""
+    script = _blocking("torch") + f"""
 import zlib
 from pathlib import Path
 import fllic

@@ -7,7 +7,9 @@ index). The stream holds the groups in increasing order, each group's symbols
 in raster order of their positions, decoded with constriction's range decoder
 (``Categorical(freqs, perfect=False)``, the encoder's models); then, for every
 escaped symbol in that same order, its sign (uniform over 2), and its excess
-|s| - L_k as two uniform 12-bit halves, high first.
+|s| - L_k as two uniform 12-bit halves, high first. Without constriction the
+same symbols come from :mod:`fllic.decoder.rangecoder`, which specifies that
+range decoder and its models in plain Python.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fllic._errors import FormatError
+from fllic.decoder import rangecoder
 
 ESCAPE_BITS = 24
 FREQ_TOTAL = 1 << 16
@@ -68,30 +71,52 @@ def group_order(groups: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return order, keys, np.concatenate([[0], np.cumsum(counts[keys])])
 
 
-def decode(data: bytes, groups: np.ndarray, tables: SymbolTables) -> np.ndarray:
-    """The integer symbols (int32, shaped like ``groups``) of a Z or Y section."""
-    import constriction
+@dataclass(frozen=True)
+class RangeCoding:
+    """A range decoder and its two entropy models: constriction's, or :mod:`fllic.decoder.rangecoder`'s."""
 
+    name: str
+    decoder: object  # words (uint32) -> an object whose .decode(model, n) gives the next n symbols
+    categorical: object  # integer frequencies -> a model
+    uniform: object  # n -> a model
+
+
+PYTHON = RangeCoding("python", rangecoder.RangeDecoder, rangecoder.categorical, rangecoder.uniform)
+
+
+def range_coding() -> RangeCoding:
+    """constriction's range decoder where it is installed (about 20 times faster), the plain-Python one otherwise."""
+    try:
+        import constriction
+    except ImportError:
+        return PYTHON
+    model = constriction.stream.model
+    return RangeCoding("constriction", constriction.stream.queue.RangeDecoder,
+                       lambda freqs: model.Categorical(freqs.astype(np.float64), perfect=False), model.Uniform)
+
+
+def decode(data: bytes, groups: np.ndarray, tables: SymbolTables, coding: RangeCoding | None = None) -> np.ndarray:
+    """The integer symbols (int32, shaped like ``groups``) of a Z or Y section, decoded by ``coding``
+    (default: :func:`range_coding`; both give the same symbols)."""
     if len(data) % 4:
         raise FormatError("entropy-coded section length is not a multiple of 4 bytes")
     if groups.size and (groups.min() < 0 or groups.max() >= tables.support.size):
         raise FormatError("a symbol's table index is outside the model's tables")
     try:
-        return _decode(constriction, data, groups, tables).reshape(groups.shape)
-    except (AssertionError, ValueError, OverflowError) as e:  # constriction rejects invalid data
+        return _decode(coding or range_coding(), data, groups, tables).reshape(groups.shape)
+    except (AssertionError, ValueError, OverflowError) as e:  # constriction and rangecoder reject invalid data
         raise FormatError(f"corrupt entropy-coded data ({e})") from e
 
 
-def _decode(cs, data: bytes, groups: np.ndarray, tables: SymbolTables) -> np.ndarray:
-    dec = cs.stream.queue.RangeDecoder(np.frombuffer(data, dtype=np.uint32).copy())
+def _decode(coding: RangeCoding, data: bytes, groups: np.ndarray, tables: SymbolTables) -> np.ndarray:
+    dec = coding.decoder(np.frombuffer(data, dtype=np.uint32).copy())
     out = np.empty(groups.size, np.int32)  # |s| <= support + 2^24 - 1 < 2^31
     order, keys, bounds = group_order(groups)
     escaped, escaped_support = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
     for i, k in enumerate(keys.tolist()):
         pos = order[bounds[i] : bounds[i + 1]]
         support = int(tables.support[k])
-        model = cs.stream.model.Categorical(tables.freqs[k].astype(np.float64), perfect=False)
-        idx = np.asarray(dec.decode(model, pos.size), dtype=np.int64)
+        idx = np.asarray(dec.decode(coding.categorical(tables.freqs[k]), pos.size), dtype=np.int64)
         out[pos] = idx - (support - 1)
         esc = idx == 2 * support - 1
         escaped.append(pos[esc])
@@ -99,10 +124,9 @@ def _decode(cs, data: bytes, groups: np.ndarray, tables: SymbolTables) -> np.nda
     positions = np.concatenate(escaped)
     if positions.size:
         half = ESCAPE_BITS // 2
-        uniform = cs.stream.model.Uniform
-        negative = np.asarray(dec.decode(uniform(2), positions.size), dtype=np.int64)
-        hi = np.asarray(dec.decode(uniform(1 << half), positions.size), dtype=np.int64)
-        lo = np.asarray(dec.decode(uniform(1 << half), positions.size), dtype=np.int64)
+        negative = np.asarray(dec.decode(coding.uniform(2), positions.size), dtype=np.int64)
+        hi = np.asarray(dec.decode(coding.uniform(1 << half), positions.size), dtype=np.int64)
+        lo = np.asarray(dec.decode(coding.uniform(1 << half), positions.size), dtype=np.int64)
         magnitude = np.concatenate(escaped_support) + ((hi << half) | lo)
         out[positions] = np.where(negative == 1, -magnitude, magnitude)
     return out

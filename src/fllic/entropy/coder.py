@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fllic._errors import FormatError
+from fllic.decoder import symbols
 from fllic.decoder.symbols import group_order
 from fllic.entropy.tables import SymbolTables
 
@@ -87,38 +87,6 @@ def _encode_escapes(enc, negative: np.ndarray, mag: np.ndarray) -> None:
 
 
 def decode(data: bytes, groups: np.ndarray, tables: SymbolTables) -> np.ndarray:
-    """Inverse of :func:`encode`; ``groups`` must be the encoder's, rebuilt by the decoder."""
-    try:
-        return _decode(data, groups, tables)
-    except (AssertionError, ValueError, OverflowError) as e:  # constriction rejects invalid data
-        raise FormatError(f"corrupt entropy-coded data ({e})") from e
-
-
-def _decode(data: bytes, groups: np.ndarray, tables: SymbolTables) -> np.ndarray:
-    cs = _cs()
-    if len(data) % 4:
-        raise FormatError("entropy-coded section length is not a multiple of 4 bytes")
-    groups = np.asarray(groups).ravel()
-    dec = cs.stream.queue.RangeDecoder(np.frombuffer(data, dtype=np.uint32).copy())
-    models = _Models(tables)
-    out = np.empty(groups.size, np.int32)  # |s| <= support + 2^24 - 1 < 2^31
-    order, keys, bounds = _groups(groups)
-    esc_pos, esc_support = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
-    for i, k in enumerate(keys.tolist()):
-        pos = order[bounds[i] : bounds[i + 1]]
-        support = int(tables.support[k])
-        idx = np.asarray(dec.decode(models[k], pos.size), dtype=np.int64)
-        out[pos] = idx - (support - 1)
-        esc = idx == 2 * support - 1
-        esc_pos.append(pos[esc])
-        esc_support.append(np.full(int(esc.sum()), support))
-    positions = np.concatenate(esc_pos)
-    if positions.size:
-        model = cs.stream.model
-        half = ESCAPE_BITS // 2
-        neg = np.asarray(dec.decode(model.Uniform(2), positions.size), dtype=np.int64)
-        hi = np.asarray(dec.decode(model.Uniform(1 << half), positions.size), dtype=np.int64)
-        lo = np.asarray(dec.decode(model.Uniform(1 << half), positions.size), dtype=np.int64)
-        mag = np.concatenate(esc_support) + ((hi << half) | lo)
-        out[positions] = np.where(neg == 1, -mag, mag)
-    return out
+    """Inverse of :func:`encode` (flat int32); ``groups`` must be the encoder's, rebuilt by the decoder.
+    The reference decoder's :func:`fllic.decoder.symbols.decode`: one stream format, one decoding routine."""
+    return symbols.decode(data, np.asarray(groups).ravel(), tables)
