@@ -412,3 +412,20 @@ def test_the_cap_table_gives_each_caps_mean_worst_and_losses():
     lines = cap_table({"textured": sweep})
     assert lines[2] == "| as read (no cap) | -1.00 dB, -3.00, 1 |"
     assert lines[3] == "| at most 6 x PCA | +0.70 dB, +0.50, 0 |"
+
+
+def test_portable_bench_decodes_under_another_python_by_both_decoders():
+    """--python: one process per decoder under the given interpreter, its description first, one hash per file."""
+    import json
+    import platform
+    import sys
+    from pathlib import Path
+
+    from fllic.bench.portable import decode_foreign
+
+    golden = Path(__file__).parent / "golden"
+    name = "camera5_rgb_72x90_q6.fllic"
+    want = json.loads((golden / "golden.json").read_text())[name]["sha256"]
+    for decoder in ("reference", "torch"):
+        where, hashes = decode_foreign([sys.executable], [], decoder, [golden / name, golden / name])
+        assert where.split()[1:3] == [platform.python_version(), "torch"] and hashes == [want, want]

@@ -46,3 +46,19 @@ def test_empty_stream_round_trip():
     t = gaussian_tables()
     g = np.zeros(0, np.int64)
     assert coder.decode(coder.encode(g, g, t), g, t).size == 0
+
+
+def test_without_constriction_encoding_fails_in_one_line_and_decoding_goes_on(monkeypatch):
+    import sys
+
+    import pytest
+
+    from fllic._errors import DependencyError
+
+    t = gaussian_tables()
+    g = np.zeros(7, np.int64)
+    data = coder.encode(np.arange(-3, 4), g, t)
+    monkeypatch.setitem(sys.modules, "constriction", None)  # import constriction now raises ImportError
+    with pytest.raises(DependencyError, match="pip install constriction"):
+        coder.encode(np.arange(-3, 4), g, t)
+    assert np.array_equal(coder.decode(data, g, t), np.arange(-3, 4))

@@ -6,6 +6,14 @@ it in fresh processes under other thread counts and oneDNN instruction sets
 default, decodes the committed golden files, and on CUDA when a GPU is
 present. Every decode is compared by the SHA-256 of its pixels; the matrix is
 written as Markdown (``--out``).
+
+With ``--python``, the decodes run under another Python instead: a command
+line, such as an emulator and an interpreter of another architecture
+(``qemu-aarch64-static -L ROOT ROOT/usr/bin/python3.11``), whose environment
+(``--pythonpath``, beside this checkout's ``src``) has numpy and Pillow, and
+PyTorch and constriction where that platform has them. The sample encoded here
+and the golden files are decoded there by the reference decoder and, where
+PyTorch imports, by the PyTorch decoder.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import argparse
 import hashlib
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -104,13 +113,63 @@ def run_matrix(workdir: Path, golden: Path | None = None) -> list[dict]:
     return rows
 
 
+_FOREIGN = """
+import hashlib, importlib.util, platform, sys
+import numpy as np
+import fllic
+decoder, paths = sys.argv[1], sys.argv[2:]
+have = lambda name: importlib.util.find_spec(name) is not None
+print(platform.machine(), platform.python_version(), "torch" if have("torch") else "no-torch",
+      "constriction" if have("constriction") else "no-constriction")
+if decoder == "torch" and not have("torch"):
+    sys.exit(0)
+for path in paths:
+    arr = np.ascontiguousarray(fllic.decode(open(path, "rb").read(), decoder=decoder))
+    print(hashlib.sha256(f"{arr.shape}{arr.dtype}".encode() + arr.tobytes()).hexdigest(), flush=True)
+"""
+
+
+def decode_foreign(python: list[str], pythonpath: list[Path], decoder: str,
+                   paths: list[Path]) -> tuple[str, list[str]]:
+    """(what the interpreter is, the SHA-256 of each file's pixels) decoded by ``decoder`` under ``python`` in one
+    process; no hashes where that decoder cannot run there (PyTorch not importable)."""
+    import fllic
+
+    src = Path(fllic.__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(p) for p in [src, *pythonpath])}
+    proc = subprocess.run([*python, "-c", _FOREIGN, decoder, *map(str, paths)], env=env, capture_output=True,
+                          text=True, timeout=7200)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{shlex.join(python)} failed: {proc.stderr.strip().splitlines()[-1:]}")
+    lines = proc.stdout.strip().splitlines()
+    return lines[0], lines[1:]
+
+
+def run_foreign(workdir: Path, golden: Path, python: list[str], pythonpath: list[Path]) -> tuple[str, list[dict]]:
+    """(the interpreter, rows): the sample encoded here and the golden files, decoded under ``python``."""
+    import fllic
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    res = fllic.codec.encode_detailed(write_noisy_sample(workdir / "noisy.png"), sigma=SAMPLE_SIGMA)
+    (workdir / "sample.fllic").write_bytes(res.data)
+    cases = [("sample, encoded here", workdir / "sample.fllic", pixels_sha256(res.pixels))]
+    manifest = json.loads((golden / "golden.json").read_text())
+    cases += [(f"golden {name}", golden / name, entry["sha256"]) for name, entry in sorted(manifest.items())]
+    rows, where = [], ""
+    for decoder in ("reference", "torch"):
+        where, hashes = decode_foreign(python, pythonpath, decoder, [path for _, path, _ in cases])
+        rows += [{"case": case, "env": f"{decoder} decoder", "sha256": sha, "expected": want, "match": sha == want}
+                 for (case, _, want), sha in zip(cases, hashes)]
+    return where, rows
+
+
 def _cuda_available() -> bool:
     import torch
 
     return torch.cuda.is_available()
 
 
-def to_markdown(rows: list[dict], command: str) -> str:
+def to_markdown(rows: list[dict], command: str, foreign: str | None = None) -> str:
     import platform
 
     import torch
@@ -121,6 +180,8 @@ def to_markdown(rows: list[dict], command: str) -> str:
         f"`{command}`", "",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
         f"CUDA {'available' if _cuda_available() else 'not available (no GPU on this machine)'}.", "",
+        *([f"Decoded under another Python: {foreign} (machine, Python, whether PyTorch and constriction import); "
+           "a decoder that cannot run there has no rows.", ""] if foreign else []),
         "| case | decoded under | pixels SHA-256 (first 16) | identical |",
         "|---|---|---|---|",
     ]
@@ -134,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workdir", type=Path, default=Path("fllic-portable"), help="where the test files are written")
     p.add_argument("--golden", type=Path, default=None, help="folder with golden .fllic files and golden.json")
     p.add_argument("--out", type=Path, default=None, help="write the matrix as Markdown here")
+    p.add_argument("--python", default=None, help="decode under this Python command line instead (another "
+                   "architecture under an emulator, say); needs --golden")
+    p.add_argument("--pythonpath", type=Path, nargs="*", default=[], help="with --python: its site-packages folders")
     p.add_argument("--decode", type=Path, default=None, help=argparse.SUPPRESS)
     p.add_argument("--encode", type=Path, nargs=2, default=None, help=argparse.SUPPRESS)
     p.add_argument("--device", default="cpu", help=argparse.SUPPRESS)
@@ -150,8 +214,14 @@ def main(argv: list[str] | None = None) -> int:
         args.encode[1].write_bytes(res.data)
         print(pixels_sha256(res.pixels))
         return 0
-    rows = run_matrix(args.workdir, args.golden)
-    emit(to_markdown(rows, command("python -m fllic.bench.portable", argv)), args.out)
+    if args.python is not None:
+        if args.golden is None:
+            p.error("--python needs --golden")
+        python = [os.path.expanduser(word) for word in shlex.split(args.python)]
+        foreign, rows = run_foreign(args.workdir, args.golden, python, [path.expanduser() for path in args.pythonpath])
+    else:
+        foreign, rows = None, run_matrix(args.workdir, args.golden)
+    emit(to_markdown(rows, command("python -m fllic.bench.portable", argv), foreign), args.out)
     return 0 if all(r["match"] for r in rows) else 1
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fllic._errors import DependencyError
 from fllic.decoder import symbols
 from fllic.decoder.symbols import group_order
 from fllic.entropy.tables import SymbolTables
@@ -19,8 +20,11 @@ MAX_ABS_SYMBOL = (1 << ESCAPE_BITS) - 1
 
 
 def _cs():
-    import constriction
-
+    try:
+        import constriction
+    except ImportError:
+        raise DependencyError("encoding needs constriction, which is not installed: pip install constriction (wheels "
+                              "for Linux x86_64, macOS and Windows; elsewhere it builds with a Rust toolchain)") from None
     return constriction
 
 
