@@ -387,6 +387,8 @@ def test_record_command_writes_home_paths_with_a_tilde():
 
     line = command("python -m fllic.bench.real", ["--adapted", str(Path.home() / "x" / "m.fllicm"), "--crop", "64"])
     assert line == "python -m fllic.bench.real --adapted ~/x/m.fllicm --crop 64"
+    python = f"qemu -L {Path.home() / 'r'} {Path.home() / 'r' / 'python3'}"
+    assert command("p", ["--python", python, "--sigmas", "6", "9"]) == "p --python 'qemu -L ~/r ~/r/python3' --sigmas 6 9"
 
 
 def test_a_misaligned_reference_shows_at_edges_and_rewards_blur():

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import re
+import shlex
 import sys
 from pathlib import Path
 
 
 def command(prog: str, argv: list[str] | None) -> str:
-    """The command line that made a record, for its header; paths under the home folder written with ``~``."""
+    """The command line that made a record, for its header, as a shell takes it: paths under the home folder
+    written with ``~``, an argument with spaces or shell characters quoted."""
     home = str(Path.home())
     args = argv if argv is not None else sys.argv[1:]
-    return f"{prog} " + " ".join("~" + a[len(home):] if a.startswith(home + "/") else a for a in args)
+    words = (a.replace(home + "/", "~/") for a in args)
+    return f"{prog} " + " ".join(w if re.fullmatch(r"[\w@%+=:,./~-]+", w) else shlex.quote(w) for w in words)
 
 
 def emit(text: str, out: Path | None) -> None:
