@@ -75,13 +75,12 @@ def group_order(groups: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 class RangeCoding:
     """A range decoder and its two entropy models: constriction's, or :mod:`fllic.decoder.rangecoder`'s."""
 
-    name: str
     decoder: object  # words (uint32) -> an object whose .decode(model, n) gives the next n symbols
     categorical: object  # integer frequencies -> a model
     uniform: object  # n -> a model
 
 
-PYTHON = RangeCoding("python", rangecoder.RangeDecoder, rangecoder.categorical, rangecoder.uniform)
+PYTHON = RangeCoding(rangecoder.RangeDecoder, rangecoder.categorical, rangecoder.uniform)
 
 
 def range_coding() -> RangeCoding:
@@ -91,7 +90,7 @@ def range_coding() -> RangeCoding:
     except ImportError:
         return PYTHON
     model = constriction.stream.model
-    return RangeCoding("constriction", constriction.stream.queue.RangeDecoder,
+    return RangeCoding(constriction.stream.queue.RangeDecoder,
                        lambda freqs: model.Categorical(freqs.astype(np.float64), perfect=False), model.Uniform)
 
 
