@@ -5,15 +5,15 @@ with its base dependencies only (no extras, so no PyTorch) into a fresh
 virtual environment, and records the wheel's size and its weight files'
 share, the install's time and the environment's size on disk, and whether
 that environment decodes every golden file (``.ci/decode_without_torch.py``).
+The install downloads the base dependencies (numpy, constriction, Pillow,
+tqdm) from the package index, so its time includes the network.
 
 Beside the sizes, two things a size target has to reckon with: what the
 environment's bytes are (fllic, numpy, Pillow, pip, ...), and the order-0
 entropy of the weights, array by array (the decoder files' integer kernels,
 the .pt files' float16 bit patterns): about what an entropy coder with one
-static table per array would store them in, the floor of any lossless
-re-packing of the same weights.
-The install downloads the base dependencies (numpy, constriction, Pillow,
-tqdm) from the package index, so its time includes the network.
+static table per array would store them in. A coder that models context could
+go somewhat lower; weights are close to independent, so not by much.
 """
 
 from __future__ import annotations
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
              "", "## The weights' floor", "",
              "Order-0 entropy of each weight array (the decoder files' integer kernels and tables, the .pt files' "
              "float16 bit patterns), summed: about what an entropy coder with one static table per array would "
-             "store them in, the floor of any lossless re-packing of the same weights.", "",
+             "store them in (one that models context could go somewhat lower).", "",
              "| weights | in the wheel | order-0 entropy |", "|---|---:|---:|",
              f"| model weights (.pt) | {_mb(sizes['pt']):.1f} MB | {_mb(floor['pt']):.1f} MB |",
              f"| decoder files (-decoder.npz) | {_mb(sizes['npz']):.1f} MB | {_mb(floor['npz']):.1f} MB |",
