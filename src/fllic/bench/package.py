@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
              f"| base install, environment on disk | {_mb(env_bytes):.0f} MB |",
              f"| PyTorch in the environment | {'no' if torch_free else 'yes'} |",
              f"| golden files decoded without PyTorch | {'all, identical' if ok else 'FAILED'} ({last}) |",
-             "", "## The weights' floor", "",
+             "", "## The weights' order-0 entropy", "",
              "Order-0 entropy of each weight array (the decoder files' integer kernels and tables, the .pt files' "
              "float16 bit patterns), summed: about what an entropy coder with one static table per array would "
              "store them in (one that models context could go somewhat lower).", "",
