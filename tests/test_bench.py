@@ -431,3 +431,17 @@ def test_portable_bench_decodes_under_another_python_by_both_decoders():
     for decoder in ("reference", "torch"):
         where, hashes = decode_foreign([sys.executable], [], decoder, [golden / name, golden / name])
         assert where.split()[1:3] == [platform.python_version(), "torch"] and hashes == [want, want]
+
+
+def test_latent_bench_costs_a_files_y_symbols_to_about_its_y_section():
+    import fllic
+    from fllic import format as fmt
+    from fllic.bench.latents import channel_bits
+    from fllic.noise import add_noise
+
+    rng = np.random.default_rng(4)
+    img = np.clip(np.cumsum(rng.normal(0, 6, (96, 128, 3)), axis=1) + 120, 0, 255).astype(np.uint8)
+    data = fllic.encode(add_noise(img, 25.0, seed=0), sigma=25.0, quality=3)
+    bits = channel_bits(data)
+    y_bits = 8 * len(fmt.unpack(data).sections["Y"])
+    assert bits.shape == (192,) and bits.min() >= 0 and abs(bits.sum() - y_bits) <= 0.03 * y_bits + 64
