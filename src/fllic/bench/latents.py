@@ -29,24 +29,22 @@ ESCAPE_EXTRA_BITS = 25  # the sign and the two 12-bit halves after an escape sym
 def channel_bits(data: bytes) -> np.ndarray:
     """Bits of a file's y symbols per latent channel, each symbol costed under the table that coded it."""
     from fllic import format as fmt
-    from fllic.decoder import PAD_MULTIPLE, decoding_model, model_sigma, symbols
-    from fllic.decoder.synthesis import entropy_params
+    from fllic.decoder import PAD_MULTIPLE, decoding_model, latent_symbols, model_sigma, symbols
 
     c = fmt.unpack(data)
     h = c.header
     m = decoding_model(h)
     zh, zw = (h.height + h.pad_h) // PAD_MULTIPLE, (h.width + h.pad_w) // PAD_MULTIPLE
-    z_groups = np.broadcast_to(np.arange(m.nz).reshape(-1, 1, 1), (m.nz, zh, zw))
-    z_sym = symbols.decode(c.sections["Z"], z_groups, m.tables_z).transpose(1, 2, 0)
-    p = entropy_params(m, z_sym, model_sigma(h), h.step_scale)
-    u = symbols.decode(c.sections["Y"], p.index, m.tables_y).astype(np.int64)
+    u, p = latent_symbols(m, c.sections["Z"], c.sections["Y"], zh, zw, model_sigma(h), h.step_scale)
+    u = u.astype(np.int64)
     bits = np.zeros(u.shape[-1])
     for k in np.unique(p.index):
         at = p.index == k
         support = int(m.tables_y.support[k])
         freqs = m.tables_y.freqs[k].astype(np.float64)
-        idx = np.clip(u[at] + support - 1, 0, 2 * support - 1)  # escapes land on the last entry
-        cost = -np.log2(freqs[idx] / symbols.FREQ_TOTAL) + ESCAPE_EXTRA_BITS * (np.abs(u[at]) >= support)
+        escaped = np.abs(u[at]) >= support
+        idx = np.where(escaped, 2 * support - 1, u[at] + support - 1)  # the escape symbol is the last entry
+        cost = -np.log2(freqs[idx] / symbols.FREQ_TOTAL) + ESCAPE_EXTRA_BITS * escaped
         bits += np.bincount(np.nonzero(at)[-1], weights=cost, minlength=u.shape[-1])
     return bits
 

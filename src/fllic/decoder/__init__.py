@@ -81,9 +81,8 @@ def model_sigma(h: fmt.Header) -> float:
     return h.sigma if h.bit_depth == 8 else h.sigma / 257.0
 
 
-def fixed_point_pixels(m: DecoderModel, z_data: bytes, y_data: bytes, zh: int, zw: int, sigma: float, q: float,
-                       tile: int = DEFAULT_TILE) -> np.ndarray:
-    """Pixels (64·zh, 64·zw, 3) at 2^-PIX_FRAC from the Z and Y sections.
+def latent_symbols(m: DecoderModel, z_data: bytes, y_data: bytes, zh: int, zw: int, sigma: float, q: float):
+    """(u, p): the y symbols (4·zh, 4·zw, m) of the Z and Y sections and the entropy parameters h_s gave them.
 
     z symbols are grouped by channel, in NCHW raster order within the stream;
     y symbols by their table index, in HWC raster order.
@@ -94,7 +93,13 @@ def fixed_point_pixels(m: DecoderModel, z_data: bytes, y_data: bytes, zh: int, z
     symbols.check_length("Y", y_data, y_count * float(m.tables_y.min_bits().min()))
     z_sym = symbols.decode(z_data, z_groups, m.tables_z).transpose(1, 2, 0)
     p = entropy_params(m, z_sym, sigma, q)
-    u = symbols.decode(y_data, p.index, m.tables_y)
+    return symbols.decode(y_data, p.index, m.tables_y), p
+
+
+def fixed_point_pixels(m: DecoderModel, z_data: bytes, y_data: bytes, zh: int, zw: int, sigma: float, q: float,
+                       tile: int = DEFAULT_TILE) -> np.ndarray:
+    """Pixels (64·zh, 64·zw, 3) at 2^-PIX_FRAC from the Z and Y sections (:func:`latent_symbols`, then g_s)."""
+    u, p = latent_symbols(m, z_data, y_data, zh, zw, sigma, q)
     return tiled_synthesis(m, u, p, sigma, q, tile)
 
 

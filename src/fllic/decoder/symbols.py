@@ -84,7 +84,7 @@ PYTHON = RangeCoding(rangecoder.RangeDecoder, rangecoder.categorical, rangecoder
 
 
 def range_coding() -> RangeCoding:
-    """constriction's range decoder where it is installed (about 20 times faster), the plain-Python one otherwise."""
+    """constriction's range decoder where it is installed (compiled, so faster), the plain-Python one otherwise."""
     try:
         import constriction
     except ImportError:
