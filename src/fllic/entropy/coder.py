@@ -12,7 +12,6 @@ import numpy as np
 
 from fllic._errors import DependencyError
 from fllic.decoder import symbols
-from fllic.decoder.symbols import group_order
 from fllic.entropy.tables import SymbolTables
 
 ESCAPE_BITS = 24
@@ -45,7 +44,7 @@ class _Models:
 def _groups(groups: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if groups.size and groups.min() < 0:
         raise ValueError("table indices must not be negative")
-    return group_order(groups)
+    return symbols.group_order(groups)
 
 
 def clamp_symbols(symbols: np.ndarray, tables: SymbolTables, groups: np.ndarray,
