@@ -389,6 +389,8 @@ def test_record_command_writes_home_paths_with_a_tilde():
     assert line == "python -m fllic.bench.real --adapted ~/x/m.fllicm --crop 64"
     python = f"qemu -L {Path.home() / 'r'} {Path.home() / 'r' / 'python3'}"
     assert command("p", ["--python", python, "--sigmas", "6", "9"]) == "p --python 'qemu -L ~/r ~/r/python3' --sigmas 6 9"
+    inner = f"~/x{Path.home()}/y"  # the home folder's path inside another path stays as it is
+    assert command("p", ["--a", inner, f"--b={Path.home()}/z"]) == f"p --a {inner} --b=~/z"
 
 
 def test_a_misaligned_reference_shows_at_edges_and_rewards_blur():

@@ -13,7 +13,7 @@ def command(prog: str, argv: list[str] | None) -> str:
     written with ``~``, an argument with spaces or shell characters quoted."""
     home = str(Path.home())
     args = argv if argv is not None else sys.argv[1:]
-    words = (a.replace(home + "/", "~/") for a in args)
+    words = (re.sub(rf"(?<![^\s=]){re.escape(home)}/", "~/", a) for a in args)  # a path's start, not inside one
     return f"{prog} " + " ".join(w if re.fullmatch(r"[\w@%+=:,./~-]+", w) else shlex.quote(w) for w in words)
 
 
