@@ -323,8 +323,27 @@ def test_real_photograph_bench_caps_at_the_source_jpeg(tmp_path, capsys):
     assert "| camA (2) |" in capsys.readouterr().out
     assert real_main(["--data", str(tmp_path), "--crop", "64", "--estimate-gains", "1", "2"]) == 0
     row = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| all 3 (3) |"))
-    cells = [float(c) for c in row.split("|")[2:6]]  # gain 1, gain 2, best per photo, true map
-    assert cells[2] >= max(cells[:2]) - 1e-9  # the per-photo oracle is at least each gain's mean
+    cells = [float(c) for c in row.split("|")[2:7]]  # gain 1, gain 2, metric Q's pick, best per photo, true map
+    assert cells[3] >= max(cells[:3]) - 1e-9  # the per-photo oracle is at least each gain's mean and Q's pick
+    assert min(cells[:2]) - 1e-9 <= cells[2]  # Q picks one of the gains per photo
+
+
+def test_metric_q_falls_with_noise_and_with_blur():
+    """Zhu and Milanfar's metric Q, the bench's noisy-only gain criterion: highest on the clean edges, lower
+    with noise left in and with detail smoothed away, so its maximum over a denoiser's settings lies between."""
+    from scipy.ndimage import gaussian_filter
+
+    from fllic.bench.real import ANISOTROPIC, anisotropy_q
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:128, :128]
+    clean = 128 + 60 * np.sign(np.sin((xx + 0.5 * yy) / 5.0))
+    noisy = clean + rng.normal(0, 20, clean.shape)
+    selected = anisotropy_q(noisy)[1] > ANISOTROPIC
+    score = lambda img: anisotropy_q(img)[0][selected].mean()
+    assert selected.mean() > 0.3  # the stripes' patches test as anisotropic through the noise
+    assert score(clean) > score(gaussian_filter(clean, 2.0)) and score(clean) > score(noisy)
+    assert abs(ANISOTROPIC - 0.234) < 0.001  # the test's threshold at significance 0.001 over 8x8 patches
 
 
 def test_halves_split_a_set_by_name_and_never_overlap(tmp_path):

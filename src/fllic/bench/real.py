@@ -190,9 +190,11 @@ def trunk_estimate(model, noisy: np.ndarray, level_map: np.ndarray, sigma: float
 
 
 def estimate_sweep(items, model, gains, size: int = CROP) -> dict[str, dict]:
-    """{photo: {gain: PSNR gain, "true": PSNR gain}}: the trunk's estimate alone (no coding) reading the blind
-    noise map scaled by each gain, and reading the true noise-level function (noisy minus reference: an
-    oracle), so the estimator's limit and the blind reading's share of it show apart from the codec's."""
+    """{photo: {gain: PSNR gain, "true": PSNR gain, "Q": PSNR gain}}: the trunk's estimate alone (no coding)
+    reading the blind noise map (held to the model's spread cap, as the codec holds it) scaled by each gain;
+    reading the true noise-level function (noisy minus reference: an oracle), so the estimator's limit and the
+    blind reading's share of it show apart from the codec's; and at the gain a noisy-only criterion picks,
+    metric Q (:func:`anisotropy_q`)."""
     from tqdm import tqdm
 
     from fllic.codec import _blind_level
@@ -204,12 +206,46 @@ def estimate_sweep(items, model, gains, size: int = CROP) -> dict[str, dict]:
     out = {}
     for scene, noisy_path, ref_path in tqdm(items, desc="estimate sweep", unit="photo"):
         noisy, ref, _ = read_pair(noisy_path, ref_path, size)
-        base, level = psnr(noisy, ref), _blind_level(noisy)
-        out[scene] = {g: psnr(trunk_estimate(m, noisy, _blind_map(noisy, level, g), level.sigma * g), ref) - base
-                      for g in gains}
+        base, level = psnr(noisy, ref), _capped(m, _blind_level(noisy))
+        selected = anisotropy_q(noisy)[1] > ANISOTROPIC
+        selected |= not selected.any()  # a photo without an anisotropic patch: every patch
+        ests = {g: trunk_estimate(m, noisy, _blind_map(noisy, level, g), level.sigma * g) for g in gains}
+        out[scene] = {g: psnr(e, ref) - base for g, e in ests.items()}
+        out[scene]["Q"] = out[scene][max(gains, key=lambda g: anisotropy_q(ests[g])[0][selected].mean())]
         true = true_noise_map(noisy, ref)
         out[scene]["true"] = psnr(trunk_estimate(m, noisy, _padded_map(true, 1.0), float(true.mean())), ref) - base
     return out
+
+
+def _capped(model, level):
+    """The blind level held to the model's spread cap, as the codec holds it before scaling it by its gain."""
+    cap, window = model.meta.get("spread_cap"), model.meta.get("spread_window")
+    if cap is None:
+        return level
+    return level.capped(float(cap), None if window is None else (float(window[0]), float(window[1])))
+
+
+_K = 0.001 ** (1 / 63)
+ANISOTROPIC = float(np.sqrt((1 - _K) / (1 + _K)))  # metric Q's coherence test over 8x8 patches, significance 0.001
+
+
+def anisotropy_q(img: np.ndarray, side: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """(Q, R) per ``side``-pixel patch of the luma: Zhu and Milanfar's no-reference metric Q ("Automatic
+    parameter selection for denoising algorithms using a no-reference measure of image content", IEEE TIP
+    2010). With s1 >= s2 the singular values of a patch's gradients, its coherence is R = (s1-s2)/(s1+s2) and
+    Q = s1 R; averaged over the patches the noisy image shows as anisotropic (R above ANISOTROPIC), Q falls
+    both with the noise a denoiser leaves and with the detail it removes, so its maximum picks a parameter
+    without a reference."""
+    luma = img.astype(np.float64) @ np.array([0.299, 0.587, 0.114]) if img.ndim == 3 else img.astype(np.float64)
+    gy, gx = np.gradient(luma)
+    h, w = luma.shape[0] // side, luma.shape[1] // side
+    patches = lambda g: g[: h * side, : w * side].reshape(h, side, w, side).swapaxes(1, 2).reshape(h * w, -1)
+    gx, gy = patches(gx), patches(gy)
+    a, b, c = (gx * gx).sum(1), (gx * gy).sum(1), (gy * gy).sum(1)
+    half, disc = (a + c) / 2, np.sqrt(np.maximum(((a - c) / 2) ** 2 + b * b, 0.0))
+    s1, s2 = np.sqrt(half + disc), np.sqrt(np.maximum(half - disc, 0.0))
+    r = (s1 - s2) / np.maximum(s1 + s2, 1e-12)
+    return s1 * r, r
 
 
 def coarse_sweep(items, model, gains, size: int = CROP) -> dict[str, dict]:
@@ -286,12 +322,14 @@ def _padded_map(std: np.ndarray, kind: float) -> np.ndarray:
 def estimate_table(sweep: dict[str, dict]) -> list[str]:
     """Per camera and over all: the mean gain at each blind gain, at each photo's best gain (an oracle), and with
     the true noise map (an oracle)."""
-    gains = [g for g in next(iter(sweep.values())) if g != "true"]
+    gains = [g for g in next(iter(sweep.values())) if g not in ("true", "Q")]
     groups = _groups(list(sweep))
-    lines = ["| photographs | " + " | ".join(f"gain {g:g}" for g in gains) + " | best gain per photo | true map |",
-             "|---|" + "---:|" * (len(gains) + 2)]
+    lines = ["| photographs | " + " | ".join(f"gain {g:g}" for g in gains)
+             + " | gain by metric Q per photo | best gain per photo | true map |",
+             "|---|" + "---:|" * (len(gains) + 3)]
     for name, scenes in groups.items():
         cells = [f"{np.mean([sweep[s][g] for s in scenes]):+.2f}" for g in gains]
+        cells.append(f"{np.mean([sweep[s]['Q'] for s in scenes]):+.2f}")
         cells.append(f"{np.mean([max(sweep[s][g] for g in gains) for s in scenes]):+.2f}")
         cells.append(f"{np.mean([sweep[s]['true'] for s in scenes]):+.2f}")
         lines.append(f"| {name} ({len(scenes)}) | " + " | ".join(cells) + " |")
@@ -357,9 +395,10 @@ def _sweep_record(items, args) -> tuple[str, str, list[str]] | None:
                 coarse_table(coarse_sweep(items, model, args.coarse_gains, args.crop)))
     if args.estimate_gains:
         return (f"The estimate of `{model}`'s trunk on real photographs, before coding",
-                _ESTIMATE_CELL + "with the blind noise map scaled by the gain; then each photo at its "
-                "best gain of those, and the trunk reading the true noise-level function (noisy minus reference). "
-                "The last two are oracles no blind method has.",
+                _ESTIMATE_CELL + "with the blind noise map (held to the model's spread cap) scaled by the gain; "
+                "then each photo at the gain of those that metric Q picks from the estimates alone (Zhu and "
+                "Milanfar's no-reference measure, noisy-only), at its best gain of those, and the trunk reading the "
+                "true noise-level function (noisy minus reference). The last two are oracles no blind method has.",
                 estimate_table(estimate_sweep(items, model, args.estimate_gains, args.crop)))
     if args.gains:
         return (f"The correlated gain of `{model}` on real photographs",
