@@ -177,6 +177,40 @@ def test_v2_codec_trains_on_a_frozen_trunk_and_codes_exactly(tmp_path, data_root
         fllic.models.fllic_net.CodingModel.load(out)
 
 
+def test_encoder_only_training_moves_g_a_and_h_a_only(tmp_path, data_root):
+    """--encoder-only --grey-output: g_a and h_a train on grey patches against the decoded channels' mean, while
+    the decoder part (h_s, g_s), the z prior and the trunk keep the start's weights exactly."""
+    import torch
+
+    from fllic.train.__main__ import main as train_main
+
+    work = tmp_path / "w"
+    assert train_main(["--data", str(data_root), "--workdir", str(work), "--tiny", "--batch", "2", "--patch", "64",
+                       "--threads", "1", "--steps", "1", "--lr", "1e-2", "--warmup", "1"]) == 0
+    start = torch.load(work / "checkpoint.pt", weights_only=False)["model"]
+    grey = tmp_path / "grey"
+    assert train_main(["--data", str(data_root), "--workdir", str(grey), "--tiny", "--batch", "2", "--patch", "64",
+                       "--threads", "1", "--steps", "2", "--lr", "1e-2", "--warmup", "1", "--init",
+                       str(work / "checkpoint.pt"), "--encoder-only", "--grey-output", "--grey-fraction", "1"]) == 0
+    after = torch.load(grey / "checkpoint.pt", weights_only=False)["model"]
+    moved = {k for k in start if not torch.equal(start[k], after[k])}
+    assert moved and all(k.startswith(("g_a.", "h_a.")) for k in moved)
+    assert any(k.startswith("g_a.") for k in moved)
+
+
+def test_grey_output_error_ignores_colour_that_averages_out():
+    """The grey distortion is on the channels' mean: a colour cast with zero mean costs nothing, a grey error does."""
+    import torch
+
+    from fllic.train.loop import _squared_error
+
+    target = torch.rand(2, 3, 8, 8)
+    cast = target + torch.tensor([0.1, -0.1, 0.0]).view(1, 3, 1, 1)
+    assert torch.allclose(_squared_error(cast, target, grey_output=True), torch.zeros(2), atol=1e-12)
+    assert bool((_squared_error(cast, target, grey_output=False) > 0).all())
+    assert bool((_squared_error(target + 0.1, target, grey_output=True) > 0.009).all())
+
+
 def test_debias_removes_a_uniform_colour_shift(tmp_path):
     """export --debias measures the mean colour error on calibration crops and takes it out of g_s's bias."""
     import torch

@@ -37,6 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --code-estimate: this fraction of patches through the camera pipeline, the trunk "
                         "reading their per-pixel noise maps (the camera model)")
     p.add_argument("--grey-fraction", type=float, default=0.2, help="grey patches (AWGN patches only, with --camera-fraction)")
+    p.add_argument("--encoder-only", action="store_true",
+                   help="train g_a and h_a only: the decoder part and the coding tables stay the start's")
+    p.add_argument("--grey-output", action="store_true",
+                   help="distortion on the channels' mean, the pixels a grey image decodes to (with --grey-fraction 1)")
     p.add_argument("--warmup", type=int, default=300, help="learning-rate warm-up steps")
     p.add_argument("--device", default="cpu", help="cpu, or cuda on a GPU (python -m fllic.train.remote packs the work for another machine)")
     p.add_argument("--workers", type=int, default=0, help="processes making patches ahead of the step (for a GPU)")

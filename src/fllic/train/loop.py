@@ -51,6 +51,8 @@ class TrainConfig:
     device: str = "cpu"  # "cuda" on a GPU
     workers: int = 0  # processes that make patches ahead of the training step (a GPU outruns one core)
     max_minutes: float | None = None  # stop after this much wall time; the cosine then runs over it
+    encoder_only: bool = False  # train g_a and h_a only: files still decode with the start's decoder and tables
+    grey_output: bool = False  # distortion on the channels' mean, the pixels a grey image decodes to
 
 
 def _threads_wanted(cfg: TrainConfig) -> int:
@@ -186,6 +188,22 @@ def _level(noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
     return noise[:, 0].flatten(1).pow(2).mean(1).sqrt(), noise
 
 
+def _train_encoder_only(model: FLLIC) -> None:
+    """Freeze all but g_a and h_a: the encoder learns to feed a decoder (h_s, g_s, the z prior) that stays as it
+    is, so files still decode with the start's shipped decoder part."""
+    model.requires_grad_(False)
+    model.g_a.requires_grad_(True)
+    model.h_a.requires_grad_(True)
+
+
+def _squared_error(x_hat: torch.Tensor, target: torch.Tensor, grey_output: bool) -> torch.Tensor:
+    """Per patch MSE; with ``grey_output`` on the channels' means, which is what a grey image decodes to
+    (the decoder averages its three output channels), so colour the decoder adds to a grey image costs nothing."""
+    if grey_output:
+        x_hat, target = x_hat.mean(1), target.mean(1)
+    return ((x_hat - target) ** 2).flatten(1).mean(1)
+
+
 def train(cfg: TrainConfig) -> None:
     cfg.workdir.mkdir(parents=True, exist_ok=True)
     ckpt = cfg.workdir / "checkpoint.pt"
@@ -206,6 +224,8 @@ def train(cfg: TrainConfig) -> None:
     if model.trunk is not None:
         model.trunk.bf16 = cfg.bf16
         model.trunk.requires_grad_(not cfg.freeze_trunk)
+    if cfg.encoder_only:
+        _train_encoder_only(model)
     dev = torch.device(cfg.device)
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed patch size: let cuDNN pick its fastest convolutions
@@ -250,7 +270,7 @@ def train(cfg: TrainConfig) -> None:
             if level is not None:
                 raise ValueError("camera patches need --trunk --freeze-trunk --code-estimate")
             out, target = model(noisy, sigma, q), clean
-        mse = ((out.x_hat - target) ** 2).flatten(1).mean(1)
+        mse = _squared_error(out.x_hat, target, cfg.grey_output)
         bpp = bits(out.likelihoods) / (clean.shape[2] * clean.shape[3])
         # The rate term is phased in: the transforms first learn to denoise, then to compress.
         beta = min(1.0, step / cfg.rate_warmup)
