@@ -328,6 +328,35 @@ def test_real_photograph_bench_caps_at_the_source_jpeg(tmp_path, capsys):
     assert min(cells[:2]) - 1e-9 <= cells[2]  # Q picks one of the gains per photo
 
 
+def test_real_photograph_bench_picks_each_baselines_best_sigma(tmp_path, capsys, monkeypatch):
+    """--cbm3d-sigmas and --ffdnet-sigmas: each baseline's column holds its best sigma against the reference,
+    the mean row beside them; stand-in denoisers (a box blur whose width is the sigma) keep the test light."""
+    from PIL import Image
+    from scipy.ndimage import uniform_filter
+
+    from fllic.bench import real
+
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[:96, :96]
+    for k, name in enumerate(("camA_one", "camB_two")):
+        ramp = 60 + xx + (k + 1) * 0.5 * yy
+        clean = np.stack([ramp, ramp * 0.8, 255 - ramp], axis=2).clip(0, 255).astype(np.uint8)
+        Image.fromarray(clean).save(tmp_path / f"{name}_mean.png")
+        noisy = np.clip(clean + rng.normal(0, 12, clean.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(noisy).save(tmp_path / f"{name}_Real.png")
+    blur = lambda img, s: uniform_filter(img.astype(float), (s, s, 1)).round().clip(0, 255).astype(np.uint8)
+    monkeypatch.setattr(real, "BASELINES", {"cbm3d": ("CBM3D", blur), "ffdnet": ("FFDNet", blur)})
+    assert real.main(["--data", str(tmp_path), "--crop", "64", "--cbm3d-sigmas", "1", "3",
+                      "--ffdnet-sigmas", "1", "3"]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| ")]
+    assert "CBM3D best σ" in lines[0] and "FFDNet best σ" in lines[0]
+    for line in lines[1:3]:  # the rule line starts "|-"
+        cells = [c.strip() for c in line.split("|")]
+        assert cells[9] == cells[14] == "3.0"  # a 3-pixel blur beats none on noise of std 12
+        assert float(cells[10]) > float(cells[3])  # and gains over the noisy crop
+    assert lines[3].startswith("| **mean of 2** |")
+
+
 def test_metric_q_falls_with_noise_and_with_blur():
     """Zhu and Milanfar's metric Q, the bench's noisy-only gain criterion: highest on the clean edges, lower
     with noise left in and with detail smoothed away, so its maximum over a denoiser's settings lies between."""

