@@ -352,8 +352,9 @@ def test_real_photograph_bench_picks_each_baselines_best_sigma(tmp_path, capsys,
     assert "CBM3D best σ" in lines[0] and "FFDNet best σ" in lines[0]
     for line in lines[1:3]:  # the rule line starts "|-"
         cells = [c.strip() for c in line.split("|")]
-        assert cells[9] == cells[14] == "3.0"  # a 3-pixel blur beats none on noise of std 12
-        assert float(cells[10]) > float(cells[3])  # and gains over the noisy crop
+        assert cells[11] == cells[16] == "3.0"  # a 3-pixel blur beats none on noise of std 12
+        assert float(cells[12]) > float(cells[3])  # and gains over the noisy crop
+        assert float(cells[10]) > 0 and float(cells[9]) > 0  # fllic's own trunk → JPEG-XL beside them
     assert lines[3].startswith("| **mean of 2** |")
 
 

@@ -13,6 +13,8 @@ sigma given:
 - fllic blind, as ``fllic compress`` runs a JPEG input: auto mode picks the
   model and sigma, and the file is never larger than the source JPEG;
 - ``--model``: the same with a given model (an adapted one, say);
+- that model's trunk estimate, as fllic codes it, stored by JPEG-XL at
+  distance 1 (the cascade a fllic user has without an oracle);
 - CBM3D at its best sigma per photo (of ``--cbm3d-sigmas``, chosen against
   the reference: an oracle no blind method has), and its estimate stored by
   JPEG-XL at distance 1 (its visually lossless setting); FFDNet the same way
@@ -131,6 +133,8 @@ def measure(items, model, sigmas: dict[str, list[float]], size: int = CROP, stoc
         res = encode_detailed(noisy, sigma=None, model=model, max_bytes=source, from_jpeg=True)
         row.update(fllic=psnr(res.pixels, ref), fllic_bpp=8.0 * len(res.data) / pixels,
                    fllic_sigma=res.sigma, fllic_quality=res.quality, fllic_model=res.model_id)
+        decoded, nbytes = _jxl(own_trunk(noisy, model if model is not None else res.model_id))
+        row.update(trunk_jxl=psnr(decoded, ref), trunk_jxl_bpp=8.0 * nbytes / pixels)
         if stock:  # beside an adapted model: the stock blind mode on the same photograph
             base = encode_detailed(noisy, sigma=None, max_bytes=source, from_jpeg=True)
             row.update(stock=psnr(base.pixels, ref), stock_bpp=8.0 * len(base.data) / pixels)
@@ -143,6 +147,17 @@ def measure(items, model, sigmas: dict[str, list[float]], size: int = CROP, stoc
                         f"{name}_jxl_bpp": 8.0 * nbytes / pixels})
         rows.append(row)
     return rows
+
+
+def own_trunk(noisy: np.ndarray, model) -> np.ndarray:
+    """The estimate fllic blind codes for ``noisy``: ``model``'s trunk reading the blind level as the codec
+    reads it for that model (its cap and gain), rounded; the cascade a fllic user could store with JPEG-XL."""
+    from fllic.codec import _blind_level, _level_for
+    from fllic.models.registry import resolve
+
+    m = resolve(model)
+    level = _level_for(m, _blind_level(noisy))
+    return trunk_estimate(m, noisy, _blind_map(noisy, level, 1.0), level.sigma)
 
 
 def _adapt_on_fold(items, fold: str, minutes: float, out: Path | None, objective: str):
@@ -364,8 +379,9 @@ def sweep_table(sweep: dict[str, dict[float, tuple[float, float]]]) -> list[str]
 
 def table(rows: list[dict]) -> list[str]:
     baselines = [(name, label) for name, (label, _) in BASELINES.items() if name in rows[0]]
-    head = "| photo | σ read | noisy dB | source JPEG bpp | fllic dB | gain | fllic bpp | model, level |"
-    rule = "|---|---:|---:|---:|---:|---:|---:|---|"
+    head = ("| photo | σ read | noisy dB | source JPEG bpp | fllic dB | gain | fllic bpp | model, level | "
+            "its trunk → JPEG-XL d1 dB | bpp |")
+    rule = "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|"
     if "stock" in rows[0]:
         head += " stock fllic dB | stock gain | stock bpp |"
         rule += "---:|---:|---:|"
@@ -375,7 +391,8 @@ def table(rows: list[dict]) -> list[str]:
     lines = [head, rule]
     for r in rows + [_mean_row(rows)]:
         line = (f"| {r['scene']} | {r['sigma']:.2f} | {r['noisy']:.2f} | {r['source_bpp']:.3f} | {r['fllic']:.2f} | "
-                f"{r['fllic'] - r['noisy']:+.2f} | {r['fllic_bpp']:.3f} | {r['fllic_model']}, {r['fllic_quality']} |")
+                f"{r['fllic'] - r['noisy']:+.2f} | {r['fllic_bpp']:.3f} | {r['fllic_model']}, {r['fllic_quality']} | "
+                f"{r['trunk_jxl']:.2f} | {r['trunk_jxl_bpp']:.3f} |")
         if "stock" in r:
             line += f" {r['stock']:.2f} | {r['stock'] - r['noisy']:+.2f} | {r['stock_bpp']:.3f} |"
         for name, _ in baselines:
