@@ -332,11 +332,17 @@ def _level_for(model, level):
     texture; with ``meta["spread_window"]`` it holds only where the weakest
     patches say the reading is texture, not heavy noise.
     """
-    cap, window = model.meta.get("spread_cap"), model.meta.get("spread_window")
-    if cap is not None:
-        level = level.capped(float(cap), None if window is None else (float(window[0]), float(window[1])))
+    level = _capped_level(model, level)
     gain = float(model.meta.get("correlated_gain", 1.0))
     return level.scaled(gain) if level.correlated and gain != 1.0 else level
+
+
+def _capped_level(model, level):
+    """The blind level held to ``model``'s spread cap (and window), where it has one; not yet scaled by its gain."""
+    cap, window = model.meta.get("spread_cap"), model.meta.get("spread_window")
+    if cap is None:
+        return level
+    return level.capped(float(cap), None if window is None else (float(window[0]), float(window[1])))
 
 
 def _checked_sigma(sigma, depth: int, m) -> float:

@@ -226,7 +226,7 @@ def estimate_sweep(items, model, gains, size: int = CROP) -> dict[str, dict]:
     metric Q (:func:`anisotropy_q`)."""
     from tqdm import tqdm
 
-    from fllic.codec import _blind_level
+    from fllic.codec import _blind_level, _capped_level
     from fllic.metrics import psnr
     from fllic.models.registry import resolve
     from fllic.noise.camera import true_noise_map
@@ -235,7 +235,7 @@ def estimate_sweep(items, model, gains, size: int = CROP) -> dict[str, dict]:
     out = {}
     for scene, noisy_path, ref_path in tqdm(items, desc="estimate sweep", unit="photo"):
         noisy, ref, _ = read_pair(noisy_path, ref_path, size)
-        base, level = psnr(noisy, ref), _capped(m, _blind_level(noisy))
+        base, level = psnr(noisy, ref), _capped_level(m, _blind_level(noisy))
         selected = anisotropy_q(noisy)[1] > ANISOTROPIC
         selected |= not selected.any()  # a photo without an anisotropic patch: every patch
         ests = {g: trunk_estimate(m, noisy, _blind_map(noisy, level, g), level.sigma * g) for g in gains}
@@ -244,14 +244,6 @@ def estimate_sweep(items, model, gains, size: int = CROP) -> dict[str, dict]:
         true = true_noise_map(noisy, ref)
         out[scene]["true"] = psnr(trunk_estimate(m, noisy, _padded_map(true, 1.0), float(true.mean())), ref) - base
     return out
-
-
-def _capped(model, level):
-    """The blind level held to the model's spread cap, as the codec holds it before scaling it by its gain."""
-    cap, window = model.meta.get("spread_cap"), model.meta.get("spread_window")
-    if cap is None:
-        return level
-    return level.capped(float(cap), None if window is None else (float(window[0]), float(window[1])))
 
 
 _K = 0.001 ** (1 / 63)
