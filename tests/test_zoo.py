@@ -27,12 +27,44 @@ def _files_of(filename: str) -> set[str]:
     return files
 
 
+def _pyproject(folder: Path) -> dict:
+    return tomllib.loads((folder / "pyproject.toml").read_text())
+
+
 @pytest.mark.skipif(not WEIGHTS.is_dir(), reason="needs the repository's weights folder")
-def test_the_wheel_leaves_out_exactly_the_retired_encoders():
-    excluded = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["exclude-package-data"]
-    left_out = {Path(f).name for f in excluded["fllic.models"]}
+def test_fllic_encoders_leaves_out_exactly_the_retired_encoders():
+    excluded = _pyproject(ROOT / "encoders")["tool"]["setuptools"]["exclude-package-data"]
+    left_out = {Path(f).name for f in excluded["fllic_encoders"]}
     needed = set().union(*(_files_of(info.filename) for info in SHIPPED if not info.retired))
     assert left_out == {p.name for p in WEIGHTS.glob("*.pt")} - needed
+    assert (ROOT / "encoders" / "src" / "fllic_encoders" / "weights").resolve() == WEIGHTS.resolve()
+
+
+@pytest.mark.skipif(not WEIGHTS.is_dir(), reason="needs the repository's pyproject files")
+def test_fllic_ships_decoder_files_only_and_its_encode_extra_asks_for_its_own_version_of_the_encoders():
+    main, encoders = _pyproject(ROOT), _pyproject(ROOT / "encoders")
+    assert main["tool"]["setuptools"]["package-data"]["fllic.models"] == ["weights/*-decoder.npz"]
+    assert encoders["project"]["version"] == main["project"]["version"]
+    assert f"fllic-encoders=={main['project']['version']}" in main["project"]["optional-dependencies"]["encode"]
+
+
+def test_a_model_file_missing_from_fllic_is_found_in_fllic_encoders(monkeypatch, tmp_path):
+    import sys
+    import types
+
+    (tmp_path / "fllic-new.pt").write_bytes(b"")
+    monkeypatch.setitem(sys.modules, "fllic_encoders", types.SimpleNamespace(WEIGHTS=tmp_path))
+    assert registry.weights_path(ModelInfo("fllic-new", "fllic-new.pt", "")) == tmp_path / "fllic-new.pt"
+    assert registry.weights_path(registry.find(registry.DEFAULT_MODEL)).is_file()  # fllic's folder, or the package
+
+
+def test_a_current_model_without_its_encoder_says_how_to_install_it(monkeypatch, tmp_path):
+    info = ModelInfo("fllic-new", "fllic-new.pt", "a current model")
+    monkeypatch.setattr(registry, "SHIPPED", (*SHIPPED, info))
+    monkeypatch.setattr(registry, "weights_path", lambda i: tmp_path / i.filename)
+    registry.load.cache_clear()
+    with pytest.raises(ModelMismatchError, match=r"fllic-new.s encoder \(the fllic-encoders package\) is not installed: .*pip install ./encoders"):
+        registry.load("fllic-new")
 
 
 def test_every_shipped_model_decodes_and_only_current_ones_need_encoders():

@@ -7,7 +7,7 @@ import importlib
 from fllic._errors import DependencyError
 
 ENCODE_PIP = 'pip install "fllic[encode]"'
-ENCODE_HINT = f'{ENCODE_PIP} (from a fllic checkout: pip install ".[encode]")'
+ENCODE_HINT = f'{ENCODE_PIP} (from a fllic checkout: pip install ./encoders ".[encode]")'
 
 
 def torch_available() -> bool:

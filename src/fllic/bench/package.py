@@ -1,10 +1,13 @@
 """python -m fllic.bench.package: what a decoding install of fllic weighs.
 
-Builds the wheel from the checkout (``pip wheel . --no-deps``), installs it
-with its base dependencies only (no extras, so no PyTorch) into a fresh
-virtual environment, and records the wheel's size and its weight files'
-share, the install's time and the environment's size on disk, and whether
-that environment decodes every golden file (``.ci/decode_without_torch.py``).
+Builds the two wheels from the checkout (``pip wheel . --no-deps``: fllic,
+with every model's decoder file; and ``pip wheel encoders --no-deps``:
+fllic-encoders, the current models' encoders, which the ``encode`` extra
+installs), installs fllic's with its base dependencies only (no extras, so no
+PyTorch) into a fresh virtual environment, and records each wheel's size and
+its weight files' share, the install's time and the environment's size on
+disk, and whether that environment decodes every golden file
+(``.ci/decode_without_torch.py``).
 The install downloads the base dependencies (numpy, constriction, Pillow,
 tqdm) from the package index, so its time includes the network.
 
@@ -41,11 +44,13 @@ def _tree_bytes(root: Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
 
 
-def build_wheel(repo: Path, out: Path) -> Path:
-    """The wheel of the checkout at ``repo``, built into ``out``."""
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(repo), "--no-deps", "-q", "-w", str(out)],
+def build_wheel(project: Path, out: Path) -> Path:
+    """The wheel of the project at ``project`` (the checkout, or its encoders/ folder), built into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    before = set(out.glob("*.whl"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(project), "--no-deps", "-q", "-w", str(out)],
                    check=True)
-    return next(out.glob("fllic-*.whl"))
+    return next(iter(set(out.glob("*.whl")) - before))
 
 
 def wheel_contents(wheel: Path) -> dict[str, int]:
@@ -93,15 +98,16 @@ def _pt_floor(data: bytes) -> float:
     return sum(_entropy_bytes(t.contiguous().numpy().view(views[t.element_size()])) for t in tensors(obj))
 
 
-def weights_floor(wheel: Path) -> dict[str, float]:
-    """Order-0 entropy bytes of the wheel's weights: the .pt files, the decoder files."""
+def weights_floor(*wheels: Path) -> dict[str, float]:
+    """Order-0 entropy bytes of the wheels' weights: the .pt files, the decoder files."""
     out = {"pt": 0.0, "npz": 0.0}
-    with zipfile.ZipFile(wheel) as z:
-        for name in z.namelist():
-            if name.endswith(".pt"):
-                out["pt"] += _pt_floor(z.read(name))
-            elif name.endswith("-decoder.npz"):
-                out["npz"] += _npz_floor(z.read(name))
+    for wheel in wheels:
+        with zipfile.ZipFile(wheel) as z:
+            for name in z.namelist():
+                if name.endswith(".pt"):
+                    out["pt"] += _pt_floor(z.read(name))
+                elif name.endswith("-decoder.npz"):
+                    out["npz"] += _npz_floor(z.read(name))
     return out
 
 
@@ -150,33 +156,39 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         wheel = build_wheel(repo, tmp / "wheel")
-        sizes = wheel_contents(wheel)
-        floor = weights_floor(wheel)
+        encoders = build_wheel(repo / "encoders", tmp / "wheel")
+        sizes, enc_sizes = wheel_contents(wheel), wheel_contents(encoders)
+        floor = weights_floor(wheel, encoders)
+        pt, npz = sizes["pt"] + enc_sizes["pt"], sizes["npz"] + enc_sizes["npz"]
         seconds = base_install(wheel, tmp / "venv")
         env_bytes = _tree_bytes(tmp / "venv")
         parts = environment_parts(tmp / "venv")
         torch_free = not any((tmp / "venv").glob("lib/python*/site-packages/torch"))
         ok, last = decodes_golden(tmp / "venv", repo)
     lines = ["# A decoding install of fllic", "", f"`{command('python -m fllic.bench.package', argv)}`", "",
-             "The wheel built from the checkout, installed with its base dependencies only (no extras) into a fresh "
-             "virtual environment; the install's time includes downloading those dependencies.", "",
+             "fllic's wheel built from the checkout, installed with its base dependencies only (no extras) into a "
+             "fresh virtual environment; the install's time includes downloading those dependencies. The current "
+             "models' encoders ship in a second wheel, fllic-encoders (encoders/), which the encode extra installs "
+             "with PyTorch.", "",
              "| what | measured |", "|---|---:|",
-             f"| wheel | {_mb(sizes['all']):.1f} MB |",
-             f"| of which model weights (.pt) | {_mb(sizes['pt']):.1f} MB |",
-             f"| of which decoder files (-decoder.npz) | {_mb(sizes['npz']):.1f} MB |",
+             f"| fllic wheel (decoding) | {_mb(sizes['all']):.1f} MiB |",
+             f"| of which decoder files (-decoder.npz) | {_mb(sizes['npz']):.1f} MiB |",
+             f"| of which model weights (.pt) | {_mb(sizes['pt']):.1f} MiB |",
+             f"| fllic-encoders wheel (the encode extra) | {_mb(enc_sizes['all']):.1f} MiB |",
+             f"| of which model weights (.pt) | {_mb(enc_sizes['pt']):.1f} MiB |",
              f"| base install, time | {seconds:.0f} s |",
-             f"| base install, environment on disk | {_mb(env_bytes):.0f} MB |",
+             f"| base install, environment on disk | {_mb(env_bytes):.0f} MiB |",
              f"| PyTorch in the environment | {'no' if torch_free else 'yes'} |",
              f"| golden files decoded without PyTorch | {'all, identical' if ok else 'FAILED'} ({last}) |",
              "", "## The weights' order-0 entropy", "",
              "Order-0 entropy of each weight array (the decoder files' integer kernels and tables, the .pt files' "
              "float16 bit patterns), summed: about what an entropy coder with one static table per array would "
              "store them in (one that models context could go somewhat lower).", "",
-             "| weights | in the wheel | order-0 entropy |", "|---|---:|---:|",
-             f"| model weights (.pt) | {_mb(sizes['pt']):.1f} MB | {_mb(floor['pt']):.1f} MB |",
-             f"| decoder files (-decoder.npz) | {_mb(sizes['npz']):.1f} MB | {_mb(floor['npz']):.1f} MB |",
-             f"| both | {_mb(sizes['pt'] + sizes['npz']):.1f} MB | {_mb(floor['pt'] + floor['npz']):.1f} MB |",
-             "", "## The environment, by part", "", "| part | MB |", "|---|---:|",
+             "| weights | in the wheels | order-0 entropy |", "|---|---:|---:|",
+             f"| model weights (.pt) | {_mb(pt):.1f} MiB | {_mb(floor['pt']):.1f} MiB |",
+             f"| decoder files (-decoder.npz) | {_mb(npz):.1f} MiB | {_mb(floor['npz']):.1f} MiB |",
+             f"| both | {_mb(pt + npz):.1f} MiB | {_mb(floor['pt'] + floor['npz']):.1f} MiB |",
+             "", "## The environment, by part", "", "| part | MiB |", "|---|---:|",
              *(f"| {name} | {_mb(n):.1f} |" for name, n in parts)]
     emit("\n".join(lines) + "\n", args.out)
     return 0 if ok and torch_free else 1

@@ -482,7 +482,8 @@ class CodingModel:
         if unexpected or any(not k.startswith(DECODER_PREFIXES) for k in missing):
             raise ModelMismatchError(f"{path} does not fit the FLLIC network (missing {missing}, unexpected {unexpected})")
         if "decoder_file" in state:
-            decoder, tables = _read_decoder_file(path.parent / state["decoder_file"], bytes.fromhex(state["decoder_hash"]))
+            decoder, tables = _read_decoder_file(_decoder_file_for(path, state["decoder_file"]),
+                                                 bytes.fromhex(state["decoder_hash"]))
         else:
             decoder = from_state({k: v.to(torch.int32) if k.endswith("w_int") else v for k, v in state["decoder"].items()})
             tables = CodingTables.from_state(state["tables"])
@@ -491,6 +492,15 @@ class CodingModel:
         model.encoder_file = state.get("encoder_file")
         model.decoder_file = state.get("decoder_file")
         return model
+
+
+def _decoder_file_for(path, name: str):
+    """The decoder file ``name`` a model file at ``path`` names: beside it, or else among fllic's shipped decoder
+    files (an installed model's encoder ships in fllic-encoders, its decoder file in fllic)."""
+    from fllic.decoder.model import weights_dir
+
+    beside = path.parent / name
+    return beside if beside.is_file() or not (weights_dir() / name).is_file() else weights_dir() / name
 
 
 def _read_decoder_file(path, decoder_hash: bytes):

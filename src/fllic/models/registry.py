@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from fllic._deps import ENCODE_HINT
 from fllic._errors import ModelMismatchError
 
 
@@ -147,7 +148,16 @@ CAMERA_JPEG_MODEL = "fllic-camera-v8"  # ... and in a camera's own JPEGs (result
 
 
 def weights_path(info: ModelInfo) -> Path:
-    return Path(str(resources.files("fllic.models") / "weights" / info.filename))
+    """Where a model's file is: in fllic's weights folder (a checkout holds every file there) or else in the
+    fllic-encoders package, which ships the current models' encoders (``pip install 'fllic[encode]'``)."""
+    own = Path(str(resources.files("fllic.models") / "weights" / info.filename))
+    if own.exists():
+        return own
+    try:
+        from fllic_encoders import WEIGHTS
+    except ImportError:
+        return own
+    return WEIGHTS / info.filename if (WEIGHTS / info.filename).exists() else own
 
 
 def find(model_id: str) -> ModelInfo:
@@ -167,7 +177,7 @@ def load(model_id: str):
         if info.retired:
             raise ModelMismatchError(f"{model_id} is retired: fllic decodes its files but no longer encodes with it; "
                                      f"encode with {DEFAULT_MODEL} (the default) or see `fllic models`")
-        raise ModelMismatchError(f"weights of {model_id!r} are missing from the installation ({path})")
+        raise ModelMismatchError(f"{model_id}'s encoder (the fllic-encoders package) is not installed: {ENCODE_HINT}")
     model = load_file(path)
     model.meta.setdefault("id", info.id)
     return model
