@@ -496,3 +496,16 @@ def test_latent_bench_costs_a_files_y_symbols_to_about_its_y_section():
     bits = channel_bits(data)
     y_bits = 8 * len(fmt.unpack(data).sections["Y"])
     assert bits.shape == (192,) and bits.min() >= 0 and abs(bits.sum() - y_bits) <= 0.03 * y_bits + 64
+
+
+def test_real_photograph_bench_passes_its_adaptation_settings_to_fllic_adapt():
+    import argparse
+
+    from fllic.adapt import AdaptOptions
+    from fllic.bench.real import _adapt_options
+
+    args = argparse.Namespace(adapt_minutes=5.0, adapt_objective="recorrupt", adapt_lr=1e-4, adapt_anchor=0.1,
+                              adapt_threads=None)
+    opts = _adapt_options(args)
+    assert (opts.minutes, opts.objective, opts.lr, opts.anchor) == (5.0, "recorrupt", 1e-4, 0.1)
+    assert opts.threads == AdaptOptions().threads  # not given: fllic adapt's own default

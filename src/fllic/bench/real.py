@@ -160,18 +160,28 @@ def own_trunk(noisy: np.ndarray, model) -> np.ndarray:
     return trunk_estimate(m, noisy, _blind_map(noisy, level, 1.0), level.sigma)
 
 
-def _adapt_on_fold(items, fold: str, minutes: float, out: Path | None, objective: str):
-    """fllic adapt on the noisy photographs (never the references) of one fold's scenes; the model's path."""
-    from fllic.adapt import AdaptOptions, adapt
+def _adapt_on_fold(items, fold: str, out: Path | None, options):
+    """fllic adapt (``options``: an AdaptOptions) on the noisy photographs (never the references) of one fold's
+    scenes; the model's path."""
+    from fllic.adapt import adapt
 
     scenes = set(folds([s for s, _, _ in items])[fold == "b"])
     photos = [noisy for scene, noisy, _ in items if scene in scenes]
     out = out or Path.home() / ".cache" / "fllic" / "adapted" / f"real-fold-{fold}.fllicm"
     out.parent.mkdir(parents=True, exist_ok=True)
-    res = adapt(photos, out, options=AdaptOptions(minutes=minutes, objective=objective))
+    res = adapt(photos, out, options=options)
     print(f"adapted on fold {fold} ({len(photos)} photographs): {res.steps} steps in {res.minutes:.1f} minutes",
           file=sys.stderr)
     return res
+
+
+def _adapt_options(args):
+    """fllic adapt's options from the bench's --adapt-* arguments, its own defaults where one is not given."""
+    from fllic.adapt import AdaptOptions
+
+    given = {"lr": args.adapt_lr, "anchor": args.adapt_anchor, "threads": args.adapt_threads}
+    return AdaptOptions(minutes=args.adapt_minutes, objective=args.adapt_objective,
+                        **{k: v for k, v in given.items() if v is not None})
 
 
 def with_gain(model, gain: float):
@@ -452,6 +462,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--adapt-objective", choices=("neighbor2neighbor", "recorrupt"), default="neighbor2neighbor",
                    help="the adaptation's noisy-only objective (with --adapt-on; default neighbor2neighbor, which "
                         "results/real_polyu_adapted.md measured; fllic adapt's default is recorrupt)")
+    p.add_argument("--adapt-lr", type=float, default=None, help="the adaptation's learning rate (default: fllic adapt's)")
+    p.add_argument("--adapt-anchor", type=float, default=None,
+                   help="the adaptation's pull towards the stock trunk (default: fllic adapt's)")
+    p.add_argument("--adapt-threads", type=int, default=None, help="the adaptation's CPU threads (default: fllic adapt's)")
     p.add_argument("--adapted", type=Path, default=None,
                    help="with --adapt-on: where to write the adapted model (default: ~/.cache/fllic/adapted/)")
     p.add_argument("--gains", type=float, nargs="+", default=None,
@@ -471,7 +485,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.adapt_on:
         args.fold = "b" if args.adapt_on == "a" else "a"
-        adapted = _adapt_on_fold(items, args.adapt_on, args.adapt_minutes, args.adapted, args.adapt_objective)
+        adapted = _adapt_on_fold(items, args.adapt_on, args.adapted, _adapt_options(args))
         args.model = str(adapted.path)
     if args.fold:
         keep = set(folds([s for s, _, _ in items])[args.fold == "b"])
