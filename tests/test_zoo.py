@@ -52,10 +52,11 @@ def test_a_model_file_missing_from_fllic_is_found_in_fllic_encoders(monkeypatch,
     import sys
     import types
 
+    assert registry.weights_path(registry.find(registry.DEFAULT_MODEL)).is_file()  # fllic's folder, or the package
     (tmp_path / "fllic-new.pt").write_bytes(b"")
     monkeypatch.setitem(sys.modules, "fllic_encoders", types.SimpleNamespace(WEIGHTS=tmp_path))
     assert registry.weights_path(ModelInfo("fllic-new", "fllic-new.pt", "")) == tmp_path / "fllic-new.pt"
-    assert registry.weights_path(registry.find(registry.DEFAULT_MODEL)).is_file()  # fllic's folder, or the package
+    assert registry.weights_path(ModelInfo("fllic-gone", "fllic-gone.pt", "")).parent != tmp_path  # in neither
 
 
 def test_a_current_model_without_its_encoder_says_how_to_install_it(monkeypatch, tmp_path):
