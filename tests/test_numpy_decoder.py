@@ -154,6 +154,12 @@ def test_primitives_match_the_torch_reference():
     assert np.array_equal(ni.leaky(a.numpy().astype(np.int64)), ti.leaky(a.clone()).numpy())
     for shift in (-3, 0, 1, 5):
         assert np.array_equal(ni.shift_round(a.numpy(), shift), ti.shift_round(a.long(), shift).numpy())
+    sums = np.random.default_rng(1).integers(-(1 << 49), 1 << 49, 4000)  # a convolution's sums, |S| < 2^49
+    for shift in (-2, 0, 1, 8, 17, 30):
+        assert np.array_equal(ni.floor_shift(sums.astype(np.float64), shift), ni.shift_round(sums, shift))
+    per_channel = np.array([1, 9, 30])
+    assert np.array_equal(ni.floor_shift(sums[:3000].reshape(-1, 3).astype(np.float64), per_channel),
+                          (sums[:3000].reshape(-1, 3) + (1 << (per_channel - 1))) >> per_channel)
     x = torch.arange(2 * 3 * 8).reshape(1, 2, 3, 8)
     assert np.array_equal(ni.pixel_shuffle(x[0].numpy()), ti.pixel_shuffle(x)[0].numpy())
     assert np.array_equal(ni.upsample(x[0].numpy()), ti.upsample(x)[0].numpy())
@@ -385,3 +391,15 @@ def test_a_format_1_decoder_file_still_reads(tiny_model, tmp_path):
     path = tmp_path / f"old{SUFFIX}"
     np.savez_compressed(path, meta=np.array(json.dumps({**meta, "format": "fllic-decoder-1"})), **arrays)
     assert nd.load_file(path).decoder_hash == tiny_model.decoder_hash
+
+
+def test_the_loader_refuses_a_layer_outside_the_exactness_bounds():
+    from fllic.decoder.model import _conv
+
+    w = np.ones((2, 3, 3, 3), np.int64)
+    good = {"c.w_int": w, "c.shift": np.full(2, 9), "c.bias": np.array([ni.BIAS_MAX, -ni.BIAS_MAX])}
+    assert _conv(good, "c").bias.tolist() == [ni.BIAS_MAX, -ni.BIAS_MAX]
+    with pytest.raises(ModelMismatchError, match="bias beyond"):
+        _conv({**good, "c.bias": np.array([0, ni.BIAS_MAX + 1])}, "c")
+    with pytest.raises(ModelMismatchError, match="L1 bound"):
+        _conv({**good, "c.w_int": w * ni.L1_MAX}, "c")

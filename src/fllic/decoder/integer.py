@@ -7,9 +7,14 @@ and every operation on it is exact, so the result is the one the format
 defines, whatever the BLAS, thread count or summation order.
 
 Representation
-    An activation is an integer array in HWC layout, read as a · 2^-e for a
-    per-tensor exponent e fixed by the model file. Between layers it is
-    saturated to |a| <= A_MAX. A convolution's weight is w_int[c] · 2^-r[c] ·
+    An activation is an array of integers in HWC layout, read as a · 2^-e for
+    a per-tensor exponent e fixed by the model file. Between layers it is
+    saturated to |a| <= A_MAX. The layers hold these integers in float64
+    arrays: every value a layer makes, sums included, is an integer below
+    2^53 in magnitude, which float64 holds exactly, and each operation on it
+    here (a sum, a product of integers, a multiplication by a power of two, a
+    floor) gives the exact integer result; so no conversion is needed between
+    the matrix products and the rest. A convolution's weight is w_int[c] · 2^-r[c] ·
     2^(e_in - e_out): an integer kernel and a rounding shift r[c] in 1..30 per
     output channel c.
 
@@ -23,10 +28,12 @@ Convolution (the bound that makes it exact)
     an integer of magnitude below 2^48. S is computed by float64 matrix
     products, one per kernel tap: float64 holds every integer below 2^53, so each
     product and each partial sum is exact whatever the BLAS's blocking, FMA
-    use or summation order; the rest runs in int64.
+    use or summation order. The rounding shift is floor((S + 2^(r-1)) · 2^-r),
+    exact for the same reason (|S + 2^(r-1)| < 2^49, and scaling by 2^-r only
+    moves the exponent), and the loader bounds |b| below 2^31.
 
 Nonlinearity
-    LeakyReLU with slope 0.1 as max(a, (a · 6554 + 2^15) >> 16), slope 6554 / 2^16.
+    LeakyReLU with slope 0.1 as max(a, floor((a · 6554 + 2^15) / 2^16)), slope 6554 / 2^16.
 """
 
 from __future__ import annotations
@@ -39,10 +46,11 @@ A_MAX = (1 << 15) - 129  # activations' saturation bound
 L1_MAX = (1 << 17) - 1  # bound on each output channel's sum of |w_int|
 MAX_SHIFT = 30
 LEAKY_MULT, LEAKY_SHIFT = 6554, 16  # 0.1 ≈ 6554 / 2^16
+BIAS_MAX = (1 << 31) - 1  # bound on |b|, checked by the loader
 BAND_ELEMENTS = 1 << 22  # a convolution's float64 accumulator holds this many entries at a time (32 MB)
 
 
-# -- integer primitives (int64 arrays) -------------------------------------------------
+# -- integer primitives ------------------------------------------------------------------
 def saturate(a: np.ndarray) -> np.ndarray:
     """a clipped to [-A_MAX, A_MAX]."""
     return np.clip(a, -A_MAX, A_MAX)
@@ -56,9 +64,18 @@ def shift_round(a: np.ndarray, shift: int) -> np.ndarray:
     return (a + (1 << (shift - 1))) >> shift
 
 
+def floor_shift(a: np.ndarray, shift) -> np.ndarray:
+    """:func:`shift_round` on integers held in float64 (|a| < 2^52), per channel where ``shift`` is an array:
+    floor((a + 2^(shift-1)) · 2^-shift) for shift > 0, a · 2^-shift otherwise; exact (module docstring)."""
+    shift = np.asarray(shift, dtype=np.float64)
+    if shift.ndim == 0 and shift <= 0:
+        return a * 2.0 ** -shift
+    return np.floor((a + 2.0 ** (shift - 1)) * 2.0 ** -shift)
+
+
 def leaky(a: np.ndarray) -> np.ndarray:
-    """Integer LeakyReLU(0.1): max(a, (a · 6554 + 2^15) >> 16); |a · 6554| < 2^29."""
-    return np.maximum(a, (a * LEAKY_MULT + (1 << (LEAKY_SHIFT - 1))) >> LEAKY_SHIFT)
+    """Integer LeakyReLU(0.1): max(a, floor((a · 6554 + 2^15) / 2^16)); |a · 6554| < 2^29."""
+    return np.maximum(a, floor_shift(a * float(LEAKY_MULT), LEAKY_SHIFT))
 
 
 def pixel_shuffle(a: np.ndarray) -> np.ndarray:
@@ -90,9 +107,12 @@ class Conv:
         cout, cin, k, _ = self.w_int.shape
         self.k = k
         self.taps = np.ascontiguousarray(self.w_int.transpose(2, 3, 1, 0).reshape(k * k, cin, cout), np.float64)
+        self._half = 2.0 ** (np.asarray(self.shift, np.float64) - 1)  # the rounding shift's terms, per channel
+        self._scale = 2.0 ** -np.asarray(self.shift, np.float64)
+        self._bias = np.asarray(self.bias, np.float64)
 
     def sums(self, a: np.ndarray) -> np.ndarray:
-        """S = sum_k w_int · a_k per output pixel and channel, exactly, as int64 (H, W, Cout).
+        """S = sum_k w_int · a_k per output pixel and channel, exactly, as integers in float64 (H, W, Cout).
 
         One matrix product per tap (ky, kx), accumulated in float64: the input,
         zero-padded and flattened row by row, read from the tap's offset is a
@@ -104,22 +124,26 @@ class Conv:
         h, w, c = a.shape
         p, k, cout = self.k // 2, self.k, self.taps.shape[2]
         wp = w + 2 * p
-        flat = np.pad(a.astype(np.float64), ((p, p + 1), (p, p), (0, 0))).reshape(-1, c)  # a spare row below
-        out = np.empty((h, w, cout), dtype=np.int64)
+        flat = np.pad(np.asarray(a, np.float64), ((p, p + 1), (p, p), (0, 0))).reshape(-1, c)  # a spare row below
+        out = np.empty((h, w, cout))
         band = max(1, BAND_ELEMENTS // (wp * max(c, cout)))
         for r0 in range(0, h, band):
             n = min(h, r0 + band) - r0
-            acc = np.zeros((n * wp, cout))
-            for t in range(k * k):
+            acc = flat[r0 * wp:(r0 + n) * wp] @ self.taps[0]
+            for t in range(1, k * k):
                 start = (r0 + t // k) * wp + t % k
                 acc += flat[start:start + n * wp] @ self.taps[t]
             out[r0:r0 + n] = acc.reshape(n, wp, cout)[:, :w]
         return out
 
     def __call__(self, a: np.ndarray) -> np.ndarray:
-        """saturate(floor((S + 2^(r-1)) / 2^r) + b), int64."""
+        """saturate(floor((S + 2^(r-1)) · 2^-r) + b), integers in float64, computed in place."""
         s = self.sums(a)
-        return saturate(((s + (np.int64(1) << (self.shift - 1))) >> self.shift) + self.bias)
+        s += self._half
+        s *= self._scale
+        np.floor(s, out=s)
+        s += self._bias
+        return np.clip(s, -A_MAX, A_MAX, out=s)
 
 
 @dataclass
@@ -131,7 +155,7 @@ class ResBlock:
     skip_shift: int
 
     def __call__(self, a: np.ndarray) -> np.ndarray:
-        return saturate(shift_round(a, self.skip_shift) + self.conv2(leaky(self.conv1(a))))
+        return saturate(floor_shift(a, self.skip_shift) + self.conv2(leaky(self.conv1(a))))
 
 
 @dataclass
@@ -147,7 +171,8 @@ class UpResBlock:
 
 
 def run(layers, a: np.ndarray) -> np.ndarray:
-    """The layers applied in order."""
+    """The layers applied in order to the integers ``a``; integers in float64."""
+    a = np.asarray(a, np.float64)
     for layer in layers:
         a = layer(a)
     return a

@@ -54,7 +54,7 @@ from pathlib import Path
 import numpy as np
 
 from fllic._errors import ModelMismatchError
-from fllic.decoder.integer import L1_MAX, MAX_SHIFT, Conv, ResBlock, UpResBlock
+from fllic.decoder.integer import BIAS_MAX, L1_MAX, MAX_SHIFT, Conv, ResBlock, UpResBlock
 from fllic.decoder.symbols import SymbolTables
 
 FORMAT = "fllic-decoder-2"
@@ -195,7 +195,10 @@ def _conv(arrays: dict, prefix: str) -> Conv:
         raise ModelMismatchError(f"{prefix} breaks the L1 bound that makes the convolution exact; export the model again")
     if shift.min() < 1 or shift.max() > MAX_SHIFT:
         raise ModelMismatchError(f"{prefix} has a rounding shift outside 1..{MAX_SHIFT}; export the model again")
-    return Conv(w, arrays[f"{prefix}.bias"].astype(np.int64), shift)
+    bias = arrays[f"{prefix}.bias"].astype(np.int64)
+    if bias.size and np.abs(bias).max() > BIAS_MAX:
+        raise ModelMismatchError(f"{prefix} has a bias beyond ±{BIAS_MAX}; export the model again")
+    return Conv(w, bias, shift)
 
 
 def _layer(arrays: dict, prefix: str):

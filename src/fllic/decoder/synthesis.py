@@ -3,7 +3,8 @@
 The decoder side of a FLLIC hyperprior (Ballé et al., "Variational image
 compression with a scale hyperprior", ICLR 2018) run as an integer network
 (Ballé, Johnston & Minnen, ICLR 2019), so that the encoder's copy and every
-decoder agree bit for bit. Arrays are HWC (height, width, channels), int64.
+decoder agree bit for bit. Arrays are HWC (height, width, channels), int64; inside h_s and g_s the
+activations are integers held in float64 (fllic.decoder.integer).
 
 Fixed-point formats (value = int · 2^-exponent; the exponents are the model's)
     z symbols                 integers; Δ_z at 2^-Z_FRAC
@@ -91,7 +92,7 @@ def entropy_params(model: DecoderModel, z_sym: np.ndarray, sigma: float, q: floa
     e = model.exps
     zh = z_hat(model, z_sym)
     h = I.run(model.hs, np.concatenate([zh, constant_map(zh, const(sigma / SIGMA_NORM, e["z"]))], axis=2))
-    mu, log_sigma, log_step = (conv(h) for conv in model.hs_out)
+    mu, log_sigma, log_step = (conv(h).astype(np.int64) for conv in model.hs_out)
     lo, hi = (const(v, e["l"]) for v in LOG_CLAMP)
     log_sigma, log_step = np.clip(log_sigma, lo, hi), np.clip(log_step, lo, hi)
     step = I.shift_round(model.exp_lut[log_step - lo] * const(q, Q_FRAC), Q_FRAC)
@@ -113,7 +114,7 @@ def g_s(model: DecoderModel, yh: np.ndarray, sigma: float, q: float) -> np.ndarr
     a = np.concatenate([yh, constant_map(yh, const(sigma / SIGMA_NORM, e["y"])),
                         constant_map(yh, int(model.logq_y[level(model, q)]))], axis=2)
     a = model.gs_out(I.run(model.gs, a))
-    return np.clip(I.pixel_shuffle(a), 0, 255 << PIX_FRAC)
+    return np.clip(I.pixel_shuffle(a), 0, 255 << PIX_FRAC).astype(np.int64)
 
 
 def synthesis(model: DecoderModel, u: np.ndarray, p: EntropyParams, sigma: float, q: float) -> np.ndarray:
