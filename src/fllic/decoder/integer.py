@@ -47,7 +47,7 @@ L1_MAX = (1 << 17) - 1  # bound on each output channel's sum of |w_int|
 MAX_SHIFT = 30
 LEAKY_MULT, LEAKY_SHIFT = 6554, 16  # 0.1 ≈ 6554 / 2^16
 BIAS_MAX = (1 << 31) - 1  # bound on |b|, checked by the loader
-BAND_ELEMENTS = 1 << 22  # a convolution's float64 accumulator holds this many entries at a time (32 MB)
+BAND_ELEMENTS = 1 << 18  # a convolution's float64 accumulator holds this many entries at a time (2 MB: it stays in cache)
 
 
 # -- integer primitives ------------------------------------------------------------------
