@@ -91,6 +91,17 @@ def test_unit_residual_is_the_residual_over_the_noise_map_and_bounded():
     assert r.shape == (32, 32, 3) and r.dtype == np.float32
     centre = pixels[4:36, 8:40].astype(np.float64)
     assert np.allclose(r, np.clip((centre / 255.0 - 0.5) * 255.0 / 5.0, -4, 4), atol=1e-4)
+    scaled = unit_residual(grey, _Photo(pixels, level), side=32, level=1.0)
+    assert np.sqrt(np.mean(scaled.astype(np.float64) ** 2)) == pytest.approx(1.0, rel=1e-5)
+    assert np.allclose(scaled / r, scaled[0, 0, 0] / r[0, 0, 0], rtol=1e-4)  # the same sample, rescaled
+
+
+def test_a_checkpoint_at_another_sample_level_is_not_resumed(photos, tmp_path):
+    out, work = tmp_path / "cam.fllicm", tmp_path / "work"
+    assert adapt(photos, out, options=AdaptOptions(**{**TINY.__dict__, "steps": 2}), workdir=work,
+                 progress=False).steps == 2
+    level = AdaptOptions(**{**TINY.__dict__, "sample_level": 1.0})
+    assert adapt(photos, out, options=level, workdir=work, progress=False).steps == 1
 
 
 def test_an_unknown_objective_is_refused(photos, tmp_path):

@@ -71,6 +71,9 @@ class AdaptOptions:
     checkpoint_every: int = 25
     objective: str = "recorrupt"  # or "neighbor2neighbor" (module docstring; results/real_polyu_adapted*.md)
     alpha: float = 1.0  # the recorruption's scale
+    # the noise samples' RMS over the noise map; None: the residual's own (unit_residual; 1.0 lost 0.08 dB on
+    # PolyU-dev fold b: results/real_polyu_adapted_recorrupt_level1_v8.md)
+    sample_level: float | None = None
 
 
 @dataclass
@@ -153,10 +156,14 @@ def _level_maps(crop: np.ndarray, level) -> np.ndarray:
     return np.stack([np.full(crop.shape[:2], level.sigma), np.zeros(crop.shape[:2])])
 
 
-def unit_residual(teacher, photo: _Photo, side: int = ESTIMATE_SIDE, bound: float = 4.0) -> np.ndarray:
+def unit_residual(teacher, photo: _Photo, side: int = ESTIMATE_SIDE, bound: float = 4.0,
+                  level: float | None = None) -> np.ndarray:
     """(h, w, 3): the stock trunk's residual (noisy minus estimate) on the photograph's centre crop, over the
     noise map, clipped to ±``bound``: samples of the camera's own noise, its spatial and cross-channel
-    correlation included, at unit level (for recorruption)."""
+    correlation included, at unit level (for recorruption). With ``level``, rescaled to that RMS: the
+    stock trunk leaves part of the noise in its estimate, so its residual's RMS is about half the map's,
+    and recorruption in theory wants samples as large as the noise. Measured, samples at the map's level
+    made the trunk smooth too much (AdaptOptions.sample_level), so the residual's own level is the default."""
     crop = _centre(photo.pixels, side)
     crop = crop[: crop.shape[0] // 16 * 16, : crop.shape[1] // 16 * 16]
     m = _level_maps(crop, photo.level)
@@ -164,7 +171,10 @@ def unit_residual(teacher, photo: _Photo, side: int = ESTIMATE_SIDE, bound: floa
     with torch.no_grad():
         est = teacher(x, torch.from_numpy(m[None].astype(np.float32)))
     r = (x - est)[0].numpy().transpose(1, 2, 0) * 255.0 / np.maximum(m[0], 0.5)[..., None]
-    return np.clip(r, -bound, bound).astype(np.float32)
+    r = np.clip(r, -bound, bound)
+    if level is not None:
+        r *= level / max(float(np.sqrt(np.mean(r * r))), 1e-6)
+    return r.astype(np.float32)
 
 
 def neighbour_pair(x: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -251,7 +261,9 @@ def adapt(photos: list[Path], out: Path, base=None, options: AdaptOptions | None
         p.requires_grad_(False)
     optimiser = torch.optim.Adam(trunk.parameters(), lr=opts.lr)
     workdir = workdir or Path.home() / ".cache" / "fllic" / "adapt" / f"{Path(out).stem}-work"
-    settings = {k: v for k, v in asdict(opts).items() if k not in ("minutes", "steps", "threads", "checkpoint_every")}
+    # Settings left unset stay out of the key, so a work folder from before a setting existed still resumes.
+    settings = {k: v for k, v in asdict(opts).items()
+                if k not in ("minutes", "steps", "threads", "checkpoint_every") and v is not None}
     # The base's id beside its weights: models that share weights read the noise differently (camera-v6, -v7).
     key = {"photos": sorted(str(Path(p).resolve()) for p in photos), "base": stock.hash.hex(),
            "base_id": stock.meta.get("id"), **settings}
@@ -260,7 +272,7 @@ def adapt(photos: list[Path], out: Path, base=None, options: AdaptOptions | None
         raise InputError(f"objective must be one of {', '.join(OBJECTIVES)}, got {opts.objective!r}")
     read = read_photos([Path(p) for p in photos], stock)
     if opts.objective == "recorrupt":
-        read = [_Photo(p.pixels, p.level, unit_residual(teacher, p)) for p in read]
+        read = [_Photo(p.pixels, p.level, unit_residual(teacher, p, level=opts.sample_level)) for p in read]
     crops = _Crops(read, opts.patch, opts.seed + step)
     gen = torch.Generator().manual_seed(opts.seed + step)
     total = opts.steps

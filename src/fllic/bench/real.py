@@ -179,7 +179,8 @@ def _adapt_options(args):
     """fllic adapt's options from the bench's --adapt-* arguments, its own defaults where one is not given."""
     from fllic.adapt import AdaptOptions
 
-    given = {"lr": args.adapt_lr, "anchor": args.adapt_anchor, "threads": args.adapt_threads}
+    given = {"lr": args.adapt_lr, "anchor": args.adapt_anchor, "threads": args.adapt_threads,
+             "sample_level": args.adapt_sample_level}
     return AdaptOptions(minutes=args.adapt_minutes, objective=args.adapt_objective,
                         **{k: v for k, v in given.items() if v is not None})
 
@@ -466,6 +467,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--adapt-anchor", type=float, default=None,
                    help="the adaptation's pull towards the stock trunk (default: fllic adapt's)")
     p.add_argument("--adapt-threads", type=int, default=None, help="the adaptation's CPU threads (default: fllic adapt's)")
+    p.add_argument("--adapt-sample-level", type=float, default=None,
+                   help="recorruption's noise samples rescaled to this RMS over the noise map (default: fllic adapt's)")
     p.add_argument("--adapted", type=Path, default=None,
                    help="with --adapt-on: where to write the adapted model (default: ~/.cache/fllic/adapted/)")
     p.add_argument("--gains", type=float, nargs="+", default=None,
