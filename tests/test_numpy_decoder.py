@@ -4,6 +4,7 @@ import ast
 import json
 import subprocess
 import sys
+import threading
 import warnings
 import zlib
 from pathlib import Path
@@ -403,3 +404,30 @@ def test_the_loader_refuses_a_layer_outside_the_exactness_bounds():
         _conv({**good, "c.bias": np.array([0, ni.BIAS_MAX + 1])}, "c")
     with pytest.raises(ModelMismatchError, match="L1 bound"):
         _conv({**good, "c.w_int": w * ni.L1_MAX}, "c")
+
+
+def test_band_workers_give_the_same_integers_and_give_blas_its_threads_back(monkeypatch):
+    """Bands of rows on two workers, as on a two-core machine, from two threads at once: the same integers as one
+    band after another, and BLAS's thread count as it was once the last run ends."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_info
+
+    rng = np.random.default_rng(7)
+    conv = ni.Conv(rng.integers(-200, 200, (8, 5, 3, 3)), rng.integers(-50, 50, 8), rng.integers(4, 12, 8))
+    layers = [conv, ni.ResBlock(ni.Conv(rng.integers(-200, 200, (8, 8, 3, 3)), np.zeros(8, np.int64),
+                                        np.full(8, 9)), ni.Conv(rng.integers(-200, 200, (8, 8, 1, 1)),
+                                                                np.zeros(8, np.int64), np.full(8, 6)), 1)]
+    a = rng.integers(-ni.A_MAX, ni.A_MAX + 1, (700, 40, 5))  # several bands of rows
+    monkeypatch.setattr(ni, "BAND_ELEMENTS", 4096)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    serial = ni.run(layers, a)
+    before = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    seen, finish = set(), conv._finish
+    conv._finish = lambda s: (seen.add(threading.get_ident()), finish(s))[1]
+    with ThreadPoolExecutor(2) as callers:
+        outs = list(callers.map(lambda _: ni.run(layers, a), range(4)))
+    assert all(np.array_equal(out, serial) for out in outs)
+    assert len(seen) > 2  # the bands ran on each caller's own workers
+    assert [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"] == before

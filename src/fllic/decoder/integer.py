@@ -38,6 +38,11 @@ Nonlinearity
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -112,7 +117,23 @@ class Conv:
         self._bias = np.asarray(self.bias, np.float64)
 
     def sums(self, a: np.ndarray) -> np.ndarray:
-        """S = sum_k w_int · a_k per output pixel and channel, exactly, as integers in float64 (H, W, Cout).
+        """S = sum_k w_int · a_k per output pixel and channel, exactly, as integers in float64 (H, W, Cout)."""
+        return self._bands(a, lambda acc: acc)
+
+    def __call__(self, a: np.ndarray) -> np.ndarray:
+        """saturate(floor((S + 2^(r-1)) · 2^-r) + b), integers in float64, band by band while S is in cache."""
+        return self._bands(a, self._finish)
+
+    def _finish(self, s: np.ndarray) -> np.ndarray:
+        """saturate(floor((s + 2^(r-1)) · 2^-r) + b) in place."""
+        s += self._half
+        s *= self._scale
+        np.floor(s, out=s)
+        s += self._bias
+        return np.clip(s, -A_MAX, A_MAX, out=s)
+
+    def _bands(self, a: np.ndarray, finish) -> np.ndarray:
+        """``finish`` applied to S, computed a band of rows at a time.
 
         One matrix product per tap (ky, kx), accumulated in float64: the input,
         zero-padded and flattened row by row, read from the tap's offset is a
@@ -127,23 +148,17 @@ class Conv:
         flat = np.pad(np.asarray(a, np.float64), ((p, p + 1), (p, p), (0, 0))).reshape(-1, c)  # a spare row below
         out = np.empty((h, w, cout))
         band = max(1, BAND_ELEMENTS // (wp * max(c, cout)))
-        for r0 in range(0, h, band):
+
+        def one(r0: int) -> None:
             n = min(h, r0 + band) - r0
             acc = flat[r0 * wp:(r0 + n) * wp] @ self.taps[0]
             for t in range(1, k * k):
                 start = (r0 + t // k) * wp + t % k
                 acc += flat[start:start + n * wp] @ self.taps[t]
-            out[r0:r0 + n] = acc.reshape(n, wp, cout)[:, :w]
-        return out
+            out[r0:r0 + n] = finish(acc).reshape(n, wp, cout)[:, :w]
 
-    def __call__(self, a: np.ndarray) -> np.ndarray:
-        """saturate(floor((S + 2^(r-1)) · 2^-r) + b), integers in float64, computed in place."""
-        s = self.sums(a)
-        s += self._half
-        s *= self._scale
-        np.floor(s, out=s)
-        s += self._bias
-        return np.clip(s, -A_MAX, A_MAX, out=s)
+        _each(one, range(0, h, band))
+        return out
 
 
 @dataclass
@@ -173,6 +188,71 @@ class UpResBlock:
 def run(layers, a: np.ndarray) -> np.ndarray:
     """The layers applied in order to the integers ``a``; integers in float64."""
     a = np.asarray(a, np.float64)
-    for layer in layers:
-        a = layer(a)
+    with _band_threads():
+        for layer in layers:
+            a = layer(a)
     return a
+
+
+# -- threads ---------------------------------------------------------------------------------
+_local = threading.local()  # .pool: this thread's band workers while its :func:`run` holds them
+_blas = {"lock": threading.Lock(), "holders": 0, "limiter": None}  # one BLAS thread while any run holds workers
+
+
+def _each(fn, items) -> None:
+    """fn(item) for each item: on this thread's band workers while :func:`run` holds them, else in turn."""
+    pool = getattr(_local, "pool", None)
+    if pool is not None:
+        for _ in pool.map(fn, items):
+            pass
+    else:
+        for item in items:
+            fn(item)
+
+
+def threads() -> int:
+    """The reference decoder's threads: OMP_NUM_THREADS or OPENBLAS_NUM_THREADS where set, else the CPUs this
+    process may use."""
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        if os.environ.get(name, "").isdigit() and int(os.environ[name]) > 0:
+            return int(os.environ[name])
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+@contextmanager
+def _band_threads():
+    """Bands of rows on ``threads()`` workers, each matrix product on one BLAS thread: a 64-channel layer's
+    products are too small for BLAS's own threads to share well, and the rounding and saturation after them
+    run on the workers too. Exactness does not depend on it: each band is computed alone, in any order."""
+    n = threads()
+    if n < 2 or getattr(_local, "pool", None) is not None or not _has_threadpoolctl():
+        yield
+        return
+    with ThreadPoolExecutor(n) as pool, _one_blas_thread():
+        _local.pool = pool
+        try:
+            yield
+        finally:
+            _local.pool = None
+
+
+@contextmanager
+def _one_blas_thread():
+    """BLAS held to one thread while any thread's :func:`run` has band workers, restored after the last."""
+    from threadpoolctl import threadpool_limits
+
+    with _blas["lock"]:
+        if _blas["holders"] == 0:
+            _blas["limiter"] = threadpool_limits(1, user_api="blas")
+        _blas["holders"] += 1
+    try:
+        yield
+    finally:
+        with _blas["lock"]:
+            _blas["holders"] -= 1
+            if _blas["holders"] == 0:
+                _blas["limiter"].restore_original_limits()
+
+
+def _has_threadpoolctl() -> bool:
+    return importlib.util.find_spec("threadpoolctl") is not None
