@@ -505,7 +505,9 @@ def test_real_photograph_bench_passes_its_adaptation_settings_to_fllic_adapt():
     from fllic.bench.real import _adapt_options
 
     args = argparse.Namespace(adapt_minutes=5.0, adapt_objective="recorrupt", adapt_lr=1e-4, adapt_anchor=0.1,
-                              adapt_threads=None)
+                              adapt_threads=None, adapt_sample_level=1.0)
     opts = _adapt_options(args)
-    assert (opts.minutes, opts.objective, opts.lr, opts.anchor) == (5.0, "recorrupt", 1e-4, 0.1)
+    assert (opts.minutes, opts.objective, opts.lr, opts.anchor, opts.sample_level) == (5.0, "recorrupt", 1e-4, 0.1, 1.0)
     assert opts.threads == AdaptOptions().threads  # not given: fllic adapt's own default
+    args.adapt_sample_level = None
+    assert _adapt_options(args).sample_level == AdaptOptions().sample_level
