@@ -163,7 +163,7 @@ def unit_residual(teacher, photo: _Photo, side: int = ESTIMATE_SIDE, bound: floa
     correlation included, at unit level (for recorruption). With ``level``, rescaled to that RMS: the
     stock trunk leaves part of the noise in its estimate, so its residual's RMS is about half the map's,
     and recorruption in theory wants samples as large as the noise. Measured, samples at the map's level
-    made the trunk smooth too much (AdaptOptions.sample_level), so the residual's own level is the default."""
+    did worse than the residual's own (AdaptOptions.sample_level), which stays the default."""
     crop = _centre(photo.pixels, side)
     crop = crop[: crop.shape[0] // 16 * 16, : crop.shape[1] // 16 * 16]
     m = _level_maps(crop, photo.level)
