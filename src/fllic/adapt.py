@@ -31,7 +31,10 @@ the anchor and the small steps held it at the stock trunk. At 1e-4 with the
 anchor at 0.1 it gained +0.10 dB at 4 % more bits in 90 minutes on one
 thread; at 3e-4 with no anchor, +0.18 dB at 7 % fewer bits in 45
 (results/real_polyu_adapted_recorrupt_lr1e-4_v8.md, ..._lr3e-4_free_v8.md),
-now the defaults.
+now the defaults. At these settings, against the stock model, running on to
+120 minutes (+0.06 dB), Neighbor2Neighbor (-0.18 dB) and noise samples at
+the map's level (-0.08 dB) did worse (..._lr3e-4_free_v8_120min.md,
+real_polyu_adapted_n2n_lr3e-4_free_v8.md, ..._level1_v8.md).
 
 The trunk reads the blind noise map of each photograph, as ``fllic
 compress`` computes it, so the adapted model is used exactly like the stock
