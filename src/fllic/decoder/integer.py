@@ -196,7 +196,7 @@ def run(layers, a: np.ndarray) -> np.ndarray:
 
 # -- threads ---------------------------------------------------------------------------------
 _local = threading.local()  # .pool: this thread's band workers while its :func:`run` holds them
-_blas = {"lock": threading.Lock(), "holders": 0, "limiter": None}  # one BLAS thread while any run holds workers
+_workers = threading.Lock()  # held by the one run whose bands are on workers, BLAS then on one thread
 
 
 def _each(fn, items) -> None:
@@ -223,35 +223,26 @@ def threads() -> int:
 def _band_threads():
     """Bands of rows on ``threads()`` workers, each matrix product on one BLAS thread: a 64-channel layer's
     products are too small for BLAS's own threads to share well, and the rounding and saturation after them
-    run on the workers too. Exactness does not depend on it: each band is computed alone, in any order."""
+    run on the workers too. One run at a time does so (BLAS's thread count is the process's); a run that
+    starts meanwhile computes its bands in turn. Exactness does not depend on it: each band is computed alone."""
     n = threads()
     if n < 2 or getattr(_local, "pool", None) is not None or not _has_threadpoolctl():
         yield
         return
-    with ThreadPoolExecutor(n) as pool, _one_blas_thread():
-        _local.pool = pool
-        try:
-            yield
-        finally:
-            _local.pool = None
-
-
-@contextmanager
-def _one_blas_thread():
-    """BLAS held to one thread while any thread's :func:`run` has band workers, restored after the last."""
-    from threadpoolctl import threadpool_limits
-
-    with _blas["lock"]:
-        if _blas["holders"] == 0:
-            _blas["limiter"] = threadpool_limits(1, user_api="blas")
-        _blas["holders"] += 1
-    try:
+    if not _workers.acquire(blocking=False):
         yield
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+
+        with ThreadPoolExecutor(n) as pool, threadpool_limits(1, user_api="blas"):
+            _local.pool = pool
+            try:
+                yield
+            finally:
+                _local.pool = None
     finally:
-        with _blas["lock"]:
-            _blas["holders"] -= 1
-            if _blas["holders"] == 0:
-                _blas["limiter"].restore_original_limits()
+        _workers.release()
 
 
 def _has_threadpoolctl() -> bool:
