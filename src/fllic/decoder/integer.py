@@ -226,11 +226,8 @@ def _band_threads():
     run on the workers too. One run at a time does so (BLAS's thread count is the process's); a run that
     starts meanwhile computes its bands in turn. Exactness does not depend on it: each band is computed alone."""
     n = threads()
-    if n < 2 or getattr(_local, "pool", None) is not None or not _has_threadpoolctl():
-        yield
-        return
-    if not _workers.acquire(blocking=False):
-        yield
+    if n < 2 or not _has_threadpoolctl() or not _workers.acquire(blocking=False):  # held: by another run, or
+        yield  # by an outer run of this thread, whose workers this one then shares
         return
     try:
         from threadpoolctl import threadpool_limits
