@@ -328,6 +328,46 @@ def test_real_photograph_bench_caps_at_the_source_jpeg(tmp_path, capsys):
     assert min(cells[:2]) - 1e-9 <= cells[2]  # Q picks one of the gains per photo
 
 
+def test_ensembles_put_every_pixel_back_where_it_came_from(monkeypatch):
+    """The rotations and the pixel-shuffled sub-images of --ensembles: with a stand-in trunk that returns its
+    input plus its noise map's mean, every estimate is the image itself, turned back and put back in place."""
+    from fllic.bench import real
+
+    monkeypatch.setattr(real, "trunk_estimate", lambda m, noisy, level_map, sigma: noisy + np.uint8(level_map[0].mean()))
+    rng = np.random.default_rng(3)
+    noisy = rng.integers(0, 200, (6, 10, 3), dtype=np.uint8)
+    std = np.full(noisy.shape[:2], 2.0)
+    for turns in (1, 4):
+        assert np.array_equal(real._turned_estimate(None, noisy, std, 1.0, 5.0, turns), noisy + 2.0)
+        assert np.array_equal(real._sub_image_estimate(None, noisy, std, 1.0, 5.0, turns), noisy + 2.0)
+
+
+def test_real_photograph_bench_measures_ensembles(tmp_path, capsys):
+    """--ensembles: one pass, sub-images and their mean, each once and over four rotations, per camera and fold."""
+    from PIL import Image
+
+    from fllic.bench.real import main as real_main
+    from tests.conftest import noisy_image
+
+    rng = np.random.default_rng(2)
+    for name in ("camA_one", "camB_two"):
+        clean = noisy_image(rng, 64, 64)
+        Image.fromarray(clean).save(tmp_path / f"{name}_mean.png")
+        noisy = np.clip(clean + rng.normal(0, 8, clean.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(noisy).save(tmp_path / f"{name}_Real.jpg", quality=85)
+    assert real_main(["--data", str(tmp_path), "--crop", "64", "--ensembles"]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| ")]
+    assert "mean of both, 4 rotations (8x)" in lines[0]
+    rows = {ln.split("|")[1].strip(): [float(c) for c in ln.split("|")[2:8]] for ln in lines[1:]}
+    assert set(rows) == {"camA (1)", "camB (1)", "fold a (1)", "fold b (1)", "all 2 (2)"}
+    from fllic.models.registry import CAMERA_JPEG_MODEL, resolve
+
+    gain = resolve(CAMERA_JPEG_MODEL).meta.get("correlated_gain", 1.0)
+    assert real_main(["--data", str(tmp_path), "--crop", "64", "--estimate-gains", str(gain)]) == 0
+    row = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| all 2 (2) |"))
+    assert float(row.split("|")[2]) == rows["all 2 (2)"][0]  # one pass is the estimate at the model's own gain
+
+
 def test_real_photograph_bench_picks_each_baselines_best_sigma(tmp_path, capsys, monkeypatch):
     """--cbm3d-sigmas and --ffdnet-sigmas: each baseline's column holds its best sigma against the reference,
     the mean row beside them; stand-in denoisers (a box blur whose width is the sigma) keep the test light."""

@@ -307,6 +307,69 @@ def coarse_sweep(items, model, gains, size: int = CROP) -> dict[str, dict]:
     return out
 
 
+ENSEMBLES = ("one pass", "sub-images", "mean of both")
+
+
+def _turned_estimate(model, noisy: np.ndarray, std: np.ndarray, kind: float, sigma: float, turns: int) -> np.ndarray:
+    """The trunk's rounded estimates of ``noisy`` turned by 0, 90, ... degrees (``turns`` of them), turned back and
+    averaged, in float; ``std`` the per-pixel noise map of ``noisy``."""
+    ests = [np.rot90(trunk_estimate(model, np.ascontiguousarray(np.rot90(noisy, k)),
+                                    _padded_map(np.ascontiguousarray(np.rot90(std, k)), kind), sigma), -k)
+            for k in range(turns)]
+    return np.mean(np.asarray(ests, dtype=np.float64), axis=0)
+
+
+def _sub_image_estimate(model, noisy: np.ndarray, std: np.ndarray, kind: float, sigma: float, turns: int) -> np.ndarray:
+    """Pixel-shuffle downsampling (Zhou et al., AAAI 2020): the trunk on each of the four sub-images of every
+    second pixel, where the camera's spatially correlated noise is closer to white, put back in place."""
+    out = np.empty(noisy.shape, dtype=np.float64)
+    for i in (0, 1):
+        for j in (0, 1):
+            out[i::2, j::2] = _turned_estimate(model, np.ascontiguousarray(noisy[i::2, j::2]),
+                                               np.ascontiguousarray(std[i::2, j::2]), kind, sigma, turns)
+    return out
+
+
+def ensemble_sweep(items, model, size: int = CROP) -> dict[str, dict[tuple[str, int], float]]:
+    """{photo: {(ensemble, turns): PSNR gain}}: the trunk's estimate alone (no coding) reading the blind map at the
+    model's correlated gain: in one pass, on pixel-shuffled sub-images, and the mean of the two (each of
+    :data:`ENSEMBLES`), each once and averaged over four rotations."""
+    from tqdm import tqdm
+
+    from fllic.codec import _blind_level, _capped_level
+    from fllic.metrics import psnr
+    from fllic.models.registry import resolve
+
+    m = resolve(model)
+    gain = float(m.meta.get("correlated_gain", 1.0))
+    out = {}
+    for scene, noisy_path, ref_path in tqdm(items, desc="ensembles", unit="photo"):
+        noisy, ref, _ = read_pair(noisy_path, ref_path, size)
+        base, level = psnr(noisy, ref), _capped_level(m, _blind_level(noisy))
+        level_map = _blind_map(noisy, level, gain)
+        std, kind, sigma = level_map[0, : noisy.shape[0], : noisy.shape[1]], float(level_map[1, 0, 0]), level.sigma * gain
+        out[scene] = {}
+        for turns in (1, 4):
+            one = _turned_estimate(m, noisy, std, kind, sigma, turns)
+            sub = _sub_image_estimate(m, noisy, std, kind, sigma, turns)
+            for name, est in zip(ENSEMBLES, (one, sub, (one + sub) / 2)):
+                out[scene][name, turns] = psnr(np.clip(np.rint(est), 0, 255).astype(np.uint8), ref) - base
+    return out
+
+
+def ensemble_table(sweep: dict[str, dict]) -> list[str]:
+    """Per camera, per fold and over all: the mean gain of each ensemble, once and over four rotations, with the
+    trunk passes each costs."""
+    keys = list(next(iter(sweep.values())))
+    passes = {ENSEMBLES[0]: 1, ENSEMBLES[1]: 1, ENSEMBLES[2]: 2}  # the sub-images are a quarter of the pixels each
+    lines = ["| photographs | " + " | ".join(f"{name}{', 4 rotations' if t > 1 else ''} ({passes[name] * t}x)"
+                                              for name, t in keys) + " |", "|---|" + "---:|" * len(keys)]
+    for label, scenes in _groups(list(sweep), by_fold=True).items():
+        cells = [f"{np.mean([sweep[s][k] for s in scenes]):+.2f}" for k in keys]
+        lines.append(f"| {label} ({len(scenes)}) | " + " | ".join(cells) + " |")
+    return lines
+
+
 def _groups(scenes: list[str], by_fold: bool = False) -> dict[str, list[str]]:
     """{row name: scenes}: per camera (the scene name's prefix), per fold of scenes where asked, then all."""
     groups: dict[str, list[str]] = {}
@@ -421,6 +484,13 @@ def _sweep_record(items, args) -> tuple[str, str, list[str]] | None:
     from fllic.models.registry import CAMERA_JPEG_MODEL
 
     model = args.model or CAMERA_JPEG_MODEL
+    if args.ensembles:
+        return (f"`{model}`'s trunk on real photographs, alone and in ensembles, before coding",
+                _ESTIMATE_CELL + "reading the blind noise map at the model's correlated gain: in one pass, on the "
+                "four sub-images of every second pixel (pixel-shuffle downsampling, where the spatially correlated "
+                "noise is closer to white) put back in place, and the mean of the two; each also averaged over "
+                "four rotations. In brackets, the trunk's passes over the whole image each costs.",
+                ensemble_table(ensemble_sweep(items, model, args.crop)))
     if args.coarse_gains:
         return (f"`{model}`'s trunk at two scales on real photographs, before coding",
                 _ESTIMATE_CELL + "reading the blind noise map at the model's correlated gain; in one "
@@ -480,6 +550,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--coarse-gains", type=float, nargs="+", default=None,
                    help="instead: the trunk's estimate alone (no coding) in one pass and at two scales, the coarse "
                         "pass reading the blind map at each of these gains (choosing a camera model's coarse gain)")
+    p.add_argument("--ensembles", action="store_true",
+                   help="instead: the trunk's estimate alone (no coding) in one pass, on pixel-shuffled sub-images "
+                        "and the mean of both, each once and over four rotations")
     p.add_argument("--out", type=Path, default=None, help="write the record (Markdown) here")
     args = p.parse_args(argv)
     items = pairs(args.data)
