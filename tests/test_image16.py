@@ -1,12 +1,16 @@
-"""16-bit PNG and TIFF in numpy and zlib (fllic.image16): what libpng and libtiff (through imagecodecs) read back."""
+"""PNG and 16-bit TIFF in numpy and zlib (fllic.image16): what libpng and libtiff (through imagecodecs) and
+Pillow read back, and a decoding install's image files without Pillow."""
 
 import struct
 import sys
 import zlib
 
+import io
+
 import imagecodecs
 import numpy as np
 import pytest
+from PIL import Image
 
 from fllic import image16
 from fllic._errors import InputError
@@ -81,3 +85,41 @@ def test_without_imagecodecs_16_bit_png_still_reads_and_tiff_says_what_to_instal
     assert np.array_equal(read_image_file(png).array, rgb)
     with pytest.raises(InputError, match="pip install imagecodecs"):
         read_image_file(tiff)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_8_bit_png_written_reads_back_in_pillow_and_pillow_s_in_ours(shape, rng):
+    noise = rng.integers(0, 256, shape).astype(np.uint8)
+    ramp = np.cumsum(rng.integers(0, 3, shape), axis=1).astype(np.uint8)
+    for a in (noise, ramp):
+        ours = image16.png(a)
+        with Image.open(io.BytesIO(ours)) as im:
+            assert np.array_equal(np.asarray(im), a)
+        assert np.array_equal(image16.read_png(ours), a)
+        theirs = io.BytesIO()
+        Image.fromarray(a[..., 0] if a.ndim == 3 and a.shape[2] == 1 else a).save(theirs, format="PNG")
+        assert np.array_equal(image16.read_png(theirs.getvalue()), a)
+
+
+def test_without_pillow_png_is_written_and_read_with_its_metadata_and_the_rest_says_what_to_install(
+        monkeypatch, rng):
+    from .test_depth_alpha import camera_exif
+
+    icc, exif = srgb_icc(), camera_exif()
+    rgba = rng.integers(0, 256, (9, 11, 4)).astype(np.uint8)
+    jpeg = io.BytesIO()
+    Image.fromarray(rgba[..., :3]).save(jpeg, format="JPEG")
+    palette = io.BytesIO()
+    Image.fromarray(rgba[..., 0]).convert("P").save(palette, format="PNG")
+    monkeypatch.setitem(sys.modules, "PIL", None)  # import PIL now fails, as on a decoding install
+    monkeypatch.setitem(sys.modules, "PIL.Image", None)
+    for a in (rgba, rgba[..., :3], rgba[..., 0], rgba[..., :2]):
+        back = read_image_file(encode_image(a, ".png", icc=icc, exif=exif))
+        assert np.array_equal(back.array, a) and back.bit_depth == 8
+        assert back.icc == icc and back.exif == exif
+    with pytest.raises(InputError, match="writing BMP needs Pillow: pip install pillow"):
+        encode_image(rgba[..., :3], ".bmp")
+    with pytest.raises(InputError, match="needs Pillow: pip install pillow"):
+        read_image_file(jpeg.getvalue())
+    with pytest.raises(InputError, match="pip install pillow"):
+        read_image_file(palette.getvalue())

@@ -1,15 +1,16 @@
-"""16-bit PNG and TIFF in numpy and zlib: the writers fllic uses, and a PNG reader for installs without imagecodecs.
+"""PNG and 16-bit TIFF in numpy and zlib: what a decoding install writes and reads without an imaging library.
 
-A decoding install (numpy, constriction, Pillow) must write what ``fllic
-decompress`` decodes at full depth, and Pillow writes 16-bit images for grey
-only. :func:`tiff` writes a baseline TIFF (deflate, horizontal predictor).
-:func:`png` writes any 16-bit PNG (grey, grey + alpha, RGB, RGBA; PNG
-specification, ISO/IEC 15948), choosing each row's filter among None, Sub, Up
-and Paeth by the smallest sum of absolute filtered bytes, as libpng does. Its
-reader undoes every filter along the image's anti-diagonals: a pixel's
-filter reads only its left, upper and upper-left neighbours, which all lie on
-earlier diagonals, so each diagonal is one vectorised step. Where imagecodecs
-is installed (the ``encode`` extra), fllic.imageio reads with it instead.
+A decoding install (numpy, constriction) must write what ``fllic
+decompress`` decodes at full depth, with no imaging library, and Pillow
+writes 16-bit images for grey only. :func:`tiff` writes a baseline 16-bit TIFF
+(deflate, horizontal predictor). :func:`png` writes any 8- or 16-bit PNG
+(grey, grey + alpha, RGB, RGBA; PNG specification, ISO/IEC 15948), choosing
+each row's filter among None, Sub, Up and Paeth by the smallest sum of
+absolute filtered bytes, as libpng does. Its reader, :func:`read_png`, undoes
+every filter along the image's anti-diagonals: a pixel's filter reads only its
+left, upper and upper-left neighbours, which all lie on earlier diagonals, so
+each diagonal is one vectorised step. Where imagecodecs (16 bits) or Pillow
+(8 bits) is installed, fllic.imageio reads with it instead.
 """
 
 from __future__ import annotations
@@ -31,24 +32,27 @@ def chunk(kind: bytes, body: bytes) -> bytes:
 
 
 def png(array: np.ndarray, level: int = 6, extra: bytes = b"") -> bytes:
-    """A 16-bit PNG of a uint16 (H, W) or (H, W, C) array, C in 1..4; ``extra``, whole chunks, goes after IHDR."""
-    arr, h, w, channels = _checked(array, "PNG")
-    raw = np.ascontiguousarray(arr, ">u2").view(np.uint8).reshape(h, w * channels * 2)
+    """An 8- or 16-bit PNG of a uint8 or uint16 (H, W) or (H, W, C) array, C in 1..4; ``extra``, whole chunks,
+    goes after IHDR."""
+    arr, h, w, channels = _checked(array, "PNG", (np.uint8, np.uint16))
+    size = arr.dtype.itemsize
+    raw = np.ascontiguousarray(arr, f">u{size}").view(np.uint8).reshape(h, w * channels * size)
     squeeze = zlib.compressobj(level)
     idat = []
     for r0 in range(0, h, BAND_ROWS):
         above = raw[r0 - 1] if r0 else np.zeros(raw.shape[1], np.uint8)
-        idat.append(squeeze.compress(_filtered(raw[r0:r0 + BAND_ROWS], above, 2 * channels).tobytes()))
+        idat.append(squeeze.compress(_filtered(raw[r0:r0 + BAND_ROWS], above, size * channels).tobytes()))
     idat.append(squeeze.flush())
-    ihdr = struct.pack(">IIBBBBB", w, h, 16, COLOUR_TYPES[channels], 0, 0, 0)
+    ihdr = struct.pack(">IIBBBBB", w, h, 8 * size, COLOUR_TYPES[channels], 0, 0, 0)
     return MAGIC + chunk(b"IHDR", ihdr) + extra + chunk(b"IDAT", b"".join(idat)) + chunk(b"IEND", b"")
 
 
-def _checked(array: np.ndarray, fmt: str) -> tuple[np.ndarray, int, int, int]:
+def _checked(array: np.ndarray, fmt: str, dtypes=(np.uint16,)) -> tuple[np.ndarray, int, int, int]:
     arr = np.asarray(array)
     channels = 1 if arr.ndim == 2 else arr.shape[2] if arr.ndim == 3 else 0
-    if arr.dtype != np.uint16 or channels not in COLOUR_TYPES or 0 in arr.shape:
-        raise InputError(f"cannot write a 16-bit {fmt} of {arr.dtype} samples of shape {arr.shape}")
+    if arr.dtype not in dtypes or channels not in COLOUR_TYPES or 0 in arr.shape:
+        depth = "16-bit " if dtypes == (np.uint16,) else ""
+        raise InputError(f"cannot write a {depth}{fmt} of {arr.dtype} samples of shape {arr.shape}")
     return arr, arr.shape[0], arr.shape[1], channels
 
 
@@ -124,27 +128,32 @@ def _filtered(rows: np.ndarray, above: np.ndarray, bpp: int) -> np.ndarray:
 
 
 def read_png(data: bytes, name: str = "<png>") -> np.ndarray:
-    """The uint16 (H, W) or (H, W, C) samples of a non-interlaced 16-bit PNG."""
+    """The uint8 or uint16 (H, W) or (H, W, C) samples of a non-interlaced 8- or 16-bit grey or RGB PNG, with or
+    without alpha (a palette, a colour key or fewer bits need an imaging library: Pillow reads them)."""
     header, idat = _chunks(data, name)
     w, h, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", header)
     channels = {v: k for k, v in COLOUR_TYPES.items()}.get(colour)
-    if depth != 16 or channels is None:
-        raise InputError(f"{name}: not a 16-bit grey or RGB PNG (bit depth {depth}, colour type {colour})")
+    if depth not in (8, 16) or channels is None:
+        raise InputError(f"{name}: a PNG of bit depth {depth} and colour type {colour}: pip install pillow to read it")
+    library = "imagecodecs" if depth == 16 else "pillow"  # Pillow reads 16-bit colour as 8-bit
     if interlace:
-        raise InputError(f"{name}: an interlaced 16-bit PNG; pip install imagecodecs to read it")
-    bpp, stride = 2 * channels, 2 * channels * w
+        raise InputError(f"{name}: an interlaced {depth}-bit PNG; pip install {library} to read it")
+    if depth == 8 and b"tRNS" in (kind for kind, _ in chunks(data)):
+        raise InputError(f"{name}: a PNG with a transparent colour; pip install pillow to read it")
+    size = depth // 8
+    bpp, stride = size * channels, size * channels * w
     try:
         filtered = np.frombuffer(zlib.decompress(idat), np.uint8)
     except zlib.error as e:
-        raise InputError(f"{name}: not a readable 16-bit PNG ({e})") from e
+        raise InputError(f"{name}: not a readable PNG ({e})") from e
     if filtered.size != h * (stride + 1):
-        raise InputError(f"{name}: not a readable 16-bit PNG (its pixel data does not fill {w}x{h})")
+        raise InputError(f"{name}: not a readable PNG (its pixel data does not fill {w}x{h})")
     rows = filtered.reshape(h, stride + 1)
     kinds = rows[:, 0].astype(np.int32)
     if kinds.max() > 4:
         raise InputError(f"{name}: not a readable PNG (a row with filter type {kinds.max()})")
     raw = _unfiltered(rows[:, 1:].reshape(h, w, bpp).astype(np.int32), kinds)
-    samples = np.ascontiguousarray(raw).view(">u2").astype(np.uint16)
+    samples = np.ascontiguousarray(raw).view(f">u{size}").astype(np.uint8 if size == 1 else np.uint16)
     return samples.reshape(h, w) if channels == 1 else samples.reshape(h, w, channels)
 
 

@@ -3,12 +3,14 @@
 * **Read.** PNG and TIFF at 8 or 16 bits per channel (16-bit pixels are
   decoded by imagecodecs, since Pillow opens 16-bit RGB as 8-bit; without
   imagecodecs, 16-bit PNG by :mod:`fllic.image16` and 16-bit TIFF not at all); BMP, WebP,
-  PPM/PGM and JPEG at 8 bits (Pillow). Grey, grey + alpha, RGB and RGBA;
+  PPM/PGM and JPEG at 8 bits (Pillow). Without Pillow (a decoding install),
+  PNG alone, by :mod:`fllic.image16`. Grey, grey + alpha, RGB and RGBA;
   palette images become RGB (RGBA with a transparent entry). The ICC profile
   and EXIF are read where the format has them. Anything that would not be
   read at full depth (32-bit or floating-point TIFF, 16-bit PPM, premultiplied
   alpha, ...) is refused with an InputError, never truncated.
-* **Write.** 16 bits to PNG and TIFF only (:mod:`fllic.image16`, numpy and zlib); alpha to PNG, TIFF and WebP only;
+* **Write.** 16 bits to PNG and TIFF only (:mod:`fllic.image16`, numpy and zlib); 8 bits by Pillow, or to
+  PNG by :mod:`fllic.image16` where Pillow is not installed; alpha to PNG, TIFF and WebP only;
   anything else is refused with a message that says what to write instead.
   ICC profile and EXIF go where the format holds them; where it does not, a
   FllicWarning says they were dropped (BMP and PPM hold neither; fllic writes
@@ -94,7 +96,7 @@ def read_image_file(path: str | Path | bytes, name: str = "<stdin>") -> ImageFil
     try:
         if data.startswith(_PNG_MAGIC) and len(data) >= 29 and data[24] == 16:  # IHDR's bit depth
             return _read_png16(data, name)
-        tags = _tiff_tags(data) if data[:4] in _TIFF_MAGICS else None
+        tags = _tiff_tags(data, name) if data[:4] in _TIFF_MAGICS else None
         if tags is not None and _tiff_depth(tags, name) == 16:
             return _read_tiff16(data, tags, name)
         return _read_pillow(data, name, tags)
@@ -108,9 +110,25 @@ def _reason(error: OSError) -> str:
     return "not a known image format" if text in ("", "cannot identify image file") else text
 
 
-def _read_pillow(data: bytes, name: str, tiff_tags) -> ImageFile:
-    from PIL import Image
+def _pillow_image():
+    """PIL.Image, or None where Pillow is not installed (a decoding install reads and writes PNG without it)."""
+    try:
+        from PIL import Image
+    except ImportError:
+        return None
+    return Image
 
+
+def _needs_pillow(what: str) -> InputError:
+    return InputError(f"{what} needs Pillow: pip install pillow (without it fllic reads and writes PNG)")
+
+
+def _read_pillow(data: bytes, name: str, tiff_tags) -> ImageFile:
+    Image = _pillow_image()
+    if Image is None:
+        if not data.startswith(_PNG_MAGIC):
+            raise _needs_pillow(f"{name}: reading this image")
+        return _samples(image16.read_png(data, name), name, *_png_metadata(data))
     with Image.open(io.BytesIO(data)) as im:
         _refuse_deep(im, name)
         if im.mode in ("La", "RGBa"):
@@ -156,12 +174,12 @@ def _read_png16(data: bytes, name: str) -> ImageFile:
     try:
         import imagecodecs
     except ImportError:
-        return _split16(image16.read_png(data, name), name, *_png_metadata(data))
+        return _samples(image16.read_png(data, name), name, *_png_metadata(data))
     try:
         array = imagecodecs.png_decode(data)
     except Exception as e:  # noqa: BLE001 - imagecodecs raises PngError and friends
         raise InputError(f"{name}: not a readable 16-bit PNG ({e})") from e
-    return _split16(array, name, *_png_metadata(data))
+    return _samples(array, name, *_png_metadata(data))
 
 
 def _read_tiff16(data: bytes, tags, name: str) -> ImageFile:
@@ -197,29 +215,32 @@ def _read_tiff16(data: bytes, tags, name: str) -> ImageFile:
             array = 65535 - array
         else:
             array[..., :colour] = 65535 - array[..., :colour]
-    return _split16(array, name, tags.get(34675), _tiff_exif(tags))
+    return _samples(array, name, tags.get(34675), _tiff_exif(tags))
 
 
-def _split16(array: np.ndarray, name: str, icc, exif) -> ImageFile:
-    if array.dtype.kind != "u" or array.dtype.itemsize != 2:
-        raise InputError(f"{name}: expected 16-bit unsigned samples, found {array.dtype}")
-    array = array.astype(np.uint16, copy=False)
+def _samples(array: np.ndarray, name: str, icc, exif) -> ImageFile:
+    """An ImageFile of 8- or 16-bit samples, (H, W) or (H, W, C) with C in 1..4, alpha last."""
+    if array.dtype.kind != "u" or array.dtype.itemsize not in (1, 2):
+        raise InputError(f"{name}: expected 8- or 16-bit unsigned samples, found {array.dtype}")
+    depth = 8 * array.dtype.itemsize
+    array = array.astype(np.uint8 if depth == 8 else np.uint16, copy=False)
     channels = 1 if array.ndim == 2 else array.shape[2]
     if array.ndim not in (2, 3) or channels not in (1, 2, 3, 4):
-        raise InputError(f"{name}: a 16-bit image of shape {array.shape}; fllic reads grey or RGB, with or without alpha")
+        raise InputError(f"{name}: a {depth}-bit image of shape {array.shape}; fllic reads grey or RGB, with or without alpha")
     if array.ndim == 3 and channels == 1:
         array = array[..., 0]
     colour, alpha = (array[..., :-1], array[..., -1]) if channels in (2, 4) else (array, None)
     if colour.ndim == 3 and colour.shape[2] == 1:
         colour = colour[..., 0]
-    return ImageFile(np.ascontiguousarray(colour), None if alpha is None else np.ascontiguousarray(alpha), 16,
+    return ImageFile(np.ascontiguousarray(colour), None if alpha is None else np.ascontiguousarray(alpha), depth,
                      *_clean_metadata(icc, exif, name))
 
 
-def _tiff_tags(data: bytes):
+def _tiff_tags(data: bytes, name: str):
     """The first IFD of a TIFF file (Pillow's Exif reader), or None when it cannot be parsed."""
-    from PIL import Image
-
+    Image = _pillow_image()
+    if Image is None:
+        raise _needs_pillow(f"{name}: reading a TIFF")
     tags = Image.Exif()
     try:
         tags.load(data)
@@ -332,8 +353,8 @@ def encode_image(array: np.ndarray, suffix: str, allow_lossy: bool = False, *, a
     if fmt not in _META_FORMATS:
         _dropped(fmt, icc, exif)
         icc = exif = None
-    if depth == 16 and fmt == "PNG":
-        return _png16(arr, icc, exif)
+    if fmt == "PNG" and (depth == 16 or _pillow_image() is None):
+        return _png(arr, icc, exif)
     if depth == 16 and channels > 1:
         return _tiff16(arr, icc, exif)
     return _pillow(arr, fmt, icc, exif)
@@ -382,8 +403,9 @@ def _dropped(fmt: str, icc, exif, why: str = "") -> None:
 
 
 def _pillow(arr: np.ndarray, fmt: str, icc, exif) -> bytes:
-    from PIL import Image
-
+    Image = _pillow_image()
+    if Image is None:
+        raise _needs_pillow(f"writing {fmt}")
     options: dict = {"lossless": True, "exact": True} if fmt == "WEBP" else {}
     if icc:
         options["icc_profile"] = icc
@@ -397,8 +419,8 @@ def _pillow(arr: np.ndarray, fmt: str, icc, exif) -> bytes:
     return buf.getvalue()
 
 
-def _png16(arr: np.ndarray, icc, exif) -> bytes:
-    """A 16-bit PNG (fllic.image16), with iCCP and eXIf chunks after IHDR."""
+def _png(arr: np.ndarray, icc, exif) -> bytes:
+    """An 8- or 16-bit PNG (fllic.image16), with iCCP and eXIf chunks after IHDR."""
     extra = b""
     if icc:
         extra += image16.chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc, 9))
