@@ -223,6 +223,28 @@ def test_an_encoder_behind_a_shipped_decoder_codes_as_that_model(tmp_path):
     assert ours.header.model_id == "checkpoint" and ours.header.version > stock.header.version
 
 
+def test_fitted_latents_copy_the_trunks_estimate_more_closely():
+    """train.evaluate --fit-latents: with no steps the fitted estimate is the own estimate; with steps, g_s's
+    copy of the trunk's estimate comes closer, and the networks' weights do not move."""
+    import torch
+
+    from fllic.models.fllic_net import FLLIC, FllicConfig, finalize
+    from fllic.train.evaluate import _estimates, fitted_estimate
+
+    torch.manual_seed(0)
+    net = FLLIC(FllicConfig.tiny(trunk=True)).eval()
+    for conv in (m for m in net.g_s.modules() if isinstance(m, torch.nn.Conv2d)):  # a g_s whose output moves with y
+        torch.nn.init.kaiming_normal_(conv.weight, a=0.1).data.mul_(0.5)  # and does not saturate
+    model = finalize(net, {"id": "tiny", "quality_scales": [1.0]})
+    before = {k: v.clone() for k, v in model.net.state_dict().items()}
+    noisy = noisy_image(np.random.default_rng(4), 40, 56)
+    own, trunk = _estimates(model, noisy, 20.0, 1.0)
+    assert np.array_equal(fitted_estimate(model, noisy, 20.0, 1.0, 0), own)
+    err = lambda img: float(np.mean((img.astype(float) - trunk) ** 2))
+    assert err(fitted_estimate(model, noisy, 20.0, 1.0, 40)) < 0.9 * err(own)
+    assert all(torch.equal(v, before[k]) for k, v in model.net.state_dict().items())
+
+
 def test_grey_output_error_ignores_colour_that_averages_out():
     """The grey distortion is on the channels' mean: a colour cast with zero mean costs nothing, a grey error does."""
     import torch

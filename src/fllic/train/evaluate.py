@@ -4,7 +4,9 @@ Used to follow training; the benchmark of record is ``fllic bench``. For each
 sigma and q it gives the coded point (bpp from the file's bytes, PSNR), the
 model's own estimate g_s(g_a(x)) with ŷ unquantized, and for a v2 model the
 trunk's estimate, the input the codec codes: which of the three limits the
-PSNR (remote-source coding: estimator, transform, quantization).
+PSNR (remote-source coding: estimator, transform, quantization). ``--fit-latents``
+adds the estimate with ŷ fitted to the trunk's estimate: what g_s can copy at
+best, so the transform's share splits into g_a's and g_s's.
 """
 
 from __future__ import annotations
@@ -75,6 +77,32 @@ def _estimates(model, noisy: np.ndarray, sigma: float, q: float) -> tuple[np.nda
     return own, trunk_pixels(model.net, noisy, float(sigma))
 
 
+FIT_LR = 1e-2  # Adam on y, cosine to zero over the steps; y's values are a few tenths
+
+
+def fitted_estimate(model, noisy: np.ndarray, sigma: float, q: float, steps: int) -> np.ndarray:
+    """The own estimate with ŷ fitted: y, from g_a's, moved by ``steps`` Adam steps through the float g_s to the
+    trunk's estimate (MSE), then decoded through the integer g_s unquantized. Against the plain own estimate it
+    tells g_a's share of the transform's loss (latents g_a did not find) from g_s's (no latent decodes closer)."""
+    from fllic.codec import _pixels, _to_tensor
+    from fllic.models.integer import to_nhwc
+
+    net = model.net
+    x, s, qt = _to_tensor(noisy), torch.tensor([float(np.float32(sigma))]), torch.tensor([float(np.float32(q))])
+    with torch.no_grad():
+        est = net.estimate(x, s)
+        y = net.analysis_of_estimate(est, s, qt).requires_grad_(True)
+    opt = torch.optim.Adam([y], lr=FIT_LR)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
+    for _ in range(steps):
+        loss = torch.nn.functional.mse_loss(net.synthesis(y, s, qt), est)
+        (y.grad,) = torch.autograd.grad(loss, y)  # y's gradient only: the networks' own stay untouched
+        opt.step()
+        sched.step()
+    out = model.decoder.synthesis_from_y(to_nhwc(y.detach()).double(), float(sigma), float(q))
+    return _pixels(out, noisy.shape[0], noisy.shape[1], 1 if noisy.ndim == 2 else 3)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m fllic.train.evaluate", description=__doc__)
     p.add_argument("--checkpoint", type=Path, default=Path.home() / ".cache" / "fllic" / "train" / "checkpoint.pt")
@@ -88,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="a shipped model id: the checkpoint's g_a and h_a behind that model's trunk, decoder part and "
                         "coding tables (an --encoder-only run), coded at its levels --levels")
     p.add_argument("--levels", type=int, nargs="+", default=[5], help="with --behind: the model's quality levels")
+    p.add_argument("--fit-latents", type=int, default=0, metavar="STEPS",
+                   help="also the own estimate with ŷ fitted to the trunk's estimate by STEPS Adam steps through g_s")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.behind:
@@ -99,8 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     files = split(sorted(args.data.glob("*.png")), "dev")[: args.limit]  # never a test image
     t_start = time.time()
     print(f"# {args.checkpoint}: step {step}, {len(files)} images from {args.data}, seeded AWGN")
-    print("| σ | q | bpp (file bytes) | PSNR coded | own estimate (ŷ unquantized) | trunk estimate | noisy |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    fitted = f" own estimate, ŷ fitted ({args.fit_latents} steps) |" if args.fit_latents else ""
+    print(f"| σ | q | bpp (file bytes) | PSNR coded | own estimate (ŷ unquantized) |{fitted} trunk estimate | noisy |")
+    print("|---:|---:|---:|---:|---:|" + "---:|" * (3 if args.fit_latents else 2))
     for sigma in args.sigma:
         for level, q in zip(args.levels, args.q):
             rows = []
@@ -112,11 +143,12 @@ def main(argv: list[str] | None = None) -> int:
                     raise SystemExit("decode mismatch")
                 h, w = clean.shape[:2]
                 own, trunk = _estimates(model, noisy, sigma, q)
-                rows.append((8 * len(res.data) / (h * w), psnr(res.pixels, clean), psnr(own, clean),
+                fit = [psnr(fitted_estimate(model, noisy, sigma, q, args.fit_latents), clean)] if args.fit_latents else []
+                rows.append((8 * len(res.data) / (h * w), psnr(res.pixels, clean), psnr(own, clean), *fit,
                              psnr(trunk, clean) if trunk is not None else np.nan, psnr(noisy, clean)))
             r = np.array(rows).mean(0)
-            trunk = "–" if np.isnan(r[3]) else f"{r[3]:.2f}"
-            print(f"| {sigma:g} | {q:g} | {r[0]:.3f} | {r[1]:.2f} | {r[2]:.2f} | {trunk} | {r[4]:.2f} |", flush=True)
+            cells = [f"{r[0]:.3f}"] + ["–" if np.isnan(v) else f"{v:.2f}" for v in r[1:]]
+            print(f"| {sigma:g} | {q:g} | " + " | ".join(cells) + " |", flush=True)
     print(f"\n({time.time() - t_start:.0f} s)")
     return 0
 
