@@ -354,6 +354,55 @@ def test_widened_codec_computes_what_the_narrow_one_did_then_trains(tmp_path, da
     assert np.array_equal(fllic.decode(res.data, model=str(out)), res.pixels)
 
 
+def test_deepened_g_s_decodes_what_the_shallow_one_did_then_learns_and_exports(tmp_path, data_root):
+    """widen --gs-blocks: new ResBlocks at g_s's half resolution start as the identity, so the output is
+    unchanged; their second convs get gradients at once; the trainer takes the depth from --init, and the
+    export decodes exactly through both decoders."""
+    import torch
+    from dataclasses import replace
+
+    from fllic.models.decoder_export import export
+    from fllic.models.fllic_net import FLLIC, FllicConfig
+    from fllic.train.__main__ import main as train_main
+    from fllic.train.export import main as export_main
+    from fllic.train.widen import deepen_state, main as widen_main
+
+    torch.manual_seed(0)
+    config = FllicConfig.tiny()
+    shallow = FLLIC(config).eval()
+    with torch.no_grad():  # every weight off its initial value
+        for p in shallow.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    deep = FLLIC(replace(config, gs_blocks=4))
+    deep.load_state_dict(deepen_state(shallow.state_dict(), config, 4))
+    y, s, q = torch.randn(1, config.m, 4, 4), torch.tensor([20.0]), torch.tensor([0.5])
+    with torch.no_grad():
+        assert torch.allclose(shallow.synthesis(y, s, q), deep.synthesis(y, s, q), atol=1e-6)
+    deep.synthesis(y, s, q).square().mean().backward()
+    new = [deep.g_s[i].branch[2].weight.grad for i in (len(deep.g_s) - 4, len(deep.g_s) - 3)]
+    assert all(g is not None and g.abs().sum() > 0 for g in new)
+    with pytest.raises(ValueError, match="only deepen"):
+        deepen_state(shallow.state_dict(), config, 1)
+
+    work = tmp_path / "work"
+    common = ["--data", str(data_root), "--tiny", "--batch", "2", "--patch", "64", "--threads", "1"]
+    assert train_main(common + ["--workdir", str(work), "--steps", "1"]) == 0
+    deepened = tmp_path / "deep-init.pt"
+    widen_main(["--from", str(work / "checkpoint.pt"), "--gs-blocks", "3", "--out", str(deepened)])
+    assert train_main(common + ["--workdir", str(tmp_path / "deep"), "--steps", "2", "--init", str(deepened)]) == 0
+    out = tmp_path / "deep.pt"
+    assert export_main(["--checkpoint", str(tmp_path / "deep" / "checkpoint.pt"), "--out", str(out), "--id",
+                        "tiny-deep", "--synthetic-calibration"]) == 0
+    model = fllic.models.fllic_net.CodingModel.load(out)
+    assert model.net.config.gs_blocks == 3
+    part = tmp_path / "tiny-deep-decoder.npz"
+    export(model, part)
+    img = noisy_image(np.random.default_rng(2), 40, 56)
+    res = fllic.codec.encode_detailed(img, sigma=15, model=str(out))
+    assert np.array_equal(fllic.decode(res.data, model=str(out)), res.pixels)
+    assert np.array_equal(fllic.decode(res.data, model=str(part), decoder="reference"), res.pixels)
+
+
 def test_a_model_over_the_file_limit_ships_its_encoder_beside_it(tmp_path):
     """Every shipped file stays under 8 MB: past the limit, g_a, h_a and the z density go to
     <stem>-encoder.pt, which the decoder does not need and the encoder loads with the model."""

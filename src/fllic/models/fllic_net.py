@@ -88,6 +88,7 @@ class FllicConfig:
     trunk: tuple[int, int, int] | None = None
     trunk_blocks: int = 2
     trunk_kind: bool = False  # the trunk reads a noise-kind map beside the level (the camera model)
+    gs_blocks: int = 2  # ResBlocks at g_s's last, half resolution (issue 29's depth lever; v1-v7: 2)
 
     @classmethod
     def tiny(cls, trunk: bool = False) -> "FllicConfig":
@@ -130,7 +131,7 @@ class FLLIC(nn.Module):
             conv3x3(c.m + 2, c.m), ResBlock(c.m),
             UpResBlock(c.m, c.n3), ResBlock(c.n3),
             UpResBlock(c.n3, c.n2), ResBlock(c.n2),
-            UpResBlock(c.n2, c.n1), ResBlock(c.n1), ResBlock(c.n1),
+            UpResBlock(c.n2, c.n1), *(ResBlock(c.n1) for _ in range(c.gs_blocks)),
             conv3x3(c.n1, 12), nn.PixelShuffle(2),
         )
         self.trunk = None

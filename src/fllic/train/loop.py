@@ -81,12 +81,12 @@ def _trunk_weights(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
     return state["config"], {k: v.float() for k, v in weights.items()}
 
 
-_CODEC_WIDTHS = ("n1", "n2", "n3", "m", "nh", "nz")
+_CODEC_WIDTHS = ("n1", "n2", "n3", "m", "nh", "nz", "gs_blocks")  # and g_s's depth (fllic.train.widen)
 
 
 def _model_config(cfg: "TrainConfig", trunk, start: Path | None = None) -> FllicConfig:
-    """The model's shape: the codec's widths from the weights it starts from (a checkpoint or
-    --init, e.g. a model widened by fllic.train.widen), else the default; the trunk's from --trunk."""
+    """The model's shape: the codec's widths and depth from the weights it starts from (a checkpoint or
+    --init, e.g. a model widened or deepened by fllic.train.widen), else the default; the trunk's from --trunk."""
     from dataclasses import replace
 
     base = FllicConfig.tiny() if cfg.tiny else FllicConfig()

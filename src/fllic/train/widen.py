@@ -14,6 +14,13 @@ estimate's fine texture. A wider model starts from the trained one:
 - h_s's output, the concatenation (μ, log σ_y, log Δ_y), and g_s's input, y followed by
   the σ and log q maps, are remapped part by part.
 
+``--gs-blocks N`` deepens instead (or as well): N ResBlocks at g_s's last, half
+resolution, where the codec's copy of the estimate loses most (issue 29: fitted
+latents leave g_s 0.66 dB below the trunk at σ 15). Each new block starts as the
+identity (its second convolution zero) with its first convolution freshly
+initialised, so it decodes what the shallower model decoded and learns from the
+first step.
+
 ``python -m fllic.train.widen --from CKPT --m 192 --out FILE`` writes a float weights
 file that ``fllic train --init FILE`` starts from.
 """
@@ -82,6 +89,30 @@ def widen_state(weights: dict[str, torch.Tensor], config: FllicConfig, m: int, s
     return out
 
 
+@torch.no_grad()
+def deepen_state(weights: dict[str, torch.Tensor], config: FllicConfig, blocks: int,
+                 seed: int = 0) -> dict[str, torch.Tensor]:
+    """The state of ``FLLIC(replace(config, gs_blocks=blocks))`` computing what ``weights`` computed: the new
+    ResBlocks follow g_s's old half-resolution ones, each the identity at step 0 (module docstring)."""
+    if blocks < config.gs_blocks:
+        raise ValueError(f"can only deepen: g_s has {config.gs_blocks} blocks at half resolution, asked for {blocks}")
+    torch.manual_seed(seed)
+    deep = FLLIC(replace(config, gs_blocks=blocks)).state_dict()
+    added = blocks - config.gs_blocks
+    tail = len(FLLIC(replace(config, trunk=None)).g_s) - 2  # the index of g_s's last conv, where new blocks go
+    out = {}
+    for key, fresh in deep.items():
+        part = key.split(".")
+        index = int(part[1]) if part[0] == "g_s" else -1
+        if tail <= index < tail + added:  # a new block: the identity, its second conv zero
+            out[key] = torch.zeros_like(fresh) if part[2:4] == ["branch", "2"] else fresh.clone()
+            continue
+        if index >= tail + added:
+            part[1] = str(index - added)
+        out[key] = weights[".".join(part)].float().clone()
+    return out
+
+
 QUIET_SCALE = 0.05  # a quiet new latent's scale σ_y over its step Δ_y: a zero symbol costs next to nothing
 
 
@@ -124,17 +155,21 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m fllic.train.widen", description=__doc__.split("\n\n")[0])
     p.add_argument("--from", dest="source", type=Path, required=True,
                    help="a training checkpoint or float weights file (weights/*-float.pt)")
-    p.add_argument("--m", type=int, required=True, help="latent channels of the wider model")
+    p.add_argument("--m", type=int, default=None, help="latent channels of the wider model (default: the same)")
+    p.add_argument("--gs-blocks", type=int, default=None,
+                   help="ResBlocks at g_s's half resolution of the deeper model (default: the same)")
     p.add_argument("--out", type=Path, required=True, help="float weights file to write (fllic train --init)")
     p.add_argument("--quiet", type=float, default=None, metavar="FACTOR",
                    help="scale g_a's new latent channels by FACTOR (e.g. 0.01), so step 0 spends v7's bits too")
     args = p.parse_args(argv)
     config, weights, meta = _load(args.source)
-    state = widen_state(weights, config, args.m, quiet=args.quiet)
-    wide = asdict(replace(config, m=args.m))
+    m, blocks = args.m or config.m, args.gs_blocks or config.gs_blocks
+    state = widen_state(weights, config, m, quiet=args.quiet) if m != config.m else dict(weights)
+    state = deepen_state(state, replace(config, m=m), blocks)
+    wide = asdict(replace(config, m=m, gs_blocks=blocks))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"format": 1, "config": wide, "state_dict": state, "meta": meta}, args.out)
-    print(f"{args.out}: latent channels {config.m} -> {args.m}")
+    print(f"{args.out}: latent channels {config.m} -> {m}, g_s's half-resolution blocks {config.gs_blocks} -> {blocks}")
     taps = state["g_s.0.weight"][0].numel()
     if taps > MAX_TAPS:
         print(f"warning: g_s's first layer reads {taps} taps, over the integer decoder's exact bound of {MAX_TAPS}: "
