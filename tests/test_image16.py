@@ -123,3 +123,5 @@ def test_without_pillow_png_is_written_and_read_with_its_metadata_and_the_rest_s
         read_image_file(jpeg.getvalue())
     with pytest.raises(InputError, match="pip install pillow"):
         read_image_file(palette.getvalue())
+    with pytest.raises(InputError, match="not a readable image"):
+        read_image_file(b"a text file named .png")

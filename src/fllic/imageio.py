@@ -46,6 +46,7 @@ _META_FORMATS = ("PNG", "TIFF", "WEBP", "JPEG")  # what holds an ICC profile and
 
 _PNG_MAGIC = image16.MAGIC
 _TIFF_MAGICS = (b"II*\x00", b"MM\x00*")
+_PILLOW_MAGICS = (b"\xff\xd8\xff", b"BM", b"RIFF", b"P2", b"P3", b"P5", b"P6", b"GIF8")  # JPEG, BMP, WebP, PNM, GIF
 _EXIF_PREFIX = b"Exif\x00\x00"
 # TIFF tags carried as EXIF: description, make, model, orientation, date, artist, copyright; EXIF and GPS IFDs
 _TIFF_EXIF_TAGS = (270, 271, 272, 274, 306, 315, 33432)
@@ -126,8 +127,10 @@ def _needs_pillow(what: str) -> InputError:
 def _read_pillow(data: bytes, name: str, tiff_tags) -> ImageFile:
     Image = _pillow_image()
     if Image is None:
-        if not data.startswith(_PNG_MAGIC):
+        if data.startswith(_PILLOW_MAGICS):
             raise _needs_pillow(f"{name}: reading this image")
+        if not data.startswith(_PNG_MAGIC):
+            raise InputError(f"{name}: not a readable image (not a known image format)")
         return _samples(image16.read_png(data, name), name, *_png_metadata(data))
     with Image.open(io.BytesIO(data)) as im:
         _refuse_deep(im, name)
