@@ -276,6 +276,21 @@ def test_debias_removes_a_uniform_colour_shift(tmp_path):
     assert max(abs(v) for v in second) < 0.3 * abs(first[2])
 
 
+def _grown_and_trained(tmp_path, data_root, grow: list[str], name: str) -> list[str]:
+    """A tiny codec trained one step, grown by fllic.train.widen with ``grow``, then trained two steps from it in
+    tmp_path/name; the trainer's common arguments."""
+    from fllic.train.__main__ import main as train_main
+    from fllic.train.widen import main as widen_main
+
+    work = tmp_path / "work"
+    common = ["--data", str(data_root), "--tiny", "--batch", "2", "--patch", "64", "--threads", "1"]
+    assert train_main(common + ["--workdir", str(work), "--steps", "1"]) == 0
+    grown = tmp_path / f"{name}-init.pt"
+    widen_main(["--from", str(work / "checkpoint.pt"), *grow, "--out", str(grown)])
+    assert train_main(common + ["--workdir", str(tmp_path / name), "--steps", "2", "--init", str(grown)]) == 0
+    return common
+
+
 def test_a_quiet_widening_keeps_the_output_and_makes_the_new_latents_near_free():
     """--quiet: the new latents start near zero, their scale a twentieth of a step; the old ones, the entropy
     parameters of the old ones and the decoded image are untouched."""
@@ -314,7 +329,7 @@ def test_widened_codec_computes_what_the_narrow_one_did_then_trains(tmp_path, da
     from fllic.models.fllic_net import FLLIC, FllicConfig
     from fllic.train.__main__ import main as train_main
     from fllic.train.export import main as export_main
-    from fllic.train.widen import main as widen_main, widen_state
+    from fllic.train.widen import widen_state
 
     torch.manual_seed(0)
     config = FllicConfig.tiny()
@@ -338,12 +353,7 @@ def test_widened_codec_computes_what_the_narrow_one_did_then_trains(tmp_path, da
     with pytest.raises(ValueError, match="only widen"):
         widen_state(narrow.state_dict(), config, 4)
 
-    work = tmp_path / "work"
-    common = ["--data", str(data_root), "--tiny", "--batch", "2", "--patch", "64", "--threads", "1"]
-    assert train_main(common + ["--workdir", str(work), "--steps", "1"]) == 0
-    widened = tmp_path / "wide-init.pt"
-    widen_main(["--from", str(work / "checkpoint.pt"), "--m", "12", "--out", str(widened)])
-    assert train_main(common + ["--workdir", str(tmp_path / "wide"), "--steps", "2", "--init", str(widened)]) == 0
+    common = _grown_and_trained(tmp_path, data_root, ["--m", "12"], "wide")
     assert train_main(common + ["--workdir", str(tmp_path / "wide"), "--steps", "3"]) == 0  # resumes at m = 12
     out = tmp_path / "wide.pt"
     assert export_main(["--checkpoint", str(tmp_path / "wide" / "checkpoint.pt"), "--out", str(out), "--id", "tiny-wide",
@@ -363,9 +373,8 @@ def test_deepened_g_s_decodes_what_the_shallow_one_did_then_learns_and_exports(t
 
     from fllic.models.decoder_export import export
     from fllic.models.fllic_net import FLLIC, FllicConfig
-    from fllic.train.__main__ import main as train_main
     from fllic.train.export import main as export_main
-    from fllic.train.widen import deepen_state, main as widen_main
+    from fllic.train.widen import deepen_state
 
     torch.manual_seed(0)
     config = FllicConfig.tiny()
@@ -384,12 +393,7 @@ def test_deepened_g_s_decodes_what_the_shallow_one_did_then_learns_and_exports(t
     with pytest.raises(ValueError, match="only deepen"):
         deepen_state(shallow.state_dict(), config, 1)
 
-    work = tmp_path / "work"
-    common = ["--data", str(data_root), "--tiny", "--batch", "2", "--patch", "64", "--threads", "1"]
-    assert train_main(common + ["--workdir", str(work), "--steps", "1"]) == 0
-    deepened = tmp_path / "deep-init.pt"
-    widen_main(["--from", str(work / "checkpoint.pt"), "--gs-blocks", "3", "--out", str(deepened)])
-    assert train_main(common + ["--workdir", str(tmp_path / "deep"), "--steps", "2", "--init", str(deepened)]) == 0
+    _grown_and_trained(tmp_path, data_root, ["--gs-blocks", "3"], "deep")
     out = tmp_path / "deep.pt"
     assert export_main(["--checkpoint", str(tmp_path / "deep" / "checkpoint.pt"), "--out", str(out), "--id",
                         "tiny-deep", "--synthetic-calibration"]) == 0
