@@ -8,11 +8,11 @@ PyTorch) into a fresh virtual environment, and records each wheel's size and
 its weight files' share, the install's time and the environment's size on
 disk, and whether that environment decodes every golden file
 (``.ci/decode_without_torch.py``).
-The install downloads the base dependencies (numpy, constriction, Pillow,
-tqdm) from the package index, so its time includes the network.
+The install downloads the base dependencies (numpy, constriction, tqdm,
+threadpoolctl) from the package index, so its time includes the network.
 
 Beside the sizes, two things a size target has to reckon with: what the
-environment's bytes are (fllic, numpy, Pillow, pip, ...), and the order-0
+environment's bytes are (fllic, numpy, pip, setuptools, ...), and the order-0
 entropy of the weights, array by array (the decoder files' integer kernels,
 the .pt files' float16 bit patterns): about what an entropy coder with one
 static table per array would store them in. A coder that models context could
