@@ -551,3 +551,35 @@ def test_real_photograph_bench_passes_its_adaptation_settings_to_fllic_adapt():
     assert opts.threads == AdaptOptions().threads  # not given: fllic adapt's own default
     args.adapt_sample_level = None
     assert _adapt_options(args).sample_level == AdaptOptions().sample_level
+
+
+def test_the_decode_tile_table_times_each_tile_against_the_first_and_flags_a_mismatch():
+    from fllic.bench.large import _tile_table
+
+    first = {"seconds": 10.0, "peak_mb": 1400.0, "identical": True}
+    rows = _tile_table(768, first, [(1536, {"seconds": 8.0, "peak_mb": 1900.0, "identical": False})], 24.0)
+    assert _tile_table(768, first, [], 24.0) == []
+    assert rows[-2] == "| 768 | 10.0 | 1.00x | 2.40 | 1400 | yes |"
+    assert rows[-1] == "| 1536 | 8.0 | 0.80x | 3.00 | 1900 | NO |"
+
+
+def test_speed_side_by_side_decodes_both_models_exactly_and_gives_the_ratio(tmp_path, tiny_model_path, capsys):
+    from dataclasses import replace
+
+    import torch
+
+    from fllic.bench import speed
+    from fllic.models.fllic_net import FLLIC, FllicConfig, finalize
+
+    torch.manual_seed(1)
+    deeper = tmp_path / "deeper.pt"
+    finalize(FLLIC(replace(FllicConfig.tiny(), gs_blocks=3)), {"id": "tiny-deeper", "quality_scales": [2.0, 1.0]}).save(deeper)
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray(noisy_image(rng, 64, 96)).save(tmp_path / f"img{i}.png")
+    assert speed.main(["--data", str(tmp_path), "--model", str(tiny_model_path), "--against", str(deeper),
+                       "--repeat", "1", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "| tiny-deeper / tiny-test |" in out.replace("decode time, ", "")
+    assert out.count("| 96x64 |") == 2
+    assert "decode time, tiny-deeper against tiny-test: median" in out and "x over 2 images" in out

@@ -6,7 +6,10 @@ with torch using ``--threads`` threads; then the *cold* time a user sees, a
 fresh ``fllic compress`` and ``fllic decompress`` process on the first image
 (Python start, imports, model load and the work). Run it on an otherwise
 idle machine. ``--refine`` times the encoder's refinement (``fllic compress
---refine``) instead of plain encoding.
+--refine``) instead of plain encoding. ``--against MODEL`` times decoding
+instead, side by side: every image coded by both models, their decodes
+interleaved (``--repeat`` each, medians), and the ratio of each image's decode
+time to ``--model``'s.
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--model", default=None)
     p.add_argument("--refine", action="store_true", help="encode with the encoder's refinement (fllic compress --refine)")
+    p.add_argument("--against", default=None, metavar="MODEL",
+                   help="time decoding with this model (shipped id or exported .pt) beside --model's, same images, same run")
+    p.add_argument("--repeat", type=int, default=3, help="with --against: interleaved decodes per model and image")
     args = p.parse_args(argv)
     refine = REFINE_STEPS if args.refine else 0
     torch.set_num_threads(args.threads)
@@ -43,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     if not files:
         print(f"error: no PNG images in {args.data}", file=sys.stderr)
         return 1
+    if args.against is not None:
+        return _side_by_side(files, model, resolve(args.against), args)
     warm = add_noise(read_image(files[0]), args.sigma, seed=0)
     decode(encode_detailed(warm, sigma=args.sigma, model=model, refine=min(refine, 1)).data, model=model)
     print(f"# fllic speed: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
@@ -66,6 +74,50 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nwarm encode + decode: median {np.median(totals):.2f} s, max {np.max(totals):.2f} s per image")
     cold = _cold(warm, args)
     print(f"cold (fresh processes, {files[0].name}): fllic compress {cold[0]:.2f} s, fllic decompress {cold[1]:.2f} s")
+    return 0
+
+
+def _decode_seconds(data: bytes, model, expected: np.ndarray) -> float:
+    from fllic.codec import decode
+
+    t0 = time.perf_counter()
+    out = decode(data, model=model)
+    seconds = time.perf_counter() - t0
+    if not np.array_equal(out, expected):
+        raise SystemExit("error: decode differs from the encoder's reconstruction")
+    return seconds
+
+
+def _side_by_side(files: list[Path], base, other, args) -> int:
+    """Decode seconds of two models on the same noisy images, interleaved so that drift hits both alike."""
+    import torch
+
+    from fllic.codec import encode_detailed
+    from fllic.imageio import read_image
+    from fllic.noise import add_noise
+
+    ids = base.meta.get("id"), other.meta.get("id")
+    print(f"# fllic decode speed, side by side: {platform.processor() or platform.machine()}, "
+          f"{torch.get_num_threads()} torch threads, torch {torch.__version__}, sigma {args.sigma:g}, "
+          f"medians of {args.repeat} interleaved decodes after one warm-up each")
+    print(f"| image | size | {ids[0]}: bpp, decode s | {ids[1]}: bpp, decode s | decode time, {ids[1]} / {ids[0]} |")
+    print("|---|---|---:|---:|---:|")
+    ratios = []
+    for i, f in enumerate(files):
+        noisy = add_noise(read_image(f), args.sigma, seed=i)
+        coded = [encode_detailed(noisy, sigma=args.sigma, model=m) for m in (base, other)]
+        for m, res in zip((base, other), coded):
+            _decode_seconds(res.data, m, res.pixels)  # warm-up
+        times = [[], []]
+        for _ in range(args.repeat):
+            for k, (m, res) in enumerate(zip((base, other), coded)):
+                times[k].append(_decode_seconds(res.data, m, res.pixels))
+        t = [float(np.median(ts)) for ts in times]
+        bpp = [8 * len(res.data) / (noisy.shape[0] * noisy.shape[1]) for res in coded]
+        ratios.append(t[1] / t[0])
+        print(f"| {f.name} | {noisy.shape[1]}x{noisy.shape[0]} | {bpp[0]:.3f}, {t[0]:.2f} | {bpp[1]:.3f}, {t[1]:.2f} | "
+              f"{ratios[-1]:.2f}x |")
+    print(f"\ndecode time, {ids[1]} against {ids[0]}: median {np.median(ratios):.2f}x over {len(ratios)} images")
     return 0
 
 
