@@ -578,7 +578,7 @@ def test_speed_side_by_side_decodes_both_models_exactly_and_gives_the_ratio(tmp_
     for i in range(2):
         Image.fromarray(noisy_image(rng, 64, 96)).save(tmp_path / f"img{i}.png")
     assert speed.main(["--data", str(tmp_path), "--model", str(tiny_model_path), "--against", str(deeper),
-                       "--repeat", "1", "--threads", "1"]) == 0
+                       "--repeat", "1", "--threads", "1", "--quality", "2"]) == 0
     out = capsys.readouterr().out
     assert "| tiny-deeper / tiny-test |" in out.replace("decode time, ", "")
     assert out.count("| 96x64 |") == 2

@@ -101,7 +101,7 @@ def test_fllic_decompress_imports_nothing_of_the_encoder(tmp_path):
     script = f"""
 import sys
 from fllic.cli import main
-rc = main(["decompress", {str(golden)!r}, "-o", {str(tmp_path / "out.png")!r}, "-q"])
+rc = main(["decompress", {str(golden)!r}, "-o", {str(tmp_path / "out.png")!r}, "-q", "--decoder", "torch"])
 print(rc, " ".join(sorted(m for m in sys.modules if m.startswith("fllic."))))
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=300)

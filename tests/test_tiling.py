@@ -78,3 +78,17 @@ def test_16_bit_images_are_tiled_too(tiny_model, rng):
     assert tiled.pixels.dtype == np.uint16
     assert np.array_equal(fllic.decode(tiled.data, model=tiny_model), tiled.pixels)
     assert np.abs(tiled.pixels.astype(int) - whole.pixels.astype(int)).mean() < 257
+
+
+def test_each_decoder_takes_its_own_default_tile_and_a_given_one(tiny_model, rng, monkeypatch):
+    """Decoding with PyTorch defaults to DECODE_TILE (larger: faster, more memory); encoding keeps DEFAULT_TILE."""
+    import fllic.codec as codec
+
+    seen = []
+    decompress = type(tiny_model).decompress
+    monkeypatch.setattr(type(tiny_model), "decompress",
+                        lambda self, *a, tile, **k: seen.append(tile) or decompress(self, *a, tile=tile, **k))
+    data = encode_detailed(noisy_image(rng, 40, 40), sigma=20, model=tiny_model).data
+    fllic.decode(data, model=tiny_model, decoder="torch")
+    fllic.decode(data, model=tiny_model, decoder="torch", tile=128)
+    assert seen == [codec.DECODE_TILE, 128] and codec.DECODE_TILE > codec.DEFAULT_TILE

@@ -173,3 +173,32 @@ def test_check_with_torch_reports_each_file(tmp_path, capsys):
     assert main(["check", str(truncated), str(tmp_path / "missing.fllic")]) == 1
     out = capsys.readouterr().out.splitlines()
     assert out[0].endswith(": ok") and "damaged" in out[1] and out[2].endswith("missing.fllic: no such file")
+
+
+# -- decoder="auto" ---------------------------------------------------------------------------------
+def test_auto_decodes_a_small_image_without_importing_torch_where_torch_is_installed(tmp_path):
+    """A fresh process decoding a small file skips PyTorch's import (it costs more than its kernels save)."""
+    script = ("import sys, fllic, numpy as np; from pathlib import Path\n"
+              "ref = fllic.decode(Path(sys.argv[1]).read_bytes(), decoder='reference')\n"
+              "out = fllic.decode(Path(sys.argv[1]).read_bytes())\n"
+              "print(np.array_equal(ref, out), 'torch' in sys.modules)")
+    run = subprocess.run([sys.executable, "-c", script, str(GOLDEN / "awgn7_rgb_81x43_q1.fllic")],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["True", "False"]
+
+
+def test_auto_picks_torch_where_it_is_imported_large_on_a_device_or_the_only_reader(monkeypatch, tmp_path):
+    from fllic.codec import AUTO_TORCH_PIXELS, auto_decoder
+
+    shipped = GOLDEN_FILES[0]
+    named = fllic.info(shipped.read_bytes())["decoder_id"]
+    assert auto_decoder(100, named=named) == "torch"  # this process has imported PyTorch
+    monkeypatch.delitem(sys.modules, "torch")
+    assert auto_decoder(100, named=named) == "reference"
+    assert auto_decoder(AUTO_TORCH_PIXELS, named=named) == "torch"
+    assert auto_decoder(100, named=named, device="cuda") == "torch"
+    assert auto_decoder(100, model=str(tmp_path / "whole.pt"), named=named) == "torch"  # a whole model file
+    assert auto_decoder(100, named="no-such-model") == "torch"
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: None)  # PyTorch not installed
+    assert auto_decoder(AUTO_TORCH_PIXELS, named="no-such-model") == "reference"

@@ -56,7 +56,7 @@ class Options:
     model: str | None = None
     out_suffix: str = ".png"
     allow_lossy: bool = False
-    tile: int = 768
+    tile: int | None = None  # the codec's defaults: 768 to encode, fllic.codec.DECODE_TILE to decode with PyTorch
     max_pixels: int = 1 << 28
     threads: int = 0  # torch threads per worker; 0: leave torch's default
     decoder: str = "auto"  # decompress: fllic.codec.DECODERS

@@ -370,8 +370,9 @@ def _train(argv: list[str]) -> int:
 def _coding_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="overwrite an existing OUTPUT file (never an input)")
     p.add_argument("--device", default=None, help="run the network on cpu or cuda (default: cpu); pixels are identical on either")
-    p.add_argument("--tile", type=int, default=768, metavar="PX",
-                   help="process the image in tiles of PX pixels (a multiple of 64): memory is bounded by the tile")
+    p.add_argument("--tile", type=int, default=None, metavar="PX",
+                   help="process the image in tiles of PX pixels (a multiple of 64): memory is bounded by the tile "
+                        "(default: 768; decoding with PyTorch, 1024); the file and the pixels do not depend on it")
     p.add_argument("--max-pixels", type=int, default=1 << 28, metavar="N",
                    help="refuse images larger than N pixels (default 2^28, about 268 megapixels)")
     p.add_argument("--jobs", type=int, default=1, metavar="N", help="with several inputs: N worker processes")
@@ -429,7 +430,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write the image even if its pixels fail the stored CRC (a damaged file), with a warning")
     d.add_argument("--decoder", default="auto", choices=["auto", "torch", "reference"],
                    help="torch (PyTorch's kernels), reference (the numpy reference decoder: no PyTorch import), or "
-                        "auto (default: torch where it is installed); the same pixels")
+                        "auto (default: reference for images under 0.75 megapixels, where PyTorch's import costs more "
+                        "than its kernels save; torch for larger ones where it is installed); the same pixels")
     _coding_options(d)
     d.set_defaults(func=cmd_decompress)
 

@@ -9,6 +9,8 @@ pixels on every machine, thread count and device. The stored CRC32 checks it.
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 import warnings
 import zlib
 from dataclasses import dataclass
@@ -20,12 +22,18 @@ from fllic._deps import require_torch, torch_available
 from fllic._errors import FllicWarning, FormatError, InputError, IntegrityError, LimitError
 
 PAD_MULTIPLE = 64
-DEFAULT_TILE = 768
+DEFAULT_TILE = 768  # encoding, and the reference decoder (fllic.decoder.DEFAULT_TILE)
+# PyTorch's decoder: 0.85x the time of 768-pixel tiles on a 6000x4000 image, peaking at 1.73 GB against 1.42
+# (1536-pixel tiles: 0.75x, 2.62 GB; results/large_decode_tiles.md)
+DECODE_TILE = 1024
 REFINE_STEPS = 50  # encoder refinement's setting: 100 steps add 0.02 dB at twice the time (results/refine-validation.md)
 MAX_REFINE_STEPS = 10_000
 
 
-def _tile(tile) -> int:
+def _tile(tile, default: int = DEFAULT_TILE) -> int:
+    """The tile side to use: ``default`` where ``tile`` is None; InputError for one that is not a multiple of 64."""
+    if tile is None:
+        return default
     if not isinstance(tile, (int, np.integer)) or tile < PAD_MULTIPLE or tile % PAD_MULTIPLE:
         raise InputError(f"tile must be a multiple of {PAD_MULTIPLE} pixels, at least {PAD_MULTIPLE}, got {tile!r}")
     return int(tile)
@@ -236,7 +244,7 @@ def _quality_scale(model, quality: int | None, sigma8: float, grey: bool = False
 
 def encode_detailed(array, sigma: float | None = None, model=None, quality: int | None = None,
                     max_pixels: int = fmt.DEFAULT_MAX_PIXELS, device: str | None = None,
-                    tile: int = DEFAULT_TILE, progress: bool = False, *, icc: bytes | None = None,
+                    tile: int | None = DEFAULT_TILE, progress: bool = False, *, icc: bytes | None = None,
                     exif: bytes | None = None, refine: int = 0, max_bytes: int | None = None,
                     from_jpeg: bool = False) -> EncodeResult:
     """encode(), also returning the decoded pixels, the model and the model's estimated bits."""
@@ -365,7 +373,7 @@ def _checked_sigma(sigma, depth: int, m) -> float:
 
 
 def encode(array, sigma: float | None = None, model=None, quality: int | None = None,
-           device: str | None = None, tile: int = DEFAULT_TILE, *, icc: bytes | None = None,
+           device: str | None = None, tile: int | None = DEFAULT_TILE, *, icc: bytes | None = None,
            exif: bytes | None = None, refine: int = 0, max_bytes: int | None = None,
            from_jpeg: bool = False) -> bytes:
     """Compress a noisy image to .fllic bytes.
@@ -403,20 +411,59 @@ def encode(array, sigma: float | None = None, model=None, quality: int | None = 
 
 
 DECODERS = ("auto", "torch", "reference")
+# decoder="auto" in a process that has not imported PyTorch: the reference decoder below this many pixels, where
+# PyTorch's import costs more than its faster kernels save (a fresh fllic decompress, results/decode-cold.md)
+AUTO_TORCH_PIXELS = 750_000
+
+
+def auto_decoder(pixels: int, model=None, device: str | None = None, named: str | None = None) -> str:
+    """decoder="auto"'s choice for an image of ``pixels``: "reference" where PyTorch is not installed, or where it
+    is not imported yet, the image is below AUTO_TORCH_PIXELS and the reference decoder reads the model (``model``,
+    else the file's ``named`` decoder: an installed decoder file); "torch" otherwise. Both give the same pixels."""
+    if not _torch_installed():
+        return "reference"
+    if "torch" in sys.modules or device not in (None, "cpu") or pixels >= AUTO_TORCH_PIXELS:
+        return "torch"
+    return "reference" if _reference_reads(model if model is not None else named) else "torch"
+
+
+def _torch_installed() -> bool:
+    """Whether PyTorch is installed, found without importing it."""
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _reference_reads(model) -> bool:
+    """Whether the reference decoder can read ``model``: a ``-decoder.npz`` file, or an id with one installed."""
+    from pathlib import Path
+
+    from fllic.decoder.model import _ID, SUFFIX, weights_dir
+
+    if not isinstance(model, (str, Path)):
+        return False
+    if str(model).endswith(SUFFIX):
+        return Path(model).is_file()
+    return bool(_ID.fullmatch(str(model))) and (weights_dir() / f"{model}{SUFFIX}").is_file()
 
 
 def decode_detailed(data: bytes, model=None, max_pixels: int = fmt.DEFAULT_MAX_PIXELS, device: str | None = None,
-                    tile: int = DEFAULT_TILE, progress: bool = False, verify: bool = True,
+                    tile: int | None = None, progress: bool = False, verify: bool = True,
                     decoder: str = "auto") -> DecodeResult:
     """decode(), also returning the bit depth, whether there is alpha, the ICC profile and EXIF.
 
     ``decoder``: "torch" (PyTorch's integer kernels, on any device), "reference" (the numpy reference decoder
     :mod:`fllic.decoder`; ``model`` a shipped id or a ``-decoder.npz`` file), or "auto": torch where it is
-    installed, the reference decoder otherwise. Both give the same pixels."""
+    installed and either imported already or the image large (:func:`auto_decoder`), the reference decoder
+    otherwise. Both give the same pixels."""
     data = _as_bytes(data)
     if decoder not in DECODERS:
         raise InputError(f"decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
-    if decoder == "reference" or decoder == "auto" and not _torch_available():
+    if decoder == "auto":
+        h = fmt.unpack(data, max_pixels=max_pixels, check_crc=False).header
+        decoder = auto_decoder(h.height * h.width, model, device, fmt.decoder_name(h))
+    if decoder == "reference":
         return _decode_without_torch(data, model, max_pixels, device, tile, verify)
     require_torch("decoding with decoder='torch'")
     if not verify and not fmt.check(data):
@@ -433,7 +480,7 @@ def decode_detailed(data: bytes, model=None, max_pixels: int = fmt.DEFAULT_MAX_P
     z_shape = ((h.height + h.pad_h) // PAD_MULTIPLE, (h.width + h.pad_w) // PAD_MULTIPLE)
     try:
         x = m.decompress((c.sections["Z"], c.sections["Y"]), z_shape, _model_sigma(h.sigma, h.bit_depth),
-                         h.step_scale, tile=_tile(tile), progress=progress)
+                         h.step_scale, tile=_tile(tile, DECODE_TILE), progress=progress)
     except (ValueError, RuntimeError, OverflowError, IndexError) as e:
         raise FormatError(f"corrupt entropy-coded data ({e})") from e
     pixels = _with_alpha(_pixels(x, h.height, h.width, h.colour_channels, h.bit_depth), alpha)
@@ -449,7 +496,7 @@ def _torch_available() -> bool:
     return torch_available()
 
 
-def _decode_without_torch(data: bytes, model, max_pixels: int, device, tile: int, verify: bool) -> DecodeResult:
+def _decode_without_torch(data: bytes, model, max_pixels: int, device, tile: int | None, verify: bool) -> DecodeResult:
     """decode_detailed() by the torch-free reference decoder, on the CPU."""
     import fllic.decoder
 
@@ -457,18 +504,20 @@ def _decode_without_torch(data: bytes, model, max_pixels: int, device, tile: int
         if _torch_available():
             raise InputError(f"the reference decoder runs on the cpu only; decode on {device!r} with decoder='torch'")
         raise InputError(f"device {device!r} needs PyTorch, which is not installed; decode on the cpu")
-    r = fllic.decoder.decode_detailed(data, model=model, max_pixels=max_pixels, tile=tile, verify=verify)
+    r = fllic.decoder.decode_detailed(data, model=model, max_pixels=max_pixels,
+                                      tile=_tile(tile, fllic.decoder.DEFAULT_TILE), verify=verify)
     return DecodeResult(r.pixels, r.bit_depth, r.has_alpha, r.icc, r.exif, r.sigma)
 
 
 def decode(data: bytes, model=None, max_pixels: int = fmt.DEFAULT_MAX_PIXELS, device: str | None = None,
-           tile: int = DEFAULT_TILE, progress: bool = False, verify: bool = True, decoder: str = "auto") -> np.ndarray:
+           tile: int | None = None, progress: bool = False, verify: bool = True, decoder: str = "auto") -> np.ndarray:
     """Decode .fllic bytes to the denoised image, with the encoder's dtype and shape, on any ``device``.
 
     uint8 or uint16 as the encoded image was; (H, W), (H, W, 2), (H, W, 3) or
     (H, W, 4), alpha last and bit-exact. The image is synthesised ``tile``
-    pixels at a time (memory bounded by the tile); the pixels do not depend on
-    the tile size. With ``verify=False`` a damaged file whose pixels fail the
+    pixels at a time (memory bounded by the tile; by default DECODE_TILE with
+    PyTorch's kernels, the reference decoder's own otherwise); the pixels do
+    not depend on the tile size. With ``verify=False`` a damaged file whose pixels fail the
     stored CRC still returns its best-effort image, with a FllicWarning,
     instead of raising IntegrityError. ``decoder`` picks PyTorch's kernels or
     the numpy reference decoder (see :func:`decode_detailed`; the same pixels).

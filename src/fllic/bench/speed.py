@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--refine", action="store_true", help="encode with the encoder's refinement (fllic compress --refine)")
     p.add_argument("--against", default=None, metavar="MODEL",
                    help="time decoding with this model (shipped id or exported .pt) beside --model's, same images, same run")
+    p.add_argument("--quality", type=int, default=None, help="with --against: code both at this level (default: each "
+                   "model's default point)")
     p.add_argument("--repeat", type=int, default=3, help="with --against: interleaved decodes per model and image")
     args = p.parse_args(argv)
     refine = REFINE_STEPS if args.refine else 0
@@ -99,13 +101,14 @@ def _side_by_side(files: list[Path], base, other, args) -> int:
     ids = base.meta.get("id"), other.meta.get("id")
     print(f"# fllic decode speed, side by side: {platform.processor() or platform.machine()}, "
           f"{torch.get_num_threads()} torch threads, torch {torch.__version__}, sigma {args.sigma:g}, "
+          f"{'each model at its default level' if args.quality is None else f'level {args.quality}'}, "
           f"medians of {args.repeat} interleaved decodes after one warm-up each")
     print(f"| image | size | {ids[0]}: bpp, decode s | {ids[1]}: bpp, decode s | decode time, {ids[1]} / {ids[0]} |")
     print("|---|---|---:|---:|---:|")
     ratios = []
     for i, f in enumerate(files):
         noisy = add_noise(read_image(f), args.sigma, seed=i)
-        coded = [encode_detailed(noisy, sigma=args.sigma, model=m) for m in (base, other)]
+        coded = [encode_detailed(noisy, sigma=args.sigma, model=m, quality=args.quality) for m in (base, other)]
         for m, res in zip((base, other), coded):
             _decode_seconds(res.data, m, res.pixels)  # warm-up
         times = [[], []]

@@ -51,6 +51,7 @@ DECODE_STAGES = ("container parse", "model load", "z decode", "integer h_s", "y 
                  "PNG write", "other")
 FULL_MODEL = " --model <the whole .pt model>"
 REFERENCE = " --decoder reference"
+TORCH = " --decoder torch"
 STAGE_NETWORKS = {"trunk": "trunk", "g_a": "g_a", "h_a": "h_a", "integer h_s": "h_s", "integer g_s": "g_s"}
 
 
@@ -238,9 +239,9 @@ def numpy_decoder_time(data: bytes, model, pixels: np.ndarray, repeat: int, tmp:
 def cold_times(noisy: np.ndarray, sigma: float, model_ref, full_model: Path | None, threads: int,
                tmp: Path, repeat: int = 1) -> dict:
     """Median wall seconds of ``repeat`` runs of fresh processes: Python alone, the decoder's and the
-    encoder's imports, ``fllic compress``, ``fllic decompress`` (PyTorch's kernels, and the numpy reference
-    decoder for a shipped model) and, where ``full_model`` is given, ``fllic decompress --model full_model``
-    (the whole model file)."""
+    encoder's imports, ``fllic compress``, ``fllic decompress --decoder torch`` (PyTorch's kernels) and
+    ``--decoder reference`` (the numpy reference decoder, for a shipped model) and, where ``full_model`` is given,
+    ``fllic decompress --model full_model`` (the whole model file)."""
     from fllic.imageio import write_image
 
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
@@ -258,7 +259,8 @@ def cold_times(noisy: np.ndarray, sigma: float, model_ref, full_model: Path | No
                                    "fllic.noise, fllic.imageio"],
         "fllic compress (cold)": cli + ["compress", str(src), "-o", str(coded), "--sigma", str(sigma), "--force",
                                         "-q"] + model,
-        "fllic decompress (cold)": cli + ["decompress", str(coded), "-o", str(out), "--force", "-q"] + own,
+        f"fllic decompress{TORCH} (cold)": cli + ["decompress", str(coded), "-o", str(out), "--force", "-q",
+                                                  "--decoder", "torch"] + own,
     }
     if not own:  # the reference decoder reads shipped decoder parts
         runs[f"fllic decompress{REFERENCE} (cold)"] = \
@@ -367,7 +369,7 @@ class Measured:
     def _cold_ratio(self) -> list[str]:
         """Cold ``fllic decompress`` loading the decoder part over the same loading the whole model, and through
         the reference decoder over PyTorch's."""
-        light, full, ref = (self.beside.get(f"fllic decompress{k} (cold)") for k in ("", FULL_MODEL, REFERENCE))
+        light, full, ref = (self.beside.get(f"fllic decompress{k} (cold)") for k in (TORCH, FULL_MODEL, REFERENCE))
         lines = []
         if light is not None and full is not None:
             lines += [f"Cold `fllic decompress`, decoder part over whole model: {light / full:.3f} "
@@ -422,10 +424,9 @@ def _full_model_file(model_ref) -> Path | None:
 
 def large_image(clean: np.ndarray) -> np.ndarray:
     """A LARGE_SIZE image of ``clean`` mirrored about its edges (numpy's symmetric padding)."""
-    width, height = LARGE_SIZE
-    h, w = clean.shape[:2]
-    pad = ((0, max(0, height - h)), (0, max(0, width - w))) + ((0, 0),) * (clean.ndim - 2)
-    return np.ascontiguousarray(np.pad(clean, pad, mode="symmetric")[:height, :width])
+    from fllic.bench.cold import mirrored
+
+    return mirrored(clean, *LARGE_SIZE)
 
 
 def _image_path(args) -> Path:
