@@ -583,3 +583,20 @@ def test_speed_side_by_side_decodes_both_models_exactly_and_gives_the_ratio(tmp_
     assert "| tiny-deeper / tiny-test |" in out.replace("decode time, ", "")
     assert out.count("| 96x64 |") == 2
     assert "decode time, tiny-deeper against tiny-test: median" in out and "x over 2 images" in out
+
+
+def test_cold_bench_times_each_decoder_and_shows_autos_choice(tmp_path, capsys):
+    from fllic.bench import cold
+
+    clean = np.random.default_rng(0).integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    big = cold.mirrored(clean, 100, 70)
+    assert big.shape == (70, 100, 3) and np.array_equal(big[:40, :56], clean)
+    assert np.array_equal(big[40:80, :56], clean[::-1][:30])  # mirrored about the bottom edge
+    Image.fromarray(clean).save(tmp_path / "clean.png")
+    out = tmp_path / "cold.md"
+    assert cold.main(["--image", str(tmp_path / "clean.png"), "--sizes", "128x64", "--repeat", "1",
+                      "--threads", "1", "--out", str(out)]) == 0
+    row = [line for line in out.read_text().splitlines() if line.startswith("| 128x64 |")]
+    assert len(row) == 1 and row[0].endswith("(reference) |")  # a small image in a fresh process
+    with pytest.raises(SystemExit):
+        cold.main(["--sizes", "128by64"])

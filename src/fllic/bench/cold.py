@@ -75,14 +75,16 @@ def _row(width: int, height: int, t: dict, chosen: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from tqdm import tqdm
+
     import fllic
-    from fllic.imageio import read_image, write_image
+    from fllic.imageio import read_image
     from fllic.noise import add_noise
 
     p = argparse.ArgumentParser(prog="python -m fllic.bench.cold", description=__doc__.split("\n")[0])
     p.add_argument("--image", type=Path, default=Path("../shared/data/CBSD68/101085.png"),
                    help="a clean photograph (default: CBSD68 image 1, a development image)")
-    p.add_argument("--sizes", type=_size, nargs="+", default=[(768, 512), (1536, 1024), (3072, 2048)],
+    p.add_argument("--sizes", type=_size, nargs="+", default=[(768, 512), (1024, 768), (1280, 960), (1536, 1024)],
                    metavar="WxH")
     p.add_argument("--sigma", type=float, default=25.0)
     p.add_argument("--threads", type=int, default=2, help="OMP threads of the fresh processes")
@@ -95,11 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     clean = read_image(args.image)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for i, (w, h) in enumerate(args.sizes):
-            src, coded, out = Path(tmp, f"noisy{i}.png"), Path(tmp, f"x{i}.fllic"), Path(tmp, f"out{i}.png")
-            noisy = add_noise(mirrored(clean, w, h), args.sigma, seed=0)
-            write_image(src, noisy)
-            data = fllic.encode(noisy, sigma=args.sigma)
+        for i, (w, h) in enumerate(tqdm(args.sizes, desc="sizes", unit="size")):
+            coded, out = Path(tmp, f"x{i}.fllic"), Path(tmp, f"out{i}.png")
+            data = fllic.encode(add_noise(mirrored(clean, w, h), args.sigma, seed=0), sigma=args.sigma)
             coded.write_bytes(data)
             rows.append(_row(w, h, decompress_times(coded, out, args.threads, args.repeat), fresh_choice(data)))
     lines = ["# A fresh `fllic decompress` by each decoder, across image sizes", "",
