@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 
 from fllic._errors import DependencyError
 
@@ -17,6 +18,14 @@ def torch_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def torch_installed() -> bool:
+    """True when PyTorch is installed, found without importing it (an import costs about a second and a half)."""
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def require_torch(task: str, extra: str = "encode") -> None:

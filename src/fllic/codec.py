@@ -9,7 +9,6 @@ pixels on every machine, thread count and device. The stored CRC32 checks it.
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 import warnings
 import zlib
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fllic import format as fmt
-from fllic._deps import require_torch, torch_available
+from fllic._deps import require_torch, torch_available, torch_installed
 from fllic._errors import FllicWarning, FormatError, InputError, IntegrityError, LimitError
 
 PAD_MULTIPLE = 64
@@ -420,19 +419,11 @@ def auto_decoder(pixels: int, model=None, device: str | None = None, named: str 
     """decoder="auto"'s choice for an image of ``pixels``: "reference" where PyTorch is not installed, or where it
     is not imported yet, the image is below AUTO_TORCH_PIXELS and the reference decoder reads the model (``model``,
     else the file's ``named`` decoder: an installed decoder file); "torch" otherwise. Both give the same pixels."""
-    if not _torch_installed():
+    if not torch_installed():
         return "reference"
     if "torch" in sys.modules or device not in (None, "cpu") or pixels >= AUTO_TORCH_PIXELS:
         return "torch"
     return "reference" if _reference_reads(model if model is not None else named) else "torch"
-
-
-def _torch_installed() -> bool:
-    """Whether PyTorch is installed, found without importing it."""
-    try:
-        return importlib.util.find_spec("torch") is not None
-    except (ImportError, ValueError):
-        return False
 
 
 def _reference_reads(model) -> bool:
