@@ -563,6 +563,14 @@ def test_the_decode_tile_table_times_each_tile_against_the_first_and_flags_a_mis
     assert rows[-1] == "| 1536 | 8.0 | 0.80x | 3.00 | 1900 | NO |"
 
 
+def test_the_large_image_bench_names_the_codecs_default_tiles_unless_one_is_given():
+    from fllic.bench.large import _tiles
+    from fllic.codec import DECODE_TILE, DEFAULT_TILE
+
+    assert _tiles(512) == "tiles of 512 px"
+    assert f"{DEFAULT_TILE} px to encode, {DECODE_TILE} px to decode" in _tiles(None)
+
+
 def test_speed_side_by_side_decodes_both_models_exactly_and_gives_the_ratio(tmp_path, tiny_model_path, capsys):
     from dataclasses import replace
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from fllic._heap import bound_for
 from fllic.bench._record import command, emit
+from fllic.codec import DECODE_TILE, DEFAULT_TILE
 
 
 def _peak_mb() -> float:
@@ -52,7 +53,7 @@ def _child_estimate(src: Path) -> dict:
     return {"seconds": time.perf_counter() - t0, "peak_mb": _peak_mb(), "sigma": level.sigma, "kind": level.kind}
 
 
-def _child_encode(src: Path, out: Path, sigma: float | None, tile: int) -> dict:
+def _child_encode(src: Path, out: Path, sigma: float | None, tile: int | None) -> dict:
     import numpy as np
 
     import fllic
@@ -68,7 +69,7 @@ def _child_encode(src: Path, out: Path, sigma: float | None, tile: int) -> dict:
     return {"seconds": seconds, "peak_mb": _peak_mb(), "bytes": len(res.data), "model": res.model_id}
 
 
-def _child_decode(path: Path, tile: int) -> dict:
+def _child_decode(path: Path, tile: int | None) -> dict:
     import numpy as np
 
     import fllic
@@ -107,6 +108,13 @@ def make_scene(source: Path, width: int, height: int, sigma: float, out: Path, n
         write_image(out, add_noise(clean, sigma, seed=0, kind=noise))
 
 
+def _tiles(tile: int | None) -> str:
+    """The header's words for the tile sides used."""
+    if tile:
+        return f"tiles of {tile} px"
+    return f"the codec's default tiles ({DEFAULT_TILE} px to encode, {DECODE_TILE} px to decode)"
+
+
 def _tile_table(tile: int, dec: dict, others: list[tuple[int, dict]], mp: float) -> list[str]:
     """The decode again at other tile sides: seconds as a ratio to the first decode's, peak memory, identity."""
     if not others:
@@ -127,7 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--noise", choices=("awgn", "camera"), default="awgn",
                    help="the scene's noise: AWGN at --sigma, or camera noise (fllic.noise.camera, seed 0)")
     p.add_argument("--blind", action="store_true", help="encode without sigma (fllic compress's default)")
-    p.add_argument("--tile", type=int, default=768, help="tile side in pixels")
+    p.add_argument("--tile", type=int, default=None,
+                   help="tile side in pixels for both steps (default: the codec's, 768 to encode and "
+                        "fllic.codec.DECODE_TILE to decode, as fllic compress and decompress use)")
     p.add_argument("--decode-tiles", type=int, nargs="+", default=[], metavar="PX",
                    help="decode the file again with these tile sides (fresh processes), beside --tile")
     p.add_argument("--workdir", type=Path, default=Path("fllic-large"))
@@ -148,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     args.workdir.mkdir(parents=True, exist_ok=True)
     noisy, coded = args.workdir / "noisy.png", args.workdir / "large.fllic"
     make_scene(args.source, *args.size, args.sigma, noisy, args.noise)
-    common = ["--sigma", str(args.sigma), "--tile", str(args.tile)] + (["--blind"] if args.blind else [])
+    common = ["--sigma", str(args.sigma), *(["--tile", str(args.tile)] if args.tile else []),
+              *(["--blind"] if args.blind else [])]
     est = _run(["--child-estimate", str(noisy)]) if args.blind else None
     enc = _run(["--child-encode", str(noisy), str(coded), *common])
     dec = _run(["--child-decode", str(coded), *common])
@@ -162,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
             else f"sigma {args.sigma:g} given")
     lines = [
         f"# Large image: {w}x{h} RGB, "
-        f"{'camera noise' if args.noise == 'camera' else f'AWGN at sigma {args.sigma:g}'}, {mode}, tiles of {args.tile} px", "",
+        f"{'camera noise' if args.noise == 'camera' else f'AWGN at sigma {args.sigma:g}'}, {mode}, {_tiles(args.tile)}", "",
         f"`{command('python -m fllic.bench.large', argv)}`", "",
         f"torch {torch.__version__}, {torch.get_num_threads()} threads; peak memory is each step's process's maximum "
         f"resident set (VmHWM), imports and the image included.", "",
@@ -173,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         f"| decode | {dec['seconds']:.1f} | {mp / dec['seconds']:.2f} | {dec['peak_mb']:.0f} |", "",
         f"Model {enc['model']}. File: {enc['bytes']} bytes, {8 * enc['bytes'] / (w * h):.3f} bpp. "
         f"Decode identical to the encoder's pixels: {'yes' if dec['identical'] else 'NO'}.",
-        *_tile_table(args.tile, dec, others, mp),
+        *_tile_table(args.tile or DECODE_TILE, dec, others, mp),
     ]
     emit("\n".join(lines) + "\n", args.out)
     return 0 if all(d["identical"] for d in [dec, *(o for _, o in others)]) else 1
