@@ -4,7 +4,7 @@
 set -u
 DEV=$1; OUT=$2; T1=$3; T2=$4; NW=$5
 export PYTHONPATH=$PWD/src
-L=.pack; W=${WORK:-/tmp/packwork}
+L=.pack; W=${WORK:-build/packwork}
 rm -rf $W; mkdir -p $W/trunk $OUT
 python -m fllic.train.remote unpack --pack $L --workdir $W/codec || exit 1
 ln -sf $W/codec/clean.npz $W/trunk/images.npz
