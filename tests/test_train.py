@@ -291,6 +291,18 @@ def _grown_and_trained(tmp_path, data_root, grow: list[str], name: str) -> list[
     return common
 
 
+def test_quiet_without_new_latent_channels_is_refused_in_one_line(tmp_path, capsys):
+    from fllic.models.fllic_net import FLLIC, FllicConfig, finalize
+    from fllic.train.widen import main as widen_main
+
+    src = tmp_path / "tiny.pt"
+    finalize(FLLIC(FllicConfig.tiny()), {"id": "tiny"}).save(src)
+    with pytest.raises(SystemExit) as stop:
+        widen_main(["--from", str(src), "--quiet", "0.01", "--out", str(tmp_path / "out.pt")])
+    assert stop.value.code == 2 and "--quiet scales the new latent channels: give --m above" in capsys.readouterr().err
+    assert not (tmp_path / "out.pt").exists()
+
+
 def test_a_quiet_widening_keeps_the_output_and_makes_the_new_latents_near_free():
     """--quiet: the new latents start near zero, their scale a twentieth of a step; the old ones, the entropy
     parameters of the old ones and the decoded image are untouched."""

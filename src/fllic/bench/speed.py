@@ -40,8 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--refine", action="store_true", help="encode with the encoder's refinement (fllic compress --refine)")
     p.add_argument("--against", default=None, metavar="MODEL",
                    help="time decoding with this model (shipped id or exported .pt) beside --model's, same images, same run")
-    p.add_argument("--quality", type=int, default=None, help="with --against: code both at this level (default: each "
-                   "model's default point)")
+    p.add_argument("--quality", type=int, default=None, help="code at this level (default: the model's default "
+                   "point; with --against, each model's)")
     p.add_argument("--repeat", type=int, default=3, help="with --against: interleaved decodes per model and image")
     args = p.parse_args(argv)
     refine = REFINE_STEPS if args.refine else 0
@@ -57,14 +57,14 @@ def main(argv: list[str] | None = None) -> int:
     decode(encode_detailed(warm, sigma=args.sigma, model=model, refine=min(refine, 1)).data, model=model)
     print(f"# fllic speed: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
           f"torch {torch.__version__}, sigma {args.sigma:g}, model {model.meta.get('id')}"
-          + (f", refined ({refine} steps)" if refine else ""))
+          + (f", refined ({refine} steps)" if refine else "") + (f", level {args.quality}" if args.quality else ""))
     print("| image | size | encode s | decode s | total s |")
     print("|---|---|---|---|---|")
     totals = []
     for i, f in enumerate(files):
         noisy = add_noise(read_image(f), args.sigma, seed=i)
         t0 = time.perf_counter()
-        res = encode_detailed(noisy, sigma=args.sigma, model=model, refine=refine)
+        res = encode_detailed(noisy, sigma=args.sigma, model=model, quality=args.quality, refine=refine)
         t1 = time.perf_counter()
         out = decode(res.data, model=model)
         t2 = time.perf_counter()
@@ -138,7 +138,7 @@ def _cold(noisy: np.ndarray, args) -> tuple[float, float]:
         src, coded, out = Path(tmp, "noisy.png"), Path(tmp, "x.fllic"), Path(tmp, "out.png")
         Image.fromarray(noisy).save(src)
         times = []
-        refine = ["--refine"] if args.refine else []
+        refine = (["--refine"] if args.refine else []) + ([] if args.quality is None else ["--quality", str(args.quality)])
         for cmd in (["compress", str(src), "-o", str(coded), "--sigma", str(args.sigma)] + model + refine,
                     ["decompress", str(coded), "-o", str(out)] + model):
             t0 = time.perf_counter()

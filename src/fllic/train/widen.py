@@ -164,6 +164,8 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     config, weights, meta = _load(args.source)
     m, blocks = args.m or config.m, args.gs_blocks or config.gs_blocks
+    if args.quiet is not None and m == config.m:
+        p.error(f"--quiet scales the new latent channels: give --m above the source's {config.m}")
     state = widen_state(weights, config, m, quiet=args.quiet) if m != config.m else dict(weights)
     state = deepen_state(state, replace(config, m=m), blocks)
     wide = asdict(replace(config, m=m, gs_blocks=blocks))
