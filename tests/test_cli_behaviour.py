@@ -137,6 +137,40 @@ def _with_wrong_pixel_crc(data: bytes) -> bytes:
     return bytes(body) + struct.pack("<I", zlib.crc32(bytes(body)))
 
 
+def _with_a_flipped_byte(data: bytes) -> bytes:
+    """The same file with one bit flipped in its coded data: the file CRC no longer matches."""
+    body = bytearray(data)
+    body[len(body) // 2] ^= 0x10
+    return bytes(body)
+
+
+def test_a_flipped_byte_is_refused_with_the_way_out_and_best_effort_writes_it(tmp_path, coded, tiny_model_path,
+                                                                               capsys):
+    bad = tmp_path / "bad.fllic"
+    bad.write_bytes(_with_a_flipped_byte(coded.read_bytes()))
+    model = ["--model", str(tiny_model_path), "-q"]
+    assert main(["decompress", str(bad), "-o", str(tmp_path / "b.png"), *model]) == 1
+    err = capsys.readouterr().err
+    assert _one_error_line(err) and "file CRC mismatch" in err and "--best-effort decodes it anyway" in err
+    assert main(["decompress", str(bad), "-o", str(tmp_path / "b.png"), "--best-effort", *model]) == 0
+    assert "damaged" in capsys.readouterr().err and (tmp_path / "b.png").exists()
+    (tmp_path / "text.fllic").write_text("not a fllic file")
+    assert main(["decompress", str(tmp_path / "text.fllic"), "-o", str(tmp_path / "c.png"), *model]) == 1
+    err = capsys.readouterr().err  # no way out is offered where there is none
+    assert _one_error_line(err) and "bad magic" in err and "--best-effort" not in err
+
+
+def test_best_effort_in_batch_mode_writes_the_damaged_file_too(tmp_path, coded, tiny_model_path, capsys):
+    folder = tmp_path / "coded"
+    folder.mkdir()
+    (folder / "bad.fllic").write_bytes(_with_a_flipped_byte(coded.read_bytes()))
+    model = ["--model", str(tiny_model_path), "-q"]
+    assert main(["decompress", str(folder), "-o", str(tmp_path / "strict"), *model]) == 1
+    assert not list((tmp_path / "strict").rglob("*.png"))
+    assert main(["decompress", str(folder), "-o", str(tmp_path / "lenient"), "--best-effort", *model]) == 0
+    assert [p.name for p in (tmp_path / "lenient").rglob("*.png")] == ["bad.png"]
+
+
 def test_damaged_payload_is_reported_and_best_effort_writes_it(tmp_path, coded, tiny_model_path, capsys):
     bad = tmp_path / "bad.fllic"
     bad.write_bytes(_with_wrong_pixel_crc(coded.read_bytes()))

@@ -85,3 +85,34 @@ def test_fllics_sections_decode_alike_with_either_range_decoder():
     assert np.array_equal(ours, values) and np.array_equal(symbols.decode(data, groups, tables), values)
     with pytest.raises(FormatError):
         symbols.decode(data[:-1], groups, tables, symbols.PYTHON)
+
+
+def _a_byte_that_breaks_the_stream(data: bytes, groups, tables) -> bytes:
+    """``data`` with the first single-byte change that makes decoding fail."""
+    for at in range(len(data)):
+        bad = bytearray(data)
+        bad[at] ^= 0xFF
+        try:
+            symbols.decode(bytes(bad), groups, tables)
+        except FormatError:
+            return bytes(bad)
+    raise AssertionError("no single-byte change broke the stream")
+
+
+def test_a_broken_stream_decodes_leniently_to_what_came_before_and_zeros_after(monkeypatch):
+    """symbols.lenient() (a best-effort decode): the chunks before the failure are kept, the stream's last group,
+    decoded at or after it, is zero; both range decoders agree; outside it the same stream is refused again."""
+    monkeypatch.setattr(symbols, "LENIENT_CHUNK", 16)
+    rng = np.random.default_rng(5)
+    support = np.array([3, 2])
+    tables = SymbolTables(tuple(_frequencies(rng, 2 * int(s)) for s in support), support)
+    groups = rng.integers(0, 2, 600)
+    values = np.where(groups == 0, rng.integers(-2, 3, 600), rng.integers(-1, 2, 600))
+    bad = _a_byte_that_breaks_the_stream(coder.encode(values, groups, tables), groups, tables)
+    with symbols.lenient():
+        out = symbols.decode(bad, groups, tables)
+        assert np.array_equal(symbols.decode(bad, groups, tables, symbols.PYTHON), out)
+    assert out.shape == groups.shape and out.dtype == np.int32
+    assert not out[groups == 1].any() and out[groups == 0].any()
+    with pytest.raises(FormatError):
+        symbols.decode(bad, groups, tables)

@@ -60,6 +60,7 @@ class Options:
     max_pixels: int = 1 << 28
     threads: int = 0  # torch threads per worker; 0: leave torch's default
     decoder: str = "auto"  # decompress: fllic.codec.DECODERS
+    verify: bool = True  # decompress: False writes a damaged file's best-effort image (--best-effort)
 
 
 @dataclass
@@ -185,10 +186,11 @@ def _decompress(job: Job, opts: Options) -> tuple[int, int]:
     from fllic.imageio import check_writable, write_image
 
     data = job.src.read_bytes()
-    meta = info(data)  # an output format that cannot hold the image fails before the decode
+    meta = info(data, verify=opts.verify)  # an output format that cannot hold the image fails before the decode
     check_writable(job.dst.suffix, meta["bit_depth"], meta["alpha"], allow_lossy=opts.allow_lossy)
     bound_for(meta["width"] * meta["height"])
-    res = decode_detailed(data, model=opts.model, tile=opts.tile, max_pixels=opts.max_pixels, decoder=opts.decoder)
+    res = decode_detailed(data, model=opts.model, tile=opts.tile, max_pixels=opts.max_pixels, decoder=opts.decoder,
+                          verify=opts.verify)
     _atomic_write(job.dst, lambda p: write_image(p, res.pixels, allow_lossy=opts.allow_lossy, suffix=job.dst.suffix,
                                                  icc=res.icc, exif=res.exif))
     return res.pixels.shape[0] * res.pixels.shape[1], job.dst.stat().st_size

@@ -115,13 +115,13 @@ def cmd_compress(args) -> int:
 def cmd_decompress(args) -> int:
     if _batch_mode(args.inputs, args.output):
         return _run_batch(args, "decompress")
-    from fllic.codec import decode_detailed, info
+    from fllic.codec import decode_detailed
     from fllic.imageio import check_writable, encode_image
 
     (src,) = args.inputs
     coded = _read_bytes(src)
     suffix = f".{args.format}" if args.output == STDIO else Path(args.output).suffix
-    meta = info(coded)  # refuse an output format that cannot hold the image before decoding it
+    meta = _header(coded, args.best_effort)  # refuse an output format that cannot hold the image before decoding it
     check_writable(suffix, meta["bit_depth"], meta["alpha"], allow_lossy=args.allow_lossy)
     bound_for(meta["width"] * meta["height"])
     res = decode_detailed(coded, model=args.model, device=args.device, tile=args.tile, progress=not args.quiet,
@@ -130,6 +130,20 @@ def cmd_decompress(args) -> int:
     _write(args, data, () if src == STDIO else (Path(src),))
     _say(args, f"{src} -> {args.output}: {_describe(res.pixels)}")
     return 0
+
+
+def _header(coded: bytes, best_effort: bool) -> dict:
+    """The file's header (fllic.info); a damaged file's error says that --best-effort decodes it anyway."""
+    from fllic.codec import info
+
+    try:
+        return info(coded, verify=not best_effort)
+    except FormatError as e:
+        try:
+            info(coded, verify=False)
+        except FllicError:
+            raise e from None
+        raise FormatError(f"{e}: fllic decompress --best-effort decodes it anyway") from None
 
 
 def _describe(pixels) -> str:
@@ -163,7 +177,7 @@ def _run_batch(args, mode: str) -> int:
                          refine=_refine(args),
                          model=args.model, out_suffix=f".{getattr(args, 'format', 'png')}",
                          allow_lossy=getattr(args, "allow_lossy", False), tile=args.tile, max_pixels=args.max_pixels,
-                         decoder=getattr(args, "decoder", "auto"))
+                         decoder=getattr(args, "decoder", "auto"), verify=not getattr(args, "best_effort", False))
     jobs = batch.plan([Path(i) for i in args.inputs], out_dir, opts)
     if not jobs:
         raise InputError("no input files found")
@@ -427,7 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--allow-lossy", action="store_true",
                    help="allow a lossy output format such as JPEG, which changes the decoded pixels")
     d.add_argument("--best-effort", action="store_true",
-                   help="write the image even if its pixels fail the stored CRC (a damaged file), with a warning")
+                   help="write the image even if the file or its pixels fail their CRCs (a damaged file), with a warning")
     d.add_argument("--decoder", default="auto", choices=["auto", "torch", "reference"],
                    help="torch (PyTorch's kernels), reference (the numpy reference decoder: no PyTorch import), or "
                         "auto (default: reference for images under 0.75 megapixels, where PyTorch's import costs more "

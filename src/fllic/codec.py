@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 import warnings
 import zlib
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -457,6 +458,8 @@ def decode_detailed(data: bytes, model=None, max_pixels: int = fmt.DEFAULT_MAX_P
     if decoder == "reference":
         return _decode_without_torch(data, model, max_pixels, device, tile, verify)
     require_torch("decoding with decoder='torch'")
+    from fllic.decoder import symbols
+
     if not verify and not fmt.check(data):
         warnings.warn("the file's CRC does not match its bytes: it is damaged; decoding it anyway", FllicWarning,
                       stacklevel=3)
@@ -470,8 +473,9 @@ def decode_detailed(data: bytes, model=None, max_pixels: int = fmt.DEFAULT_MAX_P
     alpha = fmt.unpack_alpha(c.sections["A"], h.height, h.width, h.bit_depth) if h.has_alpha else None
     z_shape = ((h.height + h.pad_h) // PAD_MULTIPLE, (h.width + h.pad_w) // PAD_MULTIPLE)
     try:
-        x = m.decompress((c.sections["Z"], c.sections["Y"]), z_shape, _model_sigma(h.sigma, h.bit_depth),
-                         h.step_scale, tile=_tile(tile, DECODE_TILE), progress=progress)
+        with nullcontext() if verify else symbols.lenient():
+            x = m.decompress((c.sections["Z"], c.sections["Y"]), z_shape, _model_sigma(h.sigma, h.bit_depth),
+                             h.step_scale, tile=_tile(tile, DECODE_TILE), progress=progress)
     except (ValueError, RuntimeError, OverflowError, IndexError) as e:
         raise FormatError(f"corrupt entropy-coded data ({e})") from e
     pixels = _with_alpha(_pixels(x, h.height, h.width, h.colour_channels, h.bit_depth), alpha)
@@ -523,9 +527,10 @@ def check(data: bytes) -> bool:
     return fmt.check(_as_bytes(data))
 
 
-def info(data: bytes) -> dict:
-    """What a .fllic file says about itself, without decoding it."""
-    c = fmt.unpack(_as_bytes(data), max_pixels=1 << 62)
+def info(data: bytes, verify: bool = True) -> dict:
+    """What a .fllic file says about itself, without decoding it; ``verify=False`` reads on past a file CRC
+    mismatch (a damaged file's best-effort decode needs its header)."""
+    c = fmt.unpack(_as_bytes(data), max_pixels=1 << 62, check_crc=verify)
     h = c.header
     return {
         "model_id": h.model_id, "weights_hash": h.weights_hash.hex(), "format_version": h.version,

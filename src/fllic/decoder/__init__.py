@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import warnings
 import zlib
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -165,7 +166,8 @@ def decode_detailed(data: bytes, model=None, max_pixels: int = fmt.DEFAULT_MAX_P
         raise FormatError("the file lacks its Z or Y section")
     alpha = fmt.unpack_alpha(c.sections["A"], h.height, h.width, h.bit_depth) if h.has_alpha else None
     zh, zw = (h.height + h.pad_h) // PAD_MULTIPLE, (h.width + h.pad_w) // PAD_MULTIPLE
-    x = fixed_point_pixels(m, c.sections["Z"], c.sections["Y"], zh, zw, model_sigma(h), h.step_scale, tile)
+    with nullcontext() if verify else symbols.lenient():
+        x = fixed_point_pixels(m, c.sections["Z"], c.sections["Y"], zh, zw, model_sigma(h), h.step_scale, tile)
     pixels = with_alpha(to_samples(x, h.height, h.width, h.colour_channels, h.bit_depth), alpha)
     if pixels_crc32(pixels) != h.pixels_crc32:
         message = "decoded pixels do not match the stored CRC32: the file's coded data is damaged"

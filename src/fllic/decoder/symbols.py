@@ -14,6 +14,8 @@ range decoder and its models in plain Python.
 
 from __future__ import annotations
 
+import contextvars
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +25,19 @@ from fllic.decoder import rangecoder
 
 ESCAPE_BITS = 24
 FREQ_TOTAL = 1 << 16
+_LENIENT = contextvars.ContextVar("fllic_lenient_symbols", default=False)
+LENIENT_CHUNK = 1024  # symbols decoded at a time in a lenient decode
+
+
+@contextmanager
+def lenient():
+    """Within it, a stream that fails to decode gives the symbols decoded before the failure and zeros after it
+    (each latent at its predicted mean) instead of a FormatError: a damaged file's best-effort image."""
+    token = _LENIENT.set(True)
+    try:
+        yield
+    finally:
+        _LENIENT.reset(token)
 
 
 @dataclass(frozen=True)
@@ -101,31 +116,40 @@ def decode(data: bytes, groups: np.ndarray, tables: SymbolTables, coding: RangeC
         raise FormatError("entropy-coded section length is not a multiple of 4 bytes")
     if groups.size and (groups.min() < 0 or groups.max() >= tables.support.size):
         raise FormatError("a symbol's table index is outside the model's tables")
+    out = np.zeros(groups.size, np.int32)  # |s| <= support + 2^24 - 1 < 2^31
     try:
-        return _decode(coding or range_coding(), data, groups, tables).reshape(groups.shape)
+        _decode(coding or range_coding(), data, groups, tables, out)
     except (AssertionError, ValueError, OverflowError) as e:  # constriction and rangecoder reject invalid data
-        raise FormatError(f"corrupt entropy-coded data ({e})") from e
+        if not _LENIENT.get():
+            raise FormatError(f"corrupt entropy-coded data ({e})") from e
+    return out.reshape(groups.shape)
 
 
-def _decode(coding: RangeCoding, data: bytes, groups: np.ndarray, tables: SymbolTables) -> np.ndarray:
+def _decode(coding: RangeCoding, data: bytes, groups: np.ndarray, tables: SymbolTables, out: np.ndarray) -> None:
+    """The symbols into ``out`` (zeros), group by group; where the stream fails, the rest stay zero and an
+    escaped symbol whose excess was not read yet is zero too."""
     dec = coding.decoder(np.frombuffer(data, dtype=np.uint32).copy())
-    out = np.empty(groups.size, np.int32)  # |s| <= support + 2^24 - 1 < 2^31
     order, keys, bounds = group_order(groups)
     escaped, escaped_support = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
-    for i, k in enumerate(keys.tolist()):
-        pos = order[bounds[i] : bounds[i + 1]]
-        support = int(tables.support[k])
-        idx = np.asarray(dec.decode(coding.categorical(tables.freqs[k]), pos.size), dtype=np.int64)
-        out[pos] = idx - (support - 1)
-        esc = idx == 2 * support - 1
-        escaped.append(pos[esc])
-        escaped_support.append(np.full(int(esc.sum()), support))
-    positions = np.concatenate(escaped)
-    if positions.size:
-        half = ESCAPE_BITS // 2
-        negative = np.asarray(dec.decode(coding.uniform(2), positions.size), dtype=np.int64)
-        hi = np.asarray(dec.decode(coding.uniform(1 << half), positions.size), dtype=np.int64)
-        lo = np.asarray(dec.decode(coding.uniform(1 << half), positions.size), dtype=np.int64)
-        magnitude = np.concatenate(escaped_support) + ((hi << half) | lo)
-        out[positions] = np.where(negative == 1, -magnitude, magnitude)
-    return out
+    step = LENIENT_CHUNK if _LENIENT.get() else max(groups.size, 1)  # leniently, a failure costs one chunk
+    try:
+        for i, k in enumerate(keys.tolist()):
+            support, model = int(tables.support[k]), coding.categorical(tables.freqs[k])
+            for start in range(bounds[i], bounds[i + 1], step):
+                pos = order[start : min(start + step, bounds[i + 1])]
+                idx = np.asarray(dec.decode(model, pos.size), dtype=np.int64)
+                out[pos] = idx - (support - 1)
+                esc = idx == 2 * support - 1
+                escaped.append(pos[esc])
+                escaped_support.append(np.full(int(esc.sum()), support))
+        positions = np.concatenate(escaped)
+        if positions.size:
+            half = ESCAPE_BITS // 2
+            negative = np.asarray(dec.decode(coding.uniform(2), positions.size), dtype=np.int64)
+            hi = np.asarray(dec.decode(coding.uniform(1 << half), positions.size), dtype=np.int64)
+            lo = np.asarray(dec.decode(coding.uniform(1 << half), positions.size), dtype=np.int64)
+            magnitude = np.concatenate(escaped_support) + ((hi << half) | lo)
+            out[positions] = np.where(negative == 1, -magnitude, magnitude)
+    except (AssertionError, ValueError, OverflowError):
+        out[np.concatenate(escaped)] = 0
+        raise
