@@ -608,3 +608,16 @@ def test_cold_bench_times_each_decoder_and_shows_autos_choice(tmp_path, capsys):
     assert len(row) == 1 and row[0].endswith("(reference) |")  # a small image in a fresh process
     with pytest.raises(SystemExit):
         cold.main(["--sizes", "128by64"])
+
+
+def test_every_convolution_kernel_the_bench_times_gives_the_reference_decoders_integers(monkeypatch, capsys):
+    from fllic.bench import kernels
+
+    rows = kernels.measure(10, 6, 8, 16, repeat=1)
+    assert [exact for _, _, exact in rows] == [True, True, True, True, None]
+    assert rows[-1][0].endswith(f"x{kernels.INT8_PIECES} pieces") and all(s >= 0 for _, s, _ in rows)
+    a, w = kernels._layer(10, 6, 8, 16)
+    assert np.abs(a).max() > 0.9 * 32639 and np.abs(w).reshape(16, -1).sum(1).max() <= (1 << 17) - 1
+    monkeypatch.setattr(kernels, "winograd_numpy", lambda a, w: kernels.winograd_torch(a, w).numpy() + 1)
+    assert kernels.main(["--size", "6", "10", "--channels", "8", "16", "--repeat", "1"]) == 1
+    assert "| Winograd F(2x2, 3x3), float64, numpy |" in capsys.readouterr().out.split("NO |")[0]

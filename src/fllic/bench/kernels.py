@@ -1,0 +1,168 @@
+"""python -m fllic.bench.kernels: kernels for the exact 3x3 convolution, timed side by side on one layer.
+
+Decoding's time is g_s's 3x3 convolutions (results/speed-stages-2threads.md). This bench times, on one layer of
+g_s's shape (by default its half-resolution layer for a 768x512 image: 384x256 pixels, 64 channels in and out),
+with random integer weights at the exactness bound (every output channel's sum of |w_int| at L1_MAX) and
+activations across [-A_MAX, A_MAX]:
+
+- **two 8-bit pieces, float32** (PyTorch's decoder today, fllic.models.integer): each piece convolved by
+  oneDNN in float32, every partial sum below 2^24;
+- **per-tap float64 products** (the reference decoder, fllic.decoder.integer): one BLAS product per tap, every
+  partial sum below 2^48;
+- **Winograd F(2x2, 3x3) in float64**, in PyTorch (batched products) and in numpy (bands of tile rows): 16
+  products of the transformed tiles instead of 36 per 2x2 outputs, exact with the transforms scaled to integers
+  (2G for G): |B^T d B| <= 4 A_MAX < 2^17, each output channel's sum of |(2G) g (2G)^T| <= 4 L1_MAX < 2^19, so
+  every product sum is below 2^36 and the output transform's below 2^40 < 2^53, and 4·S divides by 4 exactly;
+- **int8 products** (``torch._int_mm``) of the layer's patch matrix: one product timed, and that time times
+  the 6 products an exact split needs (activations in three unsigned 7-bit pieces, weights in two signed 8-bit
+  pieces: a pair of u7 x s8 products never saturates int16).
+
+Each kernel's sums are checked against the reference decoder's, integer for integer; the int8 row is timed only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+
+from fllic.bench._record import command, emit
+
+G2 = np.array([[2, 0, 0], [1, 1, 1], [1, -1, 1], [0, 0, 2]], np.float64)  # 2G of Winograd F(2, 3)
+INT8_PIECES = 6  # 3 activation pieces x 2 weight pieces
+
+
+def _layer(height: int, width: int, cin: int, cout: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Activations (H, W, Cin) in [-A_MAX, A_MAX] and weights (Cout, Cin, 3, 3) whose rows' L1 is at L1_MAX."""
+    from fllic.decoder.integer import A_MAX, L1_MAX
+
+    rng = np.random.default_rng(seed)
+    a = rng.integers(-A_MAX, A_MAX + 1, (height, width, cin)).astype(np.float64)
+    w = rng.laplace(0, 1, (cout, cin, 3, 3))
+    w = np.round(w * (L1_MAX - w[0].size) / np.abs(w).reshape(cout, -1).sum(1).reshape(-1, 1, 1, 1))
+    return a, w
+
+
+def _winograd_tiles(d, th: int, tw: int, sub, stack):
+    """The 16 transformed tiles B^T d B (each (rows, tw, C)) of padded ``d`` (rows 2·th + 2), integer adds only."""
+    rows = [d[k : k + 2 * th : 2] for k in range(4)]
+    out = []
+    for r in (sub(rows[0], rows[2]), rows[1] + rows[2], sub(rows[2], rows[1]), sub(rows[1], rows[3])):
+        cols = [r[:, k : k + 2 * tw : 2] for k in range(4)]
+        out += [sub(cols[0], cols[2]), cols[1] + cols[2], sub(cols[2], cols[1]), sub(cols[1], cols[3])]
+    return stack(out)
+
+
+def _winograd_out(m, o) -> None:
+    """4·S into ``o`` (rows, 2, tw, 2, Cout) from the products ``m`` (4, 4, rows, tw, Cout): A^T m A."""
+    t0, t1 = m[0] + m[1] + m[2], m[1] - m[2] - m[3]
+    o[:, 0, :, 0], o[:, 0, :, 1] = t0[0] + t0[1] + t0[2], t0[1] - t0[2] - t0[3]
+    o[:, 1, :, 0], o[:, 1, :, 1] = t1[0] + t1[1] + t1[2], t1[1] - t1[2] - t1[3]
+
+
+def winograd_numpy(a: np.ndarray, w: np.ndarray, band: int = 4) -> np.ndarray:
+    """S of a 3x3 convolution (zero padding) by Winograd F(2x2, 3x3) in float64, ``band`` tile rows at a time;
+    even H and W."""
+    h, wd, c = a.shape
+    u = np.einsum("ik,ockl,jl->ijco", G2, w, G2).reshape(16, c, -1)
+    d, th, tw = np.pad(a, ((1, 1), (1, 1), (0, 0))), h // 2, wd // 2
+    out = np.empty((h, wd, u.shape[2]))
+    for t in range(0, th, band):
+        n = min(th, t + band) - t
+        v = _winograd_tiles(d[2 * t : 2 * t + 2 * n + 2], n, tw, np.subtract, lambda x: np.stack(x).reshape(16, -1, c))
+        _winograd_out(np.matmul(v, u).reshape(4, 4, n, tw, -1), out[2 * t : 2 * (t + n)].reshape(n, 2, tw, 2, -1))
+    out *= 0.25
+    return out
+
+
+def winograd_torch(a, w: np.ndarray):
+    """:func:`winograd_numpy` in PyTorch, the whole layer in one batched product (float64)."""
+    import torch
+    import torch.nn.functional as F
+
+    a = torch.as_tensor(a)
+    h, wd, c = a.shape
+    u = torch.from_numpy(np.einsum("ik,ockl,jl->ijco", G2, w, G2).reshape(16, c, -1).copy())
+    th, tw = h // 2, wd // 2
+    v = _winograd_tiles(F.pad(a, (0, 0, 1, 1, 1, 1)), th, tw, torch.sub, lambda x: torch.stack(x).reshape(16, -1, c))
+    out = torch.empty((h, wd, u.shape[2]), dtype=torch.float64)
+    _winograd_out(torch.bmm(v, u).reshape(4, 4, th, tw, -1), out.view(th, 2, tw, 2, -1))
+    return out.mul_(0.25)
+
+
+def _pieces_float32(a, weight):
+    """Today's PyTorch kernel: the two 8-bit pieces' sums, combined exactly in float64 (H, W, Cout)."""
+    from fllic.models.integer import _piece_sums
+
+    hi, lo = _piece_sums(a, weight)
+    return (hi.double() * 256 + lo.double())[0]
+
+
+def _timed(fn, repeat: int) -> tuple[float, object]:
+    out = fn()
+    t0 = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    return (time.perf_counter() - t0) / repeat, out
+
+
+def measure(height: int, width: int, cin: int, cout: int, repeat: int) -> list[tuple[str, float, bool | None]]:
+    """(kernel, seconds, exact?) for each kernel on one layer; exact against the reference decoder's sums."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from fllic.decoder.integer import Conv
+
+    a, w = _layer(height, width, cin, cout)
+    conv = Conv(w, np.zeros(cout), np.ones(cout, np.int64))
+    a_t, w_t = torch.from_numpy(a), torch.from_numpy(w)
+    rows = []
+    with threadpool_limits(torch.get_num_threads(), user_api="blas"):
+        t_ref, ref = _timed(lambda: conv.sums(a), repeat)
+        for name, fn in (("two 8-bit pieces, float32 (PyTorch's decoder)",
+                          lambda: _pieces_float32(a_t.to(torch.int32)[None], w_t.float())),
+                         ("Winograd F(2x2, 3x3), float64, PyTorch", lambda: winograd_torch(a_t, w)),
+                         ("Winograd F(2x2, 3x3), float64, numpy", lambda: winograd_numpy(a, w))):
+            seconds, out = _timed(fn, repeat)
+            rows.append((name, seconds, bool(np.array_equal(np.asarray(out), ref))))
+        rows.insert(1, ("per-tap float64 products (the reference decoder)", t_ref, True))
+        patches = torch.randint(0, 128, (height * width, 9 * cin), dtype=torch.int8)
+        weights8 = torch.randint(-128, 128, (9 * cin, cout), dtype=torch.int8)
+        seconds, _ = _timed(lambda: torch._int_mm(patches, weights8), max(1, repeat // 3))
+        rows.append((f"int8 products (torch._int_mm), x{INT8_PIECES} pieces", INT8_PIECES * seconds, None))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m fllic.bench.kernels", description=__doc__.split("\n\n")[0])
+    p.add_argument("--size", type=int, nargs=2, default=[384, 256], metavar=("WIDTH", "HEIGHT"),
+                   help="the layer's pixels (even; default: g_s's half resolution of a 768x512 image)")
+    p.add_argument("--channels", type=int, nargs=2, default=[64, 64], metavar=("IN", "OUT"))
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--out", default=None, help="write the record as Markdown here")
+    args = p.parse_args(argv)
+    import platform
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    (width, height), (cin, cout) = args.size, args.channels
+    rows = measure(height, width, cin, cout, args.repeat)
+    base = rows[0][1]
+    lines = [f"# Exact 3x3 convolution kernels: {width}x{height} pixels, {cin} -> {cout} channels", "",
+             f"`{command('python -m fllic.bench.kernels', argv)}`", "",
+             f"{platform.machine()}, torch {torch.__version__}, {args.threads} thread(s), numpy {np.__version__}; "
+             f"mean of {args.repeat} runs after a warm-up, in one run. Integer-exact: the kernel's sums equal the "
+             f"reference decoder's, integer for integer (the int8 row is timed only).", "",
+             "| kernel | seconds | time against today's PyTorch kernel | integer-exact |", "|---|---:|---:|---|",
+             *(f"| {name} | {s:.3f} | {s / base:.2f}x | {'-' if exact is None else 'yes' if exact else 'NO'} |"
+               for name, s, exact in rows)]
+    emit("\n".join(lines) + "\n", args.out)
+    return 0 if all(exact is not False for _, _, exact in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
