@@ -7,17 +7,17 @@ activations across [-A_MAX, A_MAX]:
 
 - **two 8-bit pieces, float32** (PyTorch's decoder today, fllic.models.integer): each piece convolved by
   oneDNN in float32, every partial sum below 2^24;
-- **per-tap float64 products** (the reference decoder, fllic.decoder.integer): one BLAS product per tap, every
-  partial sum below 2^48;
-- **Winograd F(2x2, 3x3) in float64**, in PyTorch (batched products) and in numpy (bands of tile rows): 16
-  products of the transformed tiles instead of 36 per 2x2 outputs, exact with the transforms scaled to integers
-  (2G for G): |B^T d B| <= 4 A_MAX < 2^17, each output channel's sum of |(2G) g (2G)^T| <= 4 L1_MAX < 2^19, so
-  every product sum is below 2^36 and the output transform's below 2^40 < 2^53, and 4·S divides by 4 exactly;
+- **per-tap float64 products** (the reference decoder's layers to fllic 0.21, and still its layers that read the
+  constant maps): one BLAS product per tap, every partial sum below 2^48;
+- **Winograd F(2x2, 3x3) in float64**, in numpy (the reference decoder's 3x3 layers now, fllic.decoder.integer,
+  bands of tile rows; its docstring gives the bounds that make it exact) and in PyTorch (one batched product):
+  16 products of the transformed tiles instead of 36 per 2x2 outputs;
 - **int8 products** (``torch._int_mm``) of the layer's patch matrix: one product timed, and that time times
   the 6 products an exact split needs (activations in three unsigned 7-bit pieces, weights in two signed 8-bit
   pieces: a pair of u7 x s8 products never saturates int16).
 
-Each kernel's sums are checked against the reference decoder's, integer for integer; the int8 row is timed only.
+Each kernel runs the whole layer (the sums, then the rounding shift, the bias and the saturation) and is checked
+against the reference decoder's layer, integer for integer; the int8 row times the products alone.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -62,23 +63,9 @@ def _winograd_out(m, o) -> None:
     o[:, 1, :, 0], o[:, 1, :, 1] = t1[0] + t1[1] + t1[2], t1[1] - t1[2] - t1[3]
 
 
-def winograd_numpy(a: np.ndarray, w: np.ndarray, band: int = 4) -> np.ndarray:
-    """S of a 3x3 convolution (zero padding) by Winograd F(2x2, 3x3) in float64, ``band`` tile rows at a time;
-    even H and W."""
-    h, wd, c = a.shape
-    u = np.einsum("ik,ockl,jl->ijco", G2, w, G2).reshape(16, c, -1)
-    d, th, tw = np.pad(a, ((1, 1), (1, 1), (0, 0))), h // 2, wd // 2
-    out = np.empty((h, wd, u.shape[2]))
-    for t in range(0, th, band):
-        n = min(th, t + band) - t
-        v = _winograd_tiles(d[2 * t : 2 * t + 2 * n + 2], n, tw, np.subtract, lambda x: np.stack(x).reshape(16, -1, c))
-        _winograd_out(np.matmul(v, u).reshape(4, 4, n, tw, -1), out[2 * t : 2 * (t + n)].reshape(n, 2, tw, 2, -1))
-    out *= 0.25
-    return out
-
-
 def winograd_torch(a, w: np.ndarray):
-    """:func:`winograd_numpy` in PyTorch, the whole layer in one batched product (float64)."""
+    """S of a 3x3 convolution (zero padding) by Winograd F(2x2, 3x3) in PyTorch's float64, the whole layer in
+    one batched product (the reference decoder's tiles, fllic.decoder.integer, in PyTorch); even H and W."""
     import torch
     import torch.nn.functional as F
 
@@ -92,12 +79,7 @@ def winograd_torch(a, w: np.ndarray):
     return out.mul_(0.25)
 
 
-def _pieces_float32(a, weight):
-    """Today's PyTorch kernel: the two 8-bit pieces' sums, combined exactly in float64 (H, W, Cout)."""
-    from fllic.models.integer import _piece_sums
-
-    hi, lo = _piece_sums(a, weight)
-    return (hi.double() * 256 + lo.double())[0]
+SHIFT = 12  # the layer's rounding shift: its outputs span [-A_MAX, A_MAX], some saturated
 
 
 def _timed(fn, repeat: int) -> tuple[float, object]:
@@ -108,26 +90,40 @@ def _timed(fn, repeat: int) -> tuple[float, object]:
     return (time.perf_counter() - t0) / repeat, out
 
 
+def _finish_torch(s, conv):
+    """The reference decoder's rounding shift, bias and saturation (fllic.decoder.integer.Conv) on float64 S."""
+    import torch
+
+    from fllic.decoder.integer import A_MAX
+
+    return s.add_(torch.from_numpy(conv._half)).mul_(torch.from_numpy(conv._scale)).floor_() \
+        .add_(torch.from_numpy(conv._bias)).clamp_(-A_MAX, A_MAX)
+
+
 def measure(height: int, width: int, cin: int, cout: int, repeat: int) -> list[tuple[str, float, bool | None]]:
-    """(kernel, seconds, exact?) for each kernel on one layer; exact against the reference decoder's sums."""
+    """(kernel, seconds, exact?) for each kernel on one whole layer (the sums, the rounding shift, the bias and
+    the saturation); exact: the same integers as the reference decoder's layer."""
     import torch
     from threadpoolctl import threadpool_limits
 
     from fllic.decoder.integer import Conv
+    from fllic.models.integer import IntConv
 
     a, w = _layer(height, width, cin, cout)
-    conv = Conv(w, np.zeros(cout), np.ones(cout, np.int64))
-    a_t, w_t = torch.from_numpy(a), torch.from_numpy(w)
+    bias = np.random.default_rng(1).integers(-1000, 1001, cout)
+    conv, per_tap = (Conv(w, bias, np.full(cout, SHIFT), winograd=winograd) for winograd in (True, False))
+    layer = IntConv(torch.from_numpy(w), torch.from_numpy(bias), torch.full((cout,), SHIFT))
+    a_t, a_int = torch.from_numpy(a), torch.from_numpy(a).to(torch.int32)[None]
+    kernels = (("two 8-bit pieces, float32 (PyTorch's decoder)", lambda: layer(a_int)[0]),
+               ("per-tap float64 products (the reference decoder to 0.21)", lambda: per_tap(a)),
+               ("Winograd F(2x2, 3x3), float64, PyTorch", lambda: _finish_torch(winograd_torch(a_t, w), conv)),
+               ("Winograd F(2x2, 3x3), float64, numpy (the reference decoder)", lambda: conv(a)))
     rows = []
     with threadpool_limits(torch.get_num_threads(), user_api="blas"):
-        t_ref, ref = _timed(lambda: conv.sums(a), repeat)
-        for name, fn in (("two 8-bit pieces, float32 (PyTorch's decoder)",
-                          lambda: _pieces_float32(a_t.to(torch.int32)[None], w_t.float())),
-                         ("Winograd F(2x2, 3x3), float64, PyTorch", lambda: winograd_torch(a_t, w)),
-                         ("Winograd F(2x2, 3x3), float64, numpy", lambda: winograd_numpy(a, w))):
+        ref = per_tap(a)
+        for name, fn in kernels:
             seconds, out = _timed(fn, repeat)
-            rows.append((name, seconds, bool(np.array_equal(np.asarray(out), ref))))
-        rows.insert(1, ("per-tap float64 products (the reference decoder)", t_ref, True))
+            rows.append((name, seconds, bool(np.array_equal(np.asarray(out, np.float64), ref))))
         patches = torch.randint(0, 128, (height * width, 9 * cin), dtype=torch.int8)
         weights8 = torch.randint(-128, 128, (9 * cin, cout), dtype=torch.int8)
         seconds, _ = _timed(lambda: torch._int_mm(patches, weights8), max(1, repeat // 3))
@@ -142,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--channels", type=int, nargs=2, default=[64, 64], metavar=("IN", "OUT"))
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--out", default=None, help="write the record as Markdown here")
+    p.add_argument("--out", type=Path, default=None, help="write the record as Markdown here")
     args = p.parse_args(argv)
     import platform
 
@@ -155,8 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     lines = [f"# Exact 3x3 convolution kernels: {width}x{height} pixels, {cin} -> {cout} channels", "",
              f"`{command('python -m fllic.bench.kernels', argv)}`", "",
              f"{platform.machine()}, torch {torch.__version__}, {args.threads} thread(s), numpy {np.__version__}; "
-             f"mean of {args.repeat} runs after a warm-up, in one run. Integer-exact: the kernel's sums equal the "
-             f"reference decoder's, integer for integer (the int8 row is timed only).", "",
+             f"mean of {args.repeat} runs after a warm-up, in one run; the whole layer (sums, rounding shift, bias, "
+             f"saturation). Integer-exact: the layer's output equals the reference decoder's, integer for integer "
+             f"(the int8 row times its products alone).", "",
              "| kernel | seconds | time against today's PyTorch kernel | integer-exact |", "|---|---:|---:|---|",
              *(f"| {name} | {s:.3f} | {s / base:.2f}x | {'-' if exact is None else 'yes' if exact else 'NO'} |"
                for name, s, exact in rows)]

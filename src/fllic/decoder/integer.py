@@ -32,6 +32,16 @@ Convolution (the bound that makes it exact)
     exact for the same reason (|S + 2^(r-1)| < 2^49, and scaling by 2^-r only
     moves the exponent), and the loader bounds |b| below 2^31.
 
+Winograd F(2x2, 3x3) (Lavin and Gray, "Fast algorithms for convolutional neural networks", CVPR 2016)
+    A 3x3 layer whose input is within [-A_MAX, A_MAX] (every layer but those that read the constant maps)
+    computes S in 4x4 input tiles, each giving 2x2 outputs: 16 products per tile instead of 36, over
+    V = B^T d B and U = (2G) g (2G)^T, whose transforms have integer entries (2G for G), so
+    4·S = A^T (sum over input channels of U ⊙ V) A. Bounds: |V| <= 4 A_MAX < 2^17; every entry of
+    (2G) g (2G)^T sums the kernel's taps with factors of at most 4, so over an output channel's inputs
+    sum |U| <= 4 L1_MAX < 2^19; every partial sum of the products is an integer below 2^36 and every sum of
+    the output transform (9 terms) below 2^40 < 2^53, so each is exact in float64 in any order, and 4·S, an
+    integer multiple of 4, divides by 4 exactly. The same integers as the per-tap products, fewer operations.
+
 Nonlinearity
     LeakyReLU with slope 0.1 as max(a, floor((a · 6554 + 2^15) / 2^16)), slope 6554 / 2^16.
 """
@@ -53,6 +63,8 @@ MAX_SHIFT = 30
 LEAKY_MULT, LEAKY_SHIFT = 6554, 16  # 0.1 ≈ 6554 / 2^16
 BIAS_MAX = (1 << 31) - 1  # bound on |b|, checked by the loader
 BAND_ELEMENTS = 1 << 18  # a convolution's float64 accumulator holds this many entries at a time (2 MB: it stays in cache)
+WINOGRAD_BAND_ELEMENTS = 1 << 17  # a band of Winograd tiles' transformed inputs (1 MB)
+G2 = np.array([[2, 0, 0], [1, 1, 1], [1, -1, 1], [0, 0, 2]], np.float64)  # 2G of Winograd F(2x2, 3x3)
 
 
 # -- integer primitives ------------------------------------------------------------------
@@ -107,11 +119,14 @@ class Conv:
     w_int: np.ndarray
     bias: np.ndarray
     shift: np.ndarray
+    winograd: bool = True  # a 3x3 layer with its input within [-A_MAX, A_MAX] takes Winograd's tiles
 
     def __post_init__(self):
         cout, cin, k, _ = self.w_int.shape
         self.k = k
         self.taps = np.ascontiguousarray(self.w_int.transpose(2, 3, 1, 0).reshape(k * k, cin, cout), np.float64)
+        if k == 3:  # U = (2G) g (2G)^T per tile position, (16, Cin, Cout): integers below 2^19
+            self._u = np.einsum("ik,ockl,jl->ijco", G2, np.asarray(self.w_int, np.float64), G2).reshape(16, cin, cout)
         self._half = 2.0 ** (np.asarray(self.shift, np.float64) - 1)  # the rounding shift's terms, per channel
         self._scale = 2.0 ** -np.asarray(self.shift, np.float64)
         self._bias = np.asarray(self.bias, np.float64)
@@ -133,6 +148,33 @@ class Conv:
         return np.clip(s, -A_MAX, A_MAX, out=s)
 
     def _bands(self, a: np.ndarray, finish) -> np.ndarray:
+        """``finish`` applied to S: by Winograd's tiles where the bounds allow (module docstring), else by
+        :meth:`_tap_bands`; the same integers either way."""
+        if self.k == 3 and self.winograd and a.size and max(a.max(), -a.min()) <= A_MAX:
+            return self._winograd_bands(a, finish)
+        return self._tap_bands(a, finish)
+
+    def _winograd_bands(self, a: np.ndarray, finish) -> np.ndarray:
+        """``finish`` applied to S computed by Winograd F(2x2, 3x3), a band of tile rows at a time (an odd size
+        gets a zero row or column more, its outputs dropped). Exact: module docstring."""
+        h, w, c = a.shape
+        cout = self._u.shape[2]
+        th, tw = (h + 1) // 2, (w + 1) // 2
+        padded = np.pad(np.asarray(a, np.float64), ((1, 1 + h % 2), (1, 1 + w % 2), (0, 0)))
+        out = np.empty((2 * th, 2 * tw, cout))
+        band = max(1, WINOGRAD_BAND_ELEMENTS // (16 * tw * max(c, cout)))
+
+        def one(t0: int) -> None:
+            n = min(th, t0 + band) - t0
+            v = _winograd_inputs(padded[2 * t0 : 2 * (t0 + n) + 2], n, tw)
+            s = _winograd_outputs(np.matmul(v, self._u).reshape(4, 4, n, tw, cout))
+            s *= 0.25
+            out[2 * t0 : 2 * (t0 + n)] = finish(s.reshape(2 * n, 2 * tw, cout))
+
+        _each(one, range(0, th, band))
+        return out[:h, :w]
+
+    def _tap_bands(self, a: np.ndarray, finish) -> np.ndarray:
         """``finish`` applied to S, computed a band of rows at a time.
 
         One matrix product per tap (ky, kx), accumulated in float64: the input,
@@ -159,6 +201,29 @@ class Conv:
 
         _each(one, range(0, h, band))
         return out
+
+
+def _winograd_inputs(d: np.ndarray, n: int, tw: int) -> np.ndarray:
+    """V = B^T d B of the n x tw tiles (4x4, stride 2) of ``d`` (2n + 2 rows), as (16, n·tw, C): integer adds."""
+    c = d.shape[2]
+    rows = [d[k : k + 2 * n : 2] for k in range(4)]
+    v = np.empty((16, n, tw, c))
+    for i, r in enumerate((rows[0] - rows[2], rows[1] + rows[2], rows[2] - rows[1], rows[1] - rows[3])):
+        cols = [r[:, k : k + 2 * tw : 2] for k in range(4)]
+        np.subtract(cols[0], cols[2], out=v[4 * i])
+        np.add(cols[1], cols[2], out=v[4 * i + 1])
+        np.subtract(cols[2], cols[1], out=v[4 * i + 2])
+        np.subtract(cols[1], cols[3], out=v[4 * i + 3])
+    return v.reshape(16, n * tw, c)
+
+
+def _winograd_outputs(m: np.ndarray) -> np.ndarray:
+    """4·S = A^T m A per tile, (n, 2, tw, 2, Cout), from the products ``m`` (4, 4, n, tw, Cout)."""
+    t0, t1 = m[0] + m[1] + m[2], m[1] - m[2] - m[3]
+    s = np.empty((m.shape[2], 2, m.shape[3], 2, m.shape[4]))
+    s[:, 0, :, 0], s[:, 0, :, 1] = t0[0] + t0[1] + t0[2], t0[1] - t0[2] - t0[3]
+    s[:, 1, :, 0], s[:, 1, :, 1] = t1[0] + t1[1] + t1[2], t1[1] - t1[2] - t1[3]
+    return s
 
 
 @dataclass
