@@ -7,8 +7,8 @@ activations across [-A_MAX, A_MAX]:
 
 - **two 8-bit pieces, float32** (PyTorch's decoder today, fllic.models.integer): each piece convolved by
   oneDNN in float32, every partial sum below 2^24;
-- **per-tap float64 products** (the reference decoder's layers to fllic 0.21, and still its layers that read the
-  constant maps): one BLAS product per tap, every partial sum below 2^48;
+- **per-tap float64 products** (the reference decoder's layers before its Winograd tiles, and still those that
+  read the constant maps): one BLAS product per tap, every partial sum below 2^48;
 - **Winograd F(2x2, 3x3) in float64**, in numpy (the reference decoder's 3x3 layers now, fllic.decoder.integer,
   bands of tile rows; its docstring gives the bounds that make it exact) and in PyTorch (one batched product):
   16 products of the transformed tiles instead of 36 per 2x2 outputs;
@@ -115,7 +115,7 @@ def measure(height: int, width: int, cin: int, cout: int, repeat: int) -> list[t
     layer = IntConv(torch.from_numpy(w), torch.from_numpy(bias), torch.full((cout,), SHIFT))
     a_t, a_int = torch.from_numpy(a), torch.from_numpy(a).to(torch.int32)[None]
     kernels = (("two 8-bit pieces, float32 (PyTorch's decoder)", lambda: layer(a_int)[0]),
-               ("per-tap float64 products (the reference decoder to 0.21)", lambda: per_tap(a)),
+               ("per-tap float64 products (the reference decoder before its Winograd tiles)", lambda: per_tap(a)),
                ("Winograd F(2x2, 3x3), float64, PyTorch", lambda: _finish_torch(winograd_torch(a_t, w), conv)),
                ("Winograd F(2x2, 3x3), float64, numpy (the reference decoder)", lambda: conv(a)))
     rows = []
