@@ -150,8 +150,8 @@ def test_bounded_3x3_layers_take_winograds_tiles_and_the_rest_the_per_tap_produc
     taken = []
     for path in ("_winograd_bands", "_tap_bands"):
         real = getattr(ni.Conv, path)
-        monkeypatch.setattr(ni.Conv, path, lambda self, a, finish, real=real, path=path: taken.append(path)
-                            or real(self, a, finish))
+        monkeypatch.setattr(ni.Conv, path, lambda self, a, *rest, real=real, path=path: taken.append(path)
+                            or real(self, a, *rest))
     rng = np.random.default_rng(0)
     a = rng.integers(-ni.A_MAX, ni.A_MAX + 1, (5, 7, 6)).astype(np.float64)
     three, one = (ni.Conv(rng.integers(-9, 10, (4, 6, k, k)), np.zeros(4), np.full(4, 3)) for k in (3, 1))

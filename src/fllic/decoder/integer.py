@@ -135,9 +135,11 @@ class Conv:
         """S = sum_k w_int · a_k per output pixel and channel, exactly, as integers in float64 (H, W, Cout)."""
         return self._bands(a, lambda acc: acc)
 
-    def __call__(self, a: np.ndarray) -> np.ndarray:
-        """saturate(floor((S + 2^(r-1)) · 2^-r) + b), integers in float64, band by band while S is in cache."""
-        return self._bands(a, self._finish)
+    def __call__(self, a: np.ndarray, then=None) -> np.ndarray:
+        """saturate(floor((S + 2^(r-1)) · 2^-r) + b), integers in float64, band by band while S is in cache;
+        ``then(band, rows)``, an elementwise step after the layer (a LeakyReLU, a block's skip), runs on each band
+        of output rows as it is made, on the band workers too."""
+        return self._bands(a, self._finish, then)
 
     def _finish(self, s: np.ndarray) -> np.ndarray:
         """saturate(floor((s + 2^(r-1)) · 2^-r) + b) in place."""
@@ -147,21 +149,22 @@ class Conv:
         s += self._bias
         return np.clip(s, -A_MAX, A_MAX, out=s)
 
-    def _bands(self, a: np.ndarray, finish) -> np.ndarray:
-        """``finish`` applied to S: by Winograd's tiles where the bounds allow (module docstring), else by
-        :meth:`_tap_bands`; the same integers either way."""
+    def _bands(self, a: np.ndarray, finish, then=None) -> np.ndarray:
+        """``finish`` applied to S, then ``then``: by Winograd's tiles where the bounds allow (module docstring),
+        else by :meth:`_tap_bands`; the same integers either way."""
+        keep = then or (lambda band, rows: band)
         if self.k == 3 and self.winograd and a.size and max(a.max(), -a.min()) <= A_MAX:
-            return self._winograd_bands(a, finish)
-        return self._tap_bands(a, finish)
+            return self._winograd_bands(a, finish, keep)
+        return self._tap_bands(a, finish, keep)
 
-    def _winograd_bands(self, a: np.ndarray, finish) -> np.ndarray:
+    def _winograd_bands(self, a: np.ndarray, finish, then) -> np.ndarray:
         """``finish`` applied to S computed by Winograd F(2x2, 3x3), a band of tile rows at a time (an odd size
         gets a zero row or column more, its outputs dropped). Exact: module docstring."""
         h, w, c = a.shape
         cout = self._u.shape[2]
         th, tw = (h + 1) // 2, (w + 1) // 2
         padded = np.pad(np.asarray(a, np.float64), ((1, 1 + h % 2), (1, 1 + w % 2), (0, 0)))
-        out = np.empty((2 * th, 2 * tw, cout))
+        out = np.empty((h, w, cout))
         band = max(1, WINOGRAD_BAND_ELEMENTS // (16 * tw * max(c, cout)))
 
         def one(t0: int) -> None:
@@ -169,12 +172,13 @@ class Conv:
             v = _winograd_inputs(padded[2 * t0 : 2 * (t0 + n) + 2], n, tw)
             s = _winograd_outputs(np.matmul(v, self._u).reshape(4, 4, n, tw, cout))
             s *= 0.25
-            out[2 * t0 : 2 * (t0 + n)] = finish(s.reshape(2 * n, 2 * tw, cout))
+            rows = slice(2 * t0, min(h, 2 * (t0 + n)))
+            out[rows] = then(finish(s.reshape(2 * n, 2 * tw, cout))[: rows.stop - rows.start, :w], rows)
 
         _each(one, range(0, th, band))
-        return out[:h, :w]
+        return out
 
-    def _tap_bands(self, a: np.ndarray, finish) -> np.ndarray:
+    def _tap_bands(self, a: np.ndarray, finish, then) -> np.ndarray:
         """``finish`` applied to S, computed a band of rows at a time.
 
         One matrix product per tap (ky, kx), accumulated in float64: the input,
@@ -197,7 +201,7 @@ class Conv:
             for t in range(1, k * k):
                 start = (r0 + t // k) * wp + t % k
                 acc += flat[start:start + n * wp] @ self.taps[t]
-            out[r0:r0 + n] = finish(acc).reshape(n, wp, cout)[:, :w]
+            out[r0:r0 + n] = then(finish(acc).reshape(n, wp, cout)[:, :w], slice(r0, r0 + n))
 
         _each(one, range(0, h, band))
         return out
@@ -235,7 +239,8 @@ class ResBlock:
     skip_shift: int
 
     def __call__(self, a: np.ndarray) -> np.ndarray:
-        return saturate(floor_shift(a, self.skip_shift) + self.conv2(leaky(self.conv1(a))))
+        t = self.conv1(a, then=lambda band, rows: leaky(band))
+        return self.conv2(t, then=lambda band, rows: saturate(floor_shift(a[rows], self.skip_shift) + band))
 
 
 @dataclass
@@ -247,7 +252,9 @@ class UpResBlock:
     conv_b: Conv
 
     def __call__(self, a: np.ndarray) -> np.ndarray:
-        return saturate(pixel_shuffle(self.skip(a)) + self.conv_b(upsample(leaky(self.conv_a(a)))))
+        skip = pixel_shuffle(self.skip(a))
+        t = upsample(self.conv_a(a, then=lambda band, rows: leaky(band)))
+        return self.conv_b(t, then=lambda band, rows: saturate(skip[rows] + band))
 
 
 def run(layers, a: np.ndarray) -> np.ndarray:
