@@ -1,4 +1,4 @@
-"""The repository speaks only of fllic: no machine's absolute paths, no words about where it was built."""
+"""The repository speaks only of fllic: no record, doc or source names an absolute path on some machine."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ FOLDERS = ("src", "tests", "docs", "results", "encoders", ".ci")
 FILES = ("README.md", "CHANGELOG.md", "pyproject.toml")
 SUFFIXES = {".md", ".py", ".txt", ".sh", ".json", ".csv", ".log", ".toml", ".cfg", ".yml", ".yaml", ""}
 ABSOLUTE = re.compile(r"(?<![\w.~])/(?:tmp|root|home|work|mnt|Users)/")  # a path on some machine, not in the repo
-BUILD_WORDS = re.compile(r"\b(?:lent|lease|session)\b", re.IGNORECASE)
 
 
 def _text_files():
@@ -23,11 +22,11 @@ def _text_files():
         for path in sorted((ROOT / folder).rglob("*")):
             skip = {"__pycache__", ".pytest_cache", "build"} & set(path.relative_to(ROOT).parts)
             if (path.is_file() and not skip and path.suffix in SUFFIXES and path.stat().st_size < 4 << 20
-                    and path != Path(__file__).resolve()):  # this file names what it looks for
+                    and path != Path(__file__).resolve()):  # this file's own examples
                 yield path
 
 
-def _hits(pattern: re.Pattern, allowed=()) -> list[str]:
+def _hits(pattern: re.Pattern) -> list[str]:
     hits = []
     for path in _text_files():
         try:
@@ -35,7 +34,7 @@ def _hits(pattern: re.Pattern, allowed=()) -> list[str]:
         except UnicodeDecodeError:
             continue
         for number, line in enumerate(text.splitlines(), 1):
-            if pattern.search(line) and not any(a in line for a in allowed):
+            if pattern.search(line):
                 hits.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()[:120]}")
     return hits
 
@@ -49,6 +48,3 @@ def test_the_scanner_sees_the_repository_and_catches_a_path():
 def test_no_record_doc_or_source_names_an_absolute_path_of_a_machine():
     assert _hits(ABSOLUTE) == []
 
-
-def test_no_words_about_the_machine_it_was_built_on():
-    assert _hits(BUILD_WORDS, allowed=("(was `train.lease`)",)) == []
