@@ -553,14 +553,17 @@ def test_real_photograph_bench_passes_its_adaptation_settings_to_fllic_adapt():
     assert _adapt_options(args).sample_level == AdaptOptions().sample_level
 
 
-def test_the_decode_tile_table_times_each_tile_against_the_first_and_flags_a_mismatch():
-    from fllic.bench.large import _tile_table
+def test_the_decode_table_times_each_decode_against_the_first_and_flags_a_mismatch():
+    from fllic.bench.large import _label, _tile_table
+    from fllic.codec import DECODE_TILE, DEFAULT_TILE
 
     first = {"seconds": 10.0, "peak_mb": 1400.0, "identical": True}
-    rows = _tile_table(768, first, [(1536, {"seconds": 8.0, "peak_mb": 1900.0, "identical": False})], 24.0)
-    assert _tile_table(768, first, [], 24.0) == []
-    assert rows[-2] == "| 768 | 10.0 | 1.00x | 2.40 | 1400 | yes |"
-    assert rows[-1] == "| 1536 | 8.0 | 0.80x | 3.00 | 1900 | NO |"
+    rows = _tile_table(_label("torch", None), first,
+                       [(_label("reference", 1536), {"seconds": 8.0, "peak_mb": 1900.0, "identical": False})], 24.0)
+    assert _tile_table("torch, 768", first, [], 24.0) == []
+    assert rows[-2] == f"| torch, {DECODE_TILE} | 10.0 | 1.00x | 2.40 | 1400 | yes |"
+    assert rows[-1] == "| reference, 1536 | 8.0 | 0.80x | 3.00 | 1900 | NO |"
+    assert _label("reference", None) == f"reference, {DEFAULT_TILE}"
 
 
 def test_the_large_image_bench_names_the_codecs_default_tiles_unless_one_is_given():

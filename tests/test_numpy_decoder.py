@@ -81,11 +81,15 @@ def test_tiny_model_files_decode_identically(tiny_model, tiny_npz, rng, h, w, ch
 
 
 @pytest.mark.parametrize("tile", [64, 128, 256])
-def test_several_tiles_decode_identically_to_the_torch_decoder(tiny_model, tiny_npz, rng, tile):
+def test_bands_of_every_height_decode_identically_to_the_torch_decoder(tiny_model, tiny_npz, rng, tile, capsys):
+    """The tile side sets the bands of latent rows: 1, 2 and 9 rows of an image 28 latents wide, the bands
+    counted on stderr where there are several."""
     res = fllic.codec.encode_detailed(noisy_image(rng, 300, 420), sigma=20, model=tiny_model, tile=128)
-    ours = nd.decode(res.data, model=tiny_npz, tile=tile)
+    ours = nd.decode_detailed(res.data, model=tiny_npz, tile=tile, progress=True).pixels
     assert np.array_equal(ours, fllic.decode(res.data, model=tiny_model, tile=128))
     assert np.array_equal(ours, res.pixels)
+    bands = -(-20 // nd.synthesis.band_rows(28, tile))  # 320 x 448 padded: 20 x 28 latents
+    assert f" 0/{bands} " in capsys.readouterr().err
 
 
 def test_quality_levels_and_metadata(tiny_model, tiny_npz, rng):
@@ -482,3 +486,30 @@ def test_band_workers_give_the_same_integers_and_give_blas_its_threads_back(monk
     assert all(np.array_equal(out, serial) for out in outs)
     assert seen - callers_seen  # bands ran on workers (a run that starts while another has them goes in turn)
     assert [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"] == before
+
+
+def _random_layers(rng, c: int = 6):
+    def conv(cout, cin, k, shift=9):
+        return ni.Conv(rng.integers(-150, 150, (cout, cin, k, k)), rng.integers(-40, 40, cout), np.full(cout, shift))
+
+    return [conv(c, 4, 3), ni.ResBlock(conv(c, c, 3), conv(c, c, 3), 1),
+            ni.UpResBlock(conv(4 * c, c, 1), conv(c, c, 3), conv(c, c, 3)), conv(c, c, 1), conv(3, c, 3)]
+
+
+@pytest.mark.parametrize("band", [1, 2, 3, 7, 40])
+def test_a_row_stream_gives_the_whole_images_integers_for_any_bands(band):
+    """Convolutions, a ResBlock and an UpResBlock fed bands of rows, odd heights, one row and more than the
+    image included: row for row the whole image's output, and each band's rows come out in order."""
+    rng = np.random.default_rng(band)
+    layers = _random_layers(rng)
+    a = rng.integers(-ni.A_MAX, ni.A_MAX + 1, (13, 9, 4))
+    a[..., 3] = 1 << 20  # a constant map beyond Winograd's bound: the per-tap products, in bands too
+    stream = ni.RowStream(layers)
+    rows = [stream(a[r : r + band], last=r + band >= len(a)) for r in range(0, len(a), band)]
+    assert np.array_equal(np.concatenate(rows), ni.run(layers, a))
+    assert sum(map(len, rows)) == 2 * len(a)  # the UpResBlock doubles the rows
+
+
+def test_a_row_stream_refuses_a_layer_it_cannot_stream():
+    with pytest.raises(TypeError, match="no row stream"):
+        ni.RowStream([object()])

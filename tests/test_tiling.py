@@ -33,22 +33,41 @@ def test_tiled_decode_of_the_shipped_model_is_bit_identical():
     assert np.array_equal(fllic.decode(res.data, tile=64), res.pixels)
 
 
-@pytest.mark.parametrize("halo, identical", [(8, True), (7, False)])
-def test_a_halo_of_8_latents_covers_the_shipped_g_s_and_7_does_not(monkeypatch, halo, identical):
-    """g_s's receptive field reaches 8 latent cells on each side: 64-pixel tiles of a strip 30 latents wide,
-    each with that halo, reproduce the untiled pixels; one latent less changes some."""
+def _shipped_latents(rows: int, cols: int):
     from fllic.decoder import model as decoder_model
     from fllic.decoder import synthesis as S
     from fllic.models.registry import DEFAULT_MODEL
 
     m = decoder_model.load(DEFAULT_MODEL)
     rng = np.random.default_rng(0)
-    p = S.entropy_params(m, rng.integers(-2, 3, (1, 8, m.step_z.size)), 25.0, float(m.q_scales[2]))
-    u = rng.integers(-3, 4, p.mu.shape)
-    whole = S.synthesis(m, u, p, 25.0, float(m.q_scales[2]))
-    monkeypatch.setattr(S, "SYNTHESIS_HALO", halo)
-    tiled = S.tiled_synthesis(m, u, p, 25.0, float(m.q_scales[2]), 64)
-    assert np.array_equal(tiled, whole) == identical
+    p = S.entropy_params(m, rng.integers(-2, 3, (rows, cols, m.step_z.size)), 25.0, float(m.q_scales[2]))
+    return m, rng.integers(-3, 4, p.mu.shape), p, float(m.q_scales[2])
+
+
+@pytest.mark.parametrize("tile", [64, 128, 320])  # bands of 1, 4 and 25 latent rows of a strip 20 latents wide
+def test_the_reference_decoders_bands_of_rows_give_the_whole_images_pixels(tile):
+    from fllic.decoder import synthesis as S
+
+    m, u, p, q = _shipped_latents(3, 5)
+    assert np.array_equal(S.streamed_synthesis(m, u, p, 25.0, q, tile), S.synthesis(m, u, p, 25.0, q))
+
+
+def test_g_s_reaches_7_75_latents_so_a_tile_needs_a_halo_of_8():
+    """Fed one latent row at a time, the row stream gives each pixel row as soon as every latent it reads has
+    arrived: once it runs, its pixels trail the latents by 124 pixel rows, 7.75 latents, g_s's reach; so
+    fllic.tiling's halo of 8 latents is the least whole number of latents that covers it, and 7 falls short."""
+    from fllic.decoder import integer as I
+    from fllic.decoder import synthesis as S
+    from fllic.tiling import SYNTHESIS_HALO
+
+    m, u, p, q = _shipped_latents(3, 2)
+    a = S.g_s_input(m, S.y_hat(m, u, p), 25.0, q)
+    stream, given, trail = I.RowStream([*m.gs, m.gs_out]), 0, []
+    for r in range(len(a) - 1):
+        given += 2 * len(stream(a[r : r + 1], last=False))  # half-resolution rows: two pixel rows each
+        trail.append(S.LATENT * (r + 1) - given)
+    assert trail[-4:] == [124] * 4 and max(trail) == 124
+    assert SYNTHESIS_HALO == -(-124 // S.LATENT) == 8
 
 
 def test_tiled_encode_is_close_to_untiled_and_decodes_exactly(tiny_model, rng):

@@ -456,7 +456,7 @@ def decode_detailed(data: bytes, model=None, max_pixels: int = fmt.DEFAULT_MAX_P
         h = fmt.unpack(data, max_pixels=max_pixels, check_crc=False).header
         decoder = auto_decoder(h.height * h.width, model, device, fmt.decoder_name(h))
     if decoder == "reference":
-        return _decode_without_torch(data, model, max_pixels, device, tile, verify)
+        return _decode_without_torch(data, model, max_pixels, device, tile, verify, progress)
     require_torch("decoding with decoder='torch'")
     from fllic.decoder import symbols
 
@@ -491,7 +491,8 @@ def _torch_available() -> bool:
     return torch_available()
 
 
-def _decode_without_torch(data: bytes, model, max_pixels: int, device, tile: int | None, verify: bool) -> DecodeResult:
+def _decode_without_torch(data: bytes, model, max_pixels: int, device, tile: int | None, verify: bool,
+                          progress: bool = False) -> DecodeResult:
     """decode_detailed() by the torch-free reference decoder, on the CPU."""
     import fllic.decoder
 
@@ -500,7 +501,7 @@ def _decode_without_torch(data: bytes, model, max_pixels: int, device, tile: int
             raise InputError(f"the reference decoder runs on the cpu only; decode on {device!r} with decoder='torch'")
         raise InputError(f"device {device!r} needs PyTorch, which is not installed; decode on the cpu")
     r = fllic.decoder.decode_detailed(data, model=model, max_pixels=max_pixels,
-                                      tile=_tile(tile, fllic.decoder.DEFAULT_TILE), verify=verify)
+                                      tile=_tile(tile, fllic.decoder.DEFAULT_TILE), verify=verify, progress=progress)
     return DecodeResult(r.pixels, r.bit_depth, r.has_alpha, r.icc, r.exif, r.sigma)
 
 

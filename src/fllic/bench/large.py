@@ -10,8 +10,10 @@ encodes without sigma, as ``fllic compress`` does by default: the noise is
 estimated from the image first, and a third process times that estimate (and
 the noise map, for correlated noise) alone. ``--decode-tiles`` decodes the same
 file again with other synthesis tile sizes, each in a fresh process: tiling is
-exact, so only time and memory change (each tile decodes with a halo of
-SYNTHESIS_HALO latents, a share of the work that shrinks as tiles grow).
+exact, so only time and memory change (PyTorch's decoder decodes each tile with a halo of
+SYNTHESIS_HALO latents, a share of the work that shrinks as tiles grow; the reference decoder
+streams bands of rows, each pixel computed once). ``--decoders`` decodes it with each
+named decoder (``fllic decompress --decoder``), the first in the main table.
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ def _child_encode(src: Path, out: Path, sigma: float | None, tile: int | None) -
     return {"seconds": seconds, "peak_mb": _peak_mb(), "bytes": len(res.data), "model": res.model_id}
 
 
-def _child_decode(path: Path, tile: int | None) -> dict:
+def _child_decode(path: Path, tile: int | None, decoder: str = "auto") -> dict:
     import numpy as np
 
     import fllic
@@ -78,7 +80,7 @@ def _child_decode(path: Path, tile: int | None) -> dict:
     meta = fllic.info(data)
     bound_for(meta["width"] * meta["height"])  # as fllic decompress does
     t0 = time.perf_counter()
-    pixels = fllic.decode(data, tile=tile, progress=True, max_pixels=1 << 28)
+    pixels = fllic.decode(data, tile=tile, progress=True, max_pixels=1 << 28, decoder=decoder)
     seconds = time.perf_counter() - t0
     same = bool(np.array_equal(pixels, np.load(path.with_suffix(".npy"))))
     return {"seconds": seconds, "peak_mb": _peak_mb(), "identical": same}
@@ -115,14 +117,22 @@ def _tiles(tile: int | None) -> str:
     return f"the codec's default tiles ({DEFAULT_TILE} px to encode, {DECODE_TILE} px to decode)"
 
 
-def _tile_table(tile: int, dec: dict, others: list[tuple[int, dict]], mp: float) -> list[str]:
-    """The decode again at other tile sides: seconds as a ratio to the first decode's, peak memory, identity."""
+def _label(decoder: str, tile: int | None) -> str:
+    """A decode's row name: its decoder and tile side (the default's where none is given)."""
+    if tile is None:
+        tile = DEFAULT_TILE if decoder == "reference" else DECODE_TILE
+    return f"{decoder}, {tile}"
+
+
+def _tile_table(first: str, dec: dict, others: list[tuple[str, dict]], mp: float) -> list[str]:
+    """The decode again by other decoders or at other tile sides: seconds as a ratio to the first decode's, peak
+    memory, identity."""
     if not others:
         return []
-    rows = [(tile, dec), *others]
-    return ["", "The same file decoded with other tile sides, each in a fresh process, in the same run:", "",
-            "| tile (px) | seconds | time against tiles of %d | MP/s | peak memory (MB) | identical |" % tile,
-            "|---:|---:|---:|---:|---:|---|",
+    rows = [(first, dec), *others]
+    return ["", "The same file decoded again, each in a fresh process, in the same run:", "",
+            "| decoder, tile (px) | seconds | time against the first | MP/s | peak memory (MB) | identical |",
+            "|---|---:|---:|---:|---:|---|",
             *(f"| {t} | {d['seconds']:.1f} | {d['seconds'] / dec['seconds']:.2f}x | {mp / d['seconds']:.2f} | "
               f"{d['peak_mb']:.0f} | {'yes' if d['identical'] else 'NO'} |" for t, d in rows)]
 
@@ -140,10 +150,13 @@ def main(argv: list[str] | None = None) -> int:
                         "fllic.codec.DECODE_TILE to decode, as fllic compress and decompress use)")
     p.add_argument("--decode-tiles", type=int, nargs="+", default=[], metavar="PX",
                    help="decode the file again with these tile sides (fresh processes), beside --tile")
+    p.add_argument("--decoders", nargs="+", choices=("auto", "torch", "reference"), default=["auto"],
+                   help="decode with each (fllic decompress --decoder), the first in the main table")
     p.add_argument("--workdir", type=Path, default=Path("fllic-large"))
     p.add_argument("--out", type=Path, default=None, help="write the record as Markdown here")
     p.add_argument("--child-encode", nargs=2, type=Path, default=None, help=argparse.SUPPRESS)
     p.add_argument("--child-decode", type=Path, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--child-decoder", default="auto", help=argparse.SUPPRESS)
     p.add_argument("--child-estimate", type=Path, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child_estimate is not None:
@@ -153,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(_child_encode(*args.child_encode, None if args.blind else args.sigma, args.tile)))
         return 0
     if args.child_decode is not None:
-        print(json.dumps(_child_decode(args.child_decode, args.tile)))
+        print(json.dumps(_child_decode(args.child_decode, args.tile, args.child_decoder)))
         return 0
     args.workdir.mkdir(parents=True, exist_ok=True)
     noisy, coded = args.workdir / "noisy.png", args.workdir / "large.fllic"
@@ -162,9 +175,12 @@ def main(argv: list[str] | None = None) -> int:
               *(["--blind"] if args.blind else [])]
     est = _run(["--child-estimate", str(noisy)]) if args.blind else None
     enc = _run(["--child-encode", str(noisy), str(coded), *common])
-    dec = _run(["--child-decode", str(coded), *common])
-    others = [(t, _run(["--child-decode", str(coded), "--sigma", str(args.sigma), "--tile", str(t)]))
-              for t in args.decode_tiles]
+    first, *more = args.decoders
+    dec = _run(["--child-decode", str(coded), "--child-decoder", first, *common])
+    others = [(_label(d, args.tile), _run(["--child-decode", str(coded), "--child-decoder", d, *common]))
+              for d in more]
+    others += [(_label(first, t), _run(["--child-decode", str(coded), "--child-decoder", first, "--sigma",
+                                        str(args.sigma), "--tile", str(t)])) for t in args.decode_tiles]
     w, h = args.size
     mp = w * h / 1e6
     import torch
@@ -181,10 +197,10 @@ def main(argv: list[str] | None = None) -> int:
         *([f"| noise estimate (and noise map), alone | {est['seconds']:.1f} | {mp / est['seconds']:.2f} | "
            f"{est['peak_mb']:.0f} |"] if est else []),
         f"| encode | {enc['seconds']:.1f} | {mp / enc['seconds']:.2f} | {enc['peak_mb']:.0f} |",
-        f"| decode | {dec['seconds']:.1f} | {mp / dec['seconds']:.2f} | {dec['peak_mb']:.0f} |", "",
+        f"| decode{'' if first == 'auto' else f' (--decoder {first})'} | {dec['seconds']:.1f} | {mp / dec['seconds']:.2f} | {dec['peak_mb']:.0f} |", "",
         f"Model {enc['model']}. File: {enc['bytes']} bytes, {8 * enc['bytes'] / (w * h):.3f} bpp. "
         f"Decode identical to the encoder's pixels: {'yes' if dec['identical'] else 'NO'}.",
-        *_tile_table(args.tile or DECODE_TILE, dec, others, mp),
+        *_tile_table(_label(first, args.tile), dec, others, mp),
     ]
     emit("\n".join(lines) + "\n", args.out)
     return 0 if all(d["identical"] for d in [dec, *(o for _, o in others)]) else 1

@@ -10,7 +10,7 @@ own right: it imports nothing of the encoder (no torch, nothing of
 3. the z symbols from the ``Z`` section under per-channel tables, then
    h_s(ẑ) → μ, Δ_y and each latent's table index, then the y symbols from the
    ``Y`` section under those tables (:mod:`.symbols`, :mod:`.synthesis`);
-4. ŷ = μ + u · Δ_y and g_s(ŷ) → fixed-point pixels, tile by tile
+4. ŷ = μ + u · Δ_y and g_s(ŷ) → fixed-point pixels, band by band of latent rows
    (:mod:`.synthesis`), every step exact integer arithmetic (:mod:`.integer`);
 5. the pixels rounded to the file's bit depth, cropped, alpha appended, and
    checked against the header's pixel CRC32.
@@ -33,7 +33,7 @@ from fllic._errors import FllicWarning, FormatError, InputError, IntegrityError,
 from fllic.decoder import model as models
 from fllic.decoder import symbols
 from fllic.decoder.model import DecoderModel, load_file
-from fllic.decoder.synthesis import PIX_FRAC, entropy_params, tiled_synthesis
+from fllic.decoder.synthesis import PIX_FRAC, entropy_params, streamed_synthesis
 
 PAD_MULTIPLE = 64  # the padded image is a whole number of hyper-latents (64 pixels)
 DEFAULT_TILE = 768
@@ -98,10 +98,10 @@ def latent_symbols(m: DecoderModel, z_data: bytes, y_data: bytes, zh: int, zw: i
 
 
 def fixed_point_pixels(m: DecoderModel, z_data: bytes, y_data: bytes, zh: int, zw: int, sigma: float, q: float,
-                       tile: int = DEFAULT_TILE) -> np.ndarray:
+                       tile: int = DEFAULT_TILE, progress: bool = False) -> np.ndarray:
     """Pixels (64·zh, 64·zw, 3) at 2^-PIX_FRAC from the Z and Y sections (:func:`latent_symbols`, then g_s)."""
     u, p = latent_symbols(m, z_data, y_data, zh, zw, sigma, q)
-    return tiled_synthesis(m, u, p, sigma, q, tile)
+    return streamed_synthesis(m, u, p, sigma, q, tile, progress)
 
 
 # -- the pixels ---------------------------------------------------------------------------------
@@ -145,12 +145,13 @@ def _tile(tile) -> int:
 
 
 def decode_detailed(data: bytes, model=None, max_pixels: int = fmt.DEFAULT_MAX_PIXELS, tile: int = DEFAULT_TILE,
-                    verify: bool = True) -> Decoded:
+                    verify: bool = True, progress: bool = False) -> Decoded:
     """Decode .fllic bytes: the image, its bit depth, alpha, ICC profile, EXIF and sigma.
 
     ``model`` (a model id, a ``-decoder.npz`` path or a DecoderModel) overrides
-    the decoder the header names. ``tile`` bounds memory; the pixels do not
-    depend on it. With ``verify=False`` a damaged file's best-effort image is
+    the decoder the header names. ``tile`` bounds memory (g_s runs on bands of
+    latent rows of about a tile's area); the pixels do not depend on it.
+    ``progress`` shows a bar of the bands on stderr (tqdm). With ``verify=False`` a damaged file's best-effort image is
     returned with a FllicWarning instead of an IntegrityError or a file CRC error.
     """
     data, tile = _as_bytes(data), _tile(tile)
@@ -167,7 +168,8 @@ def decode_detailed(data: bytes, model=None, max_pixels: int = fmt.DEFAULT_MAX_P
     alpha = fmt.unpack_alpha(c.sections["A"], h.height, h.width, h.bit_depth) if h.has_alpha else None
     zh, zw = (h.height + h.pad_h) // PAD_MULTIPLE, (h.width + h.pad_w) // PAD_MULTIPLE
     with nullcontext() if verify else symbols.lenient():
-        x = fixed_point_pixels(m, c.sections["Z"], c.sections["Y"], zh, zw, model_sigma(h), h.step_scale, tile)
+        x = fixed_point_pixels(m, c.sections["Z"], c.sections["Y"], zh, zw, model_sigma(h), h.step_scale, tile,
+                               progress)
     pixels = with_alpha(to_samples(x, h.height, h.width, h.colour_channels, h.bit_depth), alpha)
     if pixels_crc32(pixels) != h.pixels_crc32:
         message = "decoded pixels do not match the stored CRC32: the file's coded data is damaged"

@@ -135,11 +135,12 @@ class Conv:
         """S = sum_k w_int · a_k per output pixel and channel, exactly, as integers in float64 (H, W, Cout)."""
         return self._bands(a, lambda acc: acc)
 
-    def __call__(self, a: np.ndarray, then=None) -> np.ndarray:
+    def __call__(self, a: np.ndarray, then=None, rows: tuple[int, int] | None = None) -> np.ndarray:
         """saturate(floor((S + 2^(r-1)) · 2^-r) + b), integers in float64, band by band while S is in cache;
         ``then(band, rows)``, an elementwise step after the layer (a LeakyReLU, a block's skip), runs on each band
-        of output rows as it is made, on the band workers too."""
-        return self._bands(a, self._finish, then)
+        of output rows as it is made, on the band workers too. ``rows``: the zero rows padded above and below
+        (k // 2 each by default, the same height out; fewer for a band of a taller image, :class:`RowStream`)."""
+        return self._bands(a, self._finish, then, rows)
 
     def _finish(self, s: np.ndarray) -> np.ndarray:
         """saturate(floor((s + 2^(r-1)) · 2^-r) + b) in place."""
@@ -149,21 +150,25 @@ class Conv:
         s += self._bias
         return np.clip(s, -A_MAX, A_MAX, out=s)
 
-    def _bands(self, a: np.ndarray, finish, then=None) -> np.ndarray:
+    def _bands(self, a: np.ndarray, finish, then=None, rows: tuple[int, int] | None = None) -> np.ndarray:
         """``finish`` applied to S, then ``then``: by Winograd's tiles where the bounds allow (module docstring),
-        else by :meth:`_tap_bands`; the same integers either way."""
+        else by :meth:`_tap_bands`; the same integers either way. ``rows``: zero rows above and below."""
         keep = then or (lambda band, rows: band)
+        top, bottom = (self.k // 2,) * 2 if rows is None else rows
+        if a.shape[0] + top + bottom < self.k:
+            return np.empty((0, *a.shape[1:2], self.taps.shape[2]))
         if self.k == 3 and self.winograd and a.size and max(a.max(), -a.min()) <= A_MAX:
-            return self._winograd_bands(a, finish, keep)
-        return self._tap_bands(a, finish, keep)
+            return self._winograd_bands(a, finish, keep, top, bottom)
+        return self._tap_bands(a, finish, keep, top, bottom)
 
-    def _winograd_bands(self, a: np.ndarray, finish, then) -> np.ndarray:
+    def _winograd_bands(self, a: np.ndarray, finish, then, top: int = 1, bottom: int = 1) -> np.ndarray:
         """``finish`` applied to S computed by Winograd F(2x2, 3x3), a band of tile rows at a time (an odd size
         gets a zero row or column more, its outputs dropped). Exact: module docstring."""
-        h, w, c = a.shape
+        _, w, c = a.shape
+        h = a.shape[0] + top + bottom - 2  # output rows
         cout = self._u.shape[2]
         th, tw = (h + 1) // 2, (w + 1) // 2
-        padded = np.pad(np.asarray(a, np.float64), ((1, 1 + h % 2), (1, 1 + w % 2), (0, 0)))
+        padded = np.pad(np.asarray(a, np.float64), ((top, bottom + h % 2), (1, 1 + w % 2), (0, 0)))
         out = np.empty((h, w, cout))
         band = max(1, WINOGRAD_BAND_ELEMENTS // (16 * tw * max(c, cout)))
 
@@ -178,7 +183,7 @@ class Conv:
         _each(one, range(0, th, band))
         return out
 
-    def _tap_bands(self, a: np.ndarray, finish, then) -> np.ndarray:
+    def _tap_bands(self, a: np.ndarray, finish, then, top: int | None = None, bottom: int | None = None) -> np.ndarray:
         """``finish`` applied to S, computed a band of rows at a time.
 
         One matrix product per tap (ky, kx), accumulated in float64: the input,
@@ -188,10 +193,12 @@ class Conv:
         computed and dropped. Exact: every partial sum, in any order, is an
         integer below 2^48 < 2^53 (module docstring).
         """
-        h, w, c = a.shape
+        _, w, c = a.shape
         p, k, cout = self.k // 2, self.k, self.taps.shape[2]
+        top, bottom = p if top is None else top, p if bottom is None else bottom
+        h = a.shape[0] + top + bottom - 2 * p  # output rows
         wp = w + 2 * p
-        flat = np.pad(np.asarray(a, np.float64), ((p, p + 1), (p, p), (0, 0))).reshape(-1, c)  # a spare row below
+        flat = np.pad(np.asarray(a, np.float64), ((top, bottom + 1), (p, p), (0, 0))).reshape(-1, c)  # a spare row
         out = np.empty((h, w, cout))
         band = max(1, BAND_ELEMENTS // (wp * max(c, cout)))
 
@@ -260,10 +267,106 @@ class UpResBlock:
 def run(layers, a: np.ndarray) -> np.ndarray:
     """The layers applied in order to the integers ``a``; integers in float64."""
     a = np.asarray(a, np.float64)
-    with _band_threads():
+    with band_threads():
         for layer in layers:
             a = layer(a)
     return a
+
+
+# -- row streams -----------------------------------------------------------------------------
+class RowStream:
+    """Layers run on an image that arrives a band of rows at a time, each output row computed once.
+
+    A k×k convolution's output row y reads its input rows y - k//2 .. y + k//2. So each convolution keeps the
+    last 2·(k//2) rows it was given and makes the output rows they and the new rows complete, zero rows
+    standing for the padding above the image's first row and below its last, as for the whole image; a
+    block's skip waits in a queue for the rows its convolutions make. ``stream(rows, last)`` returns the next
+    output rows: in order, they are the whole image's output, integer for integer, for whatever bands it is
+    given, and each layer holds only a few rows besides the band (its receptive field, without a tile's halo
+    of recomputed rows). Upsampling layers double the rows they give."""
+
+    def __init__(self, layers):
+        self.stages = [_stage(layer) for layer in layers]
+
+    def __call__(self, rows: np.ndarray, last: bool) -> np.ndarray:
+        rows = np.asarray(rows, np.float64)
+        for stage in self.stages:
+            rows = stage(rows, last)
+        return rows
+
+
+class _ConvRows:
+    """A Conv on a stream of rows (:class:`RowStream`): ``then(band, rows)`` with rows of this call's output."""
+
+    def __init__(self, conv: Conv, then=None):
+        self.conv, self.then, self.p = conv, then, conv.k // 2
+        self.held = None  # the last 2p rows given; None before the first band
+
+    def out_rows(self, given: int, last: bool) -> int:
+        """How many rows the next call makes from ``given`` new rows."""
+        held = self.p if self.held is None else len(self.held)
+        return max(0, held + given + (self.p if last else 0) - 2 * self.p)
+
+    def __call__(self, rows: np.ndarray, last: bool, then=None) -> np.ndarray:
+        if self.held is None:
+            self.held = np.zeros((self.p, *rows.shape[1:]))  # the padding above the first row
+        a = np.concatenate([self.held, rows])
+        self.held = a[max(0, len(a) - 2 * self.p):]
+        return self.conv(a, then=then or self.then, rows=(0, self.p if last else 0))
+
+
+class _Queue:
+    """Rows waiting for the convolutions beside them to catch up."""
+
+    def __init__(self):
+        self.rows = None
+
+    def put(self, rows: np.ndarray) -> None:
+        self.rows = rows if self.rows is None else np.concatenate([self.rows, rows])
+
+    def take(self, n: int) -> np.ndarray:
+        taken, self.rows = self.rows[:n], self.rows[n:]
+        return taken
+
+
+class _ResRows:
+    """A ResBlock on a stream of rows: its input waits until conv2 makes the rows it is added to."""
+
+    def __init__(self, block: ResBlock):
+        self.block, self.skip = block, _Queue()
+        self.conv1 = _ConvRows(block.conv1, then=lambda band, rows: leaky(band))
+        self.conv2 = _ConvRows(block.conv2)
+
+    def __call__(self, rows: np.ndarray, last: bool) -> np.ndarray:
+        self.skip.put(rows)
+        t = self.conv1(rows, last)
+        skip = self.skip.take(self.conv2.out_rows(len(t), last))
+        return self.conv2(t, last, then=lambda band, r: saturate(floor_shift(skip[r], self.block.skip_shift) + band))
+
+
+class _UpResRows:
+    """An UpResBlock on a stream of rows: the pixel-shuffled skip waits for conv_b's rows."""
+
+    def __init__(self, block: UpResBlock):
+        self.block, self.skip = block, _Queue()
+        self.conv_a = _ConvRows(block.conv_a, then=lambda band, rows: leaky(band))
+        self.conv_b = _ConvRows(block.conv_b)
+
+    def __call__(self, rows: np.ndarray, last: bool) -> np.ndarray:
+        self.skip.put(pixel_shuffle(self.block.skip(rows)))
+        t = upsample(self.conv_a(rows, last))
+        skip = self.skip.take(self.conv_b.out_rows(len(t), last))
+        return self.conv_b(t, last, then=lambda band, r: saturate(skip[r] + band))
+
+
+def _stage(layer):
+    if isinstance(layer, Conv):
+        return _ConvRows(layer)
+    if isinstance(layer, ResBlock):
+        return _ResRows(layer)
+    if isinstance(layer, UpResBlock):
+        return _UpResRows(layer)
+    raise TypeError(f"no row stream for {type(layer).__name__}")
 
 
 # -- threads ---------------------------------------------------------------------------------
@@ -292,7 +395,7 @@ def threads() -> int:
 
 
 @contextmanager
-def _band_threads():
+def band_threads():
     """Bands of rows on ``threads()`` workers, each matrix product on one BLAS thread: a 64-channel layer's
     products are too small for BLAS's own threads to share well, and the rounding and saturation after them
     run on the workers too. One run at a time does so (BLAS's thread count is the process's); a run that

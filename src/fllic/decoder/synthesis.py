@@ -41,7 +41,6 @@ U_MAX = 1 << 20
 LOG_CLAMP = (-8.0, 4.0)
 SIGMA_NORM = 50.0
 LATENT = 16  # pixels per latent
-SYNTHESIS_HALO = 8  # latents around a tile: g_s's receptive field, 7.75 latents beyond a pixel's own (fllic.tiling)
 
 
 @dataclass
@@ -108,43 +107,64 @@ def y_hat(model: DecoderModel, u: np.ndarray, p: EntropyParams) -> np.ndarray:
     return I.saturate(I.shift_round(exact, STEP_FRAC - e["y"]))
 
 
-def g_s(model: DecoderModel, yh: np.ndarray, sigma: float, q: float) -> np.ndarray:
-    """g_s(ŷ, sigma / 50, log q): pixels (2h·8, 2w·8, 3) at 2^-PIX_FRAC, clamped to [0, 255 · 2^PIX_FRAC]."""
+def g_s_input(model: DecoderModel, yh: np.ndarray, sigma: float, q: float) -> np.ndarray:
+    """ŷ with g_s's constant maps, sigma / 50 and log q, as channels beside it."""
     e = model.exps
-    a = np.concatenate([yh, constant_map(yh, const(sigma / SIGMA_NORM, e["y"])),
-                        constant_map(yh, int(model.logq_y[level(model, q)]))], axis=2)
-    a = model.gs_out(I.run(model.gs, a))
+    return np.concatenate([yh, constant_map(yh, const(sigma / SIGMA_NORM, e["y"])),
+                           constant_map(yh, int(model.logq_y[level(model, q)]))], axis=2)
+
+
+def to_pixels(a: np.ndarray) -> np.ndarray:
+    """g_s's last layer's output → pixels at 2^-PIX_FRAC, clamped to [0, 255 · 2^PIX_FRAC]."""
     return np.clip(I.pixel_shuffle(a), 0, 255 << PIX_FRAC).astype(np.int64)
 
 
+def g_s(model: DecoderModel, yh: np.ndarray, sigma: float, q: float) -> np.ndarray:
+    """g_s(ŷ, sigma / 50, log q): pixels (2h·8, 2w·8, 3) at 2^-PIX_FRAC, clamped to [0, 255 · 2^PIX_FRAC]."""
+    return to_pixels(model.gs_out(I.run(model.gs, g_s_input(model, yh, sigma, q))))
+
+
 def synthesis(model: DecoderModel, u: np.ndarray, p: EntropyParams, sigma: float, q: float) -> np.ndarray:
-    """Pixels of the y symbols ``u`` (h, w, m), untiled."""
+    """Pixels of the y symbols ``u`` (h, w, m), the whole image at once."""
     return g_s(model, y_hat(model, u, p), sigma, q)
+
+
+def band_rows(width: int, tile: int) -> int:
+    """Latent rows per band of :func:`streamed_synthesis` for latents ``width`` wide: about a ``tile``-pixel
+    square's latents, so that ``tile`` bounds memory as a tile's side would."""
+    return max(1, (tile // LATENT) ** 2 // max(1, width))
+
+
+def streamed_synthesis(model: DecoderModel, u: np.ndarray, p: EntropyParams, sigma: float, q: float,
+                       tile: int, progress: bool = False) -> np.ndarray:
+    """Pixels (16h, 16w, 3) as int16, g_s run on bands of latent rows (:func:`band_rows`) by
+    :class:`fllic.decoder.integer.RowStream`: identical to the whole image's, each pixel computed once
+    (no tile halo), in memory of a few bands. Pixels are at most 255 · 2^6 < 2^15. ``progress``: a bar of
+    the bands on stderr, where there is more than one."""
+    hl, wl, _ = u.shape
+    out = np.empty((hl * LATENT, wl * LATENT, 3), dtype=np.int16)
+    stream, done = I.RowStream([*model.gs, model.gs_out]), 0
+    with I.band_threads():
+        for r0, r1 in _counted(spans(hl, band_rows(wl, tile)), progress):
+            rows = slice(r0, r1)
+            yh = y_hat(model, u[rows], p.window(rows, slice(None)))
+            pixels = to_pixels(stream(g_s_input(model, yh, sigma, q), last=r1 == hl))
+            out[done : done + len(pixels)] = pixels
+            done += len(pixels)
+    return out
+
+
+def _counted(items: list, progress: bool):
+    """``items``, with a tqdm bar on stderr while they are consumed where ``progress`` and there are several."""
+    if not progress or len(items) <= 1:
+        return items
+    import sys
+
+    from tqdm import tqdm
+
+    return tqdm(items, desc="synthesis", unit="band", file=sys.stderr, leave=False)
 
 
 def spans(n: int, tile: int):
     """[start, stop) ranges of at most ``tile`` covering 0..n."""
     return [(s, min(n, s + tile)) for s in range(0, n, tile)]
-
-
-def tiled_synthesis(model: DecoderModel, u: np.ndarray, p: EntropyParams, sigma: float, q: float,
-                    tile: int) -> np.ndarray:
-    """Pixels (16h, 16w, 3) as int16, ``tile`` pixels at a time; identical to untiled.
-
-    Each tile of tile / 16 latents is synthesised with SYNTHESIS_HALO latents
-    around it, where the grid goes on, and only its own pixels are kept: every
-    kept pixel sees exactly the latents it sees untiled, so the pixels do not
-    depend on the tile size. Pixels are at most 255 · 2^6 < 2^15.
-    """
-    hl, wl, _ = u.shape
-    t = max(1, tile // LATENT)
-    out = np.empty((hl * LATENT, wl * LATENT, 3), dtype=np.int16)
-    for r0, r1 in spans(hl, t):
-        for c0, c1 in spans(wl, t):
-            a0, a1 = max(0, r0 - SYNTHESIS_HALO), min(hl, r1 + SYNTHESIS_HALO)
-            b0, b1 = max(0, c0 - SYNTHESIS_HALO), min(wl, c1 + SYNTHESIS_HALO)
-            rows, cols = slice(a0, a1), slice(b0, b1)
-            part = synthesis(model, u[rows, cols], p.window(rows, cols), sigma, q)
-            out[r0 * LATENT : r1 * LATENT, c0 * LATENT : c1 * LATENT] = part[
-                (r0 - a0) * LATENT : (r1 - a0) * LATENT, (c0 - b0) * LATENT : (c1 - b0) * LATENT]
-    return out
