@@ -444,8 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write the image even if the file or its pixels fail their CRCs (a damaged file), with a warning")
     d.add_argument("--decoder", default="auto", choices=["auto", "torch", "reference"],
                    help="torch (PyTorch's kernels), reference (the numpy reference decoder: no PyTorch import), or "
-                        "auto (default: reference for images under 0.75 megapixels, where PyTorch's import costs more "
-                        "than its kernels save; torch for larger ones where it is installed); the same pixels")
+                        "auto (default: reference on the CPU where it reads the model, the faster at every size; "
+                        "torch for a GPU or a whole .pt model); the same pixels")
     _coding_options(d)
     d.set_defaults(func=cmd_decompress)
 

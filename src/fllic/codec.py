@@ -9,7 +9,6 @@ pixels on every machine, thread count and device. The stored CRC32 checks it.
 
 from __future__ import annotations
 
-import sys
 import warnings
 import zlib
 from contextlib import nullcontext
@@ -411,18 +410,17 @@ def encode(array, sigma: float | None = None, model=None, quality: int | None = 
 
 
 DECODERS = ("auto", "torch", "reference")
-# decoder="auto" in a process that has not imported PyTorch: the reference decoder below this many pixels, where
-# PyTorch's import costs more than its faster kernels save (a fresh fllic decompress, results/decode-cold.md)
-AUTO_TORCH_PIXELS = 750_000
 
 
-def auto_decoder(pixels: int, model=None, device: str | None = None, named: str | None = None) -> str:
-    """decoder="auto"'s choice for an image of ``pixels``: "reference" where PyTorch is not installed, or where it
-    is not imported yet, the image is below AUTO_TORCH_PIXELS and the reference decoder reads the model (``model``,
-    else the file's ``named`` decoder: an installed decoder file); "torch" otherwise. Both give the same pixels."""
+def auto_decoder(model=None, device: str | None = None, named: str | None = None) -> str:
+    """decoder="auto"'s choice: "reference" on the CPU where the reference decoder reads the model (``model``, else
+    the file's ``named`` decoder: an installed decoder file), or where PyTorch is not installed; "torch" otherwise
+    (another device, a whole model file). A fresh decode by the reference decoder takes 0.72x to 1.00x
+    PyTorch's time from 0.4 to 3.2 MP (results/decode-cold.md), and its bands of rows need no tile halo at any
+    size (results/large_reference.md). Both give the same pixels."""
     if not torch_installed():
         return "reference"
-    if "torch" in sys.modules or device not in (None, "cpu") or pixels >= AUTO_TORCH_PIXELS:
+    if device not in (None, "cpu"):
         return "torch"
     return "reference" if _reference_reads(model if model is not None else named) else "torch"
 
@@ -446,15 +444,14 @@ def decode_detailed(data: bytes, model=None, max_pixels: int = fmt.DEFAULT_MAX_P
     """decode(), also returning the bit depth, whether there is alpha, the ICC profile and EXIF.
 
     ``decoder``: "torch" (PyTorch's integer kernels, on any device), "reference" (the numpy reference decoder
-    :mod:`fllic.decoder`; ``model`` a shipped id or a ``-decoder.npz`` file), or "auto": torch where it is
-    installed and either imported already or the image large (:func:`auto_decoder`), the reference decoder
-    otherwise. Both give the same pixels."""
+    :mod:`fllic.decoder`; ``model`` a shipped id or a ``-decoder.npz`` file), or "auto": the reference decoder
+    on the CPU where it reads the model, torch otherwise (:func:`auto_decoder`). Both give the same pixels."""
     data = _as_bytes(data)
     if decoder not in DECODERS:
         raise InputError(f"decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
     if decoder == "auto":
         h = fmt.unpack(data, max_pixels=max_pixels, check_crc=False).header
-        decoder = auto_decoder(h.height * h.width, model, device, fmt.decoder_name(h))
+        decoder = auto_decoder(model, device, fmt.decoder_name(h))
     if decoder == "reference":
         return _decode_without_torch(data, model, max_pixels, device, tile, verify, progress)
     require_torch("decoding with decoder='torch'")
