@@ -13,7 +13,10 @@ transforms run tile by tile.
   each side. With a halo of 8 every kept pixel sees exactly the inputs it sees
   in the untiled decode: tiled and untiled pixels are identical, bit for bit,
   whatever the tile size or the halo (at least 8). tests/test_tiling.py checks
-  this, and that a halo of 7 does not suffice.
+  the reach (the reference decoder's row stream gives each pixel row 124 rows
+  after its own latent row arrives) and that tiles decode as the whole image does.
+  An encoder on the CPU synthesises an image larger than a tile by that row
+  stream instead, each pixel once (CodingModel._pixels).
 * **Analysis.** g_a (and the v2 trunk) run on tiles of the padded image with a
   halo of ANALYSIS_HALO pixels; the latents of each tile's own region are
   kept. This is encoder-side floating point: the latents differ from an
