@@ -613,16 +613,34 @@ def test_cold_bench_times_each_decoder_and_shows_autos_choice(tmp_path, capsys):
         cold.main(["--sizes", "128by64"])
 
 
+def test_winograd_f4_is_exact_at_the_bounds():
+    """Every tap's input at ±A_MAX with its weight's sign (or against it), one output channel's |w| summing to
+    L1_MAX on a single tap and spread over all: F(4x4, 3x3)'s float64 sums are the per-tap products' integers."""
+    from fllic.bench.kernels import winograd4_numpy
+    from fllic.decoder import integer as ni
+
+    for tap in ((2, 2), (0, 0), None):
+        w = np.zeros((2, 4, 3, 3))
+        if tap:
+            w[0, 0][tap], w[1, 3][tap] = ni.L1_MAX, -ni.L1_MAX
+        else:
+            w[:] = np.where(np.arange(36).reshape(4, 3, 3) % 2, 1, -1) * (ni.L1_MAX // 36)
+        signs = np.sign(np.random.default_rng(0).standard_normal((8, 12, 4)))
+        for a in (np.full((8, 12, 4), float(ni.A_MAX)), -ni.A_MAX * signs):
+            conv = ni.Conv(w.astype(np.int64), np.zeros(2, np.int64), np.full(2, 9), winograd=False)
+            assert np.array_equal(winograd4_numpy(a, w), conv.sums(a))
+
+
 def test_every_convolution_kernel_the_bench_times_gives_the_reference_decoders_integers(monkeypatch, tmp_path):
     from fllic.bench import kernels
 
-    rows = kernels.measure(10, 6, 8, 16, repeat=1)
-    assert [exact for _, _, exact in rows] == [True, True, True, True, None]
+    rows = kernels.measure(12, 8, 8, 16, repeat=1)
+    assert [exact for _, _, exact in rows] == [True, True, True, True, True, None]
     assert rows[-1][0].endswith(f"x{kernels.INT8_PIECES} pieces") and all(s >= 0 for _, s, _ in rows)
-    a, w = kernels._layer(10, 6, 8, 16)
+    a, w = kernels._layer(12, 8, 8, 16)
     assert np.abs(a).max() > 0.9 * 32639 and np.abs(w).reshape(16, -1).sum(1).max() <= (1 << 17) - 1
     real = kernels.winograd_torch
     monkeypatch.setattr(kernels, "winograd_torch", lambda a, w: real(a, w) + (1 << 20))  # a broken kernel
     out = tmp_path / "kernels.md"
-    assert kernels.main(["--size", "6", "10", "--channels", "8", "16", "--repeat", "1", "--out", str(out)]) == 1
+    assert kernels.main(["--size", "8", "12", "--channels", "8", "16", "--repeat", "1", "--out", str(out)]) == 1
     assert "| Winograd F(2x2, 3x3), float64, PyTorch |" in out.read_text().split("NO |")[0]
