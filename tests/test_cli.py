@@ -150,13 +150,17 @@ def test_entropy_estimates_clean_bits_and_falls_back_to_a_clear_error(tmp_path, 
 
 def test_large_images_bound_the_heap_and_small_ones_keep_the_default(tmp_path, png, tiny_model_path, monkeypatch):
     """compress and decompress, single and batch, hand every image's pixel count to fllic._heap.bound_for, which
-    changes malloc's settings only from LARGE_PIXELS on (and takes them where the C library is glibc)."""
+    changes malloc's settings only from LARGE_PIXELS on (and takes them where the C library is glibc); decoding
+    does so where PyTorch's decoder runs, not the reference decoder, whose bands bound its memory."""
     import fllic._heap as heap
     from fllic import batch, cli
+    from fllic.codec import bound_decode_heap
+    from fllic.models.registry import DEFAULT_MODEL
 
-    seen = []
+    seen, bound_for = [], heap.bound_for
     monkeypatch.setattr(cli, "bound_for", seen.append)
     monkeypatch.setattr(batch, "bound_for", seen.append)
+    monkeypatch.setattr(heap, "bound_for", seen.append)  # decoding's, through fllic.codec.bound_decode_heap
     f = tmp_path / "x.fllic"
     assert main(["compress", str(png), "-o", str(f), "--sigma", "20", "--model", str(tiny_model_path)]) == 0
     assert main(["decompress", str(f), "-o", str(tmp_path / "x.png"), "--model", str(tiny_model_path)]) == 0
@@ -168,8 +172,11 @@ def test_large_images_bound_the_heap_and_small_ones_keep_the_default(tmp_path, p
                  "--model", str(tiny_model_path), "-q"]) == 0
     assert main(["decompress", str(tmp_path / "coded"), "-o", str(tmp_path / "decoded"),
                  "--model", str(tiny_model_path), "-q"]) == 0
-    assert seen == [37 * 31] * 6
+    assert seen == [37 * 31] * 6  # the tiny model's file: PyTorch's decoder
+    bound_decode_heap(9, named=DEFAULT_MODEL)  # a shipped model's: the reference decoder
+    bound_decode_heap(8, "torch", named=DEFAULT_MODEL)
+    assert seen[6:] == [8]
     calls = []
     monkeypatch.setattr(heap, "bound", lambda: calls.append(1) or True)
-    assert not heap.bound_for(heap.LARGE_PIXELS - 1) and calls == []
-    assert heap.bound_for(heap.LARGE_PIXELS) and calls == [1]
+    assert not bound_for(heap.LARGE_PIXELS - 1) and calls == []
+    assert bound_for(heap.LARGE_PIXELS) and calls == [1]

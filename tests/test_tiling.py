@@ -80,25 +80,6 @@ def test_tiled_encode_is_close_to_untiled_and_decodes_exactly(tiny_model, rng):
     assert abs(psnr(tiled.pixels, img) - psnr(whole.pixels, img)) < 0.05
 
 
-def test_an_encoder_on_the_cpu_streams_an_image_larger_than_a_tile_to_the_decoders_pixels(tiny_model, rng,
-                                                                                        monkeypatch):
-    """Beyond one tile the encoder's pixels come from the reference decoder's row stream, the layers made once per
-    model; PyTorch's kernels, tile by tile, decode the file to the same integers."""
-    from fllic.decoder import synthesis as S
-
-    calls = []
-    real = S.streamed_synthesis
-    monkeypatch.setattr(S, "streamed_synthesis", lambda *a: (calls.append(a[0]), real(*a))[1])
-    img = noisy_image(rng, 256, 320)
-    res = encode_detailed(img, sigma=20, model=tiny_model, tile=128)
-    again = encode_detailed(img, sigma=20, model=tiny_model, tile=128)
-    assert len(calls) == 2 and calls[0] is calls[1]
-    assert np.array_equal(again.pixels, res.pixels)
-    assert np.array_equal(fllic.decode(res.data, model=tiny_model, tile=64, decoder="torch"), res.pixels)
-    encode_detailed(img, sigma=20, model=tiny_model, tile=512)  # one tile: PyTorch's kernels
-    assert len(calls) == 2
-
-
 def test_tile_must_be_a_multiple_of_64(tiny_model, rng):
     with pytest.raises(fllic.InputError, match="multiple of 64"):
         fllic.encode(noisy_image(rng, 32, 32), sigma=10, model=tiny_model, tile=100)

@@ -182,13 +182,13 @@ def _compress(job: Job, opts: Options) -> tuple[int, int]:
 
 def _decompress(job: Job, opts: Options) -> tuple[int, int]:
     """Decode one file to an image of its bit depth, with its alpha, ICC profile and EXIF."""
-    from fllic.codec import decode_detailed, info
+    from fllic.codec import bound_decode_heap, decode_detailed, info
     from fllic.imageio import check_writable, write_image
 
     data = job.src.read_bytes()
     meta = info(data, verify=opts.verify)  # an output format that cannot hold the image fails before the decode
     check_writable(job.dst.suffix, meta["bit_depth"], meta["alpha"], allow_lossy=opts.allow_lossy)
-    bound_for(meta["width"] * meta["height"])
+    bound_decode_heap(meta["width"] * meta["height"], opts.decoder, opts.model, named=meta["decoder_id"])
     res = decode_detailed(data, model=opts.model, tile=opts.tile, max_pixels=opts.max_pixels, decoder=opts.decoder,
                           verify=opts.verify)
     _atomic_write(job.dst, lambda p: write_image(p, res.pixels, allow_lossy=opts.allow_lossy, suffix=job.dst.suffix,

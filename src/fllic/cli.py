@@ -115,7 +115,7 @@ def cmd_compress(args) -> int:
 def cmd_decompress(args) -> int:
     if _batch_mode(args.inputs, args.output):
         return _run_batch(args, "decompress")
-    from fllic.codec import decode_detailed
+    from fllic.codec import bound_decode_heap, decode_detailed
     from fllic.imageio import check_writable, encode_image
 
     (src,) = args.inputs
@@ -123,7 +123,7 @@ def cmd_decompress(args) -> int:
     suffix = f".{args.format}" if args.output == STDIO else Path(args.output).suffix
     meta = _header(coded, args.best_effort)  # refuse an output format that cannot hold the image before decoding it
     check_writable(suffix, meta["bit_depth"], meta["alpha"], allow_lossy=args.allow_lossy)
-    bound_for(meta["width"] * meta["height"])
+    bound_decode_heap(meta["width"] * meta["height"], args.decoder, args.model, args.device, meta["decoder_id"])
     res = decode_detailed(coded, model=args.model, device=args.device, tile=args.tile, progress=not args.quiet,
                           verify=not args.best_effort, max_pixels=args.max_pixels, decoder=args.decoder)
     data = encode_image(res.pixels, suffix, allow_lossy=args.allow_lossy, icc=res.icc, exif=res.exif)

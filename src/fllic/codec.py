@@ -425,6 +425,21 @@ def auto_decoder(model=None, device: str | None = None, named: str | None = None
     return "reference" if _reference_reads(model if model is not None else named) else "torch"
 
 
+def chosen_decoder(decoder: str = "auto", model=None, device: str | None = None, named: str | None = None) -> str:
+    """The decoder :func:`decode_detailed` runs for ``decoder``: itself, or auto's choice (:func:`auto_decoder`)."""
+    return auto_decoder(model, device, named) if decoder == "auto" else decoder
+
+
+def bound_decode_heap(pixels: int, decoder: str = "auto", model=None, device: str | None = None,
+                      named: str | None = None) -> bool:
+    """fllic._heap.bound_for(pixels) where PyTorch's decoder will decode, whose tiles' buffers would otherwise stay
+    resident; the reference decoder's bands of rows bound its memory themselves, and mapping each of their
+    buffers afresh would cost it 1.7x its time (results/large_reference.md). True where the heap was bounded."""
+    from fllic._heap import bound_for
+
+    return chosen_decoder(decoder, model, device, named) == "torch" and bound_for(pixels)
+
+
 def _reference_reads(model) -> bool:
     """Whether the reference decoder can read ``model``: a ``-decoder.npz`` file, or an id with one installed."""
     from pathlib import Path

@@ -15,8 +15,6 @@ transforms run tile by tile.
   whatever the tile size or the halo (at least 8). tests/test_tiling.py checks
   the reach (the reference decoder's row stream gives each pixel row 124 rows
   after its own latent row arrives) and that tiles decode as the whole image does.
-  An encoder on the CPU synthesises an image larger than a tile by that row
-  stream instead, each pixel once (CodingModel._pixels).
 * **Analysis.** g_a (and the v2 trunk) run on tiles of the padded image with a
   halo of ANALYSIS_HALO pixels; the latents of each tile's own region are
   kept. This is encoder-side floating point: the latents differ from an

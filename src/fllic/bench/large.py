@@ -76,9 +76,11 @@ def _child_decode(path: Path, tile: int | None, decoder: str = "auto") -> dict:
 
     import fllic
 
+    from fllic.codec import bound_decode_heap
+
     data = path.read_bytes()
     meta = fllic.info(data)
-    bound_for(meta["width"] * meta["height"])  # as fllic decompress does
+    bound_decode_heap(meta["width"] * meta["height"], decoder, named=meta["decoder_id"])  # as fllic decompress does
     t0 = time.perf_counter()
     pixels = fllic.decode(data, tile=tile, progress=True, max_pixels=1 << 28, decoder=decoder)
     seconds = time.perf_counter() - t0

@@ -137,8 +137,8 @@ class Conv:
 
     def __call__(self, a: np.ndarray, then=None, rows: tuple[int, int] | None = None) -> np.ndarray:
         """saturate(floor((S + 2^(r-1)) · 2^-r) + b), integers in float64, band by band while S is in cache;
-        ``then(band, rows)``, an elementwise step after the layer (a LeakyReLU, a block's skip), runs on each band
-        of output rows as it is made, on the band workers too. ``rows``: the zero rows padded above and below
+        ``then(band, window)``, an elementwise step after the layer (a LeakyReLU, a block's skip), runs on each
+        band of the output as it is made, on the band workers too; ``window`` is the band's (rows, columns) slices. ``rows``: the zero rows padded above and below
         (k // 2 each by default, the same height out; fewer for a band of a taller image, :class:`RowStream`)."""
         return self._bands(a, self._finish, then, rows)
 
@@ -153,7 +153,7 @@ class Conv:
     def _bands(self, a: np.ndarray, finish, then=None, rows: tuple[int, int] | None = None) -> np.ndarray:
         """``finish`` applied to S, then ``then``: by Winograd's tiles where the bounds allow (module docstring),
         else by :meth:`_tap_bands`; the same integers either way. ``rows``: zero rows above and below."""
-        keep = then or (lambda band, rows: band)
+        keep = then or (lambda band, window: band)
         top, bottom = (self.k // 2,) * 2 if rows is None else rows
         if a.shape[0] + top + bottom < self.k:
             return np.empty((0, *a.shape[1:2], self.taps.shape[2]))
@@ -170,17 +170,20 @@ class Conv:
         th, tw = (h + 1) // 2, (w + 1) // 2
         padded = np.pad(np.asarray(a, np.float64), ((top, bottom + h % 2), (1, 1 + w % 2), (0, 0)))
         out = np.empty((h, w, cout))
-        band = max(1, WINOGRAD_BAND_ELEMENTS // (16 * tw * max(c, cout)))
+        cols = min(tw, max(1, WINOGRAD_BAND_ELEMENTS // (16 * max(c, cout))))  # a wide image's rows in pieces
+        band = max(1, WINOGRAD_BAND_ELEMENTS // (16 * cols * max(c, cout)))
 
-        def one(t0: int) -> None:
-            n = min(th, t0 + band) - t0
-            v = _winograd_inputs(padded[2 * t0 : 2 * (t0 + n) + 2], n, tw)
-            s = _winograd_outputs(np.matmul(v, self._u).reshape(4, 4, n, tw, cout))
+        def one(corner: tuple[int, int]) -> None:
+            t0, x0 = corner
+            n, m = min(th, t0 + band) - t0, min(tw, x0 + cols) - x0
+            v = _winograd_inputs(padded[2 * t0 : 2 * (t0 + n) + 2, 2 * x0 : 2 * (x0 + m) + 2], n, m)
+            s = _winograd_outputs(np.matmul(v, self._u).reshape(4, 4, n, m, cout))
             s *= 0.25
-            rows = slice(2 * t0, min(h, 2 * (t0 + n)))
-            out[rows] = then(finish(s.reshape(2 * n, 2 * tw, cout))[: rows.stop - rows.start, :w], rows)
+            window = slice(2 * t0, min(h, 2 * (t0 + n))), slice(2 * x0, min(w, 2 * (x0 + m)))
+            size = (window[0].stop - window[0].start, window[1].stop - window[1].start)
+            out[window] = then(finish(s.reshape(2 * n, 2 * m, cout))[: size[0], : size[1]], window)
 
-        _each(one, range(0, th, band))
+        _each(one, [(t0, x0) for t0 in range(0, th, band) for x0 in range(0, tw, cols)])
         return out
 
     def _tap_bands(self, a: np.ndarray, finish, then, top: int | None = None, bottom: int | None = None) -> np.ndarray:
@@ -208,7 +211,7 @@ class Conv:
             for t in range(1, k * k):
                 start = (r0 + t // k) * wp + t % k
                 acc += flat[start:start + n * wp] @ self.taps[t]
-            out[r0:r0 + n] = then(finish(acc).reshape(n, wp, cout)[:, :w], slice(r0, r0 + n))
+            out[r0:r0 + n] = then(finish(acc).reshape(n, wp, cout)[:, :w], (slice(r0, r0 + n), slice(None)))
 
         _each(one, range(0, h, band))
         return out
@@ -246,8 +249,8 @@ class ResBlock:
     skip_shift: int
 
     def __call__(self, a: np.ndarray) -> np.ndarray:
-        t = self.conv1(a, then=lambda band, rows: leaky(band))
-        return self.conv2(t, then=lambda band, rows: saturate(floor_shift(a[rows], self.skip_shift) + band))
+        t = self.conv1(a, then=lambda band, window: leaky(band))
+        return self.conv2(t, then=lambda band, window: saturate(floor_shift(a[window], self.skip_shift) + band))
 
 
 @dataclass
@@ -260,8 +263,8 @@ class UpResBlock:
 
     def __call__(self, a: np.ndarray) -> np.ndarray:
         skip = pixel_shuffle(self.skip(a))
-        t = upsample(self.conv_a(a, then=lambda band, rows: leaky(band)))
-        return self.conv_b(t, then=lambda band, rows: saturate(skip[rows] + band))
+        t = upsample(self.conv_a(a, then=lambda band, window: leaky(band)))
+        return self.conv_b(t, then=lambda band, window: saturate(skip[window] + band))
 
 
 def run(layers, a: np.ndarray) -> np.ndarray:
@@ -296,7 +299,7 @@ class RowStream:
 
 
 class _ConvRows:
-    """A Conv on a stream of rows (:class:`RowStream`): ``then(band, rows)`` with rows of this call's output."""
+    """A Conv on a stream of rows (:class:`RowStream`): ``then(band, window)`` with a window of this call's output."""
 
     def __init__(self, conv: Conv, then=None):
         self.conv, self.then, self.p = conv, then, conv.k // 2
@@ -311,7 +314,7 @@ class _ConvRows:
         if self.held is None:
             self.held = np.zeros((self.p, *rows.shape[1:]))  # the padding above the first row
         a = np.concatenate([self.held, rows])
-        self.held = a[max(0, len(a) - 2 * self.p):]
+        self.held = a[max(0, len(a) - 2 * self.p):].copy()  # a copy: the band itself is freed after the call
         return self.conv(a, then=then or self.then, rows=(0, self.p if last else 0))
 
 
@@ -325,7 +328,7 @@ class _Queue:
         self.rows = rows if self.rows is None else np.concatenate([self.rows, rows])
 
     def take(self, n: int) -> np.ndarray:
-        taken, self.rows = self.rows[:n], self.rows[n:]
+        taken, self.rows = self.rows[:n], self.rows[n:].copy()  # the rest copied: the taken rows are freed with it
         return taken
 
 
@@ -334,14 +337,14 @@ class _ResRows:
 
     def __init__(self, block: ResBlock):
         self.block, self.skip = block, _Queue()
-        self.conv1 = _ConvRows(block.conv1, then=lambda band, rows: leaky(band))
+        self.conv1 = _ConvRows(block.conv1, then=lambda band, window: leaky(band))
         self.conv2 = _ConvRows(block.conv2)
 
     def __call__(self, rows: np.ndarray, last: bool) -> np.ndarray:
         self.skip.put(rows)
         t = self.conv1(rows, last)
         skip = self.skip.take(self.conv2.out_rows(len(t), last))
-        return self.conv2(t, last, then=lambda band, r: saturate(floor_shift(skip[r], self.block.skip_shift) + band))
+        return self.conv2(t, last, then=lambda band, w: saturate(floor_shift(skip[w], self.block.skip_shift) + band))
 
 
 class _UpResRows:
@@ -349,14 +352,14 @@ class _UpResRows:
 
     def __init__(self, block: UpResBlock):
         self.block, self.skip = block, _Queue()
-        self.conv_a = _ConvRows(block.conv_a, then=lambda band, rows: leaky(band))
+        self.conv_a = _ConvRows(block.conv_a, then=lambda band, window: leaky(band))
         self.conv_b = _ConvRows(block.conv_b)
 
     def __call__(self, rows: np.ndarray, last: bool) -> np.ndarray:
         self.skip.put(pixel_shuffle(self.block.skip(rows)))
         t = upsample(self.conv_a(rows, last))
         skip = self.skip.take(self.conv_b.out_rows(len(t), last))
-        return self.conv_b(t, last, then=lambda band, r: saturate(skip[r] + band))
+        return self.conv_b(t, last, then=lambda band, w: saturate(skip[w] + band))
 
 
 def _stage(layer):

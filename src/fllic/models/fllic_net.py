@@ -349,31 +349,8 @@ class CodingModel:
                    coder.encode(u.numpy(), y_groups, self.tables.y))
         u = u.to(torch.int32)  # |u| < 2^25 after clamping: half the memory while synthesis runs
         est = self._estimated_bits(u, p.index.cpu(), z_sym)
-        pixels = self._pixels(u, p, sigma, q, tile, progress)
+        pixels = tiling.synthesis(self.decoder, u.to(self.device), p, sigma, q, tile, progress).cpu()
         return Compressed(strings, tuple(z_sym.shape[2:]), pixels, est)
-
-    def _pixels(self, u: torch.Tensor, p, sigma: float, q: float, tile: int, progress: bool) -> torch.Tensor:
-        """The decoder's fixed-point pixels (1, H, W, 3) of the symbols ``u``: an image larger than one tile, on
-        the CPU, by the reference decoder's row stream (each pixel computed once, where tiles would recompute a
-        halo of SYNTHESIS_HALO latents around each); otherwise by PyTorch's integer kernels, tile by tile. The
-        same integers either way (tests/test_tiling.py)."""
-        from fllic.decoder.synthesis import EntropyParams, streamed_synthesis
-
-        t = max(1, tile // tiling.LATENT)
-        if self.device.type != "cpu" or (u.shape[1] <= t and u.shape[2] <= t):
-            return tiling.synthesis(self.decoder, u.to(self.device), p, sigma, q, tile, progress).cpu()
-        params = EntropyParams(*(a[0].cpu().numpy() for a in (p.mu, p.step, p.index)))
-        pixels = streamed_synthesis(self._reference(), u[0].numpy(), params, sigma, q, tile, progress)
-        return torch.from_numpy(pixels)[None]
-
-    def _reference(self):
-        """The decoder's g_s in the reference decoder's layers (int_decoder.reference_layers), made once per
-        finalised model."""
-        from fllic.models.int_decoder import reference_layers
-
-        if getattr(self, "_reference_of", None) != self.hash:
-            self._reference_layers, self._reference_of = reference_layers(self.decoder), self.hash
-        return self._reference_layers
 
     def _estimated_bits(self, u: torch.Tensor, index: torch.Tensor, z_sym: torch.Tensor) -> float:
         """The model's estimate of the coded bits, -log2 of the symbols' likelihoods; y a band of latent rows

@@ -227,34 +227,3 @@ def _block_from_state(state: dict, prefix: str) -> nn.Module:
     if f"{prefix}.conv_a.w_int" in state:
         return I.IntUpResBlock(*(_conv_from_state(state, f"{prefix}.{n}") for n in ("skip", "conv_a", "conv_b")))
     return _conv_from_state(state, prefix)
-
-
-@dataclass
-class ReferenceLayers:
-    """A decoder's g_s as the reference decoder's numpy layers (:mod:`fllic.decoder.integer`), with what
-    :func:`fllic.decoder.synthesis.streamed_synthesis` reads beside them: the same integers, computed once
-    per pixel by its row stream."""
-
-    exps: dict
-    gs: list
-    gs_out: object
-    q_scales: np.ndarray
-    logq_y: np.ndarray
-
-
-def reference_layers(decoder: IntegerDecoder) -> ReferenceLayers:
-    """``decoder``'s g_s side in the reference decoder's layers."""
-    return ReferenceLayers(dict(decoder.exps), [_reference(layer) for layer in decoder.gs], _reference(decoder.gs_out),
-                           decoder.q_scales.cpu().numpy(), decoder.logq_y.cpu().numpy())
-
-
-def _reference(layer):
-    from fllic.decoder import integer as R
-
-    if isinstance(layer, I.IntConv):
-        return R.Conv(*(t.cpu().numpy().astype(np.int64) for t in (layer.w_int, layer.bias, layer.shift)))
-    if isinstance(layer, I.IntResBlock):
-        return R.ResBlock(_reference(layer.conv1), _reference(layer.conv2), layer.skip_shift)
-    if isinstance(layer, I.IntUpResBlock):
-        return R.UpResBlock(*map(_reference, (layer.skip, layer.conv_a, layer.conv_b)))
-    raise TypeError(f"no reference layer for {type(layer).__name__}")
