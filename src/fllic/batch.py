@@ -53,6 +53,7 @@ class Options:
     sigma: float | None = None
     quality: int | None = None
     refine: int = 0  # encoder refinement steps per tile (compress)
+    float32: bool = False  # compress: the encoder's analysis in float32, not bf16 where the CPU has it
     model: str | None = None
     out_suffix: str = ".png"
     allow_lossy: bool = False
@@ -175,6 +176,7 @@ def _compress(job: Job, opts: Options) -> tuple[int, int]:
         jpeg = f.read(3) == b"\xff\xd8\xff"  # a camera JPEG: never coded larger than itself
     res = encode_detailed(image.array, sigma=opts.sigma, model=opts.model, quality=opts.quality, tile=opts.tile,
                           max_pixels=opts.max_pixels, icc=image.icc, exif=image.exif, refine=opts.refine,
+                          float32=opts.float32,
                           max_bytes=job.src.stat().st_size if jpeg else None, from_jpeg=jpeg)
     _atomic_write(job.dst, lambda p: p.write_bytes(res.data))
     return image.pixels.shape[0] * image.pixels.shape[1], len(res.data)

@@ -97,7 +97,7 @@ def cmd_compress(args) -> int:
     bound_for(image.pixels.shape[0] * image.pixels.shape[1])
     res = encode_detailed(image.array, sigma=_sigma(args.sigma), model=args.model, quality=args.quality,
                           device=args.device, tile=args.tile, progress=not args.quiet, max_pixels=args.max_pixels,
-                          icc=image.icc, exif=image.exif, refine=_refine(args),
+                          icc=image.icc, exif=image.exif, refine=_refine(args), float32=args.float32,
                           max_bytes=len(raw) if jpeg else None, from_jpeg=jpeg)
     _write(args, res.data, () if src == STDIO else (Path(src),))
     h, w = image.pixels.shape[:2]
@@ -174,7 +174,7 @@ def _run_batch(args, mode: str) -> int:
     if STDIO in args.inputs:
         raise InputError("'-' (standard input) takes a single input, not a batch")
     opts = batch.Options(mode=mode, sigma=_sigma(getattr(args, "sigma", "auto")), quality=getattr(args, "quality", None),
-                         refine=_refine(args),
+                         refine=_refine(args), float32=getattr(args, "float32", False),
                          model=args.model, out_suffix=f".{getattr(args, 'format', 'png')}",
                          allow_lossy=getattr(args, "allow_lossy", False), tile=args.tile, max_pixels=args.max_pixels,
                          decoder=getattr(args, "decoder", "auto"), verify=not getattr(args, "best_effort", False))
@@ -418,6 +418,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--quality", type=int, default=None,
                    help="rate point, 1 to the model's highest; default: the model's choice for the noise level, "
                         "its functionally lossless point")
+    c.add_argument("--float32", action="store_true",
+                   help="run the encoder's float analysis in float32 (default: bf16 where the CPU has AVX-512 BF16 "
+                        "or AMX, faster; the file decodes exactly either way)")
     c.add_argument("--refine", action="store_true",
                    help="let the encoder choose the latent symbols for the decoder by optimisation, at about 20 "
                         "times the encoding time, with its own default levels (on Kodak24 at sigma 15, 17%% fewer "

@@ -245,11 +245,20 @@ def encode_detailed(array, sigma: float | None = None, model=None, quality: int 
                     max_pixels: int = fmt.DEFAULT_MAX_PIXELS, device: str | None = None,
                     tile: int | None = DEFAULT_TILE, progress: bool = False, *, icc: bytes | None = None,
                     exif: bytes | None = None, refine: int = 0, max_bytes: int | None = None,
-                    from_jpeg: bool = False) -> EncodeResult:
+                    from_jpeg: bool = False, float32: bool = False) -> EncodeResult:
     """encode(), also returning the decoded pixels, the model and the model's estimated bits."""
-    from fllic.models.registry import auto_model, resolve
+    from fllic import precision
 
     require_torch("encoding")
+    with precision.float32(float32):
+        return _encode(array, sigma, model, quality, max_pixels, device, tile, progress, icc, exif, refine,
+                       max_bytes, from_jpeg)
+
+
+def _encode(array, sigma, model, quality, max_pixels, device, tile, progress, icc, exif, refine, max_bytes,
+            from_jpeg) -> EncodeResult:
+    from fllic.models.registry import auto_model, resolve
+
     img, alpha, depth = _as_image(array)
     refine = _refine_steps(refine)
     if img.shape[0] * img.shape[1] > max_pixels:
@@ -374,7 +383,7 @@ def _checked_sigma(sigma, depth: int, m) -> float:
 def encode(array, sigma: float | None = None, model=None, quality: int | None = None,
            device: str | None = None, tile: int | None = DEFAULT_TILE, *, icc: bytes | None = None,
            exif: bytes | None = None, refine: int = 0, max_bytes: int | None = None,
-           from_jpeg: bool = False) -> bytes:
+           from_jpeg: bool = False, float32: bool = False) -> bytes:
     """Compress a noisy image to .fllic bytes.
 
     ``array`` is uint8 or uint16: (H, W) grey, (H, W, 2) grey + alpha, (H, W, 3)
@@ -403,10 +412,13 @@ def encode(array, sigma: float | None = None, model=None, quality: int | None = 
     steps down until the file fits or level 1 is reached (``fllic compress``
     caps a JPEG input at the JPEG's own size). ``from_jpeg`` says the image
     was decoded from a camera's JPEG: blind, its correlated noise goes to the
-    camera-JPEG model (``fllic compress`` sets it for JPEG files).
+    camera-JPEG model (``fllic compress`` sets it for JPEG files). The trunk and g_a run in bf16 on a CPU
+    with AVX-512 BF16 or AMX (:mod:`fllic.precision`); ``float32`` keeps them in float32. Either way the file
+    decodes exactly to the pixels returned with it.
     """
     return encode_detailed(array, sigma=sigma, model=model, quality=quality, device=device, tile=tile,
-                           icc=icc, exif=exif, refine=refine, max_bytes=max_bytes, from_jpeg=from_jpeg).data
+                           icc=icc, exif=exif, refine=refine, max_bytes=max_bytes, from_jpeg=from_jpeg,
+                           float32=float32).data
 
 
 DECODERS = ("auto", "torch", "reference")

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fllic import tiling
+from fllic import precision, tiling
 from fllic._errors import ModelMismatchError
 from fllic.entropy import coder
 from fllic.entropy.density import (
@@ -331,8 +331,9 @@ class CodingModel:
 
         self._check_fresh()
         s, qt = _scalar(sigma, self.device), _scalar(q, self.device)
-        estimates = self._estimates_for(x, sigma, noise_map, tile)
-        y = to_nhwc(tiling.analysis(self.net, x, s, qt, tile, progress, noise_map, estimates)).double()
+        with precision.analysis(self.device):  # the trunk and g_a in bf16 where the CPU has it (fllic.precision)
+            estimates = self._estimates_for(x, sigma, noise_map, tile)
+            y = to_nhwc(tiling.analysis(self.net, x, s, qt, tile, progress, noise_map, estimates)).double()
         z_sym = torch.round(self.net.h_a(y.permute(0, 3, 1, 2).float()) / self.net.step_z()).cpu()
         z_groups = _channel_groups(tuple(z_sym.shape))
         z_sym = _clamp(z_sym, self.tables.z, z_groups)
