@@ -199,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         *([f"| noise estimate (and noise map), alone | {est['seconds']:.1f} | {mp / est['seconds']:.2f} | "
            f"{est['peak_mb']:.0f} |"] if est else []),
         f"| encode | {enc['seconds']:.1f} | {mp / enc['seconds']:.2f} | {enc['peak_mb']:.0f} |",
-        f"| decode{'' if first == 'auto' else f' (--decoder {first})'} | {dec['seconds']:.1f} | {mp / dec['seconds']:.2f} | {dec['peak_mb']:.0f} |", "",
+        f"| decode{'' if first == 'auto' else f' (--decoder {first})'} | {dec['seconds']:.1f} | "
+        f"{mp / dec['seconds']:.2f} | {dec['peak_mb']:.0f} |", "",
         f"Model {enc['model']}. File: {enc['bytes']} bytes, {8 * enc['bytes'] / (w * h):.3f} bpp. "
         f"Decode identical to the encoder's pixels: {'yes' if dec['identical'] else 'NO'}.",
         *_tile_table(_label(first, args.tile), dec, others, mp),

@@ -138,8 +138,9 @@ class Conv:
     def __call__(self, a: np.ndarray, then=None, rows: tuple[int, int] | None = None) -> np.ndarray:
         """saturate(floor((S + 2^(r-1)) · 2^-r) + b), integers in float64, band by band while S is in cache;
         ``then(band, window)``, an elementwise step after the layer (a LeakyReLU, a block's skip), runs on each
-        band of the output as it is made, on the band workers too; ``window`` is the band's (rows, columns) slices. ``rows``: the zero rows padded above and below
-        (k // 2 each by default, the same height out; fewer for a band of a taller image, :class:`RowStream`)."""
+        band of the output as it is made, on the band workers too; ``window`` is the band's (rows, columns) slices.
+        ``rows``: the zero rows padded above and below (k // 2 each by default, the same height out; fewer for a
+        band of a taller image, :class:`RowStream`)."""
         return self._bands(a, self._finish, then, rows)
 
     def _finish(self, s: np.ndarray) -> np.ndarray:
