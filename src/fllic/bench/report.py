@@ -249,7 +249,9 @@ def results_json(summary: dict) -> str:
 
 
 def write_outputs(summary: dict, out: Path) -> list[Path]:
-    """results.json, report.md, cost.md and rd_sigma<S>.png in ``out``; returns the paths."""
+    """results.json, report.md, cost.md and rd_sigma<S>.png in ``out``; returns the paths. All drawn from the
+    summary as results.json holds it (7 significant digits), so a redraw from that file gives the same text."""
+    summary = _json_safe(summary)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / "results.json", out / "report.md", out / "cost.md"]
