@@ -386,7 +386,8 @@ def _coding_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="run the network on cpu or cuda (default: cpu); pixels are identical on either")
     p.add_argument("--tile", type=int, default=None, metavar="PX",
                    help="process the image in tiles of PX pixels (a multiple of 64): memory is bounded by the tile "
-                        "(default: 768; decoding with PyTorch, 1024); the file and the pixels do not depend on it")
+                        "(default: 768; decoding with PyTorch, 1024; the reference decoder runs bands of rows of "
+                        "about a tile's area); the file and the pixels do not depend on it")
     p.add_argument("--max-pixels", type=int, default=1 << 28, metavar="N",
                    help="refuse images larger than N pixels (default 2^28, about 268 megapixels)")
     p.add_argument("--jobs", type=int, default=1, metavar="N", help="with several inputs: N worker processes")
