@@ -419,6 +419,46 @@ def test_deepened_g_s_decodes_what_the_shallow_one_did_then_learns_and_exports(t
     assert np.array_equal(fllic.decode(res.data, model=str(part), decoder="reference"), res.pixels)
 
 
+def test_deepened_g_a_codes_what_the_shallow_one_did_and_trains_behind_the_same_decoder(tmp_path, data_root):
+    """widen --ga-blocks: new ResBlocks at g_a's half resolution start as the identity (the same latents), get
+    gradients at once, and an --encoder-only run from the deeper weights moves g_a and h_a only, so its files
+    still decode with the start's decoder part."""
+    import torch
+    from dataclasses import replace
+
+    from fllic.models.fllic_net import FLLIC, FllicConfig
+    from fllic.train.__main__ import main as train_main
+    from fllic.train.widen import deepen_state, main as widen_main
+
+    torch.manual_seed(0)
+    config = FllicConfig.tiny()
+    shallow = FLLIC(config).eval()
+    with torch.no_grad():
+        for p in shallow.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    deep = FLLIC(replace(config, ga_blocks=4))
+    deep.load_state_dict(deepen_state(shallow.state_dict(), config, config.gs_blocks, ga_blocks=4))
+    x, s, q = torch.rand(1, 3, 64, 64), torch.tensor([20.0]), torch.tensor([0.5])
+    with torch.no_grad():
+        assert torch.allclose(shallow.analysis_of_estimate(x, s, q), deep.analysis_of_estimate(x, s, q), atol=1e-6)
+    deep.analysis_of_estimate(x, s, q).square().mean().backward()
+    assert all(deep.g_a[i].branch[2].weight.grad.abs().sum() > 0 for i in (3, 4))
+    with pytest.raises(ValueError, match="g_a has 2 blocks"):
+        deepen_state(shallow.state_dict(), config, config.gs_blocks, ga_blocks=1)
+
+    common = ["--data", str(data_root), "--tiny", "--batch", "2", "--patch", "64", "--threads", "1"]
+    assert train_main(common + ["--workdir", str(tmp_path / "work"), "--steps", "1"]) == 0
+    grown = tmp_path / "deep-init.pt"
+    widen_main(["--from", str(tmp_path / "work" / "checkpoint.pt"), "--ga-blocks", "3", "--out", str(grown)])
+    assert train_main(common + ["--workdir", str(tmp_path / "deep"), "--steps", "2", "--lr", "1e-2", "--warmup", "1",
+                                "--init", str(grown), "--encoder-only"]) == 0
+    start = torch.load(grown, weights_only=True)["state_dict"]
+    after = torch.load(tmp_path / "deep" / "checkpoint.pt", weights_only=False)
+    assert after["config"]["ga_blocks"] == 3
+    moved = {k for k in start if not torch.equal(start[k], after["model"][k])}
+    assert any(k.startswith("g_a.3.") for k in moved) and all(k.startswith(("g_a.", "h_a.")) for k in moved)
+
+
 def test_a_model_over_the_file_limit_ships_its_encoder_beside_it(tmp_path):
     """Every shipped file stays under 8 MB: past the limit, g_a, h_a and the z density go to
     <stem>-encoder.pt, which the decoder does not need and the encoder loads with the model."""

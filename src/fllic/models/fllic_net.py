@@ -89,6 +89,7 @@ class FllicConfig:
     trunk_blocks: int = 2
     trunk_kind: bool = False  # the trunk reads a noise-kind map beside the level (the camera model)
     gs_blocks: int = 2  # ResBlocks at g_s's last, half resolution (issue 29's depth lever; v1-v7: 2)
+    ga_blocks: int = 2  # ResBlocks at g_a's first, half resolution (an encoder-only depth lever; v1-v7: 2)
 
     @classmethod
     def tiny(cls, trunk: bool = False) -> "FllicConfig":
@@ -114,7 +115,7 @@ class FLLIC(nn.Module):
         self.config = c
         self.g_a_in = nn.PixelUnshuffle(2)
         self.g_a = nn.Sequential(
-            conv3x3(12 + 2, c.n1), ResBlock(c.n1), ResBlock(c.n1),
+            conv3x3(12 + 2, c.n1), *(ResBlock(c.n1) for _ in range(c.ga_blocks)),
             DownResBlock(c.n1, c.n2), ResBlock(c.n2),
             DownResBlock(c.n2, c.n3), ResBlock(c.n3),
             DownResBlock(c.n3, c.m),

@@ -51,13 +51,19 @@ def load_behind(path: Path, base_id: str) -> tuple[object, object]:
     its step."""
     import copy
 
-    from fllic.models.fllic_net import CodingModel
+    from dataclasses import replace
+
+    from fllic.models.fllic_net import FLLIC, CodingModel
     from fllic.models.registry import load
     from fllic.train.export import _float_weights
 
-    _, weights, facts = _float_weights(path)
+    config, weights, facts = _float_weights(path)
     base = load(base_id)
     net = copy.deepcopy(base.net)
+    ga_blocks = int((config or {}).get("ga_blocks", net.config.ga_blocks))
+    if ga_blocks != net.config.ga_blocks:  # a deeper g_a (fllic.train.widen --ga-blocks)
+        net.config = replace(net.config, ga_blocks=ga_blocks)
+        net.g_a = FLLIC(replace(net.config, trunk=None)).g_a
     net.g_a.load_state_dict({k[4:]: v.float() for k, v in weights.items() if k.startswith("g_a.")})
     net.h_a.load_state_dict({k[4:]: v.float() for k, v in weights.items() if k.startswith("h_a.")})
     meta = {**base.meta, "id": "checkpoint", "decoder_id": base.decoder_id}

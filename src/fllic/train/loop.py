@@ -81,7 +81,7 @@ def _trunk_weights(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
     return state["config"], {k: v.float() for k, v in weights.items()}
 
 
-_CODEC_WIDTHS = ("n1", "n2", "n3", "m", "nh", "nz", "gs_blocks")  # and g_s's depth (fllic.train.widen)
+_CODEC_WIDTHS = ("n1", "n2", "n3", "m", "nh", "nz", "gs_blocks", "ga_blocks")  # and depths (fllic.train.widen)
 
 
 def _model_config(cfg: "TrainConfig", trunk, start: Path | None = None) -> FllicConfig:
