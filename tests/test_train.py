@@ -198,6 +198,36 @@ def test_encoder_only_training_moves_g_a_and_h_a_only(tmp_path, data_root):
     assert any(k.startswith("g_a.") for k in moved)
 
 
+def test_bf16_training_runs_the_transforms_in_bf16_and_keeps_rates_and_weights_float32(tmp_path, data_root):
+    """--bf16: g_a, h_a, h_s and g_s convolve in bf16, their outputs (so x_hat, the likelihoods and the loss) are
+    float32 and near the float32 forward's, and a bf16 run trains float32 weights."""
+    import torch
+
+    from fllic.models.fllic_net import FLLIC, FllicConfig
+    from fllic.train.__main__ import main as train_main
+
+    torch.manual_seed(0)
+    net = FLLIC(FllicConfig.tiny())
+    seen = set()
+    for conv in (m for m in net.modules() if isinstance(m, torch.nn.Conv2d)):
+        conv.register_forward_hook(lambda mod, inp, out: seen.add(out.dtype))
+    x, s, q = torch.rand(2, 3, 64, 64), torch.tensor([20.0, 5.0]), torch.tensor([0.5, 2.0])
+    torch.manual_seed(1)
+    ref = net.forward_from_estimate(x, s, q)
+    assert seen == {torch.float32}
+    net.bf16 = True
+    torch.manual_seed(1)
+    out = net.forward_from_estimate(x, s, q)
+    assert torch.bfloat16 in seen
+    assert out.x_hat.dtype == out.likelihoods.y.dtype == torch.float32
+    assert (out.x_hat - ref.x_hat).abs().max() < 0.05
+    work = tmp_path / "bf16"
+    assert train_main(["--data", str(data_root), "--workdir", str(work), "--tiny", "--batch", "2", "--patch", "64",
+                       "--threads", "1", "--steps", "2", "--bf16"]) == 0
+    state = torch.load(work / "checkpoint.pt", weights_only=False)["model"]
+    assert all(v.dtype == torch.float32 for k, v in state.items() if v.is_floating_point())
+
+
 def test_an_encoder_behind_a_shipped_decoder_codes_as_that_model(tmp_path):
     """train.evaluate --behind: a checkpoint's g_a and h_a behind a shipped model's decoder part; with the
     model's own encoder weights it codes what that model codes, in a file that names that model's decoder

@@ -137,6 +137,7 @@ class FLLIC(nn.Module):
         )
         self.trunk = None
         self.coarse_gain: float | None = None  # the trunk's second, half-resolution pass (CodingModel sets it)
+        self.bf16 = False  # training: g_a, h_a, h_s and g_s under bf16 autocast on the CPU, their outputs float32
         if c.trunk is not None:
             from fllic.models.trunk import DenoisingTrunk, TrunkConfig
 
@@ -178,21 +179,29 @@ class FLLIC(nn.Module):
 
     def analysis_of_estimate(self, x_est: torch.Tensor, sigma: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
         """y = g_a(x_est | sigma, q), for an estimate already computed."""
-        return self.g_a(_cond_maps(self.g_a_in(x_est - 0.5), sigma, q))
+        return self._transform(self.g_a, _cond_maps(self.g_a_in(x_est - 0.5), sigma, q))
+
+    def _transform(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """``net(x)``; with ``bf16`` on a CPU its convolutions run in bf16 (AVX-512 BF16, AMX: about half a
+        training step's time) and the output returns to float32, so rates and the loss stay float32."""
+        if self.bf16 and x.device.type == "cpu":
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return net(x).float()
+        return net(x)
 
     def step_z(self) -> torch.Tensor:
         return torch.exp(self.log_step_z).view(1, -1, 1, 1)
 
     def entropy_params(self, z_hat: torch.Tensor, sigma: torch.Tensor, q: torch.Tensor) -> EntropyParams:
         """μ, Δ_y and the symbol-domain scale t from ẑ: the decoder's side of the model."""
-        mu, log_sigma_y, log_step = self.h_s(_cond_maps(z_hat, sigma, None)).chunk(3, dim=1)
+        mu, log_sigma_y, log_step = self._transform(self.h_s, _cond_maps(z_hat, sigma, None)).chunk(3, dim=1)
         step = torch.exp(log_step.clamp(*STEP_LOG_RANGE)) * q.view(-1, 1, 1, 1)
         t = (torch.exp(log_sigma_y.clamp(*STEP_LOG_RANGE)) / step).clamp(min=SCALE_MIN)
         return EntropyParams(mu=mu, step=step, t=t)
 
     def synthesis(self, y_hat: torch.Tensor, sigma: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
         """x_hat = g_s(ŷ | sigma, q), in [0, 1] before clipping."""
-        return self.g_s(_cond_maps(y_hat, sigma, q)) + 0.5
+        return self._transform(self.g_s, _cond_maps(y_hat, sigma, q)) + 0.5
 
     # -- training ----------------------------------------------------------------
     def forward(self, x: torch.Tensor, sigma: torch.Tensor, q: torch.Tensor) -> ForwardOutput:
@@ -202,7 +211,7 @@ class FLLIC(nn.Module):
     def forward_from_estimate(self, x_est: torch.Tensor, sigma: torch.Tensor, q: torch.Tensor) -> ForwardOutput:
         """forward() for an estimate already computed (the weakly supervised trainer shares it)."""
         y = self.analysis_of_estimate(x_est, sigma, q)
-        z_sym = self.h_a(y) / self.step_z()
+        z_sym = self._transform(self.h_a, y) / self.step_z()
         z_noisy = z_sym + torch.empty_like(z_sym).uniform_(-0.5, 0.5)
         z_hat = round_ste(z_sym) * self.step_z()
         p = self.entropy_params(z_hat, sigma, q)
