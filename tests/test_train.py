@@ -198,8 +198,8 @@ def test_encoder_only_training_moves_g_a_and_h_a_only(tmp_path, data_root):
     assert any(k.startswith("g_a.") for k in moved)
 
 
-def test_bf16_training_runs_the_transforms_in_bf16_and_keeps_rates_and_weights_float32(tmp_path, data_root):
-    """--bf16: g_a, h_a, h_s and g_s convolve in bf16, their outputs (so x_hat, the likelihoods and the loss) are
+def test_bf16_codec_training_runs_the_transforms_in_bf16_and_keeps_rates_and_weights_float32(tmp_path, data_root):
+    """--bf16-codec: g_a, h_a, h_s and g_s convolve in bf16, their outputs (so x_hat, the likelihoods and the loss) are
     float32 and near the float32 forward's, and a bf16 run trains float32 weights."""
     import torch
 
@@ -223,7 +223,7 @@ def test_bf16_training_runs_the_transforms_in_bf16_and_keeps_rates_and_weights_f
     assert (out.x_hat - ref.x_hat).abs().max() < 0.05
     work = tmp_path / "bf16"
     assert train_main(["--data", str(data_root), "--workdir", str(work), "--tiny", "--batch", "2", "--patch", "64",
-                       "--threads", "1", "--steps", "2", "--bf16"]) == 0
+                       "--threads", "1", "--steps", "2", "--bf16-codec"]) == 0
     state = torch.load(work / "checkpoint.pt", weights_only=False)["model"]
     assert all(v.dtype == torch.float32 for k, v in state.items() if v.is_floating_point())
 

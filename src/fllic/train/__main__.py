@@ -24,8 +24,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-every", type=int, default=20)
     p.add_argument("--trunk", type=Path, default=None, help="v2: a denoising trunk (checkpoint or export of python -m fllic.train.denoiser) ahead of g_a")
     p.add_argument("--freeze-trunk", action="store_true", help="train the codec only, on the trunk's estimates")
-    p.add_argument("--bf16", action="store_true", help="run the trunk and the codec's transforms under bf16 autocast (CPUs with AVX-512 BF16 or AMX: "
-                        "about half the step time); weights, rates and the loss stay float32")
+    p.add_argument("--bf16", action="store_true", help="run the trunk under bf16 autocast (faster on CPUs with AVX-512 BF16)")
+    p.add_argument("--bf16-codec", action="store_true",
+                   help="run the codec's transforms under bf16 autocast too (CPUs with AVX-512 BF16 or AMX: about "
+                        "half the step time); weights, rates and the loss stay float32")
     p.add_argument("--targets", choices=("v1", "clean"), default="v1",
                    help="training images: v1's set, or the v2 estimator's cleaner targets (BSD JPEGs downscaled by 2)")
     p.add_argument("--cosine", action="store_true", help="cosine learning-rate decay to 2%% at --steps (fine-tuning)")

@@ -43,7 +43,8 @@ class TrainConfig:
     tiny: bool = False
     trunk: Path | None = None  # v2: a denoising trunk (from fllic.train.denoiser) ahead of g_a
     freeze_trunk: bool = False
-    bf16: bool = False  # the trunk and the codec's transforms under bf16 autocast
+    bf16: bool = False  # the trunk under bf16 autocast
+    bf16_codec: bool = False  # g_a, h_a, h_s and g_s under bf16 autocast
     targets: str = "v1"  # "v1": the v1 image set; "clean": the v2 estimator's cleaner targets (data.clean_targets)
     cosine: bool = False  # decay the learning rate on a cosine to 2 % at ``steps`` (fine-tuning)
     code_estimate: bool = False  # v2 with a frozen trunk: distortion against the trunk's estimate, not the clean image
@@ -221,7 +222,7 @@ def train(cfg: TrainConfig) -> None:
             _load_except_trunk(model, weights)
         if trunk is not None:
             load_trunk_weights(model.trunk, trunk[1])
-    model.bf16 = cfg.bf16
+    model.bf16 = cfg.bf16_codec
     if model.trunk is not None:
         model.trunk.bf16 = cfg.bf16
         model.trunk.requires_grad_(not cfg.freeze_trunk)
