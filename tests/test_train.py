@@ -570,3 +570,35 @@ def test_default_levels_are_chosen_on_the_development_half_only(tmp_path, monkey
     assert read == ["CBSD68/img000.png", "CBSD68/img017.png"]
     table = CodingModel.load(model).meta["default_quality"]
     assert [s for s, _ in table][-1] == 255.0 and all(level in (1, 2) for _, level in table)
+
+
+def test_narrowed_g_s_rounds_with_calibrated_scales_and_restores_its_weights():
+    """train.narrow: at 16 bits g_s's image stays within a step of float's; at 3 bits it moves; the rounding
+    reaches only the half-resolution convolutions with half_only, and turning it off restores the weights."""
+    import torch
+
+    from fllic.models.fllic_net import FLLIC, FllicConfig
+    from fllic.train.narrow import Narrowed, _remove_hooks, coded_latents, synthesised
+
+    torch.manual_seed(0)
+    net = FLLIC(FllicConfig.tiny()).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    noisy = noisy_image(np.random.default_rng(3), 64, 64)
+    latents = coded_latents(net, noisy, 20.0, 1.0)
+    ref = synthesised(net, *latents, 64, 64).astype(int)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    for bits, near in ((16, True), (3, False)):
+        narrow = Narrowed(net, bits, bits, half_only=False)
+        synthesised(net, *latents, 64, 64)  # calibration
+        narrow.rounding(True)
+        out = synthesised(net, *latents, 64, 64).astype(int)
+        narrow.rounding(False)
+        _remove_hooks(net)
+        assert (np.abs(out - ref).max() <= 1) == near
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    half = Narrowed(net, 8, 8, half_only=True)
+    assert half.convs and all(c.in_channels == net.config.n1 for c in half.convs)
+    assert len(half.convs) < sum(isinstance(m, torch.nn.Conv2d) for m in net.g_s.modules())
+    _remove_hooks(net)

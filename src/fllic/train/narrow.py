@@ -1,0 +1,149 @@
+"""python -m fllic.train.narrow: what narrower integers in g_s would cost, before anyone trains for them.
+
+Issue 27's int8 lever. The exact decoder's activations are 16-bit and its weights int16, so one exact
+int8 product of a layer takes six (three unsigned 7-bit activation pieces times two signed 8-bit weight
+pieces, ``python -m fllic.bench.kernels``); a g_s whose activations and weights were 8-bit would take one.
+What that would cost in quality is measured here before any training for it: g_s's convolutions run in
+float with their weights rounded to W bits (symmetric, a scale per output channel) and their inputs to A
+bits (symmetric, one scale per layer from the largest |activation| on separate calibration images), on ŷ
+as the codec quantizes it, against the same g_s unrounded. Post-training rounding is the worst case:
+quantization-aware training recovers part of it.
+
+``--layers half`` rounds only the convolutions at g_s's half resolution (its last stage, where most of
+the decoder's multiply-adds are).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fllic.bench.splits import split
+from fllic.codec import _to_tensor
+from fllic.imageio import read_image
+from fllic.metrics import psnr
+from fllic.noise import add_noise
+from fllic.train.evaluate import load_checkpoint
+
+CALIBRATION_IMAGES = 3  # the development images after --limit: the scales never see the measured ones
+
+
+def coded_latents(net, noisy: np.ndarray, sigma: float, q: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(ŷ, σ, q) as the codec quantizes y: z rounded by its steps, y to μ plus whole steps Δ_y."""
+    s, qt = torch.tensor([float(sigma)]), torch.tensor([float(q)])
+    with torch.no_grad():
+        y = net.analysis(_to_tensor(noisy), s, qt)
+        z_hat = torch.round(net.h_a(y) / net.step_z()) * net.step_z()
+        p = net.entropy_params(z_hat, s, qt)
+        return p.mu + torch.round((y - p.mu) / p.step) * p.step, s, qt
+
+
+class Narrowed:
+    """g_s's convolutions with weights rounded to ``weight_bits`` and inputs to ``act_bits`` (module docstring);
+    ``calibrate`` records each layer's largest |input|, ``measure`` rounds with the recorded scales."""
+
+    def __init__(self, net, act_bits: int, weight_bits: int, half_only: bool):
+        convs = [m for m in net.g_s.modules() if isinstance(m, torch.nn.Conv2d)]
+        self.convs = [c for c in convs if not half_only or c.in_channels == net.config.n1]
+        self.act_bits, self.weight_bits, self.peak, self.calibrating = act_bits, weight_bits, {}, True
+        self.weights = {c: c.weight.detach().clone() for c in self.convs}
+        for c in self.convs:
+            c.register_forward_pre_hook(self._input)
+
+    def _input(self, conv, inputs):
+        a = inputs[0]
+        if self.calibrating:
+            self.peak[conv] = max(self.peak.get(conv, 0.0), float(a.abs().amax()))
+            return None
+        return (_rounded(a, self.peak[conv], self.act_bits),)
+
+    def rounding(self, on: bool) -> None:
+        """Weights rounded (``on``) or restored, and inputs rounded with them."""
+        self.calibrating = not on
+        for c, w in self.weights.items():
+            c.weight.data = _rounded(w, w.abs().amax(dim=(1, 2, 3), keepdim=True), self.weight_bits) if on else w.clone()
+
+
+def _rounded(x: torch.Tensor, peak, bits: int) -> torch.Tensor:
+    top = 2 ** (bits - 1) - 1
+    scale = torch.as_tensor(peak).clamp(min=1e-12) / top
+    return torch.round(x / scale).clamp(-top - 1, top) * scale
+
+
+def synthesised(net, y_hat, s, qt, h: int, w: int) -> np.ndarray:
+    """g_s's image of ŷ as 8-bit pixels, cropped to the image."""
+    with torch.no_grad():
+        x = net.synthesis(y_hat, s, qt).clamp(0, 1)[0, :, :h, :w]
+    return np.rint(x.permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+
+
+VARIANTS = ((16, 8, False), (8, 16, False), (8, 8, False), (8, 8, True))  # (activation bits, weight bits, half only)
+
+
+def measure(model, files: list[Path], calibration: list[Path], sigmas, qs) -> list[str]:
+    """Markdown rows: per σ and q, float g_s's PSNR and each variant's loss against it, means over ``files``."""
+    net = model.net
+    rows = []
+    for sigma in sigmas:
+        for q in qs:
+            coded = lambda paths, seed: [(read_image(f), seed + i) for i, f in enumerate(paths)]
+            measured = [(clean, coded_latents(net, add_noise(clean, sigma, seed=s), sigma, q))
+                        for clean, s in coded(files, 0)]
+            scaled = [coded_latents(net, add_noise(clean, sigma, seed=s), sigma, q) for clean, s in coded(calibration, 100)]
+            losses = []
+            for act, wb, half in VARIANTS:
+                narrow = Narrowed(net, act, wb, half)
+                for latents, (clean, _) in zip(scaled, coded(calibration, 100)):
+                    synthesised(net, *latents, *clean.shape[:2])
+                pairs = []
+                for clean, latents in measured:
+                    narrow.rounding(False)
+                    ref = psnr(synthesised(net, *latents, *clean.shape[:2]), clean)
+                    narrow.rounding(True)
+                    pairs.append((ref, psnr(synthesised(net, *latents, *clean.shape[:2]), clean)))
+                    narrow.rounding(False)
+                _remove_hooks(net)
+                losses.append(np.mean(pairs, axis=0))
+            rows.append(f"| {sigma:g} | {q:g} | {losses[0][0]:.2f} | "
+                        + " | ".join(f"{ref - rounded:.2f}" for ref, rounded in losses) + " |")
+            print(rows[-1], flush=True)
+    return rows
+
+
+def _remove_hooks(net) -> None:
+    for m in net.g_s.modules():
+        m._forward_pre_hooks.clear()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m fllic.train.narrow", description=__doc__.split("\n\n")[0])
+    p.add_argument("--checkpoint", type=Path, required=True, help="a float resume point or training checkpoint")
+    p.add_argument("--data", type=Path, default=Path("../shared/data/CBSD68"))
+    p.add_argument("--limit", type=int, default=6, help="the first N images of the development half")
+    p.add_argument("--sigma", type=float, nargs="+", default=[15, 25])
+    p.add_argument("--q", type=float, nargs="+", default=[1.0, 0.25])
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", type=Path, default=None, help="write the table here as markdown")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    model, step = load_checkpoint(args.checkpoint, args.q)
+    model.net.eval()
+    dev = split(sorted(args.data.glob("*.png")), "dev")  # never a test image
+    files, calibration = dev[: args.limit], dev[args.limit: args.limit + CALIBRATION_IMAGES]
+    head = [f"# g_s with narrower integers: post-training rounding, {len(files)} development images of "
+            f"{args.data.name}", "",
+            "| σ | q | float g_s, dB | loss: 16-bit act., 8-bit weights | 8-bit act., 16-bit weights "
+            "| 8-bit both | 8-bit both, half resolution only |", "|---:|---:|---:|---:|---:|---:|---:|"]
+    print("\n".join(head), flush=True)
+    rows = measure(model, files, calibration, args.sigma, args.q)
+    if args.out is not None:
+        args.out.write_text("\n".join(head + rows) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
