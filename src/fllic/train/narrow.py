@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fllic.bench._record import command
 from fllic.bench.splits import split
 from fllic.codec import _to_tensor
 from fllic.imageio import read_image
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     dev = split(sorted(args.data.glob("*.png")), "dev")  # never a test image
     files, calibration = dev[: args.limit], dev[args.limit: args.limit + CALIBRATION_IMAGES]
     head = [f"# g_s with narrower integers: post-training rounding, {len(files)} development images of "
-            f"{args.data.name}", "",
+            f"{args.data.name}", "", f"`{command('python -m fllic.train.narrow', argv)}`", "",
             "| σ | q | float g_s, dB | loss: 16-bit act., 8-bit weights | 8-bit act., 16-bit weights "
             "| 8-bit both | 8-bit both, half resolution only |", "|---:|---:|---:|---:|---:|---:|---:|"]
     print("\n".join(head), flush=True)
