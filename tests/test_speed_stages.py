@@ -19,26 +19,33 @@ def _table(text: str, title: str) -> dict[str, float]:
 
 
 def test_the_stage_bench_times_every_stage_and_writes_its_record(tiny_model_path, rng, tmp_path):
+    import fllic.decoder as reference
+
     originals = (IntegerDecoder.entropy_params, IntegerDecoder.synthesis, fmt.pack, fmt.unpack, coder.encode,
-                 decoding.decode_z, decoding.decode_y)
+                 decoding.decode_z, decoding.decode_y, reference.decoding_model, reference.symbols.decode,
+                 reference.entropy_params, reference.streamed_synthesis)
     image = tmp_path / "scene.png"
     write_image(image, noisy_image(rng, 96, 128))
     out = tmp_path / "stages.md"
     assert stages.main(["--image", str(image), "--model", str(tiny_model_path), "--repeat", "1",
                         "--threads", "1", "--out", str(out)]) == 0
     text = out.read_text()
-    encode, decode = _table(text, "Encode"), _table(text, "Decode")
+    encode, decode = _table(text, "Encode"), _table(text, "Decode by PyTorch")
+    ref = _table(text, "Decode by the reference decoder")
     assert list(encode) == [s for s in stages.ENCODE_STAGES if s != "blind noise estimate"]
-    assert list(decode) == list(stages.DECODE_STAGES)
-    for shares in (encode, decode):
+    assert list(decode) == list(ref) == list(stages.DECODE_STAGES)
+    for shares in (encode, decode, ref):
         assert abs(sum(shares.values()) - 1) < 0.01 and min(shares.values()) >= 0
     assert encode["integer g_s"] > 0 and decode["integer g_s"] > 0 and decode["y decode"] > 0
-    for row in ("JPEG-XL decode", "JPEG-XL encode", "PNG write", "reference decoder, numpy",
+    assert all(ref[s] > 0 for s in ("container parse", "model load", "z decode", "integer h_s", "y decode",
+                                    "integer g_s", "PNG write"))
+    for row in ("JPEG-XL decode", "JPEG-XL encode", "PNG write", "fllic decode by the reference decoder",
                 "fllic compress (cold)", "fllic decompress --decoder torch (cold)", "imports of decoding"):
         assert f"| {row}" in text, row
     assert text.startswith("`python -m fllic.bench.stages --image")
     assert originals == (IntegerDecoder.entropy_params, IntegerDecoder.synthesis, fmt.pack, fmt.unpack,
-                         coder.encode, decoding.decode_z, decoding.decode_y)
+                         coder.encode, decoding.decode_z, decoding.decode_y, reference.decoding_model,
+                         reference.symbols.decode, reference.entropy_params, reference.streamed_synthesis)
 
 
 def test_a_blind_encode_times_the_noise_estimate(tiny_model_path, rng, tmp_path):

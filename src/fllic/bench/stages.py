@@ -11,9 +11,10 @@ the library's own code runs unchanged.
   integer h_s, y entropy coding, integer g_s (the encoder's own
   reconstruction, for the pixel CRC), container pack, and the rest (other).
 * Decode: container parse, model load (the decoder part, fresh), z decode,
-  integer h_s, y decode, integer g_s, PNG write, and the rest.
-* Beside them, in the same run: the torch-free reference decoder
-  (:mod:`fllic.decoder`), JPEG-XL (imagecodecs, effort 7, distance 1) encode
+  integer h_s, y decode, integer g_s, PNG write, and the rest; by PyTorch's
+  decoder and by the reference decoder (:mod:`fllic.decoder`, numpy, what
+  ``--decoder auto`` takes on the CPU), each from the file's bytes.
+* Beside them, in the same run: JPEG-XL (imagecodecs, effort 7, distance 1) encode
   and decode of the same noisy image, PNG write, and cold ``fllic compress``
   and ``fllic decompress`` processes, ``fllic decompress`` also with the whole
   model (``--model`` the shipped .pt file: what decoding loaded before it
@@ -162,6 +163,38 @@ def time_decode(data: bytes, model_ref, out: Path, timer: Timer) -> tuple[np.nda
     return res.pixels, time.perf_counter() - t0
 
 
+def time_reference_decode(data: bytes, model_ref, out: Path, timer: Timer) -> tuple[np.ndarray, float]:
+    """(pixels, wall seconds) of one decode of ``data`` to a PNG file at ``out`` by the reference decoder
+    (:mod:`fllic.decoder`) reading the decoder file ``model_ref`` afresh, with the stages of :func:`time_decode`."""
+    import fllic.decoder as reference
+    from fllic import format as fmt
+    from fllic.imageio import encode_image
+
+    loaded = {}
+    symbols = reference.symbols
+    named = lambda data, groups, tables, *a, **k: "z decode" if tables is loaded["model"].tables_z else "y decode"
+    targets = [(fmt, "unpack", timer.wrap("container parse", fmt.unpack)),
+               (reference, "decoding_model", timer.wrap("model load", _calling(reference.decoding_model, loaded))),
+               (symbols, "decode", timer.wrap(named, symbols.decode)),
+               (reference, "entropy_params", timer.wrap("integer h_s", reference.entropy_params)),
+               (reference, "streamed_synthesis", timer.wrap("integer g_s", reference.streamed_synthesis))]
+    t0 = time.perf_counter()
+    with patched(targets):
+        res = reference.decode_detailed(data, model=model_ref)
+    with timer.stage("PNG write"):
+        out.write_bytes(encode_image(res.pixels, ".png"))
+    return res.pixels, time.perf_counter() - t0
+
+
+def _calling(load, loaded: dict):
+    """``load``, keeping the model it returns in ``loaded`` (the stage names of the symbol decoding need it)."""
+    def kept(*args, **kwargs):
+        loaded["model"] = load(*args, **kwargs)
+        return loaded["model"]
+
+    return kept
+
+
 def _with_other(seconds: dict, wall: float, stages) -> dict:
     """The stages' seconds, with ``other`` the wall time they leave uncounted (never negative)."""
     row = {s: seconds.get(s, 0.0) for s in stages if s != "other"}
@@ -219,9 +252,8 @@ def cascade_times(noisy: np.ndarray, sigma: float, model, repeat: int, threads: 
             for name, denoise in denoisers.items()}
 
 
-def numpy_decoder_time(data: bytes, model, pixels: np.ndarray, repeat: int, tmp: Path) -> float:
-    """Median seconds of the torch-free reference decoder (its decoder file read once before), checked exact."""
-    import fllic.decoder as nd
+def reference_decoder_file(model, tmp: Path) -> Path:
+    """The model's ``-decoder.npz`` (the installed one, or exported to ``tmp``), what the reference decoder reads."""
     from fllic.decoder.model import SUFFIX
     from fllic.models import decoding
 
@@ -231,10 +263,7 @@ def numpy_decoder_time(data: bytes, model, pixels: np.ndarray, repeat: int, tmp:
 
         npz = tmp / f"{model.meta.get('id', 'custom')}{SUFFIX}"
         export(model, npz)
-    reference = nd.load_file(npz)
-    if not np.array_equal(nd.decode(data, model=reference), pixels):
-        raise RuntimeError("the reference decoder's pixels differ from the encoder's")
-    return _timed(lambda: nd.decode(data, model=reference), repeat)
+    return Path(npz)
 
 
 def cold_times(noisy: np.ndarray, sigma: float, model_ref, full_model: Path | None, threads: int,
@@ -347,6 +376,7 @@ class Measured:
     width: int
     encode: dict
     decode: dict
+    reference: dict
     beside: dict
     macs: dict
 
@@ -365,6 +395,8 @@ class Measured:
         return [head, ""] + stage_table(f"Encode, in process ({self.label})", self.encode, self.megapixels, jxl,
                                         self.macs) \
             + stage_table(f"Decode by PyTorch's decoder, in process ({self.label})", self.decode, self.megapixels, jxl, self.macs) \
+            + stage_table(f"Decode by the reference decoder, in process ({self.label})", self.reference,
+                          self.megapixels, jxl, self.macs) \
             + beside_table(self.beside, self.megapixels, jxl) + self._cold_ratio()
 
     def _cold_ratio(self) -> list[str]:
@@ -386,28 +418,31 @@ def measure(path: Path, noisy: np.ndarray, args, label: str, tmp: Path) -> Measu
     from fllic.models import registry
 
     repeat = args.repeat
-    enc_rows, dec_rows = [], []
+    model = registry.resolve(args.model)
+    npz = reference_decoder_file(model, tmp)
+    enc_rows, dec_rows, ref_rows = [], [], []
     for _ in range(repeat + 1):  # the first run warms caches and is dropped
-        enc, dec = Timer(), Timer()
+        enc, dec, ref = Timer(), Timer(), Timer()
         data, pixels, wall_e = time_encode(path, args.sigma, args.model, args.blind, enc)
         out, wall_d = time_decode(data, args.model if _is_path(args.model) else None, tmp / "decoded.png", dec)
-        if not np.array_equal(out, pixels):
+        ref_out, wall_r = time_reference_decode(data, npz, tmp / "decoded.png", ref)
+        if not (np.array_equal(out, pixels) and np.array_equal(ref_out, pixels)):
             raise RuntimeError("the decoded pixels differ from the encoder's")
         enc_rows.append(_with_other(enc.seconds, wall_e, _encode_stages(args.blind)))
         dec_rows.append(_with_other(dec.seconds, wall_d, DECODE_STAGES))
-    model = registry.resolve(args.model)
+        ref_rows.append(_with_other(ref.seconds, wall_r, DECODE_STAGES))
     h, w = noisy.shape[:2]
     beside = {"fllic encode (in process, total above)": sum(_median_rows(enc_rows[1:]).values()),
-              "fllic decode (in process, total above)": sum(_median_rows(dec_rows[1:]).values()),
-              "reference decoder, numpy (fllic.decoder, decoder file read)":
-                  numpy_decoder_time(data, model, pixels, repeat, tmp),
+              "fllic decode by PyTorch's decoder (in process, total above)": sum(_median_rows(dec_rows[1:]).values()),
+              "fllic decode by the reference decoder (in process, total above)":
+                  sum(_median_rows(ref_rows[1:]).values()),
               **jpegxl_times(noisy, repeat, args.threads),
               **cascade_times(noisy, args.sigma, model, repeat, args.threads)}
     if not args.no_cold:
         beside.update(cold_times(noisy, args.sigma, args.model, _full_model_file(args.model), args.threads, tmp,
                                  args.repeat))
-    return Measured(label, h, w, _median_rows(enc_rows[1:]), _median_rows(dec_rows[1:]), beside,
-                    macs_per_pixel(model, h, w))
+    return Measured(label, h, w, _median_rows(enc_rows[1:]), _median_rows(dec_rows[1:]), _median_rows(ref_rows[1:]),
+                    beside, macs_per_pixel(model, h, w))
 
 
 def _is_path(model_ref) -> bool:
