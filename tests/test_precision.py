@@ -47,6 +47,18 @@ def test_bf16_only_on_a_cpu_that_has_it_and_not_where_float32_is_asked(monkeypat
     assert not precision.bf16_in_use("cpu")
 
 
+def test_bf16_is_not_native_where_onednn_is_capped_below_it(monkeypatch):
+    """ONEDNN_MAX_CPU_ISA=AVX2 (the portability matrix's setting) emulates bf16: the analysis keeps float32."""
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    for cap, native in (("AVX2", False), ("avx512_core", False), ("AVX512_CORE_VNNI", False), ("", True),
+                        ("AVX512_CORE_BF16", True), ("AVX512_CORE_AMX", True), ("ALL", True)):
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+        assert precision.bf16_native() is native, cap
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    monkeypatch.setenv("DNNL_MAX_CPU_ISA", "SSE41")
+    assert not precision.bf16_native()
+
+
 def test_the_precision_bench_holds_the_default_points_to_the_issues_bounds():
     from fllic.bench.precision import MAX_BITS, MAX_DB, within
 

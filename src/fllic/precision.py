@@ -10,15 +10,23 @@ float32 or integers. On Kodak24 the default points move within the bounds result
 from __future__ import annotations
 
 import contextvars
+import os
 from contextlib import contextmanager
 
 _FLOAT32 = contextvars.ContextVar("fllic_float32", default=False)
+# oneDNN's ISA caps (ONEDNN_MAX_CPU_ISA) under which its bf16 convolutions still run natively
+BF16_ISAS = {"AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX512_CORE_AMX_FP16", "AVX10_1_512",
+             "AVX10_1_512_AMX", "AVX10_1_512_AMX_FP16", "AVX10_2_512", "AVX10_2_512_AMX_2", "ALL", "DEFAULT"}
 
 
 def bf16_native() -> bool:
-    """Whether this CPU runs bf16 convolutions natively (AVX-512 BF16 or AMX)."""
+    """Whether this CPU runs bf16 convolutions natively (AVX-512 BF16 or AMX), and oneDNN may use them: under
+    ``ONEDNN_MAX_CPU_ISA=AVX2`` (or any cap below AVX512_CORE_BF16) its bf16 is emulated, many times slower."""
     import torch
 
+    cap = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "ALL").strip().upper()
+    if cap not in BF16_ISAS:
+        return False
     cpu = torch.cpu
     return any(bool(getattr(cpu, name, lambda: False)()) for name in ("_is_avx512_bf16_supported",
                                                                       "_is_amx_tile_supported"))
