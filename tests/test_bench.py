@@ -616,7 +616,6 @@ def test_cold_bench_times_each_decoder_and_shows_autos_choice(tmp_path, capsys):
 def test_winograd_f4_is_exact_at_the_bounds():
     """Every tap's input at ±A_MAX with its weight's sign (or against it), one output channel's |w| summing to
     L1_MAX on a single tap and spread over all: F(4x4, 3x3)'s float64 sums are the per-tap products' integers."""
-    from fllic.bench.kernels import winograd4_numpy
     from fllic.decoder import integer as ni
 
     for tap in ((2, 2), (0, 0), None):
@@ -627,8 +626,8 @@ def test_winograd_f4_is_exact_at_the_bounds():
             w[:] = np.where(np.arange(36).reshape(4, 3, 3) % 2, 1, -1) * (ni.L1_MAX // 36)
         signs = np.sign(np.random.default_rng(0).standard_normal((8, 12, 4)))
         for a in (np.full((8, 12, 4), float(ni.A_MAX)), -ni.A_MAX * signs):
-            conv = ni.Conv(w.astype(np.int64), np.zeros(2, np.int64), np.full(2, 9), winograd=False)
-            assert np.array_equal(winograd4_numpy(a, w), conv.sums(a))
+            per_tap, f4 = (ni.Conv(w.astype(np.int64), np.zeros(2, np.int64), np.full(2, 9), winograd=k) for k in (0, 4))
+            assert np.array_equal(f4.sums(a), per_tap.sums(a))
 
 
 def test_every_convolution_kernel_the_bench_times_gives_the_reference_decoders_integers(monkeypatch, tmp_path):

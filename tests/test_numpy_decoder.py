@@ -125,7 +125,7 @@ def test_convolution_is_exact_at_the_bounds():
     conv_t = ti.IntConv(w, torch.randint(-100, 100, (6,), generator=gen), torch.randint(8, 30, (6,), generator=gen))
     a = torch.randint(-ti.A_MAX, ti.A_MAX + 1, (1, 9, 11, 40), generator=gen, dtype=torch.int32)
     exact = _object_conv(a[0].numpy().astype(object), conv_t.w_int.numpy().astype(object))  # Python integers
-    for winograd in (True, False):  # Winograd's tiles (odd sizes: 9x11) and the per-tap products
+    for winograd in (4, 2, 0):  # Winograd's F(4x4) and F(2x2) tiles (odd sizes: 9x11) and the per-tap products
         conv_n = ni.Conv(conv_t.w_int.numpy().astype(np.int64), conv_t.bias.numpy().astype(np.int64),
                          conv_t.shift.numpy().astype(np.int64), winograd=winograd)
         assert np.array_equal(conv_n(a[0].numpy().astype(np.int64)), conv_t(a)[0].numpy())
@@ -141,7 +141,7 @@ def test_convolution_is_exact_where_every_product_adds_up():
     signs = np.sign(w[0].numpy()).transpose(1, 2, 0)  # (3, 3, Cin): output (1, 1) of a 3x3 input sees them all
     big = (1 << 30) - np.random.default_rng(5).integers(1, 1 << 20, signs.shape)  # low bits float32 would lose
     checkerboard = np.where(np.indices((8, 10)).sum(0) % 2, 1, -1)[..., None] * np.tile(signs, (3, 4, 1))[:8, :10]
-    for winograd in (True, False):
+    for winograd in (4, 2, 0):
         conv = ni.Conv(w.numpy().astype(np.int64), np.zeros(4, np.int64), np.full(4, 20, np.int64), winograd=winograd)
         for a in (ni.A_MAX * signs, -ni.A_MAX * signs, ni.A_MAX * checkerboard, big * signs):
             a = a.astype(np.int64)
@@ -152,17 +152,20 @@ def test_convolution_is_exact_where_every_product_adds_up():
 
 def test_bounded_3x3_layers_take_winograds_tiles_and_the_rest_the_per_tap_products(monkeypatch):
     taken = []
-    for path in ("_winograd_bands", "_tap_bands"):
+    for path in ("_winograd4_bands", "_winograd_bands", "_tap_bands"):
         real = getattr(ni.Conv, path)
         monkeypatch.setattr(ni.Conv, path, lambda self, a, *rest, real=real, path=path: taken.append(path)
                             or real(self, a, *rest))
     rng = np.random.default_rng(0)
     a = rng.integers(-ni.A_MAX, ni.A_MAX + 1, (5, 7, 6)).astype(np.float64)
     three, one = (ni.Conv(rng.integers(-9, 10, (4, 6, k, k)), np.zeros(4), np.full(4, 3)) for k in (3, 1))
-    three(a), one(a)
+    f2 = ni.Conv(three.w_int, three.bias, three.shift, winograd=2)
+    three(a), f2(a), one(a)
     a[2, 3, 1] = ni.A_MAX + 1  # a constant map's channel: beyond Winograd's bound
     three(a)
-    assert taken == ["_winograd_bands", "_tap_bands", "_tap_bands"]
+    assert taken == ["_winograd4_bands", "_winograd_bands", "_tap_bands", "_tap_bands"]
+    with pytest.raises(ValueError, match="winograd is 4, 2 or 0"):
+        ni.Conv(three.w_int, three.bias, three.shift, winograd=3)
 
 
 def _object_conv(a, w):

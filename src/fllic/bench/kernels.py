@@ -9,13 +9,12 @@ activations across [-A_MAX, A_MAX]:
   oneDNN in float32, every partial sum below 2^24;
 - **per-tap float64 products** (the reference decoder's layers before its Winograd tiles, and still those that
   read the constant maps): one BLAS product per tap, every partial sum below 2^48;
-- **Winograd F(2x2, 3x3) in float64**, in numpy (the reference decoder's 3x3 layers now, fllic.decoder.integer,
-  bands of tile rows; its docstring gives the bounds that make it exact) and in PyTorch (one batched product):
-  16 products of the transformed tiles instead of 36 per 2x2 outputs;
-- **Winograd F(4x4, 3x3) in float64**, in numpy, the same bands: 36 products per 6x6 tile giving 4x4 outputs
-  (2.25 per output against F(2x2)'s 4), over transforms with more terms. Exact in float64 with 24G for G: every
-  entry of the products is at most (max |24G_i| · |B^T_i|_1)(max |24G_j| · |B^T_j|_1) · L1_MAX · A_MAX, and the
-  output transform's sums at most 704^2 · L1_MAX · A_MAX < 2^51, integers all, 576·S divided by 576 exactly;
+- **Winograd F(2x2, 3x3) in float64**, in numpy (the reference decoder's 3x3 layers before F(4x4),
+  ``Conv(winograd=2)``, bands of tile rows) and in PyTorch (one batched product): 16 products of the
+  transformed tiles instead of 36 per 2x2 outputs;
+- **Winograd F(4x4, 3x3) in float64**, in numpy (the reference decoder's 3x3 layers now, fllic.decoder.integer,
+  whose docstring gives the bounds that make it exact): 36 products per 6x6 tile giving 4x4 outputs (2.25 per
+  output against F(2x2)'s 4), over transforms with more terms;
 - **int8 products** (``torch._int_mm``) of the layer's patch matrix: one product timed, and that time times
   the 6 products an exact split needs (activations in three unsigned 7-bit pieces, weights in two signed 8-bit
   pieces: a pair of u7 x s8 products never saturates int16), and the one product a g_s of 8-bit activations
@@ -38,7 +37,6 @@ from fllic.bench._record import command, emit
 
 G2 = np.array([[2, 0, 0], [1, 1, 1], [1, -1, 1], [0, 0, 2]], np.float64)  # 2G of Winograd F(2, 3)
 INT8_PIECES = 6  # 3 activation pieces x 2 weight pieces
-G24 = np.array([[6, 0, 0], [-4, -4, -4], [-4, 4, -4], [1, 2, 4], [1, -2, 4], [0, 0, 24]], np.float64)  # 24G, F(4, 3)
 
 
 def _layer(height: int, width: int, cin: int, cout: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -85,62 +83,6 @@ def winograd_torch(a, w: np.ndarray):
     return out.mul_(0.25)
 
 
-def _bt6(d, out, t1, t2) -> None:
-    """out[0..5] = B^T d of F(4, 3) along the six arrays ``d``: integer adds and small multiples."""
-    d0, d1, d2, d3, d4, d5 = d
-    np.subtract(d4, d2, out=t1)
-    np.subtract(d0, d2, out=out[0])
-    out[0] *= 4
-    out[0] += t1  # 4 d0 - 5 d2 + d4
-    np.subtract(d3, d1, out=t2)
-    t2 *= 2
-    np.add(t1, t2, out=out[3])  # -2 d1 - d2 + 2 d3 + d4
-    np.subtract(t1, t2, out=out[4])
-    np.subtract(d5, d3, out=out[5])
-    out[5] -= 2 * t2  # 4 d1 - 5 d3 + d5
-    np.subtract(d4, 4 * d2, out=t1)
-    np.subtract(d3, 4 * d1, out=t2)
-    np.add(t1, t2, out=out[1])  # -4 d1 - 4 d2 + d3 + d4
-    np.subtract(t1, t2, out=out[2])
-
-
-def _at6(m, out) -> None:
-    """out[0..3] = A^T m of F(4, 3) along the six arrays ``m``."""
-    p, q, r, s = m[1] + m[2], m[1] - m[2], m[3] + m[4], m[3] - m[4]
-    np.add(p, r, out=out[0])
-    out[0] += m[0]
-    np.add(q, 2 * s, out=out[1])
-    np.add(p, 4 * r, out=out[2])
-    np.add(q, 8 * s, out=out[3])
-    out[3] += m[5]
-
-
-def winograd4_numpy(a: np.ndarray, w: np.ndarray, band_elements: int = 1 << 18) -> np.ndarray:
-    """S of a 3x3 convolution (zero padding) by Winograd F(4x4, 3x3) in float64, bands of tile rows as the
-    reference decoder's F(2x2) (H and W multiples of 4). Exact: module docstring."""
-    h, wd, c = a.shape
-    u = np.einsum("ik,ockl,jl->ijco", G24, w, G24).reshape(36, c, -1)
-    cout, th, tw = u.shape[2], h // 4, wd // 4
-    padded, out = np.pad(a, ((1, 1), (1, 1), (0, 0))), np.empty((h, wd, cout))
-    band = max(1, band_elements // (36 * tw * max(c, cout)))
-    for t0 in range(0, th, band):
-        n = min(th, t0 + band) - t0
-        d = padded[4 * t0 : 4 * (t0 + n) + 2]
-        rows, shape = np.empty((6, n, wd + 2, c)), (n, wd + 2, c)
-        _bt6([d[k : k + 4 * n : 4] for k in range(6)], rows, np.empty(shape), np.empty(shape))
-        v, t = np.empty((6, 6, n, tw, c)), (np.empty((n, tw, c)), np.empty((n, tw, c)))
-        for i in range(6):
-            _bt6([rows[i][:, k : k + 4 * tw : 4] for k in range(6)], v[i], *t)
-        m = np.matmul(v.reshape(36, n * tw, c), u).reshape(6, 6, n, tw, cout)
-        col = np.empty((4, 6, n, tw, cout))
-        _at6(m, col)
-        s = np.empty((4, 4, n, tw, cout))
-        for r in range(4):
-            _at6(col[r], s[r])
-        out[4 * t0 : 4 * (t0 + n)] = s.transpose(2, 0, 3, 1, 4).reshape(4 * n, wd, cout) / 576.0
-    return out
-
-
 SHIFT = 12  # the layer's rounding shift: its outputs span [-A_MAX, A_MAX], some saturated
 
 
@@ -173,14 +115,14 @@ def measure(height: int, width: int, cin: int, cout: int, repeat: int) -> list[t
 
     a, w = _layer(height, width, cin, cout)
     bias = np.random.default_rng(1).integers(-1000, 1001, cout)
-    conv, per_tap = (Conv(w, bias, np.full(cout, SHIFT), winograd=winograd) for winograd in (True, False))
+    conv4, conv, per_tap = (Conv(w, bias, np.full(cout, SHIFT), winograd=winograd) for winograd in (4, 2, 0))
     layer = IntConv(torch.from_numpy(w), torch.from_numpy(bias), torch.full((cout,), SHIFT))
     a_t, a_int = torch.from_numpy(a), torch.from_numpy(a).to(torch.int32)[None]
     kernels = (("two 8-bit pieces, float32 (PyTorch's decoder)", lambda: layer(a_int)[0]),
                ("per-tap float64 products (the reference decoder before its Winograd tiles)", lambda: per_tap(a)),
                ("Winograd F(2x2, 3x3), float64, PyTorch", lambda: _finish_torch(winograd_torch(a_t, w), conv)),
-               ("Winograd F(2x2, 3x3), float64, numpy (the reference decoder)", lambda: conv(a)),
-               ("Winograd F(4x4, 3x3), float64, numpy", lambda: conv._finish(winograd4_numpy(a, w))))
+               ("Winograd F(2x2, 3x3), float64, numpy (the reference decoder before F(4x4))", lambda: conv(a)),
+               ("Winograd F(4x4, 3x3), float64, numpy (the reference decoder)", lambda: conv4(a)))
     rows = []
     with threadpool_limits(torch.get_num_threads(), user_api="blas"):
         ref = per_tap(a)

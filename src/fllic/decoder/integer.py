@@ -42,6 +42,15 @@ Winograd F(2x2, 3x3) (Lavin and Gray, "Fast algorithms for convolutional neural 
     the output transform (9 terms) below 2^40 < 2^53, so each is exact in float64 in any order, and 4·S, an
     integer multiple of 4, divides by 4 exactly. The same integers as the per-tap products, fewer operations.
 
+Winograd F(4x4, 3x3), the same algorithm in 6x6 input tiles giving 4x4 outputs: 36 products per tile, 2.25
+    per output against F(2x2)'s 4, over transforms with more terms, U = (24G) g (24G)^T with 24G integer. The
+    rows of B^T have absolute sums of at most 10 and those of 24G at most 24, and every entry of the products
+    is at most (max_i |24G_i|_1 · |B^T_i|_1)(max_j |24G_j|_1 · |B^T_j|_1) · L1_MAX · A_MAX; the output
+    transform weights them by A^T's entries, so every sum it makes is at most 704^2 · L1_MAX · A_MAX < 2^51.
+    So every partial sum is an exact integer in float64 in any order, and 576·S divides by 576 exactly (a
+    correctly rounded quotient that is an integer). This is the 3x3 layers' default; F(2x2) stays for
+    comparison (``Conv(winograd=2)``).
+
 Nonlinearity
     LeakyReLU with slope 0.1 as max(a, floor((a · 6554 + 2^15) / 2^16)), slope 6554 / 2^16.
 """
@@ -63,8 +72,10 @@ MAX_SHIFT = 30
 LEAKY_MULT, LEAKY_SHIFT = 6554, 16  # 0.1 ≈ 6554 / 2^16
 BIAS_MAX = (1 << 31) - 1  # bound on |b|, checked by the loader
 BAND_ELEMENTS = 1 << 18  # a convolution's float64 accumulator holds this many entries at a time (2 MB: it stays in cache)
-WINOGRAD_BAND_ELEMENTS = 1 << 17  # a band of Winograd tiles' transformed inputs (1 MB)
+WINOGRAD_BAND_ELEMENTS = 1 << 17  # a band of F(2x2) tiles' transformed inputs (1 MB)
+WINOGRAD4_BAND_ELEMENTS = 1 << 18  # a band of F(4x4) tiles' transformed inputs (2 MB)
 G2 = np.array([[2, 0, 0], [1, 1, 1], [1, -1, 1], [0, 0, 2]], np.float64)  # 2G of Winograd F(2x2, 3x3)
+G24 = np.array([[6, 0, 0], [-4, -4, -4], [-4, 4, -4], [1, 2, 4], [1, -2, 4], [0, 0, 24]], np.float64)  # 24G, F(4x4)
 
 
 # -- integer primitives ------------------------------------------------------------------
@@ -119,14 +130,18 @@ class Conv:
     w_int: np.ndarray
     bias: np.ndarray
     shift: np.ndarray
-    winograd: bool = True  # a 3x3 layer with its input within [-A_MAX, A_MAX] takes Winograd's tiles
+    winograd: int = 4  # a bounded 3x3 layer's Winograd output tile: F(4x4) or F(2x2); 0, the per-tap products
 
     def __post_init__(self):
         cout, cin, k, _ = self.w_int.shape
         self.k = k
         self.taps = np.ascontiguousarray(self.w_int.transpose(2, 3, 1, 0).reshape(k * k, cin, cout), np.float64)
-        if k == 3:  # U = (2G) g (2G)^T per tile position, (16, Cin, Cout): integers below 2^19
-            self._u = np.einsum("ik,ockl,jl->ijco", G2, np.asarray(self.w_int, np.float64), G2).reshape(16, cin, cout)
+        if k == 3 and self.winograd not in (0, 2, 4):
+            raise ValueError(f"winograd is 4, 2 or 0 (per-tap products), got {self.winograd!r}")
+        if k == 3 and self.winograd:  # U = (tG) g (tG)^T per tile position, (16 or 36, Cin, Cout): integers
+            g = G24 if self.winograd == 4 else G2
+            w = np.asarray(self.w_int, np.float64)
+            self._u = np.einsum("ik,ockl,jl->ijco", g, w, g).reshape(len(g) ** 2, cin, cout)
         self._half = 2.0 ** (np.asarray(self.shift, np.float64) - 1)  # the rounding shift's terms, per channel
         self._scale = 2.0 ** -np.asarray(self.shift, np.float64)
         self._bias = np.asarray(self.bias, np.float64)
@@ -159,7 +174,8 @@ class Conv:
         if a.shape[0] + top + bottom < self.k:
             return np.empty((0, *a.shape[1:2], self.taps.shape[2]))
         if self.k == 3 and self.winograd and a.size and max(a.max(), -a.min()) <= A_MAX:
-            return self._winograd_bands(a, finish, keep, top, bottom)
+            bands = self._winograd4_bands if self.winograd == 4 else self._winograd_bands
+            return bands(a, finish, keep, top, bottom)
         return self._tap_bands(a, finish, keep, top, bottom)
 
     def _winograd_bands(self, a: np.ndarray, finish, then, top: int = 1, bottom: int = 1) -> np.ndarray:
@@ -183,6 +199,31 @@ class Conv:
             window = slice(2 * t0, min(h, 2 * (t0 + n))), slice(2 * x0, min(w, 2 * (x0 + m)))
             size = (window[0].stop - window[0].start, window[1].stop - window[1].start)
             out[window] = then(finish(s.reshape(2 * n, 2 * m, cout))[: size[0], : size[1]], window)
+
+        _each(one, [(t0, x0) for t0 in range(0, th, band) for x0 in range(0, tw, cols)])
+        return out
+
+    def _winograd4_bands(self, a: np.ndarray, finish, then, top: int = 1, bottom: int = 1) -> np.ndarray:
+        """``finish`` applied to S computed by Winograd F(4x4, 3x3), a band of tile rows at a time (a size that is
+        not a multiple of 4 gets zero rows or columns more, their outputs dropped). Exact: module docstring."""
+        _, w, c = a.shape
+        h = a.shape[0] + top + bottom - 2  # output rows
+        cout = self._u.shape[2]
+        th, tw = -(-h // 4), -(-w // 4)
+        padded = np.pad(np.asarray(a, np.float64), ((top, bottom + 4 * th - h), (1, 1 + 4 * tw - w), (0, 0)))
+        out = np.empty((h, w, cout))
+        cols = min(tw, max(1, WINOGRAD4_BAND_ELEMENTS // (36 * max(c, cout))))  # a wide image's rows in pieces
+        band = max(1, WINOGRAD4_BAND_ELEMENTS // (36 * cols * max(c, cout)))
+
+        def one(corner: tuple[int, int]) -> None:
+            t0, x0 = corner
+            n, m = min(th, t0 + band) - t0, min(tw, x0 + cols) - x0
+            v = _winograd4_inputs(padded[4 * t0 : 4 * (t0 + n) + 2, 4 * x0 : 4 * (x0 + m) + 2], n, m)
+            s = _winograd4_outputs(np.matmul(v, self._u).reshape(6, 6, n, m, cout))
+            s /= 576.0  # 576·S: the quotient is an integer, so exact
+            window = slice(4 * t0, min(h, 4 * (t0 + n))), slice(4 * x0, min(w, 4 * (x0 + m)))
+            size = (window[0].stop - window[0].start, window[1].stop - window[1].start)
+            out[window] = then(finish(s.reshape(4 * n, 4 * m, cout))[: size[0], : size[1]], window)
 
         _each(one, [(t0, x0) for t0 in range(0, th, band) for x0 in range(0, tw, cols)])
         return out
@@ -239,6 +280,58 @@ def _winograd_outputs(m: np.ndarray) -> np.ndarray:
     s[:, 0, :, 0], s[:, 0, :, 1] = t0[0] + t0[1] + t0[2], t0[1] - t0[2] - t0[3]
     s[:, 1, :, 0], s[:, 1, :, 1] = t1[0] + t1[1] + t1[2], t1[1] - t1[2] - t1[3]
     return s
+
+
+def _bt6(d, out, t1, t2) -> None:
+    """out[0..5] = B^T d of F(4x4, 3x3) along the six arrays ``d``: integer adds and small multiples."""
+    d0, d1, d2, d3, d4, d5 = d
+    np.subtract(d4, d2, out=t1)
+    np.subtract(d0, d2, out=out[0])
+    out[0] *= 4
+    out[0] += t1  # 4 d0 - 5 d2 + d4
+    np.subtract(d3, d1, out=t2)
+    t2 *= 2
+    np.add(t1, t2, out=out[3])  # -2 d1 - d2 + 2 d3 + d4
+    np.subtract(t1, t2, out=out[4])
+    np.subtract(d5, d3, out=out[5])
+    out[5] -= 2 * t2  # 4 d1 - 5 d3 + d5
+    np.subtract(d4, 4 * d2, out=t1)
+    np.subtract(d3, 4 * d1, out=t2)
+    np.add(t1, t2, out=out[1])  # -4 d1 - 4 d2 + d3 + d4
+    np.subtract(t1, t2, out=out[2])
+
+
+def _at6(m, out) -> None:
+    """out[0..3] = A^T m of F(4x4, 3x3) along the six arrays ``m``."""
+    p, q, r, s = m[1] + m[2], m[1] - m[2], m[3] + m[4], m[3] - m[4]
+    np.add(p, r, out=out[0])
+    out[0] += m[0]
+    np.add(q, 2 * s, out=out[1])
+    np.add(p, 4 * r, out=out[2])
+    np.add(q, 8 * s, out=out[3])
+    out[3] += m[5]
+
+
+def _winograd4_inputs(d: np.ndarray, n: int, tw: int) -> np.ndarray:
+    """V = B^T d B of the n x tw tiles (6x6, stride 4) of ``d`` (4n + 2 rows, 4tw + 2 columns), (36, n·tw, C)."""
+    c = d.shape[2]
+    shape = (n, d.shape[1], c)
+    rows = np.empty((6, *shape))
+    _bt6([d[k : k + 4 * n : 4] for k in range(6)], rows, np.empty(shape), np.empty(shape))
+    v, t = np.empty((6, 6, n, tw, c)), (np.empty((n, tw, c)), np.empty((n, tw, c)))
+    for i in range(6):
+        _bt6([rows[i][:, k : k + 4 * tw : 4] for k in range(6)], v[i], *t)
+    return v.reshape(36, n * tw, c)
+
+
+def _winograd4_outputs(m: np.ndarray) -> np.ndarray:
+    """576·S = A^T m A per tile, (n, 4, tw, 4, Cout), from the products ``m`` (6, 6, n, tw, Cout)."""
+    col = np.empty((4, *m.shape[1:]))
+    _at6(m, col)
+    s = np.empty((4, 4, *m.shape[2:]))
+    for r in range(4):
+        _at6(col[r], s[r])
+    return np.ascontiguousarray(s.transpose(2, 0, 3, 1, 4))
 
 
 @dataclass
