@@ -427,7 +427,7 @@ DECODERS = ("auto", "torch", "reference")
 def auto_decoder(model=None, device: str | None = None, named: str | None = None) -> str:
     """decoder="auto"'s choice: "reference" on the CPU where the reference decoder reads the model (``model``, else
     the file's ``named`` decoder: an installed decoder file), or where PyTorch is not installed; "torch" otherwise
-    (another device, a whole model file). A fresh decode by the reference decoder takes 0.84x to 0.97x
+    (another device, a whole model file). A fresh decode by the reference decoder takes 0.72x to 0.88x
     PyTorch's time from 0.4 to 3.2 MP (results/decode-cold.md), and its bands of rows need no tile halo at any
     size (results/large_reference.md). Both give the same pixels."""
     if not torch_installed():
