@@ -18,7 +18,7 @@ activations across [-A_MAX, A_MAX]:
 - **int8 products** (``torch._int_mm``) of the layer's patch matrix: one product timed, and that time times
   the 6 products an exact split needs (activations in three unsigned 7-bit pieces, weights in two signed 8-bit
   pieces: a pair of u7 x s8 products never saturates int16), and the one product a g_s of 8-bit activations
-  and weights would need (what that costs in quality: ``python -m fllic.train.narrow``).
+  and weights would need (what that costs in quality: results/int8-narrow.md).
 
 Each kernel runs the whole layer (the sums, then the rounding shift, the bias and the saturation) and is checked
 against the reference decoder's layer, integer for integer; the int8 row times the products alone.
@@ -133,8 +133,7 @@ def measure(height: int, width: int, cin: int, cout: int, repeat: int) -> list[t
         weights8 = torch.randint(-128, 128, (9 * cin, cout), dtype=torch.int8)
         seconds, _ = _timed(lambda: torch._int_mm(patches, weights8), max(1, repeat // 3))
         rows.append((f"int8 products (torch._int_mm), x{INT8_PIECES} pieces", INT8_PIECES * seconds, None))
-        rows.append(("int8 products, one piece (a g_s of 8-bit activations and weights: python -m fllic.train.narrow)",
-                     seconds, None))
+        rows.append(("int8 products, one piece (a g_s of 8-bit activations and weights)", seconds, None))
     return rows
 
 
