@@ -43,10 +43,12 @@ Winograd F(2x2, 3x3) (Lavin and Gray, "Fast algorithms for convolutional neural 
     integer multiple of 4, divides by 4 exactly. The same integers as the per-tap products, fewer operations.
 
 Winograd F(4x4, 3x3), the same algorithm in 6x6 input tiles giving 4x4 outputs: 36 products per tile, 2.25
-    per output against F(2x2)'s 4, over transforms with more terms, U = (24G) g (24G)^T with 24G integer. The
-    rows of B^T have absolute sums of at most 10 and those of 24G at most 24, and every entry of the products
-    is at most (max_i |24G_i|_1 · |B^T_i|_1)(max_j |24G_j|_1 · |B^T_j|_1) · L1_MAX · A_MAX; the output
-    transform weights them by A^T's entries, so every sum it makes is at most 704^2 · L1_MAX · A_MAX < 2^51.
+    per output against F(2x2)'s 4, over transforms with more terms, U = (24G) g (24G)^T with 24G integer.
+    |V_ij| <= |B^T_i|_1 |B^T_j|_1 A_MAX (rows of B^T sum to at most 10 in magnitude) and, over an output
+    channel's inputs, sum |U_ij| <= max|24G_i| max|24G_j| L1_MAX (entries of 24G at most 24), so every partial
+    sum of the products is at most c_i c_j L1_MAX A_MAX with c_i = max|24G_i| · |B^T_i|_1 (60, 40, 40, 24, 24,
+    240); the output transform weights them by A^T's entries, whose rows give sum_i |A^T_ri| c_i <= 704, so
+    every sum it makes is at most 704^2 · L1_MAX · A_MAX < 2^51.
     So every partial sum is an exact integer in float64 in any order, and 576·S divides by 576 exactly (a
     correctly rounded quotient that is an integer). This is the 3x3 layers' default; F(2x2) stays for
     comparison (``Conv(winograd=2)``).
