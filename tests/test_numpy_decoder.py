@@ -152,10 +152,10 @@ def test_convolution_is_exact_where_every_product_adds_up():
 
 def test_bounded_3x3_layers_take_winograds_tiles_and_the_rest_the_per_tap_products(monkeypatch):
     taken = []
-    for path in ("_winograd4_bands", "_winograd_bands", "_tap_bands"):
+    for path in ("_winograd_bands", "_tap_bands"):
         real = getattr(ni.Conv, path)
-        monkeypatch.setattr(ni.Conv, path, lambda self, a, *rest, real=real, path=path: taken.append(path)
-                            or real(self, a, *rest))
+        monkeypatch.setattr(ni.Conv, path, lambda self, a, *rest, real=real, path=path: taken.append(
+            f"{path} {self.winograd}" if path == "_winograd_bands" else path) or real(self, a, *rest))
     rng = np.random.default_rng(0)
     a = rng.integers(-ni.A_MAX, ni.A_MAX + 1, (5, 7, 6)).astype(np.float64)
     three, one = (ni.Conv(rng.integers(-9, 10, (4, 6, k, k)), np.zeros(4), np.full(4, 3)) for k in (3, 1))
@@ -163,7 +163,7 @@ def test_bounded_3x3_layers_take_winograds_tiles_and_the_rest_the_per_tap_produc
     three(a), f2(a), one(a)
     a[2, 3, 1] = ni.A_MAX + 1  # a constant map's channel: beyond Winograd's bound
     three(a)
-    assert taken == ["_winograd4_bands", "_winograd_bands", "_tap_bands", "_tap_bands"]
+    assert taken == ["_winograd_bands 4", "_winograd_bands 2", "_tap_bands", "_tap_bands"]
     with pytest.raises(ValueError, match="winograd is 4, 2 or 0"):
         ni.Conv(three.w_int, three.bias, three.shift, winograd=3)
 

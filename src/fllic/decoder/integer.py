@@ -176,56 +176,33 @@ class Conv:
         if a.shape[0] + top + bottom < self.k:
             return np.empty((0, *a.shape[1:2], self.taps.shape[2]))
         if self.k == 3 and self.winograd and a.size and max(a.max(), -a.min()) <= A_MAX:
-            bands = self._winograd4_bands if self.winograd == 4 else self._winograd_bands
-            return bands(a, finish, keep, top, bottom)
+            return self._winograd_bands(a, finish, keep, top, bottom)
         return self._tap_bands(a, finish, keep, top, bottom)
 
     def _winograd_bands(self, a: np.ndarray, finish, then, top: int = 1, bottom: int = 1) -> np.ndarray:
-        """``finish`` applied to S computed by Winograd F(2x2, 3x3), a band of tile rows at a time (an odd size
-        gets a zero row or column more, its outputs dropped). Exact: module docstring."""
+        """``finish`` applied to S computed by Winograd F(t x t, 3x3), t = ``winograd`` (2 or 4), a band of tile
+        rows at a time (a size that is not a multiple of t gets zero rows or columns more, their outputs
+        dropped). Exact: module docstring."""
+        t = self.winograd
+        inputs, outputs, divisor, budget = _WINOGRAD[t]
         _, w, c = a.shape
         h = a.shape[0] + top + bottom - 2  # output rows
         cout = self._u.shape[2]
-        th, tw = (h + 1) // 2, (w + 1) // 2
-        padded = np.pad(np.asarray(a, np.float64), ((top, bottom + h % 2), (1, 1 + w % 2), (0, 0)))
+        th, tw = -(-h // t), -(-w // t)
+        padded = np.pad(np.asarray(a, np.float64), ((top, bottom + t * th - h), (1, 1 + t * tw - w), (0, 0)))
         out = np.empty((h, w, cout))
-        cols = min(tw, max(1, WINOGRAD_BAND_ELEMENTS // (16 * max(c, cout))))  # a wide image's rows in pieces
-        band = max(1, WINOGRAD_BAND_ELEMENTS // (16 * cols * max(c, cout)))
+        cols = min(tw, max(1, budget // ((t + 2) ** 2 * max(c, cout))))  # a wide image's rows in pieces
+        band = max(1, budget // ((t + 2) ** 2 * cols * max(c, cout)))
 
         def one(corner: tuple[int, int]) -> None:
             t0, x0 = corner
             n, m = min(th, t0 + band) - t0, min(tw, x0 + cols) - x0
-            v = _winograd_inputs(padded[2 * t0 : 2 * (t0 + n) + 2, 2 * x0 : 2 * (x0 + m) + 2], n, m)
-            s = _winograd_outputs(np.matmul(v, self._u).reshape(4, 4, n, m, cout))
-            s *= 0.25
-            window = slice(2 * t0, min(h, 2 * (t0 + n))), slice(2 * x0, min(w, 2 * (x0 + m)))
+            v = inputs(padded[t * t0 : t * (t0 + n) + 2, t * x0 : t * (x0 + m) + 2], n, m)
+            s = outputs(np.matmul(v, self._u).reshape(t + 2, t + 2, n, m, cout))
+            s /= divisor  # an integer multiple of the divisor: the quotient is exact
+            window = slice(t * t0, min(h, t * (t0 + n))), slice(t * x0, min(w, t * (x0 + m)))
             size = (window[0].stop - window[0].start, window[1].stop - window[1].start)
-            out[window] = then(finish(s.reshape(2 * n, 2 * m, cout))[: size[0], : size[1]], window)
-
-        _each(one, [(t0, x0) for t0 in range(0, th, band) for x0 in range(0, tw, cols)])
-        return out
-
-    def _winograd4_bands(self, a: np.ndarray, finish, then, top: int = 1, bottom: int = 1) -> np.ndarray:
-        """``finish`` applied to S computed by Winograd F(4x4, 3x3), a band of tile rows at a time (a size that is
-        not a multiple of 4 gets zero rows or columns more, their outputs dropped). Exact: module docstring."""
-        _, w, c = a.shape
-        h = a.shape[0] + top + bottom - 2  # output rows
-        cout = self._u.shape[2]
-        th, tw = -(-h // 4), -(-w // 4)
-        padded = np.pad(np.asarray(a, np.float64), ((top, bottom + 4 * th - h), (1, 1 + 4 * tw - w), (0, 0)))
-        out = np.empty((h, w, cout))
-        cols = min(tw, max(1, WINOGRAD4_BAND_ELEMENTS // (36 * max(c, cout))))  # a wide image's rows in pieces
-        band = max(1, WINOGRAD4_BAND_ELEMENTS // (36 * cols * max(c, cout)))
-
-        def one(corner: tuple[int, int]) -> None:
-            t0, x0 = corner
-            n, m = min(th, t0 + band) - t0, min(tw, x0 + cols) - x0
-            v = _winograd4_inputs(padded[4 * t0 : 4 * (t0 + n) + 2, 4 * x0 : 4 * (x0 + m) + 2], n, m)
-            s = _winograd4_outputs(np.matmul(v, self._u).reshape(6, 6, n, m, cout))
-            s /= 576.0  # 576·S: the quotient is an integer, so exact
-            window = slice(4 * t0, min(h, 4 * (t0 + n))), slice(4 * x0, min(w, 4 * (x0 + m)))
-            size = (window[0].stop - window[0].start, window[1].stop - window[1].start)
-            out[window] = then(finish(s.reshape(4 * n, 4 * m, cout))[: size[0], : size[1]], window)
+            out[window] = then(finish(s.reshape(t * n, t * m, cout))[: size[0], : size[1]], window)
 
         _each(one, [(t0, x0) for t0 in range(0, th, band) for x0 in range(0, tw, cols)])
         return out
@@ -334,6 +311,11 @@ def _winograd4_outputs(m: np.ndarray) -> np.ndarray:
     for r in range(4):
         _at6(col[r], s[r])
     return np.ascontiguousarray(s.transpose(2, 0, 3, 1, 4))
+
+
+# t: (the tiles' input transform, output transform, the output's scale, a band's budget of elements)
+_WINOGRAD = {2: (_winograd_inputs, _winograd_outputs, 4.0, WINOGRAD_BAND_ELEMENTS),
+             4: (_winograd4_inputs, _winograd4_outputs, 576.0, WINOGRAD4_BAND_ELEMENTS)}
 
 
 @dataclass
