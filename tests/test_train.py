@@ -598,6 +598,13 @@ def test_narrowed_g_s_rounds_with_calibrated_scales_and_restores_its_weights():
         _remove_hooks(net)
         assert (np.abs(out - ref).max() <= 1) == near
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    narrow = Narrowed(net, 8, 8, half_only=False)
+    synthesised(net, *latents, 64, 64)  # calibration on this image
+    peaks = dict(narrow.peak)
+    narrow.rounding(False)
+    synthesised(net, *coded_latents(net, 4 * noisy // 5, 50.0, 0.5), 64, 64)  # a measured image: not calibrated on
+    assert narrow.peak == peaks
+    _remove_hooks(net)
     half = Narrowed(net, 8, 8, half_only=True)
     assert half.convs and all(c.in_channels == net.config.n1 for c in half.convs)
     assert len(half.convs) < sum(isinstance(m, torch.nn.Conv2d) for m in net.g_s.modules())

@@ -44,27 +44,29 @@ def coded_latents(net, noisy: np.ndarray, sigma: float, q: float) -> tuple[torch
 
 
 class Narrowed:
-    """g_s's convolutions with weights rounded to ``weight_bits`` and inputs to ``act_bits`` (module docstring);
-    ``calibrate`` records each layer's largest |input|, ``measure`` rounds with the recorded scales."""
+    """g_s's convolutions with weights rounded to ``weight_bits`` and inputs to ``act_bits`` (module docstring).
+    ``mode``: "calibrate" records each layer's largest |input| and rounds nothing, "off" leaves g_s as it is, "on"
+    rounds with the recorded scales."""
 
     def __init__(self, net, act_bits: int, weight_bits: int, half_only: bool):
         convs = [m for m in net.g_s.modules() if isinstance(m, torch.nn.Conv2d)]
         self.convs = [c for c in convs if not half_only or c.in_channels == net.config.n1]
-        self.act_bits, self.weight_bits, self.peak, self.calibrating = act_bits, weight_bits, {}, True
+        self.act_bits, self.weight_bits, self.peak, self.mode = act_bits, weight_bits, {}, "calibrate"
         self.weights = {c: c.weight.detach().clone() for c in self.convs}
         for c in self.convs:
             c.register_forward_pre_hook(self._input)
 
     def _input(self, conv, inputs):
         a = inputs[0]
-        if self.calibrating:
+        if self.mode == "calibrate":
             self.peak[conv] = max(self.peak.get(conv, 0.0), float(a.abs().amax()))
+        if self.mode != "on":
             return None
         return (_rounded(a, self.peak[conv], self.act_bits),)
 
     def rounding(self, on: bool) -> None:
-        """Weights rounded (``on``) or restored, and inputs rounded with them."""
-        self.calibrating = not on
+        """Weights rounded with the inputs (``on``), or g_s as it is; either ends the calibration."""
+        self.mode = "on" if on else "off"
         for c, w in self.weights.items():
             c.weight.data = _rounded(w, w.abs().amax(dim=(1, 2, 3), keepdim=True), self.weight_bits) if on else w.clone()
 
