@@ -446,8 +446,8 @@ def bound_decode_heap(pixels: int, decoder: str = "auto", model=None, device: st
                       named: str | None = None) -> bool:
     """fllic._heap.bound_for(pixels) where PyTorch's decoder will decode, whose tiles' buffers would otherwise stay
     resident; the reference decoder's bands of rows bound its memory themselves, and mapping each of their
-    buffers afresh slowed it (results/large_reference.md: 289 s bounded, in an earlier run, against 103 s). True where
-    the heap was bounded."""
+    buffers afresh slowed it (289 s bounded against 103 s, in runs results/README.md lists under
+    large_reference.md). True where the heap was bounded."""
     from fllic._heap import bound_for
 
     return chosen_decoder(decoder, model, device, named) == "torch" and bound_for(pixels)

@@ -41,8 +41,7 @@ def _table(rows: dict[float, list[dict]]) -> list[str]:
     lines = ["| σ | float32: dB, bpp | bf16: dB, bpp | Δ dB | Δ bits | largest per-image Δ dB, Δ bits | "
              "bf16 encode time / float32 | exact |", "|---:|---|---|---:|---:|---|---:|---|"]
     for sigma, items in rows.items():
-        f = {k: np.mean([r["float32"][k] for r in items]) for k in ("psnr", "bpp", "seconds")}
-        b = {k: np.mean([r["bf16"][k] for r in items]) for k in ("psnr", "bpp", "seconds")}
+        f, b = _means(items, "float32"), _means(items, "bf16")
         worst_db = max((r["bf16"]["psnr"] - r["float32"]["psnr"] for r in items), key=abs)
         worst_bits = max((r["bf16"]["bpp"] / r["float32"]["bpp"] - 1 for r in items), key=abs)
         exact = all(r[k]["exact"] for r in items for k in ("float32", "bf16"))
@@ -56,11 +55,15 @@ def _table(rows: dict[float, list[dict]]) -> list[str]:
 def within(rows: dict[float, list[dict]]) -> bool:
     """Whether every sigma's mean point moved within MAX_DB and MAX_BITS."""
     for items in rows.values():
-        f = [np.mean([r["float32"][k] for r in items]) for k in ("psnr", "bpp")]
-        b = [np.mean([r["bf16"][k] for r in items]) for k in ("psnr", "bpp")]
-        if abs(b[0] - f[0]) > MAX_DB or abs(b[1] / f[1] - 1) > MAX_BITS:
+        f, b = _means(items, "float32", ("psnr", "bpp")), _means(items, "bf16", ("psnr", "bpp"))
+        if abs(b["psnr"] - f["psnr"]) > MAX_DB or abs(b["bpp"] / f["bpp"] - 1) > MAX_BITS:
             return False
     return True
+
+
+def _means(items: list[dict], precision: str, keys=("psnr", "bpp", "seconds")) -> dict:
+    """The means of ``keys`` over the images coded at ``precision``."""
+    return {k: float(np.mean([r[precision][k] for r in items])) for k in keys}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -144,7 +144,7 @@ def time_encode(path: Path, sigma: float, model_ref, blind: bool, timer: Timer) 
 
 def time_decode(data: bytes, model_ref, out: Path, timer: Timer) -> tuple[np.ndarray, float]:
     """(pixels, wall seconds) of one decode of ``data`` to a PNG file at ``out`` by PyTorch's decoder, whose
-    stages the timer's hooks see, the decoder loaded afresh (the reference decoder's total is timed beside it)."""
+    stages the timer's hooks see, the decoder loaded afresh (:func:`time_reference_decode`: the reference decoder's)."""
     from fllic import codec
     from fllic.imageio import encode_image
     from fllic.models import decoding, registry
