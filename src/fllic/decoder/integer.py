@@ -53,6 +53,12 @@ Winograd F(4x4, 3x3), the same algorithm in 6x6 input tiles giving 4x4 outputs: 
     correctly rounded quotient that is an integer). This is the 3x3 layers' default; F(2x2) stays for
     comparison (``Conv(winograd=2)``).
 
+8-bit layers (format fllic-decoder-3: g_s's half resolution in a model trained for 8-bit integers)
+    The input is requantized first, k = clip(floor((a + 2^(s-1)) · 2^-s), -127, 127) for in_shift s (a · 2^-s
+    for s <= 0), the weights are integers in [-127, 127] over at most NARROW_TAPS taps, and
+    out[c] = floor((S[c] · M[c] + 2^(r[c]-1)) / 2^r[c]) + b[c] with 1 <= M[c] <= 2^15: |S| < 2^24, so
+    |S · M| < 2^39 and every step is exact in float64 as above; since |k| <= A_MAX, Winograd's bounds hold.
+
 Nonlinearity
     LeakyReLU with slope 0.1 as max(a, floor((a · 6554 + 2^15) / 2^16)), slope 6554 / 2^16.
 """
@@ -73,6 +79,9 @@ L1_MAX = (1 << 17) - 1  # bound on each output channel's sum of |w_int|
 MAX_SHIFT = 30
 LEAKY_MULT, LEAKY_SHIFT = 6554, 16  # 0.1 ≈ 6554 / 2^16
 BIAS_MAX = (1 << 31) - 1  # bound on |b|, checked by the loader
+NARROW_MAX = 127  # an 8-bit layer's inputs and weights
+NARROW_TAPS = 1032  # an 8-bit layer's taps: 127 · 127 · 1032 < 2^24
+MULT_MAX = 1 << 15  # an 8-bit layer's output multiplier
 BAND_ELEMENTS = 1 << 18  # a convolution's float64 accumulator holds this many entries at a time (2 MB: it stays in cache)
 WINOGRAD_BAND_ELEMENTS = 1 << 17  # a band of F(2x2) tiles' transformed inputs (1 MB)
 WINOGRAD4_BAND_ELEMENTS = 1 << 18  # a band of F(4x4) tiles' transformed inputs (2 MB)
@@ -133,6 +142,8 @@ class Conv:
     bias: np.ndarray
     shift: np.ndarray
     winograd: int = 4  # a bounded 3x3 layer's Winograd output tile: F(4x4) or F(2x2); 0, the per-tap products
+    in_shift: int | None = None  # an 8-bit layer: its input's requantizing shift, and
+    mult: np.ndarray | None = None  # its output multiplier per channel (module docstring)
 
     def __post_init__(self):
         cout, cin, k, _ = self.w_int.shape
@@ -147,6 +158,13 @@ class Conv:
         self._half = 2.0 ** (np.asarray(self.shift, np.float64) - 1)  # the rounding shift's terms, per channel
         self._scale = 2.0 ** -np.asarray(self.shift, np.float64)
         self._bias = np.asarray(self.bias, np.float64)
+        self._mult = None if self.mult is None else np.asarray(self.mult, np.float64)
+
+    def narrowed(self, a: np.ndarray) -> np.ndarray:
+        """An 8-bit layer's input: a requantized to integers in [-127, 127]; any other layer's, a itself."""
+        if self.in_shift is None:
+            return a
+        return np.clip(floor_shift(np.asarray(a, np.float64), self.in_shift), -NARROW_MAX, NARROW_MAX)
 
     def sums(self, a: np.ndarray) -> np.ndarray:
         """S = sum_k w_int · a_k per output pixel and channel, exactly, as integers in float64 (H, W, Cout)."""
@@ -161,7 +179,9 @@ class Conv:
         return self._bands(a, self._finish, then, rows)
 
     def _finish(self, s: np.ndarray) -> np.ndarray:
-        """saturate(floor((s + 2^(r-1)) · 2^-r) + b) in place."""
+        """saturate(floor((s [· M] + 2^(r-1)) · 2^-r) + b) in place."""
+        if self._mult is not None:
+            s *= self._mult
         s += self._half
         s *= self._scale
         np.floor(s, out=s)
@@ -172,6 +192,7 @@ class Conv:
         """``finish`` applied to S, then ``then``: by Winograd's tiles where the bounds allow (module docstring),
         else by :meth:`_tap_bands`; the same integers either way. ``rows``: zero rows above and below."""
         keep = then or (lambda band, window: band)
+        a = self.narrowed(a)
         top, bottom = (self.k // 2,) * 2 if rows is None else rows
         if a.shape[0] + top + bottom < self.k:
             return np.empty((0, *a.shape[1:2], self.taps.shape[2]))

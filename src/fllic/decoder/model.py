@@ -26,7 +26,13 @@ deflate packs 15 % tighter; and a file may name a ``base``, the model id of
 another decoder file beside it (itself without a base), whose arrays listed
 in ``base_arrays`` it shares instead of holding copies (a model whose
 quality levels alone differ from another's, or whose encoder alone was
-retrained). Readers take both formats.
+retrained). Format ``fllic-decoder-3`` is format 2 with 8-bit layers (a
+model whose g_s was trained for 8-bit integers): such a convolution also holds
+.in_shift (int64, its input's requantizing shift) and .mult (int64 (Cout,),
+its output multipliers), and its .w_int are within [-127, 127]
+(:mod:`fllic.decoder.integer`). A file without 8-bit layers is written as
+format 2, so a model without them reads in every fllic that reads format 2.
+Readers take all three formats.
 
 The decoder hash is the first 16 bytes of SHA-256 over the tables and the
 integer decoder, fed array by array, the ``tables.`` arrays and then the
@@ -54,11 +60,13 @@ from pathlib import Path
 import numpy as np
 
 from fllic._errors import ModelMismatchError
-from fllic.decoder.integer import BIAS_MAX, L1_MAX, MAX_SHIFT, Conv, ResBlock, UpResBlock
+from fllic.decoder.integer import (BIAS_MAX, L1_MAX, MAX_SHIFT, MULT_MAX, NARROW_MAX, NARROW_TAPS, Conv, ResBlock,
+                                   UpResBlock)
 from fllic.decoder.symbols import SymbolTables
 
 FORMAT = "fllic-decoder-2"
-READS = ("fllic-decoder-1", FORMAT)
+NARROW_FORMAT = "fllic-decoder-3"  # format 2 with 8-bit layers
+READS = ("fllic-decoder-1", FORMAT, NARROW_FORMAT)
 SUFFIX = "-decoder.npz"
 PLANES = (".hi", ".lo")  # a .w_int's high (int8) and low (uint8) bytes in format 2
 MAX_EXP = 28  # STEP_FRAC: μ and ŷ are rescaled from Δ_y's format by left shifts
@@ -198,7 +206,19 @@ def _conv(arrays: dict, prefix: str) -> Conv:
     bias = arrays[f"{prefix}.bias"].astype(np.int64)
     if bias.size and np.abs(bias).max() > BIAS_MAX:
         raise ModelMismatchError(f"{prefix} has a bias beyond ±{BIAS_MAX}; export the model again")
-    return Conv(w, bias, shift)
+    if f"{prefix}.in_shift" not in arrays:
+        return Conv(w, bias, shift)
+    return Conv(w, bias, shift, **_narrow(arrays, prefix, w))
+
+
+def _narrow(arrays: dict, prefix: str, w: np.ndarray) -> dict:
+    """An 8-bit layer's in_shift and mult, checked against the bounds that make it exact (format 3)."""
+    in_shift, mult = int(arrays[f"{prefix}.in_shift"]), arrays[f"{prefix}.mult"].astype(np.int64)
+    if w[0].size > NARROW_TAPS or np.abs(w).max() > NARROW_MAX or mult.shape != (w.shape[0],):
+        raise ModelMismatchError(f"{prefix} breaks an 8-bit layer's bounds; export the model again")
+    if not -15 <= in_shift <= MAX_SHIFT or mult.min() < 1 or mult.max() > MULT_MAX:
+        raise ModelMismatchError(f"{prefix} has an 8-bit layer's shift or multiplier out of range; export the model again")
+    return {"in_shift": in_shift, "mult": mult}
 
 
 def _layer(arrays: dict, prefix: str):

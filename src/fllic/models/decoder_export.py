@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fllic.decoder.model import FORMAT, SUFFIX, canonical, hash_arrays, load_file, read_arrays, split_planes
+from fllic.decoder.model import (FORMAT, NARROW_FORMAT, SUFFIX, canonical, hash_arrays, load_file, read_arrays,
+                                 split_planes)
 
 MAX_BYTES = 8_000_000
 
@@ -41,7 +42,8 @@ def decoder_arrays(model, base: Path | None = None) -> dict[str, np.ndarray]:
     """A CodingModel's decoder part as a decoder file's arrays, meta included: each w_int as two byte
     planes, and the arrays equal to those of the decoder file ``base`` left to it."""
     arrays = flat_arrays(model)
-    meta = {"format": FORMAT, "model_id": model.meta.get("id", "custom"), "weights_hash": model.hash.hex(),
+    narrow = any(k.endswith(".in_shift") for k in arrays)
+    meta = {"format": NARROW_FORMAT if narrow else FORMAT, "model_id": model.meta.get("id", "custom"), "weights_hash": model.hash.hex(),
             "decoder_hash": model.decoder_hash.hex()}
     if base is not None:
         base_meta, base_arrays = read_arrays(base)

@@ -38,7 +38,7 @@ from fllic.entropy.density import (
 from fllic.entropy.tables import CodingTables, factorized_tables, gaussian_tables
 from fllic.models.hashing import weights_hash
 from fllic.models.init import haar_init_
-from fllic.models.layers import DownResBlock, ResBlock, UpResBlock, conv3x3, round_ste
+from fllic.models.layers import DownResBlock, NarrowConv2d, ResBlock, UpResBlock, conv3x3, round_ste
 
 SIGMA_NORM = 50.0
 ESTIMATE_CACHE_PIXELS = 1 << 22  # images up to 4 megapixels keep their trunk estimate between levels
@@ -90,6 +90,7 @@ class FllicConfig:
     trunk_kind: bool = False  # the trunk reads a noise-kind map beside the level (the camera model)
     gs_blocks: int = 2  # ResBlocks at g_s's last, half resolution (issue 29's depth lever; v1-v7: 2)
     ga_blocks: int = 2  # ResBlocks at g_a's first, half resolution (an encoder-only depth lever; v1-v7: 2)
+    gs_bits: int = 16  # 8: g_s's half-resolution convolutions are trained for 8-bit integers (issue 27; v1-v7: 16)
 
     @classmethod
     def tiny(cls, trunk: bool = False) -> "FllicConfig":
@@ -112,6 +113,9 @@ class FLLIC(nn.Module):
     def __init__(self, config: FllicConfig = FllicConfig()):
         super().__init__()
         c = config
+        if c.gs_bits not in (8, 16):
+            raise ValueError(f"g_s's half-resolution layers are 8- or 16-bit, not {c.gs_bits}")
+        narrow = c.gs_bits == 8
         self.config = c
         self.g_a_in = nn.PixelUnshuffle(2)
         self.g_a = nn.Sequential(
@@ -132,8 +136,8 @@ class FLLIC(nn.Module):
             conv3x3(c.m + 2, c.m), ResBlock(c.m),
             UpResBlock(c.m, c.n3), ResBlock(c.n3),
             UpResBlock(c.n3, c.n2), ResBlock(c.n2),
-            UpResBlock(c.n2, c.n1), *(ResBlock(c.n1) for _ in range(c.gs_blocks)),
-            conv3x3(c.n1, 12), nn.PixelShuffle(2),
+            UpResBlock(c.n2, c.n1, narrow), *(ResBlock(c.n1, narrow) for _ in range(c.gs_blocks)),
+            NarrowConv2d(c.n1, 12) if narrow else conv3x3(c.n1, 12), nn.PixelShuffle(2),
         )
         self.trunk = None
         self.coarse_gain: float | None = None  # the trunk's second, half-resolution pass (CodingModel sets it)

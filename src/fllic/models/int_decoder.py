@@ -173,7 +173,9 @@ def build(net, batch, q_scales) -> IntegerDecoder:
     if max(e_mu, e_y) > STEP_FRAC:
         raise ValueError("μ or ŷ needs more fractional bits than the step format carries")
     gs, g, e_g = I.quantize_sequence(list(net.g_s)[:-2], gs_in, e_y)
-    gs_out = I.IntConv.quantize(net.g_s[-2], e_g, PIX_FRAC, out_gain=255.0, out_offset=0.5)
+    with torch.no_grad():
+        net.g_s[-2](g)  # an untrained 8-bit layer takes its input range from its first input
+    gs_out = I.quantize_conv(net.g_s[-2], e_g, PIX_FRAC, out_gain=255.0, out_offset=0.5)
     lo, hi = (_const(v, e_l) for v in LOG_CLAMP)
     grid = torch.arange(lo, hi + 1, dtype=torch.float64) * 2.0**-e_l
     exp_lut = torch.round(torch.exp(grid) * 2.0**STEP_FRAC)
@@ -217,7 +219,10 @@ def _count(state: dict, prefix: str) -> int:
 
 
 def _conv_from_state(state: dict, prefix: str) -> I.IntConv:
-    return I.IntConv(state[f"{prefix}.w_int"], state[f"{prefix}.bias"], state[f"{prefix}.shift"])
+    w, b, shift = (state[f"{prefix}.{k}"] for k in ("w_int", "bias", "shift"))
+    if f"{prefix}.in_shift" in state:  # an 8-bit layer
+        return I.IntNarrowConv(w, b, shift, int(state[f"{prefix}.in_shift"]), state[f"{prefix}.mult"])
+    return I.IntConv(w, b, shift)
 
 
 def _block_from_state(state: dict, prefix: str) -> nn.Module:

@@ -35,6 +35,15 @@ Convolution (the bounds that make it exact)
     ``ONEDNN_MAX_CPU_ISA=AVX2`` they saturate int16 intermediates and return
     wrong sums.)
 
+8-bit layers (IntNarrowConv: g_s's half resolution in a model trained for them, issue 27)
+    k = clamp(floor((a + 2^(s-1)) / 2^s), -127, 127) requantizes the input to 8 bits (s = in_shift; s <= 0
+    is the exact a · 2^-s), the weights j are integers in [-127, 127] over at most NARROW_TAPS taps, so
+    |S| = |sum_k j k| <= 127 · 127 · NARROW_TAPS < 2^24: one float32 convolution gives S exactly (the two
+    pieces above collapse to one), or one int8 product. Then
+        out = floor((S · M[c] + 2^(r-1)) / 2^r) + b,   1 <= M[c] <= MULT_MAX = 2^15,
+    in int64 (|S · M| < 2^39): the multiplier M carries a scale that is not a power of two (the output's
+    255 per unit), so the weights stay 8-bit.
+
 Nonlinearity
     LeakyReLU with slope 0.1 as (a * 6554 + 2^15) >> 16 for a < 0
     (slope 0.100006), exact and identical everywhere: |a · 6554| < 2^28.
@@ -55,6 +64,10 @@ L1_MAX = (1 << 17) - 1  # per output channel: 128 · L1 < 2^24 (module docstring
 W_INT_MAX = (1 << 15) - 1  # stored as int16
 MAX_SHIFT = 30
 HEADROOM = 2.0  # activation ranges are calibrated at twice the largest value seen
+NARROW_MAX = 127  # an 8-bit layer's inputs and weights
+NARROW_TAPS = 1032  # 127 · 127 · 1032 < 2^24 (exact float32 sums) and 127 · 1032 <= L1_MAX
+MULT_MAX = 1 << 15  # an 8-bit layer's output multiplier
+MULT_BITS = 14  # export picks r so that M is in [2^14, 2^15]
 
 
 # -- integer primitives -------------------------------------------------------------
@@ -181,6 +194,60 @@ class IntConv(nn.Module):
         return saturate(self._sum_shifted(a).add_(self.bias)).to(torch.int32)
 
 
+class IntNarrowConv(IntConv):
+    """A convolution trained for 8-bit integers (``fllic.models.layers.NarrowConv2d``), exactly: the input
+    requantized to 8 bits by ``in_shift``, 8-bit weights, and an output multiplier per channel (module docstring)."""
+
+    def __init__(self, w_int: torch.Tensor, bias: torch.Tensor, shift: torch.Tensor, in_shift, mult: torch.Tensor):
+        check_narrow(w_int, mult)
+        super().__init__(w_int, bias, shift)
+        self.register_buffer("in_shift", torch.as_tensor(in_shift, dtype=torch.int64))
+        self.register_buffer("mult", mult.to(torch.int64))
+        self._in_shift = int(in_shift)
+
+    @classmethod
+    def quantize(cls, conv: nn.Conv2d, e_in: int, e_out: int, out_gain: float = 1.0,
+                 out_offset: float = 0.0) -> "IntNarrowConv":
+        """Integers of the NarrowConv2d ``conv`` for input exponent ``e_in`` and output exponent ``e_out``: its
+        8-bit grids as it rounds them in training, out_gain·(conv(x) + out_offset) in output units."""
+        e8, r = int(conv.input_exponent()), conv.weight_exponents().flatten().double()
+        with torch.no_grad():  # the forward pass's own rounding (float32), so the integers are the trained ones
+            j = torch.round(conv.weight * torch.pow(2.0, conv.weight_exponents())).clamp(-NARROW_MAX, NARROW_MAX)
+        scale = out_gain * torch.pow(2.0, e_out - r - e8)  # S · scale is the output in its units
+        shift = (MULT_BITS - torch.floor(torch.log2(scale))).clamp(1, MAX_SHIFT)
+        mult = torch.round(scale * torch.pow(2.0, shift))
+        mult[j.flatten(1).abs().sum(1) == 0] = 1  # a channel of zero weights: S = 0 whatever its scale
+        bias = torch.round((conv.bias.detach().double() + out_offset) * out_gain * 2.0**e_out).clamp(-A_MAX, A_MAX)
+        return cls(j, bias, shift, e_in - e8, mult)
+
+    def _sum_shifted(self, a: torch.Tensor) -> torch.Tensor:
+        """floor((S · M + 2^(r-1)) / 2^r), S the sums over the 8-bit input, as int64 NHWC."""
+        k = shift_round(a, self._in_shift).clamp_(-NARROW_MAX, NARROW_MAX)
+        if a.device.type != "cpu" or self.float64_gemm:  # exact: |S| < 2^24
+            n, h, w, _ = a.shape
+            mat = self.w_int.permute(2, 3, 1, 0).reshape(-1, self.w_int.shape[0]).double()
+            s = (im2col(k.double(), self.weight.shape[-1]) @ mat).round_().long().reshape(n, h, w, -1)
+        else:  # one float32 convolution: every partial sum an integer below 2^24
+            s = F.conv2d(k.float().permute(0, 3, 1, 2), self.weight, padding=self.weight.shape[-1] // 2)
+            s = s.permute(0, 2, 3, 1).long()
+        return (s * self.mult + self.round_bit) >> self.shift
+
+
+def check_narrow(w_int: torch.Tensor, mult: torch.Tensor) -> None:
+    """ValueError unless an 8-bit layer's weights, taps and multipliers are within its exact bounds."""
+    if w_int[0].numel() > NARROW_TAPS or bool((w_int.abs() > NARROW_MAX).any()):
+        raise ValueError("an 8-bit layer's weights exceed its exact bounds (|j| <= 127 over at most 1032 taps)")
+    if bool(((mult < 1) | (mult > MULT_MAX)).any()):
+        raise ValueError(f"an 8-bit layer's output multiplier is outside 1..{MULT_MAX}")
+
+
+def quantize_conv(conv: nn.Conv2d, e_in: int, e_out: int, **kw) -> IntConv:
+    """The integer layer of ``conv``: 8-bit where it was trained so (NarrowConv2d), else 16-bit."""
+    from fllic.models.layers import NarrowConv2d
+
+    return (IntNarrowConv if isinstance(conv, NarrowConv2d) else IntConv).quantize(conv, e_in, e_out, **kw)
+
+
 class IntResBlock(nn.Module):
     """x + conv2(leaky(conv1(x))): the ResBlock, with the sum at its own exponent."""
 
@@ -228,16 +295,16 @@ def quantize_sequence(modules, x: torch.Tensor, e_in: int) -> tuple[list[nn.Modu
             with torch.no_grad():
                 t = conv1(x)
             e_t = exponent_for(float(t.abs().max()))
-            layers.append(IntResBlock(IntConv.quantize(conv1, e_in, e_t), IntConv.quantize(conv2, e_t, e_out), e_in - e_out))
+            layers.append(IntResBlock(quantize_conv(conv1, e_in, e_t), quantize_conv(conv2, e_t, e_out), e_in - e_out))
         elif isinstance(mod, UpResBlock):
             conv_a, _, _, conv_b = mod.branch
             with torch.no_grad():
                 t = conv_a(x)
             e_t = exponent_for(float(t.abs().max()))
-            layers.append(IntUpResBlock(IntConv.quantize(mod.skip[0], e_in, e_out),
-                                        IntConv.quantize(conv_a, e_in, e_t), IntConv.quantize(conv_b, e_t, e_out)))
+            layers.append(IntUpResBlock(quantize_conv(mod.skip[0], e_in, e_out),
+                                        quantize_conv(conv_a, e_in, e_t), quantize_conv(conv_b, e_t, e_out)))
         elif isinstance(mod, nn.Conv2d):
-            layers.append(IntConv.quantize(mod, e_in, e_out))
+            layers.append(quantize_conv(mod, e_in, e_out))
         else:
             raise TypeError(f"no integer form for {type(mod).__name__}")
         x, e_in = y, e_out

@@ -10,9 +10,12 @@ branch starts small: this converges quickly on a CPU budget.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 _BRANCH_INIT_GAIN = 0.1
+NARROW_MAX = 127  # an 8-bit layer's inputs and weights are integers in [-127, 127] times a power of two
+NARROW_PEAK_MOMENTUM = 0.99  # training: the input's peak follows the batches' largest |value|
 
 
 def conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
@@ -21,6 +24,57 @@ def conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
 
 def conv1x1(cin: int, cout: int) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, 1)
+
+
+def pow2_exponent(peak: torch.Tensor) -> torch.Tensor:
+    """The largest e with peak · 2^e <= NARROW_MAX (elementwise): the finest power-of-two grid that holds ``peak``."""
+    return torch.floor(torch.log2(NARROW_MAX / peak.clamp(min=1e-12)))
+
+
+def round_to_grid(x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+    """x on the grid k · 2^-e with k an integer in [-NARROW_MAX, NARROW_MAX], straight-through inside the range."""
+    scale = torch.pow(2.0, e)
+    return round_ste(x * scale).clamp(-NARROW_MAX, NARROW_MAX) / scale
+
+
+class NarrowConv2d(nn.Conv2d):
+    """A 3x3 convolution trained for 8-bit integers: its input and weights are rounded in the forward pass.
+
+    Issue 27's int8 lever. The input is rounded to k · 2^-e with |k| <= 127 (one exponent e per layer, from
+    ``input_peak``, which follows the training batches' largest |input|), and each output channel's weights to
+    j · 2^-r[c] with |j| <= 127 (the finest power of two that holds the channel's largest weight), both
+    straight-through. Power-of-two scales make the integer decoder's requantization a rounding shift, and
+    keep the rounded values exact in bf16 (8 significant bits), so a bf16 training step computes the same
+    products the integer decoder will. Every sum of a channel's products is then below 127 · 127 · taps.
+    """
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__(cin, cout, 3, padding=1)
+        self.register_buffer("input_peak", torch.zeros(()))  # 0: not yet seen (the first batch sets it)
+
+    def input_exponent(self) -> torch.Tensor:
+        return pow2_exponent(self.input_peak)
+
+    def weight_exponents(self) -> torch.Tensor:
+        return pow2_exponent(self.weight.detach().abs().amax(dim=(1, 2, 3), keepdim=True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training or float(self.input_peak) == 0.0:  # an untrained layer: its first input sets the range
+            self._track_peak(x)
+        x = round_to_grid(x.float(), self.input_exponent())
+        return F.conv2d(x, round_to_grid(self.weight, self.weight_exponents()), self.bias, padding=1)
+
+    @torch.no_grad()
+    def _track_peak(self, x: torch.Tensor) -> None:
+        peak = x.detach().abs().amax().float()
+        if float(self.input_peak) == 0.0:
+            self.input_peak.copy_(peak)
+        else:
+            self.input_peak.mul_(NARROW_PEAK_MOMENTUM).add_(peak, alpha=1 - NARROW_PEAK_MOMENTUM)
+
+
+def _conv3x3(cin: int, cout: int, narrow: bool) -> nn.Conv2d:
+    return NarrowConv2d(cin, cout) if narrow else conv3x3(cin, cout)
 
 
 def _shrink(conv: nn.Conv2d, gain: float = _BRANCH_INIT_GAIN) -> nn.Conv2d:
@@ -35,11 +89,11 @@ def _act() -> nn.Module:
 
 
 class ResBlock(nn.Module):
-    """x + conv(act(conv(x))), the paper's ResBlock."""
+    """x + conv(act(conv(x))), the paper's ResBlock; ``narrow``: both convolutions 8-bit (NarrowConv2d)."""
 
-    def __init__(self, ch: int):
+    def __init__(self, ch: int, narrow: bool = False):
         super().__init__()
-        self.branch = nn.Sequential(conv3x3(ch, ch), _act(), _shrink(conv3x3(ch, ch)))
+        self.branch = nn.Sequential(_conv3x3(ch, ch, narrow), _act(), _shrink(_conv3x3(ch, ch, narrow)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.branch(x)
@@ -60,13 +114,14 @@ class DownResBlock(nn.Module):
 
 
 class UpResBlock(nn.Module):
-    """Doubles the resolution: conv, nearest upsample, conv, plus a linear sub-pixel skip."""
+    """Doubles the resolution: conv, nearest upsample, conv, plus a linear sub-pixel skip; ``narrow``: the
+    convolution at the doubled resolution is 8-bit (NarrowConv2d)."""
 
-    def __init__(self, cin: int, cout: int):
+    def __init__(self, cin: int, cout: int, narrow: bool = False):
         super().__init__()
         self.branch = nn.Sequential(
             conv3x3(cin, cout), _act(), nn.Upsample(scale_factor=2.0, mode="nearest"),
-            _shrink(conv3x3(cout, cout)),
+            _shrink(_conv3x3(cout, cout, narrow)),
         )
         self.skip = nn.Sequential(conv1x1(cin, 4 * cout), nn.PixelShuffle(2))
 

@@ -1,0 +1,191 @@
+"""8-bit layers: g_s's half resolution trained for 8-bit integers (NarrowConv2d), decoded exactly (issue 27)."""
+
+import hashlib
+import json
+import subprocess
+import sys
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import fllic
+import fllic.decoder as nd
+from fllic._errors import ModelMismatchError
+from fllic.bench.portable import ENVIRONMENTS
+from fllic.decoder import integer as ni
+from fllic.decoder.model import SUFFIX
+from fllic.models import integer as I
+from fllic.models.decoder_export import export
+from fllic.models.fllic_net import FLLIC, FllicConfig, finalize
+from fllic.models.layers import NARROW_MAX, NarrowConv2d
+from tests.conftest import noisy_image
+
+
+@pytest.fixture(scope="module")
+def narrow_model():
+    torch.manual_seed(0)
+    return finalize(FLLIC(replace(FllicConfig.tiny(), gs_bits=8)), {"id": "tiny-narrow", "quality_scales": [2.0, 1.0]})
+
+
+def _trained_layer(cin=16, cout=8, seed=0) -> NarrowConv2d:
+    torch.manual_seed(seed)
+    conv = NarrowConv2d(cin, cout)
+    conv(torch.randn(2, cin, 9, 9) * 3)  # sets the input range (train mode)
+    return conv.eval()
+
+
+# -- the float layer that trains for 8 bits ---------------------------------------------------
+def test_a_narrow_conv_computes_on_8_bit_power_of_two_grids():
+    conv = _trained_layer()
+    x = torch.randn(1, 16, 7, 8) * 3
+    e, r = conv.input_exponent(), conv.weight_exponents()
+    k = torch.round(x * 2.0**e).clamp(-NARROW_MAX, NARROW_MAX)
+    j = torch.round(conv.weight * 2.0**r)
+    assert j.abs().amax(dim=(1, 2, 3)).min() >= 64 and j.abs().max() <= NARROW_MAX  # the finest grid that holds it
+    assert float(conv.input_peak) * 2.0 ** float(e) <= NARROW_MAX < float(conv.input_peak) * 2.0 ** float(e + 1)
+    with torch.no_grad():
+        assert torch.allclose(conv(x), F.conv2d(k * 2.0**-e, j * 2.0**-r, conv.bias, padding=1), atol=1e-5)
+
+
+def test_a_narrow_conv_tracks_its_input_range_in_training_only_and_passes_gradients():
+    conv = NarrowConv2d(4, 4)
+    conv(torch.full((1, 4, 5, 5), 2.0))
+    assert float(conv.input_peak) == 2.0  # the first input sets it, in any mode
+    conv(torch.full((1, 4, 5, 5), 4.0))
+    assert float(conv.input_peak) == pytest.approx(2.02)  # then a moving average of the batches' peaks
+    conv.eval()
+    x = torch.full((1, 4, 5, 5), 100.0, requires_grad=True)
+    conv(x).sum().backward()
+    assert float(conv.input_peak) == pytest.approx(2.02)
+    assert conv.weight.grad.abs().sum() > 0 and x.grad is not None  # straight-through (x is clipped: no gradient)
+
+
+# -- the integer layer: exact at its bounds on every path ----------------------------------------------
+def _object_conv(a, w):
+    h, wd, _ = a.shape
+    p = np.pad(a, ((1, 1), (1, 1), (0, 0)))
+    out = np.zeros((h, wd, w.shape[0]), dtype=object)
+    for dy in range(3):
+        for dx in range(3):
+            out += np.tensordot(p[dy : dy + h, dx : dx + wd], w[:, :, dy, dx].T, axes=1)
+    return out
+
+
+def _extreme_layer():
+    """Weights at ±127 over 1,026 taps (114 channels, under NARROW_TAPS), multipliers up to 2^15, and an input
+    whose 8-bit pieces are ±127 with the weights' signs wherever output (1, 1) reads them."""
+    gen = torch.Generator().manual_seed(7)
+    cin = I.NARROW_TAPS // 9
+    w = torch.randint(-127, 128, (3, cin, 3, 3), generator=gen)
+    w[0] = torch.where(w[0] >= 0, 127, -127)  # channel 0: every |j| = 127
+    mult = torch.tensor([I.MULT_MAX, 1, 12345])
+    conv = I.IntNarrowConv(w, torch.tensor([5, -7, 0]), torch.tensor([20, 1, 9]), 6, mult)
+    signs = np.sign(w[0].numpy()).transpose(1, 2, 0)
+    a = np.tile(signs, (2, 2, 1))[:3, :4] * ((127 << 6) + 31)  # requantizes to ±127 (and rounds)
+    return conv, a.astype(np.int64)
+
+
+def test_an_8_bit_layer_is_exact_at_its_bounds_in_both_decoders():
+    conv, a = _extreme_layer()
+    k = np.clip((a + 32) >> 6, -127, 127).astype(object)
+    sums = _object_conv(k, conv.w_int.numpy().astype(object))
+    assert abs(sums[1, 1, 0]) == 127 * 127 * (I.NARROW_TAPS // 9 * 9) and abs(sums[1, 1, 0]) < 2**24
+    mult, shift, bias = (t.numpy().astype(object) for t in (conv.mult, conv.shift, conv.bias))
+    want = np.clip((sums * mult + (1 << (shift - 1))) // (1 << shift) + bias, -I.A_MAX, I.A_MAX).astype(np.int64)
+    got = conv(torch.from_numpy(a)[None].int())[0].numpy()
+    conv.float64_gemm = True
+    assert np.array_equal(got, want) and np.array_equal(conv(torch.from_numpy(a)[None].int())[0].numpy(), want)
+    for winograd in (4, 2, 0):
+        ref = ni.Conv(conv.w_int.numpy().astype(np.int64), conv.bias.numpy(), conv.shift.numpy(), winograd=winograd,
+                      in_shift=6, mult=conv.mult.numpy())
+        assert np.array_equal(ref(a), want)
+
+
+_ISA_SCRIPT = """
+import hashlib, sys, torch
+sys.path.insert(0, {root!r})
+from tests.test_narrow import _extreme_layer
+conv, a = _extreme_layer()
+x = torch.from_numpy(a)[None].int().repeat(1, 8, 8, 1)
+print(hashlib.sha256(conv(x).numpy().tobytes()).hexdigest())
+"""
+
+
+@pytest.mark.parametrize("env", ["default", "1 thread", "oneDNN AVX2", "oneDNN SSE41"])
+def test_an_8_bit_layer_gives_the_same_integers_under_every_isa_and_thread_count(env):
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[1])
+    out = subprocess.run([sys.executable, "-c", _ISA_SCRIPT.format(root=root)], capture_output=True, text=True,
+                         env={**__import__("os").environ, **ENVIRONMENTS[env]}, check=True).stdout.strip()
+    conv, a = _extreme_layer()
+    ref = ni.Conv(conv.w_int.numpy().astype(np.int64), conv.bias.numpy(), conv.shift.numpy(), in_shift=6,
+                  mult=conv.mult.numpy())
+    want = ref(np.tile(a, (8, 8, 1))).astype(np.int32)
+    assert out == hashlib.sha256(want.tobytes()).hexdigest()
+
+
+def test_an_exported_8_bit_layer_tracks_the_float_layer():
+    conv = _trained_layer(cin=24, cout=12, seed=3)
+    e_in, e_out = 12, 11
+    x = torch.randn(1, 24, 10, 11) * 3
+    ic = I.quantize_conv(conv, e_in, e_out)
+    assert isinstance(ic, I.IntNarrowConv) and ic.w_int.abs().max() <= NARROW_MAX
+    a = torch.round(I.to_nhwc(x) * 2.0**e_in).int()
+    out = I.to_nchw(ic(a)).double() * 2.0**-e_out
+    with torch.no_grad():
+        ref = conv(I.to_nchw(a).float() * 2.0**-e_in)
+    assert (out - ref).abs().max() < 0.05 * ref.abs().max()  # the input's rounding ties differ, little else
+
+
+def test_8_bit_layers_outside_their_bounds_are_refused():
+    w = torch.full((2, 4, 3, 3), 127)
+    with pytest.raises(ValueError, match="8-bit layer's weights"):
+        I.IntNarrowConv(w + 1, torch.zeros(2), torch.full((2,), 9), 4, torch.ones(2))
+    with pytest.raises(ValueError, match="multiplier"):
+        I.IntNarrowConv(w, torch.zeros(2), torch.full((2,), 9), 4, torch.tensor([1, I.MULT_MAX + 1]))
+    from fllic.decoder.model import _conv
+
+    good = {"c.w_int": w.numpy(), "c.shift": np.full(2, 9), "c.bias": np.zeros(2, np.int64),
+            "c.in_shift": np.array(4), "c.mult": np.array([1, 2])}
+    assert _conv(good, "c").in_shift == 4
+    for bad in ({"c.w_int": w.numpy() + 1}, {"c.mult": np.array([0, 2])}, {"c.in_shift": np.array(31)},
+                {"c.mult": np.array([1, 2, 3])}):
+        with pytest.raises(ModelMismatchError, match="8-bit layer"):
+            _conv({**good, **bad}, "c")
+
+
+# -- a model with 8-bit layers ---------------------------------------------------------------------
+def test_a_model_with_8_bit_layers_decodes_identically_in_both_decoders(narrow_model, tmp_path):
+    gs_out = narrow_model.decoder.gs_out
+    assert isinstance(gs_out, I.IntNarrowConv) and int(gs_out.mult.max()) > 1  # 255 per unit: a multiplier
+    path = tmp_path / f"tiny-narrow{SUFFIX}"
+    export(narrow_model, path)
+    with np.load(path) as npz:
+        assert json.loads(str(npz["meta"]))["format"] == "fllic-decoder-3"
+    rng = np.random.default_rng(4)
+    for h, w, channels in ((45, 61, 3), (33, 40, 1)):
+        res = fllic.codec.encode_detailed(noisy_image(rng, h, w, channels=channels), sigma=15, model=narrow_model)
+        ours = nd.decode(res.data, model=str(path))
+        assert np.array_equal(ours, res.pixels) and np.array_equal(ours, fllic.decode(res.data, model=narrow_model))
+
+
+def test_a_model_without_8_bit_layers_still_writes_format_2(tiny_model, tmp_path):
+    path = tmp_path / f"tiny-test{SUFFIX}"
+    export(tiny_model, path)
+    with np.load(path) as npz:
+        assert json.loads(str(npz["meta"]))["format"] == "fllic-decoder-2"
+    assert not any(isinstance(m, I.IntNarrowConv) for m in tiny_model.decoder.modules())
+
+
+def test_a_model_saved_with_8_bit_layers_loads_them_back(narrow_model, tmp_path):
+    path = tmp_path / "narrow.pt"
+    narrow_model.save(path)
+    loaded = fllic.models.fllic_net.CodingModel.load(path)
+    assert loaded.net.config.gs_bits == 8 and loaded.decoder_hash == narrow_model.decoder_hash
+    img = noisy_image(np.random.default_rng(5), 40, 48)
+    res = fllic.codec.encode_detailed(img, sigma=20, model=narrow_model)
+    assert np.array_equal(fllic.decode(res.data, model=loaded), res.pixels)
