@@ -39,10 +39,13 @@ Convolution (the bounds that make it exact)
     k = clamp(floor((a + 2^(s-1)) / 2^s), -127, 127) requantizes the input to 8 bits (s = in_shift; s <= 0
     is the exact a · 2^-s), the weights j are integers in [-127, 127] over at most NARROW_TAPS taps, so
     |S| = |sum_k j k| <= 127 · 127 · NARROW_TAPS < 2^24: one float32 convolution gives S exactly (the two
-    pieces above collapse to one), or one int8 product. Then
+    pieces above collapse to one). Then
         out = floor((S · M[c] + 2^(r-1)) / 2^r) + b,   1 <= M[c] <= MULT_MAX = 2^15,
-    in int64 (|S · M| < 2^39): the multiplier M carries a scale that is not a power of two (the output's
-    255 per unit), so the weights stay 8-bit.
+    exact in float64 (|S · M| < 2^39), and in float32 where M is a power of two (IntNarrowConv.forward): the
+    multiplier carries a scale that is not a power of two (the output's 255 per unit), so the weights stay
+    8-bit. An int8 GEMM (``torch._int_mm``) would take the same products, but it is exact only where the
+    CPU has VNNI (without it oneDNN adds pairs of products in int16 with saturation), and over a patch
+    matrix it is slower here than the float32 convolution, exact on every ISA (``python -m fllic.bench.kernels``).
 
 Nonlinearity
     LeakyReLU with slope 0.1 as (a * 6554 + 2^15) >> 16 for a < 0
@@ -204,6 +207,10 @@ class IntNarrowConv(IntConv):
         self.register_buffer("in_shift", torch.as_tensor(in_shift, dtype=torch.int64))
         self.register_buffer("mult", mult.to(torch.int64))
         self._in_shift = int(in_shift)
+        t = torch.log2(self.mult.double())
+        pow2 = bool((t == torch.round(t)).all())  # M = 2^t: the output is a rounding shift of S
+        self._post = torch.pow(2.0, t - self.shift.double()).float() if pow2 else None
+        self.register_buffer("_bias_f", self.bias.to(torch.float32), persistent=False)
 
     @classmethod
     def quantize(cls, conv: nn.Conv2d, e_in: int, e_out: int, out_gain: float = 1.0,
@@ -220,16 +227,38 @@ class IntNarrowConv(IntConv):
         bias = torch.round((conv.bias.detach().double() + out_offset) * out_gain * 2.0**e_out).clamp(-A_MAX, A_MAX)
         return cls(j, bias, shift, e_in - e8, mult)
 
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        """saturate(floor((S · M + 2^(r-1)) / 2^r) + b), int32 NHWC. On the CPU every step holds integers in
+        float32 exactly: k from |a| < 2^23 (then clipped); S below 2^24; with M = 2^t, the output is
+        floor(S · 2^(t-r) + 1/2), and S · 2^(t-r) + 1/2 needs at most 24 significant bits when t < r (when
+        t >= r it is an integer, exact below 2^23, and saturates beyond). Other multipliers take float64
+        (|S · M| < 2^39)."""
+        if a.device.type != "cpu" or self.float64_gemm:
+            return super().forward(a)
+        s = self._sums(self._narrowed(a))
+        if self._post is None:
+            s = torch.floor((s.double() * self.mult + self.round_bit) * torch.pow(2.0, -self.shift.double()))
+            return saturate(s.add_(self.bias)).to(torch.int32)
+        s.mul_(self._post).add_(0.5).floor_().add_(self._bias_f)
+        return s.clamp_(-A_MAX, A_MAX).to(torch.int32)
+
+    def _narrowed(self, a: torch.Tensor) -> torch.Tensor:
+        """k = clip(floor(a · 2^-in_shift + 1/2), ±127) in float32 NHWC: exact for |a| < 2^23."""
+        k = a.to(torch.float32)
+        return k.mul_(2.0**-self._in_shift).add_(0.5).floor_().clamp_(-NARROW_MAX, NARROW_MAX)
+
+    def _sums(self, k: torch.Tensor) -> torch.Tensor:
+        """S over the 8-bit input ``k`` (float32 NHWC), float32 NHWC: one float32 convolution, every partial sum
+        an integer below 2^24."""
+        s = F.conv2d(k.permute(0, 3, 1, 2), self.weight, padding=self.weight.shape[-1] // 2)
+        return s.permute(0, 2, 3, 1)  # channels-last memory: a contiguous NHWC view
+
     def _sum_shifted(self, a: torch.Tensor) -> torch.Tensor:
-        """floor((S · M + 2^(r-1)) / 2^r), S the sums over the 8-bit input, as int64 NHWC."""
+        """floor((S · M + 2^(r-1)) / 2^r) as int64 NHWC, S by float64 GEMM (other devices; exact, |S| < 2^24)."""
         k = shift_round(a, self._in_shift).clamp_(-NARROW_MAX, NARROW_MAX)
-        if a.device.type != "cpu" or self.float64_gemm:  # exact: |S| < 2^24
-            n, h, w, _ = a.shape
-            mat = self.w_int.permute(2, 3, 1, 0).reshape(-1, self.w_int.shape[0]).double()
-            s = (im2col(k.double(), self.weight.shape[-1]) @ mat).round_().long().reshape(n, h, w, -1)
-        else:  # one float32 convolution: every partial sum an integer below 2^24
-            s = F.conv2d(k.float().permute(0, 3, 1, 2), self.weight, padding=self.weight.shape[-1] // 2)
-            s = s.permute(0, 2, 3, 1).long()
+        n, h, w, _ = a.shape
+        mat = self.w_int.permute(2, 3, 1, 0).reshape(-1, self.w_int.shape[0]).double()
+        s = (im2col(k.double(), self.weight.shape[-1]) @ mat).round_().long().reshape(n, h, w, -1)
         return (s * self.mult + self.round_bit) >> self.shift
 
 
