@@ -189,3 +189,36 @@ def test_a_model_saved_with_8_bit_layers_loads_them_back(narrow_model, tmp_path)
     img = noisy_image(np.random.default_rng(5), 40, 48)
     res = fllic.codec.encode_detailed(img, sigma=20, model=narrow_model)
     assert np.array_equal(fllic.decode(res.data, model=loaded), res.pixels)
+
+
+def _saturating_int_mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """An int8 GEMM as oneDNN computes it without VNNI: the input offset to unsigned, pairs of products added
+    in int16 with saturation, then the offset's share taken off."""
+    u = a.long() + 128
+    prods = u[:, :, None] * b.long()[None]  # (M, K, N)
+    pairs = prods.reshape(a.shape[0], -1, 2, b.shape[1]).sum(2).clamp(-(1 << 15), (1 << 15) - 1)
+    return (pairs.sum(1) - 128 * b.long().sum(0)).to(torch.int32)
+
+
+def test_the_int8_gemm_is_used_only_where_a_probe_finds_it_exact(monkeypatch):
+    conv, a = _extreme_layer()
+    x = torch.from_numpy(a)[None].int()
+    want = conv(x)
+    float32 = I.IntNarrowConv(conv.w_int, conv.bias, conv.shift, 6, conv.mult)
+    float32.int8_gemm = False
+    assert torch.equal(float32(x), want)  # the int8 GEMM (where exact here) and the float32 convolution agree
+    k, n = 72, 8
+    monkeypatch.setattr(torch, "_int_mm", _saturating_int_mm)
+    I.int8_gemm_exact.cache_clear()
+    try:
+        assert not I.int8_gemm_exact(k, n)  # the probe catches the saturating kernel
+        w = torch.where(torch.randn(n, 8, 3, 3, generator=torch.Generator().manual_seed(1)) > 0, 127, -127)
+        small = I.IntNarrowConv(w, torch.zeros(n), torch.full((n,), 9), 6, torch.full((n,), 1 << 14))
+        xs = x[..., :8]
+        ref = ni.Conv(small.w_int.numpy().astype(np.int64), small.bias.numpy(), small.shift.numpy(), in_shift=6,
+                      mult=small.mult.numpy())
+        assert np.array_equal(small(xs)[0].numpy(), ref(xs[0].numpy().astype(np.int64)))  # so it is not used
+        k8 = small._narrowed(xs)
+        assert not torch.equal(small._int8_sums(k8.to(torch.int8)), small._sums(k8))  # where it would be wrong
+    finally:
+        I.int8_gemm_exact.cache_clear()

@@ -43,9 +43,13 @@ Convolution (the bounds that make it exact)
         out = floor((S · M[c] + 2^(r-1)) / 2^r) + b,   1 <= M[c] <= MULT_MAX = 2^15,
     exact in float64 (|S · M| < 2^39), and in float32 where M is a power of two (IntNarrowConv.forward): the
     multiplier carries a scale that is not a power of two (the output's 255 per unit), so the weights stay
-    8-bit. An int8 GEMM (``torch._int_mm``) would take the same products, but it is exact only where the
-    CPU has VNNI (without it oneDNN adds pairs of products in int16 with saturation), and over a patch
-    matrix it is slower here than the float32 convolution, exact on every ISA (``python -m fllic.bench.kernels``).
+    8-bit. Where the CPU sums int8 products in int32 (AVX-512 VNNI, AVX-VNNI, AMX), S is an int8 GEMM
+    (``torch._int_mm``) over the input's patches, a band of rows at a time so that they stay in cache.
+    Without VNNI oneDNN adds pairs of products in int16 with saturation (after offsetting the signed input
+    to unsigned, 2 · 254 · 127 > 2^15) and returns wrong sums, so the GEMM is used only where
+    :func:`int8_gemm_exact` finds it exact for the layer's shape in this process, on operands at the
+    products' extremes (where a saturating kernel's every pair overflows) and random ones; elsewhere the
+    float32 convolution, exact on every ISA. Both give the same integers (``python -m fllic.bench.kernels``).
 
 Nonlinearity
     LeakyReLU with slope 0.1 as (a * 6554 + 2^15) >> 16 for a < 0
@@ -54,6 +58,7 @@ Nonlinearity
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -71,6 +76,8 @@ NARROW_MAX = 127  # an 8-bit layer's inputs and weights
 NARROW_TAPS = 1032  # 127 · 127 · 1032 < 2^24 (exact float32 sums) and 127 · 1032 <= L1_MAX
 MULT_MAX = 1 << 15  # an 8-bit layer's output multiplier
 MULT_BITS = 14  # export picks r so that M is in [2^14, 2^15]
+INT8_PROBE_ROWS = 1024  # rows of the int8 GEMM's exactness probes
+INT8_BAND_BYTES = 1 << 21  # an int8 GEMM's band of patches (2 MB: it stays in cache)
 
 
 # -- integer primitives -------------------------------------------------------------
@@ -207,6 +214,9 @@ class IntNarrowConv(IntConv):
         self.register_buffer("in_shift", torch.as_tensor(in_shift, dtype=torch.int64))
         self.register_buffer("mult", mult.to(torch.int64))
         self._in_shift = int(in_shift)
+        w8 = w_int.permute(2, 3, 1, 0).reshape(-1, w_int.shape[0]).to(torch.int8).contiguous()
+        self.register_buffer("w8", w8, persistent=False)  # (taps · Cin, Cout) in im2col's order, for the int8 GEMM
+        self.int8_gemm = True  # where int8_gemm_exact allows it; False: the float32 convolution always
         t = torch.log2(self.mult.double())
         pow2 = bool((t == torch.round(t)).all())  # M = 2^t: the output is a rounding shift of S
         self._post = torch.pow(2.0, t - self.shift.double()).float() if pow2 else None
@@ -248,18 +258,51 @@ class IntNarrowConv(IntConv):
         return k.mul_(2.0**-self._in_shift).add_(0.5).floor_().clamp_(-NARROW_MAX, NARROW_MAX)
 
     def _sums(self, k: torch.Tensor) -> torch.Tensor:
-        """S over the 8-bit input ``k`` (float32 NHWC), float32 NHWC: one float32 convolution, every partial sum
-        an integer below 2^24."""
+        """S over the 8-bit input ``k`` (float32 NHWC), float32 NHWC: by int8 GEMMs where they are exact, else
+        one float32 convolution, every partial sum an integer below 2^24 (module docstring)."""
+        if self.int8_gemm and int8_gemm_exact(*self.w8.shape):
+            return self._int8_sums(k.to(torch.int8))
         s = F.conv2d(k.permute(0, 3, 1, 2), self.weight, padding=self.weight.shape[-1] // 2)
         return s.permute(0, 2, 3, 1)  # channels-last memory: a contiguous NHWC view
+
+    def _int8_sums(self, k: torch.Tensor) -> torch.Tensor:
+        """S by int8 GEMMs over the patches of ``k`` (int8 NHWC), a band of rows at a time; float32 NHWC."""
+        n, h, w, c = k.shape
+        p = self.weight.shape[-1] // 2
+        padded = F.pad(k, (0, 0, p, p, p, p))
+        out = torch.empty((n, h, w, self.w8.shape[1]), dtype=torch.float32)
+        band = max(1, INT8_BAND_BYTES // (w * self.w8.shape[0]))
+        for r0 in range(0, h, band):
+            r1 = min(h, r0 + band)
+            cols = torch.cat([padded[:, r0 + dy : r1 + dy, dx : dx + w] for dy in range(2 * p + 1)
+                              for dx in range(2 * p + 1)], dim=3)
+            out[:, r0:r1] = torch._int_mm(cols.reshape(-1, self.w8.shape[0]), self.w8).view(n, r1 - r0, w, -1)
+        return out
 
     def _sum_shifted(self, a: torch.Tensor) -> torch.Tensor:
         """floor((S · M + 2^(r-1)) / 2^r) as int64 NHWC, S by float64 GEMM (other devices; exact, |S| < 2^24)."""
         k = shift_round(a, self._in_shift).clamp_(-NARROW_MAX, NARROW_MAX)
         n, h, w, _ = a.shape
-        mat = self.w_int.permute(2, 3, 1, 0).reshape(-1, self.w_int.shape[0]).double()
-        s = (im2col(k.double(), self.weight.shape[-1]) @ mat).round_().long().reshape(n, h, w, -1)
+        s = (im2col(k.double(), self.weight.shape[-1]) @ self.w8.double()).round_().long().reshape(n, h, w, -1)
         return (s * self.mult + self.round_bit) >> self.shift
+
+
+@functools.lru_cache(maxsize=None)
+def int8_gemm_exact(k: int, n: int) -> bool:
+    """Whether ``torch._int_mm`` sums (·, k) @ (k, n) int8 products exactly in this process (module docstring):
+    on operands all at ±127, where a kernel that adds pairs of products in int16 overflows in every pair, and on
+    random ones."""
+    if not hasattr(torch, "_int_mm"):
+        return False
+    gen = torch.Generator().manual_seed(0)
+    probes = [(torch.full((INT8_PROBE_ROWS, k), x, dtype=torch.int8), torch.full((k, n), y, dtype=torch.int8))
+              for x, y in ((NARROW_MAX, NARROW_MAX), (NARROW_MAX, -NARROW_MAX), (-NARROW_MAX, NARROW_MAX))]
+    probes.append(tuple(torch.randint(-NARROW_MAX, NARROW_MAX + 1, shape, generator=gen, dtype=torch.int8)
+                        for shape in ((INT8_PROBE_ROWS, k), (k, n))))
+    try:
+        return all(torch.equal(torch._int_mm(a, b).double(), a.double() @ b.double()) for a, b in probes)
+    except RuntimeError:  # no int8 GEMM for this shape in this build
+        return False
 
 
 def check_narrow(w_int: torch.Tensor, mult: torch.Tensor) -> None:
