@@ -609,3 +609,36 @@ def test_narrowed_g_s_rounds_with_calibrated_scales_and_restores_its_weights():
     assert half.convs and all(c.in_channels == net.config.n1 for c in half.convs)
     assert len(half.convs) < sum(isinstance(m, torch.nn.Conv2d) for m in net.g_s.modules())
     _remove_hooks(net)
+
+
+def test_a_g_s_trained_for_8_bit_integers_keeps_its_weights_trains_and_decodes_exactly(tmp_path, data_root):
+    """widen --gs-bits 8: g_s's half-resolution convolutions become NarrowConv2d with the same weights (their input
+    ranges set by the first training batch); the trainer takes gs_bits from --init, and the export decodes exactly
+    through both decoders, its decoder file of format 3."""
+    import json
+
+    import torch
+
+    from fllic.models.decoder_export import export
+    from fllic.models.layers import NarrowConv2d
+    from fllic.train.export import main as export_main
+
+    _grown_and_trained(tmp_path, data_root, ["--gs-bits", "8"], "narrow")
+    grown = torch.load(tmp_path / "narrow-init.pt", weights_only=True)
+    trained = torch.load(tmp_path / "narrow" / "checkpoint.pt", weights_only=True)
+    assert grown["config"]["gs_bits"] == 8 and trained["config"]["gs_bits"] == 8
+    peaks = {k: float(v) for k, v in trained["model"].items() if k.endswith(".input_peak")}
+    assert len(peaks) == 2 * 2 + 2 and all(v > 0 for v in peaks.values())  # conv_b, two ResBlocks, the last conv
+    out = tmp_path / "narrow.pt"
+    assert export_main(["--checkpoint", str(tmp_path / "narrow" / "checkpoint.pt"), "--out", str(out), "--id",
+                        "tiny-narrow", "--synthetic-calibration"]) == 0
+    model = fllic.models.fllic_net.CodingModel.load(out)
+    assert sum(isinstance(m, NarrowConv2d) for m in model.net.g_s.modules()) == 6
+    part = tmp_path / "tiny-narrow-decoder.npz"
+    export(model, part)
+    with np.load(part) as npz:
+        assert json.loads(str(npz["meta"]))["format"] == "fllic-decoder-3"
+    img = noisy_image(np.random.default_rng(3), 40, 56)
+    res = fllic.codec.encode_detailed(img, sigma=15, model=str(out))
+    assert np.array_equal(fllic.decode(res.data, model=str(out)), res.pixels)
+    assert np.array_equal(fllic.decode(res.data, model=str(part), decoder="reference"), res.pixels)

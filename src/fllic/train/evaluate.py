@@ -26,6 +26,7 @@ from fllic.imageio import read_image
 from fllic.metrics import psnr
 from fllic.models.fllic_net import FLLIC, FllicConfig, finalize
 from fllic.noise import add_noise
+from fllic.precision import bf16_native
 
 
 def load_checkpoint(path: Path, quality_scales, trunk: Path | None = None) -> object:
@@ -41,7 +42,7 @@ def load_checkpoint(path: Path, quality_scales, trunk: Path | None = None) -> ob
     net = FLLIC(FllicConfig(**config))
     net.load_state_dict({k: v.float() for k, v in weights.items()})
     if net.trunk is not None:  # bf16 where the CPU computes it natively (AVX-512 BF16, AMX); emulated, it crawls
-        net.trunk.bf16 = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        net.trunk.bf16 = bf16_native()
     return finalize(net, {"id": "checkpoint", "quality_scales": list(quality_scales)}), facts.get("train_steps", "?")
 
 
