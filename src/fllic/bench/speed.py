@@ -9,7 +9,9 @@ idle machine. ``--refine`` times the encoder's refinement (``fllic compress
 --refine``) instead of plain encoding. ``--against MODEL`` times decoding
 instead, side by side: every image coded by both models, their decodes
 interleaved (``--repeat`` each, medians), and the ratio of each image's decode
-time to ``--model``'s.
+time to ``--model``'s; ``--decoder reference`` decodes both with the numpy
+reference decoder instead of PyTorch's (an exported .pt's decoder file is
+written for it).
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quality", type=int, default=None, help="code at this level (default: the model's default "
                    "point; with --against, each model's)")
     p.add_argument("--repeat", type=int, default=3, help="with --against: interleaved decodes per model and image")
+    p.add_argument("--decoder", choices=["torch", "reference"], default="torch",
+                   help="with --against: the decoder both models' files are timed with")
     args = p.parse_args(argv)
     refine = REFINE_STEPS if args.refine else 0
     torch.set_num_threads(args.threads)
@@ -79,15 +83,32 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _decode_seconds(data: bytes, model, expected: np.ndarray) -> float:
+def _decode_seconds(data: bytes, model, expected: np.ndarray, decoder: str = "auto") -> float:
     from fllic.codec import decode
 
     t0 = time.perf_counter()
-    out = decode(data, model=model)
+    out = decode(data, model=model, decoder=decoder)
     seconds = time.perf_counter() - t0
     if not np.array_equal(out, expected):
         raise SystemExit("error: decode differs from the encoder's reconstruction")
     return seconds
+
+
+def _decode_target(model, decoder: str):
+    """What ``decode(model=...)`` takes for ``decoder``: the model itself for PyTorch's decoder; for the reference
+    decoder, a shipped model's id (its installed decoder file), else the model's decoder file, written for it."""
+    if decoder == "torch":
+        return model
+    import tempfile
+
+    from fllic.decoder.model import SUFFIX, installed
+    from fllic.models.decoder_export import export
+
+    if model.meta.get("id") in installed():
+        return model.meta["id"]
+    path = Path(tempfile.mkdtemp(prefix="fllic-speed-")) / f"{model.meta.get('id', 'custom')}{SUFFIX}"
+    export(model, path)
+    return str(path)
 
 
 def _side_by_side(files: list[Path], base, other, args) -> int:
@@ -99,8 +120,9 @@ def _side_by_side(files: list[Path], base, other, args) -> int:
     from fllic.noise import add_noise
 
     ids = base.meta.get("id"), other.meta.get("id")
+    targets = [_decode_target(m, args.decoder) for m in (base, other)]
     print(f"# fllic decode speed, side by side: {platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} torch threads, torch {torch.__version__}, sigma {args.sigma:g}, "
+          f"{torch.get_num_threads()} torch threads, torch {torch.__version__}, {args.decoder} decoder, sigma {args.sigma:g}, "
           f"{'each model at its default level' if args.quality is None else f'level {args.quality}'}, "
           f"medians of {args.repeat} interleaved decodes after one warm-up each")
     print(f"| image | size | {ids[0]}: bpp, decode s | {ids[1]}: bpp, decode s | decode time, {ids[1]} / {ids[0]} |")
@@ -109,12 +131,12 @@ def _side_by_side(files: list[Path], base, other, args) -> int:
     for i, f in enumerate(files):
         noisy = add_noise(read_image(f), args.sigma, seed=i)
         coded = [encode_detailed(noisy, sigma=args.sigma, model=m, quality=args.quality) for m in (base, other)]
-        for m, res in zip((base, other), coded):
-            _decode_seconds(res.data, m, res.pixels)  # warm-up
+        for m, res in zip(targets, coded):
+            _decode_seconds(res.data, m, res.pixels, args.decoder)  # warm-up
         times = [[], []]
         for _ in range(args.repeat):
-            for k, (m, res) in enumerate(zip((base, other), coded)):
-                times[k].append(_decode_seconds(res.data, m, res.pixels))
+            for k, (m, res) in enumerate(zip(targets, coded)):
+                times[k].append(_decode_seconds(res.data, m, res.pixels, args.decoder))
         t = [float(np.median(ts)) for ts in times]
         bpp = [8 * len(res.data) / (noisy.shape[0] * noisy.shape[1]) for res in coded]
         ratios.append(t[1] / t[0])
