@@ -574,7 +574,7 @@ def test_default_levels_are_chosen_on_the_development_half_only(tmp_path, monkey
 
 def test_narrowed_g_s_rounds_with_calibrated_scales_and_restores_its_weights():
     """train.narrow: at 16 bits g_s's image stays within a step of float's; at 3 bits it moves; the rounding
-    reaches only the half-resolution convolutions with half_only, and turning it off restores the weights."""
+    reaches only the convolutions of the stages asked for, and turning it off restores the weights."""
     import torch
 
     from fllic.models.fllic_net import FLLIC, FllicConfig
@@ -590,7 +590,7 @@ def test_narrowed_g_s_rounds_with_calibrated_scales_and_restores_its_weights():
     ref = synthesised(net, *latents, 64, 64).astype(int)
     before = {k: v.clone() for k, v in net.state_dict().items()}
     for bits, near in ((16, True), (3, False)):
-        narrow = Narrowed(net, bits, bits, half_only=False)
+        narrow = Narrowed(net, bits, bits)
         synthesised(net, *latents, 64, 64)  # calibration
         narrow.rounding(True)
         out = synthesised(net, *latents, 64, 64).astype(int)
@@ -598,16 +598,19 @@ def test_narrowed_g_s_rounds_with_calibrated_scales_and_restores_its_weights():
         _remove_hooks(net)
         assert (np.abs(out - ref).max() <= 1) == near
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
-    narrow = Narrowed(net, 8, 8, half_only=False)
+    narrow = Narrowed(net, 8, 8)
     synthesised(net, *latents, 64, 64)  # calibration on this image
     peaks = dict(narrow.peak)
     narrow.rounding(False)
     synthesised(net, *coded_latents(net, 4 * noisy // 5, 50.0, 0.5), 64, 64)  # a measured image: not calibrated on
     assert narrow.peak == peaks
     _remove_hooks(net)
-    half = Narrowed(net, 8, 8, half_only=True)
-    assert half.convs and all(c.in_channels == net.config.n1 for c in half.convs)
-    assert len(half.convs) < sum(isinstance(m, torch.nn.Conv2d) for m in net.g_s.modules())
+    half = Narrowed(net, 8, 8, "half")
+    assert len(half.convs) == 1 + 2 * net.config.gs_blocks + 1  # the Up-ResBlock's second conv, the blocks, the last
+    _remove_hooks(net)
+    quarter = Narrowed(net, 8, 8, "quarter")
+    assert set(half.convs) < set(quarter.convs) and len(quarter.convs) == len(half.convs) + 5
+    assert len(quarter.convs) < sum(isinstance(m, torch.nn.Conv2d) for m in net.g_s.modules())
     _remove_hooks(net)
 
 

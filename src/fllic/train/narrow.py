@@ -9,8 +9,9 @@ bits (symmetric, one scale per layer from the largest |activation| on separate c
 as the codec quantizes it, against the same g_s unrounded. Post-training rounding is the worst case:
 quantization-aware training recovers part of it.
 
-``--layers half`` rounds only the convolutions at g_s's half resolution (its last stage, where most of
-the decoder's multiply-adds are).
+The variants round every convolution of g_s, or only those at its half resolution (its last stage, where most
+of the decoder's multiply-adds are: ``fllic.models.layers.NarrowConv2d`` trains these for 8 bits), or those and
+the quarter resolution's too (the next stage: 96 channels, 1x1 skip included).
 """
 
 from __future__ import annotations
@@ -48,9 +49,8 @@ class Narrowed:
     ``mode``: "calibrate" records each layer's largest |input| and rounds nothing, "off" leaves g_s as it is, "on"
     rounds with the recorded scales."""
 
-    def __init__(self, net, act_bits: int, weight_bits: int, half_only: bool):
-        convs = [m for m in net.g_s.modules() if isinstance(m, torch.nn.Conv2d)]
-        self.convs = [c for c in convs if not half_only or c.in_channels == net.config.n1]
+    def __init__(self, net, act_bits: int, weight_bits: int, layers: str = "all"):
+        self.convs = stage_convs(net, layers)
         self.act_bits, self.weight_bits, self.peak, self.mode = act_bits, weight_bits, {}, "calibrate"
         self.weights = {c: c.weight.detach().clone() for c in self.convs}
         for c in self.convs:
@@ -84,7 +84,22 @@ def synthesised(net, y_hat, s, qt, h: int, w: int) -> np.ndarray:
     return np.rint(x.permute(1, 2, 0).numpy() * 255).astype(np.uint8)
 
 
-VARIANTS = ((16, 8, False), (8, 16, False), (8, 8, False), (8, 8, True))  # (activation bits, weight bits, half only)
+def stage_convs(net, layers: str) -> list:
+    """g_s's convolutions: "all", those at its "half" resolution, or at its half and "quarter" resolutions."""
+    g_s = net.g_s
+    if layers == "all":
+        return [m for m in g_s.modules() if isinstance(m, torch.nn.Conv2d)]
+    blocks = list(g_s)[7:-2]  # the ResBlocks after the Up-ResBlock into half resolution, before the last conv
+    half = [g_s[6].branch[3], *(c for b in blocks for c in (b.branch[0], b.branch[2])), g_s[-2]]
+    if layers == "half":
+        return half
+    if layers != "quarter":
+        raise ValueError(f"layers are all, half or quarter, not {layers!r}")
+    up_quarter, block, up_half = g_s[4], g_s[5], g_s[6]  # the Up-ResBlock into 1/4, its ResBlock, and out
+    return [up_quarter.branch[3], block.branch[0], block.branch[2], up_half.branch[0], up_half.skip[0]] + half
+
+
+VARIANTS = ((16, 8, "all"), (8, 16, "all"), (8, 8, "all"), (8, 8, "half"), (8, 8, "quarter"))  # (bits, bits, layers)
 
 
 def measure(model, files: list[Path], calibration: list[Path], sigmas, qs) -> list[str]:
@@ -98,8 +113,8 @@ def measure(model, files: list[Path], calibration: list[Path], sigmas, qs) -> li
                         for clean, s in coded(files, 0)]
             scaled = [coded_latents(net, add_noise(clean, sigma, seed=s), sigma, q) for clean, s in coded(calibration, 100)]
             losses = []
-            for act, wb, half in VARIANTS:
-                narrow = Narrowed(net, act, wb, half)
+            for act, wb, layers in VARIANTS:
+                narrow = Narrowed(net, act, wb, layers)
                 for latents, (clean, _) in zip(scaled, coded(calibration, 100)):
                     synthesised(net, *latents, *clean.shape[:2])
                 pairs = []
@@ -140,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     head = [f"# g_s with narrower integers: post-training rounding, {len(files)} development images of "
             f"{args.data.name}", "", f"`{command('python -m fllic.train.narrow', argv)}`", "",
             "| σ | q | float g_s, dB | loss: 16-bit act., 8-bit weights | 8-bit act., 16-bit weights "
-            "| 8-bit both | 8-bit both, half resolution only |", "|---:|---:|---:|---:|---:|---:|---:|"]
+            "| 8-bit both | 8-bit both, half resolution only | 8-bit both, half and quarter resolution |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|"]
     print("\n".join(head), flush=True)
     rows = measure(model, files, calibration, args.sigma, args.q)
     if args.out is not None:
