@@ -595,7 +595,7 @@ def test_speed_side_by_side_decodes_both_models_exactly_and_gives_the_ratio(tmp_
     assert out.count("| 96x64 |") == 2
     assert "decode time, tiny-deeper against tiny-test: median" in out and "x over 2 images" in out
     narrow = tmp_path / "narrow.pt"
-    finalize(FLLIC(replace(FllicConfig.tiny(), gs_bits=8)), {"id": "tiny-narrow", "quality_scales": [2.0, 1.0]}).save(narrow)
+    finalize(FLLIC(replace(FllicConfig.tiny(), gs_narrow=2)), {"id": "tiny-narrow", "quality_scales": [2.0, 1.0]}).save(narrow)
     assert speed.main(["--data", str(tmp_path), "--model", str(tiny_model_path), "--against", str(narrow),
                        "--repeat", "1", "--threads", "1", "--quality", "2", "--decoder", "reference"]) == 0
     out = capsys.readouterr().out

@@ -27,7 +27,7 @@ from tests.conftest import noisy_image
 @pytest.fixture(scope="module")
 def narrow_model():
     torch.manual_seed(0)
-    return finalize(FLLIC(replace(FllicConfig.tiny(), gs_bits=8)), {"id": "tiny-narrow", "quality_scales": [2.0, 1.0]})
+    return finalize(FLLIC(replace(FllicConfig.tiny(), gs_narrow=2)), {"id": "tiny-narrow", "quality_scales": [2.0, 1.0]})
 
 
 def _trained_layer(cin=16, cout=8, seed=0) -> NarrowConv2d:
@@ -185,7 +185,7 @@ def test_a_model_saved_with_8_bit_layers_loads_them_back(narrow_model, tmp_path)
     path = tmp_path / "narrow.pt"
     narrow_model.save(path)
     loaded = fllic.models.fllic_net.CodingModel.load(path)
-    assert loaded.net.config.gs_bits == 8 and loaded.decoder_hash == narrow_model.decoder_hash
+    assert loaded.net.config.gs_narrow == 2 and loaded.decoder_hash == narrow_model.decoder_hash
     img = noisy_image(np.random.default_rng(5), 40, 48)
     res = fllic.codec.encode_detailed(img, sigma=20, model=narrow_model)
     assert np.array_equal(fllic.decode(res.data, model=loaded), res.pixels)

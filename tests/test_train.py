@@ -615,8 +615,8 @@ def test_narrowed_g_s_rounds_with_calibrated_scales_and_restores_its_weights():
 
 
 def test_a_g_s_trained_for_8_bit_integers_keeps_its_weights_trains_and_decodes_exactly(tmp_path, data_root):
-    """widen --gs-bits 8: g_s's half-resolution convolutions become NarrowConv2d with the same weights (their input
-    ranges set by the first training batch); the trainer takes gs_bits from --init, and the export decodes exactly
+    """widen --gs-narrow 2: g_s's half- and quarter-resolution convolutions become NarrowConv2d with the same weights
+    (their input ranges set by the first training batch); the trainer takes gs_narrow from --init, and the export decodes exactly
     through both decoders, its decoder file of format 3."""
     import json
 
@@ -626,17 +626,17 @@ def test_a_g_s_trained_for_8_bit_integers_keeps_its_weights_trains_and_decodes_e
     from fllic.models.layers import NarrowConv2d
     from fllic.train.export import main as export_main
 
-    _grown_and_trained(tmp_path, data_root, ["--gs-bits", "8"], "narrow")
+    _grown_and_trained(tmp_path, data_root, ["--gs-narrow", "2"], "narrow")
     grown = torch.load(tmp_path / "narrow-init.pt", weights_only=True)
     trained = torch.load(tmp_path / "narrow" / "checkpoint.pt", weights_only=True)
-    assert grown["config"]["gs_bits"] == 8 and trained["config"]["gs_bits"] == 8
+    assert grown["config"]["gs_narrow"] == 2 and trained["config"]["gs_narrow"] == 2
     peaks = {k: float(v) for k, v in trained["model"].items() if k.endswith(".input_peak")}
-    assert len(peaks) == 2 * 2 + 2 and all(v > 0 for v in peaks.values())  # conv_b, two ResBlocks, the last conv
+    assert len(peaks) == 11 and all(v > 0 for v in peaks.values())  # 6 at half resolution, 5 at quarter
     out = tmp_path / "narrow.pt"
     assert export_main(["--checkpoint", str(tmp_path / "narrow" / "checkpoint.pt"), "--out", str(out), "--id",
                         "tiny-narrow", "--synthetic-calibration"]) == 0
     model = fllic.models.fllic_net.CodingModel.load(out)
-    assert sum(isinstance(m, NarrowConv2d) for m in model.net.g_s.modules()) == 6
+    assert sum(isinstance(m, NarrowConv2d) for m in model.net.g_s.modules()) == 11
     part = tmp_path / "tiny-narrow-decoder.npz"
     export(model, part)
     with np.load(part) as npz:

@@ -90,7 +90,7 @@ class FllicConfig:
     trunk_kind: bool = False  # the trunk reads a noise-kind map beside the level (the camera model)
     gs_blocks: int = 2  # ResBlocks at g_s's last, half resolution (issue 29's depth lever; v1-v7: 2)
     ga_blocks: int = 2  # ResBlocks at g_a's first, half resolution (an encoder-only depth lever; v1-v7: 2)
-    gs_bits: int = 16  # 8: g_s's half-resolution convolutions are trained for 8-bit integers (issue 27; v1-v7: 16)
+    gs_narrow: int = 0  # g_s's last resolutions trained for 8-bit integers: 1 half, 2 half and quarter (v1-v7: 0)
 
     @classmethod
     def tiny(cls, trunk: bool = False) -> "FllicConfig":
@@ -113,9 +113,9 @@ class FLLIC(nn.Module):
     def __init__(self, config: FllicConfig = FllicConfig()):
         super().__init__()
         c = config
-        if c.gs_bits not in (8, 16):
-            raise ValueError(f"g_s's half-resolution layers are 8- or 16-bit, not {c.gs_bits}")
-        narrow = c.gs_bits == 8
+        if c.gs_narrow not in (0, 1, 2):
+            raise ValueError(f"g_s's 8-bit stages are 0, 1 (half resolution) or 2 (and quarter), not {c.gs_narrow}")
+        half, quarter = c.gs_narrow >= 1, c.gs_narrow >= 2
         self.config = c
         self.g_a_in = nn.PixelUnshuffle(2)
         self.g_a = nn.Sequential(
@@ -135,9 +135,9 @@ class FLLIC(nn.Module):
         self.g_s = nn.Sequential(
             conv3x3(c.m + 2, c.m), ResBlock(c.m),
             UpResBlock(c.m, c.n3), ResBlock(c.n3),
-            UpResBlock(c.n3, c.n2), ResBlock(c.n2),
-            UpResBlock(c.n2, c.n1, narrow), *(ResBlock(c.n1, narrow) for _ in range(c.gs_blocks)),
-            NarrowConv2d(c.n1, 12) if narrow else conv3x3(c.n1, 12), nn.PixelShuffle(2),
+            UpResBlock(c.n3, c.n2, narrow_out=quarter), ResBlock(c.n2, quarter),
+            UpResBlock(c.n2, c.n1, narrow_in=quarter, narrow_out=half), *(ResBlock(c.n1, half) for _ in range(c.gs_blocks)),
+            NarrowConv2d(c.n1, 12) if half else conv3x3(c.n1, 12), nn.PixelShuffle(2),
         )
         self.trunk = None
         self.coarse_gain: float | None = None  # the trunk's second, half-resolution pass (CodingModel sets it)

@@ -38,7 +38,7 @@ def round_to_grid(x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
 
 
 class NarrowConv2d(nn.Conv2d):
-    """A 3x3 convolution trained for 8-bit integers: its input and weights are rounded in the forward pass.
+    """A convolution (3x3 or 1x1) trained for 8-bit integers: its input and weights are rounded in the forward pass.
 
     Issue 27's int8 lever. The input is rounded to k · 2^-e with |k| <= 127 (one exponent e per layer, from
     ``input_peak``, which follows the training batches' largest |input|), and each output channel's weights to
@@ -48,8 +48,8 @@ class NarrowConv2d(nn.Conv2d):
     products the integer decoder will. Every sum of a channel's products is then below 127 · 127 · taps.
     """
 
-    def __init__(self, cin: int, cout: int):
-        super().__init__(cin, cout, 3, padding=1)
+    def __init__(self, cin: int, cout: int, kernel: int = 3):
+        super().__init__(cin, cout, kernel, padding=kernel // 2)
         self.register_buffer("input_peak", torch.zeros(()))  # 0: not yet seen (the first batch sets it)
 
     def input_exponent(self) -> torch.Tensor:
@@ -62,7 +62,7 @@ class NarrowConv2d(nn.Conv2d):
         if self.training or float(self.input_peak) == 0.0:  # an untrained layer: its first input sets the range
             self._track_peak(x)
         x = round_to_grid(x.float(), self.input_exponent())
-        return F.conv2d(x, round_to_grid(self.weight, self.weight_exponents()), self.bias, padding=1)
+        return F.conv2d(x, round_to_grid(self.weight, self.weight_exponents()), self.bias, padding=self.padding)
 
     @torch.no_grad()
     def _track_peak(self, x: torch.Tensor) -> None:
@@ -114,16 +114,18 @@ class DownResBlock(nn.Module):
 
 
 class UpResBlock(nn.Module):
-    """Doubles the resolution: conv, nearest upsample, conv, plus a linear sub-pixel skip; ``narrow``: the
-    convolution at the doubled resolution is 8-bit (NarrowConv2d)."""
+    """Doubles the resolution: conv, nearest upsample, conv, plus a linear sub-pixel skip. 8-bit convolutions
+    (NarrowConv2d): with ``narrow_in`` those at the input's resolution (the first and the skip), with
+    ``narrow_out`` the one at the doubled resolution."""
 
-    def __init__(self, cin: int, cout: int, narrow: bool = False):
+    def __init__(self, cin: int, cout: int, narrow_in: bool = False, narrow_out: bool = False):
         super().__init__()
         self.branch = nn.Sequential(
-            conv3x3(cin, cout), _act(), nn.Upsample(scale_factor=2.0, mode="nearest"),
-            _shrink(_conv3x3(cout, cout, narrow)),
+            _conv3x3(cin, cout, narrow_in), _act(), nn.Upsample(scale_factor=2.0, mode="nearest"),
+            _shrink(_conv3x3(cout, cout, narrow_out)),
         )
-        self.skip = nn.Sequential(conv1x1(cin, 4 * cout), nn.PixelShuffle(2))
+        skip = NarrowConv2d(cin, 4 * cout, kernel=1) if narrow_in else conv1x1(cin, 4 * cout)
+        self.skip = nn.Sequential(skip, nn.PixelShuffle(2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.skip(x) + self.branch(x)

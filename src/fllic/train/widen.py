@@ -23,9 +23,10 @@ first step. ``--ga-blocks N`` does the same at g_a's first, half resolution: an 
 that can find better latents for the same decoder (fitted latents leave g_a 0.47 dB of
 the loss at the coarsest level), trained with ``fllic train --encoder-only``.
 
-``--gs-bits 8`` makes g_s's half-resolution convolutions 8-bit (``fllic.models.layers.NarrowConv2d``, issue
-27's int8 lever): the same weights, rounded from the first training step on, their input ranges set by the
-first batch; train them with ``fllic train --init FILE`` (quantization-aware training).
+``--gs-narrow N`` makes the convolutions of g_s's last N resolutions 8-bit (1: half, 2: half and quarter;
+``fllic.models.layers.NarrowConv2d``, issue 27's int8 lever): the same weights, rounded from the first training
+step on, their input ranges set by the first batch; train them with ``fllic train --init FILE``
+(quantization-aware training).
 
 ``python -m fllic.train.widen --from CKPT --m 192 --out FILE`` writes a float weights
 file that ``fllic train --init FILE`` starts from.
@@ -172,8 +173,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--ga-blocks", type=int, default=None,
                    help="ResBlocks at g_a's half resolution (default: the same); the decoder is unchanged, so "
                         "train the deeper g_a with --encoder-only to keep the start's decoder")
-    p.add_argument("--gs-bits", type=int, choices=(8, 16), default=None,
-                   help="8: g_s's half-resolution convolutions trained for 8-bit integers (default: the same)")
+    p.add_argument("--gs-narrow", type=int, choices=(0, 1, 2), default=None,
+                   help="g_s's last resolutions whose convolutions train for 8-bit integers: 1 half, 2 half and "
+                        "quarter (default: the same)")
     p.add_argument("--out", type=Path, required=True, help="float weights file to write (fllic train --init)")
     p.add_argument("--quiet", type=float, default=None, metavar="FACTOR",
                    help="scale g_a's new latent channels by FACTOR (e.g. 0.01), so step 0 spends v7's bits too")
@@ -184,13 +186,12 @@ def main(argv: list[str] | None = None) -> None:
         p.error(f"--quiet scales the new latent channels: give --m above the source's {config.m}")
     state = widen_state(weights, config, m, quiet=args.quiet) if m != config.m else dict(weights)
     state = deepen_state(state, replace(config, m=m), blocks, ga_blocks=ga_blocks)
-    bits = args.gs_bits or config.gs_bits
-    wide = asdict(replace(config, m=m, gs_blocks=blocks, ga_blocks=ga_blocks, gs_bits=bits))
+    narrow = config.gs_narrow if args.gs_narrow is None else args.gs_narrow
+    wide = asdict(replace(config, m=m, gs_blocks=blocks, ga_blocks=ga_blocks, gs_narrow=narrow))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"format": 1, "config": wide, "state_dict": state, "meta": meta}, args.out)
     print(f"{args.out}: latent channels {config.m} -> {m}, half-resolution blocks of g_s {config.gs_blocks} -> "
-          f"{blocks} and of g_a {config.ga_blocks} -> {ga_blocks}, g_s's half-resolution integers {config.gs_bits} -> "
-          f"{bits} bits")
+          f"{blocks} and of g_a {config.ga_blocks} -> {ga_blocks}, g_s's 8-bit stages {config.gs_narrow} -> {narrow}")
     taps = state["g_s.0.weight"][0].numel()
     if taps > MAX_TAPS:
         print(f"warning: g_s's first layer reads {taps} taps, over the integer decoder's exact bound of {MAX_TAPS}: "
