@@ -45,6 +45,7 @@ _ALPHA_FORMATS = ("PNG", "TIFF", "WEBP")  # what holds alpha exactly
 _META_FORMATS = ("PNG", "TIFF", "WEBP", "JPEG")  # what holds an ICC profile and EXIF
 
 _PNG_MAGIC = image16.MAGIC
+PNG_LEVEL = 3  # zlib level of written PNGs: Pillow's default 6 took 0.125 s of a 768x512 decode's 1.14 s
 _TIFF_MAGICS = (b"II*\x00", b"MM\x00*")
 _PILLOW_MAGICS = (b"\xff\xd8\xff", b"BM", b"RIFF", b"P2", b"P3", b"P5", b"P6", b"GIF8")  # JPEG, BMP, WebP, PNM, GIF
 _EXIF_PREFIX = b"Exif\x00\x00"
@@ -410,6 +411,8 @@ def _pillow(arr: np.ndarray, fmt: str, icc, exif) -> bytes:
     if Image is None:
         raise _needs_pillow(f"writing {fmt}")
     options: dict = {"lossless": True, "exact": True} if fmt == "WEBP" else {}
+    if fmt == "PNG":
+        options["compress_level"] = PNG_LEVEL
     if icc:
         options["icc_profile"] = icc
     if exif:
@@ -429,7 +432,7 @@ def _png(arr: np.ndarray, icc, exif) -> bytes:
         extra += image16.chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc, 9))
     if exif:
         extra += image16.chunk(b"eXIf", exif)
-    return image16.png(arr, extra=extra)
+    return image16.png(arr, level=PNG_LEVEL, extra=extra)
 
 
 def _tiff16(arr: np.ndarray, icc, exif) -> bytes:
