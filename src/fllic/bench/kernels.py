@@ -22,8 +22,8 @@ activations across [-A_MAX, A_MAX]:
 - **an 8-bit layer** (a g_s trained for 8-bit integers at its half resolution: ``NarrowConv2d``, decoder format
   3): the same activations requantized to 8 bits by the layer itself, weights in [-127, 127], as PyTorch's
   decoder computes it (fllic.models.integer.IntNarrowConv: int8 GEMMs, ``torch._int_mm``, over bands of the
-  patch matrix where they are exact, a CPU with VNNI; else one float32 convolution), as the reference decoder
-  does (Winograd F(4x4) in float64), each the whole layer.
+  patch matrix where they are exact, a CPU with VNNI; else one float32 convolution), and as the reference
+  decoder does (float32 products per tap, every partial sum below 2^24), each the whole layer.
 
 Each kernel runs the whole layer (the sums, then the rounding shift, the bias and the saturation) and is checked
 against the reference decoder's layer, integer for integer; the int8 row times the products alone.
@@ -167,7 +167,7 @@ def _narrow_rows(a: np.ndarray, cout: int, repeat: int) -> list[tuple[str, float
     rows = []
     for name, fn in ((f"8-bit layer, int8 GEMMs in bands of rows (PyTorch's decoder{where})", lambda: gemm(a_int)[0]),
                      ("8-bit layer, one float32 convolution (PyTorch's decoder without VNNI)", lambda: float32(a_int)[0]),
-                     ("8-bit layer, Winograd F(4x4, 3x3), float64, numpy (the reference decoder)", lambda: ref(a))):
+                     ("8-bit layer, float32 per-tap products, numpy (the reference decoder)", lambda: ref(a))):
         seconds, out = _timed(fn, repeat)
         rows.append((name, seconds, bool(np.array_equal(np.asarray(out, np.float64), want))))
     return rows

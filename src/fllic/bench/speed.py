@@ -96,19 +96,20 @@ def _decode_seconds(data: bytes, model, expected: np.ndarray, decoder: str = "au
 
 def _decode_target(model, decoder: str):
     """What ``decode(model=...)`` takes for ``decoder``: the model itself for PyTorch's decoder; for the reference
-    decoder, a shipped model's id (its installed decoder file), else the model's decoder file, written for it."""
+    decoder, its DecoderModel, read once (a shipped model's installed decoder file, else the model's decoder
+    file, written for it), so that neither model's decodes read a file."""
     if decoder == "torch":
         return model
     import tempfile
 
-    from fllic.decoder.model import SUFFIX, installed
+    from fllic.decoder.model import SUFFIX, installed, load, load_file
     from fllic.models.decoder_export import export
 
     if model.meta.get("id") in installed():
-        return model.meta["id"]
+        return load(model.meta["id"])
     path = Path(tempfile.mkdtemp(prefix="fllic-speed-")) / f"{model.meta.get('id', 'custom')}{SUFFIX}"
     export(model, path)
-    return str(path)
+    return load_file(path)
 
 
 def _side_by_side(files: list[Path], base, other, args) -> int:
