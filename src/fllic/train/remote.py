@@ -59,9 +59,10 @@ def _codec_state(checkpoint: Path) -> dict:
 
 
 def _half_weights(state: dict) -> dict:
-    """``state`` with the floating-point tensors of its weights in float16."""
-    half = lambda v: v.half() if v.is_floating_point() else v
-    return dict(state, **{k: {n: half(v) for n, v in state[k].items()} for k in ("state_dict", "model") if k in state})
+    """``state`` with the floating-point tensors of its weights in float16; an 8-bit layer's input peak stays float32
+    (its power-of-two grid must not move)."""
+    half = lambda n, v: v.half() if v.is_floating_point() and not n.endswith(".input_peak") else v  # noqa: E731
+    return dict(state, **{k: {n: half(n, v) for n, v in state[k].items()} for k in ("state_dict", "model") if k in state})
 
 
 def _whole_state(checkpoint: Path) -> dict:
