@@ -38,16 +38,17 @@ def _trained_layer(cin=16, cout=8, seed=0) -> NarrowConv2d:
 
 
 # -- the float layer that trains for 8 bits ---------------------------------------------------
-def test_a_narrow_conv_computes_on_8_bit_power_of_two_grids():
+def test_a_narrow_conv_computes_on_8_bit_grids_whose_products_share_a_power_of_two():
     conv = _trained_layer()
     x = torch.randn(1, 16, 7, 8) * 3
-    e, r = conv.input_exponent(), conv.weight_exponents()
-    k = torch.round(x * 2.0**e).clamp(-NARROW_MAX, NARROW_MAX)
-    j = torch.round(conv.weight * 2.0**r)
+    s = conv.input_step()
+    assert float(s) == pytest.approx(float(conv.input_peak) / NARROW_MAX)  # the input's range, all 8 bits of it
+    t = conv.weight_exponents(s)
+    k = torch.round(x / s).clamp(-NARROW_MAX, NARROW_MAX)
+    j = torch.round(conv.weight * s * 2.0**t)
     assert j.abs().amax(dim=(1, 2, 3)).min() >= 64 and j.abs().max() <= NARROW_MAX  # the finest grid that holds it
-    assert float(conv.input_peak) * 2.0 ** float(e) <= NARROW_MAX < float(conv.input_peak) * 2.0 ** float(e + 1)
-    with torch.no_grad():
-        assert torch.allclose(conv(x), F.conv2d(k * 2.0**-e, j * 2.0**-r, conv.bias, padding=1), atol=1e-5)
+    with torch.no_grad():  # k · s times j · 2^-t / s: each product's scale is 2^-t[c]
+        assert torch.allclose(conv(x), F.conv2d(k, j * 2.0**-t, conv.bias, padding=1), atol=1e-4)
 
 
 def test_a_narrow_conv_tracks_its_input_range_in_training_only_and_passes_gradients():
@@ -74,6 +75,9 @@ def _object_conv(a, w):
     return out
 
 
+IN_MULT, IN_SHIFT = 255, 14  # the extreme layer's input requantization: the largest multiplier
+
+
 def _extreme_layer():
     """Weights at ±127 over 1,026 taps (114 channels, under NARROW_TAPS), multipliers up to 2^15, and an input
     whose 8-bit pieces are ±127 with the weights' signs wherever output (1, 1) reads them."""
@@ -82,15 +86,15 @@ def _extreme_layer():
     w = torch.randint(-127, 128, (3, cin, 3, 3), generator=gen)
     w[0] = torch.where(w[0] >= 0, 127, -127)  # channel 0: every |j| = 127
     mult = torch.tensor([I.MULT_MAX, 1, 12345])
-    conv = I.IntNarrowConv(w, torch.tensor([5, -7, 0]), torch.tensor([20, 1, 9]), 6, mult)
+    conv = I.IntNarrowConv(w, torch.tensor([5, -7, 0]), torch.tensor([20, 1, 9]), IN_MULT, IN_SHIFT, mult)
     signs = np.sign(w[0].numpy()).transpose(1, 2, 0)
-    a = np.tile(signs, (2, 2, 1))[:3, :4] * ((127 << 6) + 31)  # requantizes to ±127 (and rounds)
+    a = np.tile(signs, (2, 2, 1))[:3, :4] * 8159  # · 255 / 2^14 requantizes to ±127 (and rounds)
     return conv, a.astype(np.int64)
 
 
 def test_an_8_bit_layer_is_exact_at_its_bounds_in_both_decoders():
     conv, a = _extreme_layer()
-    k = np.clip((a + 32) >> 6, -127, 127).astype(object)
+    k = np.clip((a * IN_MULT + (1 << (IN_SHIFT - 1))) >> IN_SHIFT, -127, 127).astype(object)
     sums = _object_conv(k, conv.w_int.numpy().astype(object))
     assert abs(sums[1, 1, 0]) == 127 * 127 * (I.NARROW_TAPS // 9 * 9) and abs(sums[1, 1, 0]) < 2**24
     mult, shift, bias = (t.numpy().astype(object) for t in (conv.mult, conv.shift, conv.bias))
@@ -98,8 +102,8 @@ def test_an_8_bit_layer_is_exact_at_its_bounds_in_both_decoders():
     got = conv(torch.from_numpy(a)[None].int())[0].numpy()
     conv.float64_gemm = True
     assert np.array_equal(got, want) and np.array_equal(conv(torch.from_numpy(a)[None].int())[0].numpy(), want)
-    ref = ni.Conv(conv.w_int.numpy().astype(np.int64), conv.bias.numpy(), conv.shift.numpy(), in_shift=6,
-                  mult=conv.mult.numpy())
+    ref = ni.Conv(conv.w_int.numpy().astype(np.int64), conv.bias.numpy(), conv.shift.numpy(), in_shift=IN_SHIFT,
+                  mult=conv.mult.numpy(), in_mult=IN_MULT)
     assert ref.winograd == 0 and ref.taps.dtype == np.float32  # float32 products per tap, every sum below 2^24
     assert np.array_equal(ref(a), want) and np.array_equal(ref.sums(a), sums.astype(np.float64))
 
@@ -122,8 +126,8 @@ def test_an_8_bit_layer_gives_the_same_integers_under_every_isa_and_thread_count
     out = subprocess.run([sys.executable, "-c", _ISA_SCRIPT.format(root=root)], capture_output=True, text=True,
                          env={**__import__("os").environ, **ENVIRONMENTS[env]}, check=True).stdout.strip()
     conv, a = _extreme_layer()
-    ref = ni.Conv(conv.w_int.numpy().astype(np.int64), conv.bias.numpy(), conv.shift.numpy(), in_shift=6,
-                  mult=conv.mult.numpy())
+    ref = ni.Conv(conv.w_int.numpy().astype(np.int64), conv.bias.numpy(), conv.shift.numpy(), in_shift=IN_SHIFT,
+                  mult=conv.mult.numpy(), in_mult=IN_MULT)
     want = ref(np.tile(a, (8, 8, 1))).astype(np.int32)
     assert out == hashlib.sha256(want.tobytes()).hexdigest()
 
@@ -144,16 +148,19 @@ def test_an_exported_8_bit_layer_tracks_the_float_layer():
 def test_8_bit_layers_outside_their_bounds_are_refused():
     w = torch.full((2, 4, 3, 3), 127)
     with pytest.raises(ValueError, match="8-bit layer's weights"):
-        I.IntNarrowConv(w + 1, torch.zeros(2), torch.full((2,), 9), 4, torch.ones(2))
-    with pytest.raises(ValueError, match="multiplier"):
-        I.IntNarrowConv(w, torch.zeros(2), torch.full((2,), 9), 4, torch.tensor([1, I.MULT_MAX + 1]))
+        I.IntNarrowConv(w + 1, torch.zeros(2), torch.full((2,), 9), 200, 4, torch.ones(2))
+    with pytest.raises(ValueError, match="output multiplier"):
+        I.IntNarrowConv(w, torch.zeros(2), torch.full((2,), 9), 200, 4, torch.tensor([1, I.MULT_MAX + 1]))
+    for in_mult, in_shift in ((256, 4), (200, 0), (200, 24)):
+        with pytest.raises(ValueError, match="input multiplier or shift"):
+            I.IntNarrowConv(w, torch.zeros(2), torch.full((2,), 9), in_mult, in_shift, torch.ones(2))
     from fllic.decoder.model import _conv
 
     good = {"c.w_int": w.numpy(), "c.shift": np.full(2, 9), "c.bias": np.zeros(2, np.int64),
-            "c.in_shift": np.array(4), "c.mult": np.array([1, 2])}
-    assert _conv(good, "c").in_shift == 4
-    for bad in ({"c.w_int": w.numpy() + 1}, {"c.mult": np.array([0, 2])}, {"c.in_shift": np.array(31)},
-                {"c.mult": np.array([1, 2, 3])}):
+            "c.in_mult": np.array(200), "c.in_shift": np.array(4), "c.mult": np.array([1, 2])}
+    assert (_conv(good, "c").in_mult, _conv(good, "c").in_shift) == (200, 4)
+    for bad in ({"c.w_int": w.numpy() + 1}, {"c.mult": np.array([0, 2])}, {"c.in_shift": np.array(24)},
+                {"c.in_mult": np.array(256)}, {"c.mult": np.array([1, 2, 3])}):
         with pytest.raises(ModelMismatchError, match="8-bit layer"):
             _conv({**good, **bad}, "c")
 
@@ -204,7 +211,7 @@ def test_the_int8_gemm_is_used_only_where_a_probe_finds_it_exact(monkeypatch):
     conv, a = _extreme_layer()
     x = torch.from_numpy(a)[None].int()
     want = conv(x)
-    float32 = I.IntNarrowConv(conv.w_int, conv.bias, conv.shift, 6, conv.mult)
+    float32 = I.IntNarrowConv(conv.w_int, conv.bias, conv.shift, IN_MULT, IN_SHIFT, conv.mult)
     float32.int8_gemm = False
     assert torch.equal(float32(x), want)  # the int8 GEMM (where exact here) and the float32 convolution agree
     k, n = 72, 8
@@ -213,12 +220,26 @@ def test_the_int8_gemm_is_used_only_where_a_probe_finds_it_exact(monkeypatch):
     try:
         assert not I.int8_gemm_exact(k, n)  # the probe catches the saturating kernel
         w = torch.where(torch.randn(n, 8, 3, 3, generator=torch.Generator().manual_seed(1)) > 0, 127, -127)
-        small = I.IntNarrowConv(w, torch.zeros(n), torch.full((n,), 9), 6, torch.full((n,), 1 << 14))
+        small = I.IntNarrowConv(w, torch.zeros(n), torch.full((n,), 9), IN_MULT, IN_SHIFT, torch.full((n,), 1 << 14))
         xs = x[..., :8]
-        ref = ni.Conv(small.w_int.numpy().astype(np.int64), small.bias.numpy(), small.shift.numpy(), in_shift=6,
-                      mult=small.mult.numpy())
+        ref = ni.Conv(small.w_int.numpy().astype(np.int64), small.bias.numpy(), small.shift.numpy(),
+                      in_shift=IN_SHIFT, mult=small.mult.numpy(), in_mult=IN_MULT)
         assert np.array_equal(small(xs)[0].numpy(), ref(xs[0].numpy().astype(np.int64)))  # so it is not used
         k8 = small._narrowed(xs)
         assert not torch.equal(small._int8_sums(k8.to(torch.int8)), small._sums(k8))  # where it would be wrong
     finally:
         I.int8_gemm_exact.cache_clear()
+
+
+def test_the_input_requantizer_is_the_step_to_within_a_part_in_256():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        step, e_in = float(np.exp(rng.uniform(-8, 2))), int(rng.integers(4, 20))
+        try:
+            m, s = I.input_requantizer(step, e_in)
+        except ValueError:  # the shift it needs (one less where the multiplier rounds up to 256) is out of range
+            needed = 7 - np.floor(np.log2(2.0**-e_in / step))
+            assert needed > I.IN_SHIFT_MAX or needed <= 1
+            continue
+        ratio = 2.0**-e_in / step
+        assert 128 <= m <= 255 and 1 <= s <= I.IN_SHIFT_MAX and abs(m - ratio * 2.0**s) <= 0.5

@@ -143,7 +143,7 @@ def measure(height: int, width: int, cin: int, cout: int, repeat: int) -> list[t
     return rows
 
 
-NARROW_IN_SHIFT = 8  # the 8-bit layer's input: the 16-bit activations over 2^8
+NARROW_IN_MULT, NARROW_IN_SHIFT = 255, 16  # the 8-bit layer's input: the 16-bit activations times 255 / 2^16
 
 
 def _narrow_rows(a: np.ndarray, cout: int, repeat: int) -> list[tuple[str, float, bool]]:
@@ -157,9 +157,9 @@ def _narrow_rows(a: np.ndarray, cout: int, repeat: int) -> list[tuple[str, float
     w = rng.laplace(0, 1, (cout, a.shape[2], 3, 3))
     j = np.round(w * 127 / np.abs(w).reshape(cout, -1).max(1).reshape(-1, 1, 1, 1))
     bias, mult = rng.integers(-1000, 1001, cout), np.full(cout, 1 << 14)
-    ref = Conv(j, bias, np.full(cout, SHIFT + 8), in_shift=NARROW_IN_SHIFT, mult=mult)
+    ref = Conv(j, bias, np.full(cout, SHIFT + 8), in_shift=NARROW_IN_SHIFT, mult=mult, in_mult=NARROW_IN_MULT)
     gemm, float32 = (IntNarrowConv(torch.from_numpy(j), torch.from_numpy(bias), torch.full((cout,), SHIFT + 8),
-                                   NARROW_IN_SHIFT, torch.from_numpy(mult)) for _ in range(2))
+                                   NARROW_IN_MULT, NARROW_IN_SHIFT, torch.from_numpy(mult)) for _ in range(2))
     float32.int8_gemm = False
     a_int = torch.from_numpy(a).to(torch.int32)[None]
     where = "" if int8_gemm_exact(*gemm.w8.shape) else ": not exact on this CPU, so its float32 convolution"

@@ -54,8 +54,9 @@ Winograd F(4x4, 3x3), the same algorithm in 6x6 input tiles giving 4x4 outputs: 
     comparison (``Conv(winograd=2)``).
 
 8-bit layers (format fllic-decoder-3: g_s's last stages in a model trained for 8-bit integers)
-    The input is requantized first, k = clip(floor((a + 2^(s-1)) · 2^-s), -127, 127) for in_shift s (a · 2^-s
-    for s <= 0), the weights are integers in [-127, 127] over at most NARROW_TAPS taps, and
+    The input is requantized first, k = clip(floor((a · m + 2^(s-1)) · 2^-s), -127, 127) for in_mult m <= 255
+    and in_shift 1 <= s <= 23 (|a · m| < 2^23: every term an integer below 2^24, exact in float32), the weights
+    are integers in [-127, 127] over at most NARROW_TAPS taps, and
     out[c] = floor((S[c] · M[c] + 2^(r[c]-1)) / 2^r[c]) + b[c] with 1 <= M[c] <= 2^15. Every partial sum of S
     is then an integer below 127 · 127 · NARROW_TAPS < 2^24, so S runs as float32 products per tap, exact in
     any order and at twice float64's pace (2.4x Winograd F(4x4) in float64 on g_s's half-resolution layer),
@@ -84,6 +85,7 @@ BIAS_MAX = (1 << 31) - 1  # bound on |b|, checked by the loader
 NARROW_MAX = 127  # an 8-bit layer's inputs and weights
 NARROW_TAPS = 1032  # an 8-bit layer's taps: 127 · 127 · 1032 < 2^24
 MULT_MAX = 1 << 15  # an 8-bit layer's output multiplier
+IN_MULT_MAX, IN_SHIFT_MAX = 255, 23  # an 8-bit layer's input multiplier and shift
 BAND_ELEMENTS = 1 << 18  # a convolution's float64 accumulator holds this many entries at a time (2 MB: it stays in cache)
 WINOGRAD_BAND_ELEMENTS = 1 << 17  # a band of F(2x2) tiles' transformed inputs (1 MB)
 WINOGRAD4_BAND_ELEMENTS = 1 << 18  # a band of F(4x4) tiles' transformed inputs (2 MB)
@@ -144,8 +146,9 @@ class Conv:
     bias: np.ndarray
     shift: np.ndarray
     winograd: int = 4  # a bounded 3x3 layer's Winograd output tile: F(4x4) or F(2x2); 0, the per-tap products
-    in_shift: int | None = None  # an 8-bit layer: its input's requantizing shift, and
+    in_shift: int | None = None  # an 8-bit layer: its input's requantizing shift and multiplier, and
     mult: np.ndarray | None = None  # its output multiplier per channel (module docstring)
+    in_mult: int = 1
 
     def __post_init__(self):
         cout, cin, k, _ = self.w_int.shape
@@ -167,16 +170,15 @@ class Conv:
         self._mult = None if self.mult is None else np.asarray(self.mult, np.float64)
 
     def narrowed(self, a: np.ndarray) -> np.ndarray:
-        """An 8-bit layer's input, clip(floor((a + 2^(s-1)) · 2^-s), ±127) (a · 2^-s for s <= 0), in a new float32
-        array, exact: a + 2^(s-1) is an integer below 2^24, and a · 2^-s beyond 2^24 clips to ±127 all the same;
+        """An 8-bit layer's input, clip(floor((a · m + 2^(s-1)) · 2^-s), ±127) for in_mult m and in_shift s, in a
+        new float32 array, exact: |a · m| < 2^23 and 2^(s-1) <= 2^22, so every value is an integer below 2^24;
         any other layer's, a itself. The layers apply it a band at a time, while the band is in cache."""
         if self.in_shift is None:
             return a
-        s = self.in_shift
-        k = np.add(a, 2.0 ** (s - 1), dtype=np.float32) if s > 0 else np.asarray(a, np.float32) * np.float32(2.0**-s)
-        if s > 0:
-            k *= np.float32(2.0**-s)
-            np.floor(k, out=k)
+        k = np.multiply(a, self.in_mult, dtype=np.float32)
+        k += np.float32(2.0 ** (self.in_shift - 1))
+        k *= np.float32(2.0**-self.in_shift)
+        np.floor(k, out=k)
         return np.clip(k, -NARROW_MAX, NARROW_MAX, out=k)
 
     def sums(self, a: np.ndarray) -> np.ndarray:

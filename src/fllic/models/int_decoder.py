@@ -221,7 +221,8 @@ def _count(state: dict, prefix: str) -> int:
 def _conv_from_state(state: dict, prefix: str) -> I.IntConv:
     w, b, shift = (state[f"{prefix}.{k}"] for k in ("w_int", "bias", "shift"))
     if f"{prefix}.in_shift" in state:  # an 8-bit layer
-        return I.IntNarrowConv(w, b, shift, int(state[f"{prefix}.in_shift"]), state[f"{prefix}.mult"])
+        return I.IntNarrowConv(w, b, shift, int(state[f"{prefix}.in_mult"]), int(state[f"{prefix}.in_shift"]),
+                               state[f"{prefix}.mult"])
     return I.IntConv(w, b, shift)
 
 

@@ -36,8 +36,9 @@ Convolution (the bounds that make it exact)
     wrong sums.)
 
 8-bit layers (IntNarrowConv: g_s's half resolution in a model trained for them, issue 27)
-    k = clamp(floor((a + 2^(s-1)) / 2^s), -127, 127) requantizes the input to 8 bits (s = in_shift; s <= 0
-    is the exact a · 2^-s), the weights j are integers in [-127, 127] over at most NARROW_TAPS taps, so
+    k = clamp(floor((a · m + 2^(s-1)) / 2^s), -127, 127) requantizes the input to 8 bits (m = in_mult <= 255,
+    1 <= s = in_shift <= 23: every term an integer below 2^24, exact in float32), the weights j are integers
+    in [-127, 127] over at most NARROW_TAPS taps, so
     |S| = |sum_k j k| <= 127 · 127 · NARROW_TAPS < 2^24: one float32 convolution gives S exactly (the two
     pieces above collapse to one). Then
         out = floor((S · M[c] + 2^(r-1)) / 2^r) + b,   1 <= M[c] <= MULT_MAX = 2^15,
@@ -76,6 +77,9 @@ NARROW_MAX = 127  # an 8-bit layer's inputs and weights
 NARROW_TAPS = 1032  # 127 · 127 · 1032 < 2^24 (exact float32 sums) and 127 · 1032 <= L1_MAX
 MULT_MAX = 1 << 15  # an 8-bit layer's output multiplier
 MULT_BITS = 14  # export picks r so that M is in [2^14, 2^15]
+IN_MULT_BITS = 8  # an 8-bit layer's input multiplier, in [128, 255] at export
+IN_MULT_MAX = (1 << IN_MULT_BITS) - 1
+IN_SHIFT_MAX = 23  # |a · in_mult| < 2^23 and 2^(in_shift-1) <= 2^22: their sum is exact in float32
 INT8_PROBE_ROWS = 1024  # rows of the int8 GEMM's exactness probes
 INT8_BAND_BYTES = 1 << 21  # an int8 GEMM's band of patches (2 MB: it stays in cache)
 
@@ -206,14 +210,17 @@ class IntConv(nn.Module):
 
 class IntNarrowConv(IntConv):
     """A convolution trained for 8-bit integers (``fllic.models.layers.NarrowConv2d``), exactly: the input
-    requantized to 8 bits by ``in_shift``, 8-bit weights, and an output multiplier per channel (module docstring)."""
+    requantized to 8 bits by ``in_mult`` and ``in_shift``, 8-bit weights, and an output multiplier per channel
+    (module docstring)."""
 
-    def __init__(self, w_int: torch.Tensor, bias: torch.Tensor, shift: torch.Tensor, in_shift, mult: torch.Tensor):
-        check_narrow(w_int, mult)
+    def __init__(self, w_int: torch.Tensor, bias: torch.Tensor, shift: torch.Tensor, in_mult, in_shift,
+                 mult: torch.Tensor):
+        check_narrow(w_int, mult, int(in_mult), int(in_shift))
         super().__init__(w_int, bias, shift)
+        self.register_buffer("in_mult", torch.as_tensor(in_mult, dtype=torch.int64))
         self.register_buffer("in_shift", torch.as_tensor(in_shift, dtype=torch.int64))
         self.register_buffer("mult", mult.to(torch.int64))
-        self._in_shift = int(in_shift)
+        self._in_mult, self._in_shift = int(in_mult), int(in_shift)
         w8 = w_int.permute(2, 3, 1, 0).reshape(-1, w_int.shape[0]).to(torch.int8).contiguous()
         self.register_buffer("w8", w8, persistent=False)  # (taps · Cin, Cout) in im2col's order, for the int8 GEMM
         self.int8_gemm = True  # where int8_gemm_exact allows it; False: the float32 convolution always
@@ -227,15 +234,17 @@ class IntNarrowConv(IntConv):
                  out_offset: float = 0.0) -> "IntNarrowConv":
         """Integers of the NarrowConv2d ``conv`` for input exponent ``e_in`` and output exponent ``e_out``: its
         8-bit grids as it rounds them in training, out_gain·(conv(x) + out_offset) in output units."""
-        e8, r = int(conv.input_exponent()), conv.weight_exponents().flatten().double()
-        with torch.no_grad():  # the forward pass's own rounding (float32), so the integers are the trained ones
-            j = torch.round(conv.weight * torch.pow(2.0, conv.weight_exponents())).clamp(-NARROW_MAX, NARROW_MAX)
-        scale = out_gain * torch.pow(2.0, e_out - r - e8)  # S · scale is the output in its units
+        in_mult, in_shift = input_requantizer(float(conv.input_step()), e_in)
+        step = torch.tensor(2.0 ** (in_shift - e_in) / in_mult)  # the step of k that in_mult and in_shift give
+        t = conv.weight_exponents(step)
+        with torch.no_grad():  # the forward pass's rounding, on the decoder's own step
+            j = torch.round(conv.weight.double() * step * torch.pow(2.0, t)).clamp(-NARROW_MAX, NARROW_MAX)
+        scale = out_gain * torch.pow(2.0, e_out - t.flatten().double())  # S · scale is the output in its units
         shift = (MULT_BITS - torch.floor(torch.log2(scale))).clamp(1, MAX_SHIFT)
         mult = torch.round(scale * torch.pow(2.0, shift))
         mult[j.flatten(1).abs().sum(1) == 0] = 1  # a channel of zero weights: S = 0 whatever its scale
         bias = torch.round((conv.bias.detach().double() + out_offset) * out_gain * 2.0**e_out).clamp(-A_MAX, A_MAX)
-        return cls(j, bias, shift, e_in - e8, mult)
+        return cls(j, bias, shift, in_mult, in_shift, mult)
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
         """saturate(floor((S · M + 2^(r-1)) / 2^r) + b), int32 NHWC. On the CPU every step holds integers in
@@ -253,9 +262,10 @@ class IntNarrowConv(IntConv):
         return s.clamp_(-A_MAX, A_MAX).to(torch.int32)
 
     def _narrowed(self, a: torch.Tensor) -> torch.Tensor:
-        """k = clip(floor(a · 2^-in_shift + 1/2), ±127) in float32 NHWC: exact for |a| < 2^23."""
-        k = a.to(torch.float32)
-        return k.mul_(2.0**-self._in_shift).add_(0.5).floor_().clamp_(-NARROW_MAX, NARROW_MAX)
+        """k = clip(floor((a · in_mult + 2^(in_shift-1)) · 2^-in_shift), ±127) in float32 NHWC: exact, every value
+        an integer below 2^24 (|a · in_mult| < 2^23, 2^(in_shift-1) <= 2^22)."""
+        k = a.to(torch.float32).mul_(float(self._in_mult)).add_(2.0 ** (self._in_shift - 1))
+        return k.mul_(2.0**-self._in_shift).floor_().clamp_(-NARROW_MAX, NARROW_MAX)
 
     def _sums(self, k: torch.Tensor) -> torch.Tensor:
         """S over the 8-bit input ``k`` (float32 NHWC), float32 NHWC: by int8 GEMMs where they are exact, else
@@ -281,7 +291,7 @@ class IntNarrowConv(IntConv):
 
     def _sum_shifted(self, a: torch.Tensor) -> torch.Tensor:
         """floor((S · M + 2^(r-1)) / 2^r) as int64 NHWC, S by float64 GEMM (other devices; exact, |S| < 2^24)."""
-        k = shift_round(a, self._in_shift).clamp_(-NARROW_MAX, NARROW_MAX)
+        k = shift_round(a.long() * self._in_mult, self._in_shift).clamp_(-NARROW_MAX, NARROW_MAX)
         n, h, w, _ = a.shape
         s = (im2col(k.double(), self.weight.shape[-1]) @ self.w8.double()).round_().long().reshape(n, h, w, -1)
         return (s * self.mult + self.round_bit) >> self.shift
@@ -305,12 +315,28 @@ def int8_gemm_exact(k: int, n: int) -> bool:
         return False
 
 
-def check_narrow(w_int: torch.Tensor, mult: torch.Tensor) -> None:
+def input_requantizer(step: float, e_in: int) -> tuple[int, int]:
+    """(in_mult, in_shift): in_mult / 2^in_shift within 1/256 of 2^-e_in / step, in_mult in [128, 255], so that
+    k = a · in_mult / 2^in_shift is an input a (at 2^-e_in) in units of ``step``."""
+    ratio = 2.0**-e_in / step
+    shift = IN_MULT_BITS - 1 - math.floor(math.log2(ratio))
+    mult = round(ratio * 2.0**shift)
+    if mult > IN_MULT_MAX:  # rounded up to 256
+        mult, shift = round(ratio * 2.0 ** (shift - 1)), shift - 1
+    if not 1 <= shift <= IN_SHIFT_MAX:
+        raise ValueError(f"an 8-bit layer's input step {step:g} at exponent {e_in} needs a shift of {shift}, "
+                         f"outside 1..{IN_SHIFT_MAX}")
+    return mult, shift
+
+
+def check_narrow(w_int: torch.Tensor, mult: torch.Tensor, in_mult: int = 1, in_shift: int = 1) -> None:
     """ValueError unless an 8-bit layer's weights, taps and multipliers are within its exact bounds."""
     if w_int[0].numel() > NARROW_TAPS or bool((w_int.abs() > NARROW_MAX).any()):
         raise ValueError("an 8-bit layer's weights exceed its exact bounds (|j| <= 127 over at most 1032 taps)")
     if bool(((mult < 1) | (mult > MULT_MAX)).any()):
         raise ValueError(f"an 8-bit layer's output multiplier is outside 1..{MULT_MAX}")
+    if not (1 <= in_mult <= IN_MULT_MAX and 1 <= in_shift <= IN_SHIFT_MAX):
+        raise ValueError(f"an 8-bit layer's input multiplier or shift is outside 1..{IN_MULT_MAX}, 1..{IN_SHIFT_MAX}")
 
 
 def quantize_conv(conv: nn.Conv2d, e_in: int, e_out: int, **kw) -> IntConv:
