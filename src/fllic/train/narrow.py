@@ -11,7 +11,9 @@ quantization-aware training recovers part of it.
 
 The variants round every convolution of g_s, or only those at its half resolution (its last stage, where most
 of the decoder's multiply-adds are: ``fllic.models.layers.NarrowConv2d`` trains these for 8 bits), or those and
-the quarter resolution's too (the next stage: 96 channels, 1x1 skip included).
+the quarter resolution's too (the next stage: 96 channels, 1x1 skip included); and those with power-of-two
+steps, for inputs and weights, or for weights alone (``NarrowConv2d``'s grids: its input step is the peak over
+127, its weights' steps powers of two relative to it).
 """
 
 from __future__ import annotations
@@ -47,11 +49,13 @@ def coded_latents(net, noisy: np.ndarray, sigma: float, q: float) -> tuple[torch
 class Narrowed:
     """g_s's convolutions with weights rounded to ``weight_bits`` and inputs to ``act_bits`` (module docstring).
     ``mode``: "calibrate" records each layer's largest |input| and rounds nothing, "off" leaves g_s as it is, "on"
-    rounds with the recorded scales."""
+    rounds with the recorded scales. ``pow2``: "inputs", "weights" or "both" take the finest power-of-two step
+    that holds their peak instead of the peak over the largest integer."""
 
-    def __init__(self, net, act_bits: int, weight_bits: int, layers: str = "all"):
+    def __init__(self, net, act_bits: int, weight_bits: int, layers: str = "all", pow2: str = ""):
         self.convs = stage_convs(net, layers)
         self.act_bits, self.weight_bits, self.peak, self.mode = act_bits, weight_bits, {}, "calibrate"
+        self.pow2 = (pow2 in ("inputs", "both"), pow2 in ("weights", "both"))
         self.weights = {c: c.weight.detach().clone() for c in self.convs}
         for c in self.convs:
             c.register_forward_pre_hook(self._input)
@@ -62,18 +66,21 @@ class Narrowed:
             self.peak[conv] = max(self.peak.get(conv, 0.0), float(a.abs().amax()))
         if self.mode != "on":
             return None
-        return (_rounded(a, self.peak[conv], self.act_bits),)
+        return (_rounded(a, self.peak[conv], self.act_bits, self.pow2[0]),)
 
     def rounding(self, on: bool) -> None:
         """Weights rounded with the inputs (``on``), or g_s as it is; either ends the calibration."""
         self.mode = "on" if on else "off"
         for c, w in self.weights.items():
-            c.weight.data = _rounded(w, w.abs().amax(dim=(1, 2, 3), keepdim=True), self.weight_bits) if on else w.clone()
+            peak = w.abs().amax(dim=(1, 2, 3), keepdim=True)
+            c.weight.data = _rounded(w, peak, self.weight_bits, self.pow2[1]) if on else w.clone()
 
 
-def _rounded(x: torch.Tensor, peak, bits: int) -> torch.Tensor:
+def _rounded(x: torch.Tensor, peak, bits: int, pow2: bool = False) -> torch.Tensor:
     top = 2 ** (bits - 1) - 1
     scale = torch.as_tensor(peak).clamp(min=1e-12) / top
+    if pow2:  # the finest power of two that holds the peak
+        scale = torch.pow(2.0, torch.ceil(torch.log2(scale)))
     return torch.round(x / scale).clamp(-top - 1, top) * scale
 
 
@@ -99,7 +106,8 @@ def stage_convs(net, layers: str) -> list:
     return [up_quarter.branch[3], block.branch[0], block.branch[2], up_half.branch[0], up_half.skip[0]] + half
 
 
-VARIANTS = ((16, 8, "all"), (8, 16, "all"), (8, 8, "all"), (8, 8, "half"), (8, 8, "quarter"))  # (bits, bits, layers)
+VARIANTS = ((16, 8, "all", ""), (8, 16, "all", ""), (8, 8, "all", ""), (8, 8, "half", ""), (8, 8, "quarter", ""),
+            (8, 8, "quarter", "both"), (8, 8, "quarter", "weights"))  # (bits, bits, layers, power-of-two steps)
 
 
 def measure(model, files: list[Path], calibration: list[Path], sigmas, qs) -> list[str]:
@@ -113,8 +121,8 @@ def measure(model, files: list[Path], calibration: list[Path], sigmas, qs) -> li
                         for clean, s in coded(files, 0)]
             scaled = [coded_latents(net, add_noise(clean, sigma, seed=s), sigma, q) for clean, s in coded(calibration, 100)]
             losses = []
-            for act, wb, layers in VARIANTS:
-                narrow = Narrowed(net, act, wb, layers)
+            for act, wb, layers, pow2 in VARIANTS:
+                narrow = Narrowed(net, act, wb, layers, pow2)
                 for latents, (clean, _) in zip(scaled, coded(calibration, 100)):
                     synthesised(net, *latents, *clean.shape[:2])
                 pairs = []
@@ -155,8 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     head = [f"# g_s with narrower integers: post-training rounding, {len(files)} development images of "
             f"{args.data.name}", "", f"`{command('python -m fllic.train.narrow', argv)}`", "",
             "| σ | q | float g_s, dB | loss: 16-bit act., 8-bit weights | 8-bit act., 16-bit weights "
-            "| 8-bit both | 8-bit both, half resolution only | 8-bit both, half and quarter resolution |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            "| 8-bit both | 8-bit both, half resolution only | 8-bit both, half and quarter resolution "
+            "| the same, power-of-two steps | the same, weights' steps alone powers of two |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     print("\n".join(head), flush=True)
     rows = measure(model, files, calibration, args.sigma, args.q)
     if args.out is not None:
