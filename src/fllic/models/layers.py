@@ -38,9 +38,9 @@ class NarrowConv2d(nn.Conv2d):
     following the training batches' largest |input|; each output channel's weights to j · 2^-t[c] / s with
     |j| <= 127 (the finest such grid that holds the channel's largest weight), both straight-through. So every
     product j · k has the scale 2^-t[c] whatever s is: the integer decoder rescales each output channel by a
-    shift, and s, which a power of two would fit only to within a factor of two (0.31 dB lost by rounding
-    against 0.16 dB over g_s's half and quarter resolutions on development images, before any training), is
-    one 8-bit multiplier on the layer's input (:class:`fllic.models.integer.IntNarrowConv`).
+    shift, and s, which a power of two would fit only to within a factor of two (rounding g_s's half and quarter
+    resolutions before any training: 0.22-0.41 dB so, 0.12-0.23 dB with s free; results/int8-narrow.md), is one
+    8-bit multiplier on the layer's input (:class:`fllic.models.integer.IntNarrowConv`).
     """
 
     def __init__(self, cin: int, cout: int, kernel: int = 3):
