@@ -35,7 +35,7 @@ Convolution (the bounds that make it exact)
     ``ONEDNN_MAX_CPU_ISA=AVX2`` they saturate int16 intermediates and return
     wrong sums.)
 
-8-bit layers (IntNarrowConv: g_s's half resolution in a model trained for them, issue 27)
+8-bit layers (IntNarrowConv: g_s's half and quarter resolutions in a model trained for them, issue 27)
     k = clamp(floor((a · m + 2^(s-1)) / 2^s), -127, 127) requantizes the input to 8 bits (m = in_mult <= 255,
     1 <= s = in_shift <= 23: every term an integer below 2^24, exact in float32), the weights j are integers
     in [-127, 127] over at most NARROW_TAPS taps, so
@@ -248,7 +248,7 @@ class IntNarrowConv(IntConv):
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
         """saturate(floor((S · M + 2^(r-1)) / 2^r) + b), int32 NHWC. On the CPU every step holds integers in
-        float32 exactly: k from |a| < 2^23 (then clipped); S below 2^24; with M = 2^t, the output is
+        float32 exactly: k from |a · in_mult| < 2^23 (then clipped); S below 2^24; with M = 2^t, the output is
         floor(S · 2^(t-r) + 1/2), and S · 2^(t-r) + 1/2 needs at most 24 significant bits when t < r (when
         t >= r it is an integer, exact below 2^23, and saturates beyond). Other multipliers take float64
         (|S · M| < 2^39)."""
