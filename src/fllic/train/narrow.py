@@ -13,7 +13,8 @@ The variants round every convolution of g_s, or only those at its half resolutio
 of the decoder's multiply-adds are: ``fllic.models.layers.NarrowConv2d`` trains these for 8 bits), or those and
 the quarter resolution's too (the next stage: 96 channels, 1x1 skip included); and those with power-of-two
 steps, for inputs and weights, or for weights alone (``NarrowConv2d``'s grids: its input step is the peak over
-127, its weights' steps powers of two relative to it).
+127, its weights' steps powers of two relative to it); and those layers with 8-bit inputs alone, one step per
+layer or one per input channel (the weights 16-bit, so every sum still stays below 2^24 in float32).
 """
 
 from __future__ import annotations
@@ -50,12 +51,14 @@ class Narrowed:
     """g_s's convolutions with weights rounded to ``weight_bits`` and inputs to ``act_bits`` (module docstring).
     ``mode``: "calibrate" records each layer's largest |input| and rounds nothing, "off" leaves g_s as it is, "on"
     rounds with the recorded scales. ``pow2``: "inputs", "weights" or "both" take the finest power-of-two step
-    that holds their peak instead of the peak over the largest integer."""
+    that holds their peak instead of the peak over the largest integer. ``per_channel``: each input channel its
+    own step (an exact decoder folds the steps into the weights)."""
 
-    def __init__(self, net, act_bits: int, weight_bits: int, layers: str = "all", pow2: str = ""):
+    def __init__(self, net, act_bits: int, weight_bits: int, layers: str = "all", pow2: str = "",
+                 per_channel: bool = False):
         self.convs = stage_convs(net, layers)
         self.act_bits, self.weight_bits, self.peak, self.mode = act_bits, weight_bits, {}, "calibrate"
-        self.pow2 = (pow2 in ("inputs", "both"), pow2 in ("weights", "both"))
+        self.pow2, self.per_channel = (pow2 in ("inputs", "both"), pow2 in ("weights", "both")), per_channel
         self.weights = {c: c.weight.detach().clone() for c in self.convs}
         for c in self.convs:
             c.register_forward_pre_hook(self._input)
@@ -63,7 +66,8 @@ class Narrowed:
     def _input(self, conv, inputs):
         a = inputs[0]
         if self.mode == "calibrate":
-            self.peak[conv] = max(self.peak.get(conv, 0.0), float(a.abs().amax()))
+            peak = a.detach().abs().amax(dim=(0, 2, 3), keepdim=True) if self.per_channel else a.detach().abs().amax()
+            self.peak[conv] = torch.maximum(self.peak[conv], peak) if conv in self.peak else peak
         if self.mode != "on":
             return None
         return (_rounded(a, self.peak[conv], self.act_bits, self.pow2[0]),)
@@ -106,8 +110,9 @@ def stage_convs(net, layers: str) -> list:
     return [up_quarter.branch[3], block.branch[0], block.branch[2], up_half.branch[0], up_half.skip[0]] + half
 
 
-VARIANTS = ((16, 8, "all", ""), (8, 16, "all", ""), (8, 8, "all", ""), (8, 8, "half", ""), (8, 8, "quarter", ""),
-            (8, 8, "quarter", "both"), (8, 8, "quarter", "weights"))  # (bits, bits, layers, power-of-two steps)
+VARIANTS = ((16, 8, "all", "", False), (8, 16, "all", "", False), (8, 8, "all", "", False), (8, 8, "half", "", False),
+            (8, 8, "quarter", "", False), (8, 8, "quarter", "both", False), (8, 8, "quarter", "weights", False),
+            (8, 16, "quarter", "", False), (8, 16, "quarter", "", True))  # (bits, bits, layers, power-of-two, per channel)
 
 
 def measure(model, files: list[Path], calibration: list[Path], sigmas, qs) -> list[str]:
@@ -121,8 +126,8 @@ def measure(model, files: list[Path], calibration: list[Path], sigmas, qs) -> li
                         for clean, s in coded(files, 0)]
             scaled = [coded_latents(net, add_noise(clean, sigma, seed=s), sigma, q) for clean, s in coded(calibration, 100)]
             losses = []
-            for act, wb, layers, pow2 in VARIANTS:
-                narrow = Narrowed(net, act, wb, layers, pow2)
+            for act, wb, layers, pow2, per_channel in VARIANTS:
+                narrow = Narrowed(net, act, wb, layers, pow2, per_channel)
                 for latents, (clean, _) in zip(scaled, coded(calibration, 100)):
                     synthesised(net, *latents, *clean.shape[:2])
                 pairs = []
@@ -164,8 +169,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.data.name}", "", f"`{command('python -m fllic.train.narrow', argv)}`", "",
             "| σ | q | float g_s, dB | loss: 16-bit act., 8-bit weights | 8-bit act., 16-bit weights "
             "| 8-bit both | 8-bit both, half resolution only | 8-bit both, half and quarter resolution "
-            "| the same, power-of-two steps | the same, weights' steps alone powers of two |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            "| the same, power-of-two steps | the same, weights' steps alone powers of two "
+            "| 8-bit act., 16-bit weights, half and quarter | the same, a step per input channel |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     print("\n".join(head), flush=True)
     rows = measure(model, files, calibration, args.sigma, args.q)
     if args.out is not None:
