@@ -14,7 +14,8 @@ of the decoder's multiply-adds are: ``fllic.models.layers.NarrowConv2d`` trains 
 the quarter resolution's too (the next stage: 96 channels, 1x1 skip included); and those with power-of-two
 steps, for inputs and weights, or for weights alone (``NarrowConv2d``'s grids: its input step is the peak over
 127, its weights' steps powers of two relative to it); and those layers with 8-bit inputs alone, one step per
-layer or one per input channel (the weights 16-bit, so every sum still stays below 2^24 in float32).
+layer or one per input channel (the weights 16-bit, so every sum still stays below 2^24 in float32), or 9 or 10
+bits (one float32 product then needs the weights' L1 norm below 2^16 or 2^15).
 """
 
 from __future__ import annotations
@@ -112,7 +113,8 @@ def stage_convs(net, layers: str) -> list:
 
 VARIANTS = ((16, 8, "all", "", False), (8, 16, "all", "", False), (8, 8, "all", "", False), (8, 8, "half", "", False),
             (8, 8, "quarter", "", False), (8, 8, "quarter", "both", False), (8, 8, "quarter", "weights", False),
-            (8, 16, "quarter", "", False), (8, 16, "quarter", "", True))  # (bits, bits, layers, power-of-two, per channel)
+            (8, 16, "quarter", "", False), (8, 16, "quarter", "", True), (9, 16, "quarter", "", False),
+            (10, 16, "quarter", "", False))  # (bits, bits, layers, power-of-two, per channel)
 
 
 def measure(model, files: list[Path], calibration: list[Path], sigmas, qs) -> list[str]:
@@ -170,8 +172,9 @@ def main(argv: list[str] | None = None) -> int:
             "| σ | q | float g_s, dB | loss: 16-bit act., 8-bit weights | 8-bit act., 16-bit weights "
             "| 8-bit both | 8-bit both, half resolution only | 8-bit both, half and quarter resolution "
             "| the same, power-of-two steps | the same, weights' steps alone powers of two "
-            "| 8-bit act., 16-bit weights, half and quarter | the same, a step per input channel |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            "| 8-bit act., 16-bit weights, half and quarter | the same, a step per input channel "
+            "| 9-bit act., 16-bit weights, half and quarter | 10-bit act., the same |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     print("\n".join(head), flush=True)
     rows = measure(model, files, calibration, args.sigma, args.q)
     if args.out is not None:
