@@ -15,7 +15,8 @@ the quarter resolution's too (the next stage: 96 channels, 1x1 skip included); a
 steps, for inputs and weights, or for weights alone (``NarrowConv2d``'s grids: its input step is the peak over
 127, its weights' steps powers of two relative to it); and those layers with 8-bit inputs alone, one step per
 layer or one per input channel (the weights 16-bit, so every sum still stays below 2^24 in float32), or 9 or 10
-bits (one float32 product then needs the weights' L1 norm below 2^16 or 2^15).
+bits (one float32 product then needs the weights' L1 norm below 2^16 or 2^15), and 10 bits with the weights
+rounded under that bound.
 """
 
 from __future__ import annotations
@@ -53,7 +54,9 @@ class Narrowed:
     ``mode``: "calibrate" records each layer's largest |input| and rounds nothing, "off" leaves g_s as it is, "on"
     rounds with the recorded scales. ``pow2``: "inputs", "weights" or "both" take the finest power-of-two step
     that holds their peak instead of the peak over the largest integer. ``per_channel``: each input channel its
-    own step (an exact decoder folds the steps into the weights)."""
+    own step (an exact decoder folds the steps into the weights). ``weight_bits`` 0: the weights as the exact
+    decoder's 16-bit layers round them (a power of two per output channel), under the L1 bound that keeps every sum
+    of ``act_bits`` inputs below 2^24 in float32."""
 
     def __init__(self, net, act_bits: int, weight_bits: int, layers: str = "all", pow2: str = "",
                  per_channel: bool = False):
@@ -78,7 +81,20 @@ class Narrowed:
         self.mode = "on" if on else "off"
         for c, w in self.weights.items():
             peak = w.abs().amax(dim=(1, 2, 3), keepdim=True)
-            c.weight.data = _rounded(w, peak, self.weight_bits, self.pow2[1]) if on else w.clone()
+            if not on:
+                c.weight.data = w.clone()
+            elif self.weight_bits == 0:
+                c.weight.data = _l1_rounded(w, (1 << (25 - self.act_bits)) - 1)
+            else:
+                c.weight.data = _rounded(w, peak, self.weight_bits, self.pow2[1])
+
+
+def _l1_rounded(w: torch.Tensor, l1_max: int) -> torch.Tensor:
+    """w rounded as ``IntConv.quantize`` rounds a layer's weights, for an L1 bound of ``l1_max`` in the integers:
+    each output channel on the finest power-of-two grid whose integers' L1 norm stays within it."""
+    l1 = w.abs().flatten(1).sum(1).clamp(min=1e-30).view(-1, 1, 1, 1)
+    shift = torch.floor(torch.log2((l1_max - w[0].numel()) / l1))
+    return torch.round(w * torch.pow(2.0, shift)) * torch.pow(2.0, -shift)
 
 
 def _rounded(x: torch.Tensor, peak, bits: int, pow2: bool = False) -> torch.Tensor:
@@ -114,7 +130,7 @@ def stage_convs(net, layers: str) -> list:
 VARIANTS = ((16, 8, "all", "", False), (8, 16, "all", "", False), (8, 8, "all", "", False), (8, 8, "half", "", False),
             (8, 8, "quarter", "", False), (8, 8, "quarter", "both", False), (8, 8, "quarter", "weights", False),
             (8, 16, "quarter", "", False), (8, 16, "quarter", "", True), (9, 16, "quarter", "", False),
-            (10, 16, "quarter", "", False))  # (bits, bits, layers, power-of-two, per channel)
+            (10, 16, "quarter", "", False), (10, 0, "quarter", "", False))  # (bits, bits, layers, power of 2, per channel)
 
 
 def measure(model, files: list[Path], calibration: list[Path], sigmas, qs) -> list[str]:
@@ -173,8 +189,9 @@ def main(argv: list[str] | None = None) -> int:
             "| 8-bit both | 8-bit both, half resolution only | 8-bit both, half and quarter resolution "
             "| the same, power-of-two steps | the same, weights' steps alone powers of two "
             "| 8-bit act., 16-bit weights, half and quarter | the same, a step per input channel "
-            "| 9-bit act., 16-bit weights, half and quarter | 10-bit act., the same |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            "| 9-bit act., 16-bit weights, half and quarter | 10-bit act., the same "
+            "| 10-bit act., weights under L1 2^15, half and quarter |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     print("\n".join(head), flush=True)
     rows = measure(model, files, calibration, args.sigma, args.q)
     if args.out is not None:
