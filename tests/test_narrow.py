@@ -1,4 +1,4 @@
-"""8-bit layers: g_s's half resolution trained for 8-bit integers (NarrowConv2d), decoded exactly (issue 27)."""
+"""8-bit layers: g_s's half and quarter resolutions trained for 8-bit integers, decoded exactly (issue 27)."""
 
 import hashlib
 import json
