@@ -8,12 +8,16 @@ import sys
 from pathlib import Path
 
 
+def home_tilde(text: str) -> str:
+    """``text`` with paths under the home folder written with ``~`` (a path's start, not inside one)."""
+    return re.sub(rf"(?<![^\s=]){re.escape(str(Path.home()))}/", "~/", text)
+
+
 def command(prog: str, argv: list[str] | None) -> str:
     """The command line that made a record, for its header, as a shell takes it: paths under the home folder
     written with ``~``, an argument with spaces or shell characters quoted."""
-    home = str(Path.home())
     args = argv if argv is not None else sys.argv[1:]
-    words = (re.sub(rf"(?<![^\s=]){re.escape(home)}/", "~/", a) for a in args)  # a path's start, not inside one
+    words = (home_tilde(a) for a in args)
     return f"{prog} " + " ".join(w if re.fullmatch(r"[\w@%+=:,./~-]+", w) else shlex.quote(w) for w in words)
 
 

@@ -107,9 +107,10 @@ def _decode_target(model, decoder: str):
 
     if model.meta.get("id") in installed():
         return load(model.meta["id"])
-    path = Path(tempfile.mkdtemp(prefix="fllic-speed-")) / f"{model.meta.get('id', 'custom')}{SUFFIX}"
-    export(model, path)
-    return load_file(path)
+    with tempfile.TemporaryDirectory(prefix="fllic-speed-") as tmp:  # read whole, so the file need not outlive it
+        path = Path(tmp) / f"{model.meta.get('id', 'custom')}{SUFFIX}"
+        export(model, path)
+        return load_file(path)
 
 
 def _side_by_side(files: list[Path], base, other, args) -> int:

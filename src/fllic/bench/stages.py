@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fllic.bench._record import command, emit
+from fllic.bench._record import command, emit, home_tilde
 
 LARGE_SIZE = (6000, 4000)  # width, height
 ENCODE_STAGES = ("image read", "model load", "blind noise estimate", "trunk", "g_a", "h_a", "z entropy coding",
@@ -346,12 +346,6 @@ def _macs(value: float | None) -> str:
     return "" if value is None else f"{value:,.0f}"
 
 
-def _shown(model: str | None) -> str | None:
-    """A model argument as a record shows it: a path under the home folder written with ``~``."""
-    home = str(Path.home())
-    return None if model is None else (("~" + model[len(home):]) if model.startswith(home + "/") else model)
-
-
 def stage_table(title: str, row: dict, megapixels: float, jxl_decode: float, macs: dict) -> list[str]:
     """A stage table: seconds, s/MP, share, MACs per pixel and the ratio to JPEG-XL decode; a total last."""
     total = sum(row.values())
@@ -509,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [f"`{command('python -m fllic.bench.stages', argv)}`", "",
              f"fllic stage timing: {platform.processor() or platform.machine()}, {args.threads} torch thread(s), "
              f"torch {torch.__version__}, sigma {args.sigma:g}{' (blind)' if args.blind else ''}, "
-             f"model {_shown(args.model) or 'default'}, medians of {args.repeat} runs after a warm-up; "
+             f"model {home_tilde(args.model or 'default')}, medians of {args.repeat} runs after a warm-up; "
              "nested stages: the trunk, g_a and h_a inside encode, h_s and g_s inside both; "
              "other is what the named stages leave of the wall time. The cascades beside them (a denoiser, then "
              "JPEG-XL) decode with JPEG-XL's decode.", ""]

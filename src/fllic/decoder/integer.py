@@ -59,8 +59,8 @@ Winograd F(4x4, 3x3), the same algorithm in 6x6 input tiles giving 4x4 outputs: 
     are integers in [-127, 127] over at most NARROW_TAPS taps, and
     out[c] = floor((S[c] · M[c] + 2^(r[c]-1)) / 2^r[c]) + b[c] with 1 <= M[c] <= 2^15. Every partial sum of S
     is then an integer below 127 · 127 · NARROW_TAPS < 2^24, so S runs as float32 products per tap, exact in
-    any order and at twice float64's pace (faster than Winograd F(4x4) in float64 on g_s's half-resolution
-    layer: ``python -m fllic.bench.kernels``), and |S · M| < 2^39 is exact in float64.
+    any order (on g_s's half-resolution layer 0.81x PyTorch's two-piece kernel, where a 16-bit layer's Winograd
+    F(4x4) in float64 took 0.96x: results/kernels.md), and |S · M| < 2^39 is exact in float64.
 
 Nonlinearity
     LeakyReLU with slope 0.1 as max(a, floor((a · 6554 + 2^15) / 2^16)), slope 6554 / 2^16.

@@ -182,10 +182,7 @@ class IntConv(nn.Module):
         if w[0].numel() > MAX_TAPS:
             raise ValueError(f"a conv over {w[0].numel()} taps exceeds the exact bound of {MAX_TAPS}")
         w = w * 2.0 ** (e_out - e_in)  # now out = sum w·a_int in output units
-        l1 = w.abs().flatten(1).sum(1).clamp(min=1e-30)
-        peak = w.abs().flatten(1).amax(1).clamp(min=1e-30)
-        limit = torch.minimum((L1_MAX - w[0].numel()) / l1, W_INT_MAX / peak)  # room for rounding up
-        shift = torch.floor(torch.log2(limit)).clamp(1, MAX_SHIFT)
+        shift = channel_shifts(w).clamp(1, MAX_SHIFT)
         w_int = torch.round(w * torch.pow(2.0, shift).view(-1, 1, 1, 1))
         bias = torch.round(b * 2.0**e_out).clamp(-A_MAX, A_MAX)
         return cls(w_int, bias, shift)
@@ -344,6 +341,14 @@ def quantize_conv(conv: nn.Conv2d, e_in: int, e_out: int, **kw) -> IntConv:
     from fllic.models.layers import NarrowConv2d
 
     return (IntNarrowConv if isinstance(conv, NarrowConv2d) else IntConv).quantize(conv, e_in, e_out, **kw)
+
+
+def channel_shifts(w: torch.Tensor, l1_max: int = L1_MAX) -> torch.Tensor:
+    """r[c], (Cout,): the largest power-of-two scale 2^r[c] whose integer weights round(w[c] · 2^r[c]) keep their
+    L1 norm within ``l1_max`` and each within W_INT_MAX, with room for rounding up."""
+    l1 = w.abs().flatten(1).sum(1).clamp(min=1e-30)
+    peak = w.abs().flatten(1).amax(1).clamp(min=1e-30)
+    return torch.floor(torch.log2(torch.minimum((l1_max - w[0].numel()) / l1, W_INT_MAX / peak)))
 
 
 class IntResBlock(nn.Module):

@@ -33,6 +33,7 @@ from fllic.bench.splits import split
 from fllic.codec import _to_tensor
 from fllic.imageio import read_image
 from fllic.metrics import psnr
+from fllic.models.integer import channel_shifts
 from fllic.noise import add_noise
 from fllic.train.evaluate import load_checkpoint
 
@@ -92,8 +93,7 @@ class Narrowed:
 def _l1_rounded(w: torch.Tensor, l1_max: int) -> torch.Tensor:
     """w rounded as ``IntConv.quantize`` rounds a layer's weights, for an L1 bound of ``l1_max`` in the integers:
     each output channel on the finest power-of-two grid whose integers' L1 norm stays within it."""
-    l1 = w.abs().flatten(1).sum(1).clamp(min=1e-30).view(-1, 1, 1, 1)
-    shift = torch.floor(torch.log2((l1_max - w[0].numel()) / l1))
+    shift = channel_shifts(w, l1_max).view(-1, 1, 1, 1)
     return torch.round(w * torch.pow(2.0, shift)) * torch.pow(2.0, -shift)
 
 
