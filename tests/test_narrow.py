@@ -1,4 +1,5 @@
-"""8-bit layers: g_s's half and quarter resolutions trained for 8-bit integers, decoded exactly (issue 27)."""
+"""Narrow layers: g_s's half and quarter resolutions trained for 10-bit inputs and L1-bounded weights, decoded exactly
+(issue 27)."""
 
 import hashlib
 import json
@@ -20,7 +21,7 @@ from fllic.decoder.model import SUFFIX
 from fllic.models import integer as I
 from fllic.models.decoder_export import export
 from fllic.models.fllic_net import FLLIC, FllicConfig, finalize
-from fllic.models.layers import NARROW_MAX, NarrowConv2d
+from fllic.models.layers import NARROW_L1, NARROW_MAX, NarrowConv2d
 from tests.conftest import noisy_image
 
 
@@ -37,18 +38,19 @@ def _trained_layer(cin=16, cout=8, seed=0) -> NarrowConv2d:
     return conv.eval()
 
 
-# -- the float layer that trains for 8 bits ---------------------------------------------------
-def test_a_narrow_conv_computes_on_8_bit_grids_whose_products_share_a_power_of_two():
+# -- the float layer that trains for the narrow layers' grids -----------------------------------------
+def test_a_narrow_conv_computes_on_10_bit_inputs_and_l1_bounded_weights_whose_products_share_a_power_of_two():
     conv = _trained_layer()
     x = torch.randn(1, 16, 7, 8) * 3
     s = conv.input_step()
-    assert float(s) == pytest.approx(float(conv.input_peak) / NARROW_MAX)  # the input's range, all 8 bits of it
+    assert float(s) == pytest.approx(float(conv.input_peak) / NARROW_MAX)  # the input's range, all 10 bits of it
     t = conv.weight_exponents(s)
     k = torch.round(x / s).clamp(-NARROW_MAX, NARROW_MAX)
-    j = torch.round(conv.weight * s * 2.0**t)
-    assert j.abs().amax(dim=(1, 2, 3)).min() >= 64 and j.abs().max() <= NARROW_MAX  # the finest grid that holds it
+    j = torch.round(conv.weight.double() * float(s) * 2.0**t)
+    l1 = j.abs().sum(dim=(1, 2, 3))
+    assert l1.max() <= NARROW_L1 and l1.min() > (NARROW_L1 - 72) / 2  # the finest power-of-two grid within the bound
     with torch.no_grad():  # k · s times j · 2^-t / s: each product's scale is 2^-t[c]
-        assert torch.allclose(conv(x), F.conv2d(k, j * 2.0**-t, conv.bias, padding=1), atol=1e-4)
+        assert torch.allclose(conv(x), F.conv2d(k, (j * 2.0**-t).float(), conv.bias, padding=1), atol=1e-4)
 
 
 def test_a_narrow_conv_tracks_its_input_range_in_training_only_and_passes_gradients():
@@ -75,28 +77,33 @@ def _object_conv(a, w):
     return out
 
 
-IN_MULT, IN_SHIFT = 255, 14  # the extreme layer's input requantization: the largest multiplier
+IN_MULT, IN_SHIFT = 255, 12  # the extreme layer's input requantization: the largest multiplier
 
 
 def _extreme_layer():
-    """Weights at ±127 over 1,026 taps (114 channels, under NARROW_TAPS), multipliers up to 2^15, and an input
-    whose 8-bit pieces are ±127 with the weights' signs wherever output (1, 1) reads them."""
+    """Weights whose L1 norms reach NARROW_L1 over 1,152 taps (128 channels; channel 0 all of equal magnitude but
+    one, channel 1 one large tap), multipliers up to 2^15, and an input that requantizes to ±511 with channel 0's
+    signs wherever output (1, 1) reads them."""
     gen = torch.Generator().manual_seed(7)
-    cin = I.NARROW_TAPS // 9
-    w = torch.randint(-127, 128, (3, cin, 3, 3), generator=gen)
-    w[0] = torch.where(w[0] >= 0, 127, -127)  # channel 0: every |j| = 127
+    cin = 128
+    w = torch.randint(-20, 21, (3, cin, 3, 3), generator=gen)
+    w[0] = torch.where(w[0] >= 0, 28, -28)
+    w[0, 0, 0, 0] = 28
+    w[0, 0, 0, 0] += NARROW_L1 - int(w[0].abs().sum())  # sum |j| = NARROW_L1 exactly
+    w[1] = 0
+    w[1, 5, 1, 1] = -NARROW_L1
     mult = torch.tensor([I.MULT_MAX, 1, 12345])
     conv = I.IntNarrowConv(w, torch.tensor([5, -7, 0]), torch.tensor([20, 1, 9]), IN_MULT, IN_SHIFT, mult)
     signs = np.sign(w[0].numpy()).transpose(1, 2, 0)
-    a = np.tile(signs, (2, 2, 1))[:3, :4] * 8159  # · 255 / 2^14 requantizes to ±127 (and rounds)
+    a = np.tile(signs, (2, 2, 1))[:3, :4] * 8300  # · 255 / 2^12 requantizes past ±511: clipped to it
     return conv, a.astype(np.int64)
 
 
-def test_an_8_bit_layer_is_exact_at_its_bounds_in_both_decoders():
+def test_a_narrow_layer_is_exact_at_its_bounds_in_both_decoders():
     conv, a = _extreme_layer()
-    k = np.clip((a * IN_MULT + (1 << (IN_SHIFT - 1))) >> IN_SHIFT, -127, 127).astype(object)
+    k = np.clip((a * IN_MULT + (1 << (IN_SHIFT - 1))) >> IN_SHIFT, -NARROW_MAX, NARROW_MAX).astype(object)
     sums = _object_conv(k, conv.w_int.numpy().astype(object))
-    assert abs(sums[1, 1, 0]) == 127 * 127 * (I.NARROW_TAPS // 9 * 9) and abs(sums[1, 1, 0]) < 2**24
+    assert abs(sums[1, 1, 0]) == NARROW_MAX * NARROW_L1 and abs(sums[1, 1, 0]) < 2**24
     mult, shift, bias = (t.numpy().astype(object) for t in (conv.mult, conv.shift, conv.bias))
     want = np.clip((sums * mult + (1 << (shift - 1))) // (1 << shift) + bias, -I.A_MAX, I.A_MAX).astype(np.int64)
     got = conv(torch.from_numpy(a)[None].int())[0].numpy()
@@ -119,7 +126,7 @@ print(hashlib.sha256(conv(x).numpy().tobytes()).hexdigest())
 
 
 @pytest.mark.parametrize("env", ["default", "1 thread", "oneDNN AVX2", "oneDNN SSE41"])
-def test_an_8_bit_layer_gives_the_same_integers_under_every_isa_and_thread_count(env):
+def test_a_narrow_layer_gives_the_same_integers_under_every_isa_and_thread_count(env):
     from pathlib import Path
 
     root = str(Path(__file__).resolve().parents[1])
@@ -132,12 +139,12 @@ def test_an_8_bit_layer_gives_the_same_integers_under_every_isa_and_thread_count
     assert out == hashlib.sha256(want.tobytes()).hexdigest()
 
 
-def test_an_exported_8_bit_layer_tracks_the_float_layer():
+def test_an_exported_narrow_layer_tracks_the_float_layer():
     conv = _trained_layer(cin=24, cout=12, seed=3)
     e_in, e_out = 12, 11
     x = torch.randn(1, 24, 10, 11) * 3
     ic = I.quantize_conv(conv, e_in, e_out)
-    assert isinstance(ic, I.IntNarrowConv) and ic.w_int.abs().max() <= NARROW_MAX
+    assert isinstance(ic, I.IntNarrowConv) and ic.w_int.abs().flatten(1).sum(1).max() <= NARROW_L1
     a = torch.round(I.to_nhwc(x) * 2.0**e_in).int()
     out = I.to_nchw(ic(a)).double() * 2.0**-e_out
     with torch.no_grad():
@@ -145,10 +152,13 @@ def test_an_exported_8_bit_layer_tracks_the_float_layer():
     assert (out - ref).abs().max() < 0.05 * ref.abs().max()  # the input's rounding ties differ, little else
 
 
-def test_8_bit_layers_outside_their_bounds_are_refused():
-    w = torch.full((2, 4, 3, 3), 127)
-    with pytest.raises(ValueError, match="8-bit layer's weights"):
-        I.IntNarrowConv(w + 1, torch.zeros(2), torch.full((2,), 9), 200, 4, torch.ones(2))
+def test_narrow_layers_outside_their_bounds_are_refused():
+    w = torch.zeros(2, 4, 3, 3, dtype=torch.int64)
+    w[:, :, 1, 1] = NARROW_L1 // 4
+    over = w.clone()
+    over[1, 0, 0, 0] = NARROW_L1 - int(w[1].abs().sum()) + 1
+    with pytest.raises(ValueError, match="narrow layer's weights"):
+        I.IntNarrowConv(over, torch.zeros(2), torch.full((2,), 9), 200, 4, torch.ones(2))
     with pytest.raises(ValueError, match="output multiplier"):
         I.IntNarrowConv(w, torch.zeros(2), torch.full((2,), 9), 200, 4, torch.tensor([1, I.MULT_MAX + 1]))
     for in_mult, in_shift in ((256, 4), (200, 0), (200, 24)):
@@ -159,14 +169,14 @@ def test_8_bit_layers_outside_their_bounds_are_refused():
     good = {"c.w_int": w.numpy(), "c.shift": np.full(2, 9), "c.bias": np.zeros(2, np.int64),
             "c.in_mult": np.array(200), "c.in_shift": np.array(4), "c.mult": np.array([1, 2])}
     assert (_conv(good, "c").in_mult, _conv(good, "c").in_shift) == (200, 4)
-    for bad in ({"c.w_int": w.numpy() + 1}, {"c.mult": np.array([0, 2])}, {"c.in_shift": np.array(24)},
+    for bad in ({"c.w_int": over.numpy()}, {"c.mult": np.array([0, 2])}, {"c.in_shift": np.array(24)},
                 {"c.in_mult": np.array(256)}, {"c.mult": np.array([1, 2, 3])}):
-        with pytest.raises(ModelMismatchError, match="8-bit layer"):
+        with pytest.raises(ModelMismatchError, match="narrow layer"):
             _conv({**good, **bad}, "c")
 
 
-# -- a model with 8-bit layers ---------------------------------------------------------------------
-def test_a_model_with_8_bit_layers_decodes_identically_in_both_decoders(narrow_model, tmp_path):
+# -- a model with narrow layers ---------------------------------------------------------------------
+def test_a_model_with_narrow_layers_decodes_identically_in_both_decoders(narrow_model, tmp_path):
     gs_out = narrow_model.decoder.gs_out
     assert isinstance(gs_out, I.IntNarrowConv) and int(gs_out.mult.max()) > 1  # 255 per unit: a multiplier
     path = tmp_path / f"tiny-narrow{SUFFIX}"
@@ -180,7 +190,7 @@ def test_a_model_with_8_bit_layers_decodes_identically_in_both_decoders(narrow_m
         assert np.array_equal(ours, res.pixels) and np.array_equal(ours, fllic.decode(res.data, model=narrow_model))
 
 
-def test_a_model_without_8_bit_layers_still_writes_format_2(tiny_model, tmp_path):
+def test_a_model_without_narrow_layers_still_writes_format_2(tiny_model, tmp_path):
     path = tmp_path / f"tiny-test{SUFFIX}"
     export(tiny_model, path)
     with np.load(path) as npz:
@@ -188,7 +198,7 @@ def test_a_model_without_8_bit_layers_still_writes_format_2(tiny_model, tmp_path
     assert not any(isinstance(m, I.IntNarrowConv) for m in tiny_model.decoder.modules())
 
 
-def test_a_model_saved_with_8_bit_layers_loads_them_back(narrow_model, tmp_path):
+def test_a_model_saved_with_narrow_layers_loads_them_back(narrow_model, tmp_path):
     path = tmp_path / "narrow.pt"
     narrow_model.save(path)
     loaded = fllic.models.fllic_net.CodingModel.load(path)
@@ -196,39 +206,6 @@ def test_a_model_saved_with_8_bit_layers_loads_them_back(narrow_model, tmp_path)
     img = noisy_image(np.random.default_rng(5), 40, 48)
     res = fllic.codec.encode_detailed(img, sigma=20, model=narrow_model)
     assert np.array_equal(fllic.decode(res.data, model=loaded), res.pixels)
-
-
-def _saturating_int_mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """An int8 GEMM as oneDNN computes it without VNNI: the input offset to unsigned, pairs of products added
-    in int16 with saturation, then the offset's share taken off."""
-    u = a.long() + 128
-    prods = u[:, :, None] * b.long()[None]  # (M, K, N)
-    pairs = prods.reshape(a.shape[0], -1, 2, b.shape[1]).sum(2).clamp(-(1 << 15), (1 << 15) - 1)
-    return (pairs.sum(1) - 128 * b.long().sum(0)).to(torch.int32)
-
-
-def test_the_int8_gemm_is_used_only_where_a_probe_finds_it_exact(monkeypatch):
-    conv, a = _extreme_layer()
-    x = torch.from_numpy(a)[None].int()
-    want = conv(x)
-    float32 = I.IntNarrowConv(conv.w_int, conv.bias, conv.shift, IN_MULT, IN_SHIFT, conv.mult)
-    float32.int8_gemm = False
-    assert torch.equal(float32(x), want)  # the int8 GEMM (where exact here) and the float32 convolution agree
-    k, n = 72, 8
-    monkeypatch.setattr(torch, "_int_mm", _saturating_int_mm)
-    I.int8_gemm_exact.cache_clear()
-    try:
-        assert not I.int8_gemm_exact(k, n)  # the probe catches the saturating kernel
-        w = torch.where(torch.randn(n, 8, 3, 3, generator=torch.Generator().manual_seed(1)) > 0, 127, -127)
-        small = I.IntNarrowConv(w, torch.zeros(n), torch.full((n,), 9), IN_MULT, IN_SHIFT, torch.full((n,), 1 << 14))
-        xs = x[..., :8]
-        ref = ni.Conv(small.w_int.numpy().astype(np.int64), small.bias.numpy(), small.shift.numpy(),
-                      in_shift=IN_SHIFT, mult=small.mult.numpy(), in_mult=IN_MULT)
-        assert np.array_equal(small(xs)[0].numpy(), ref(xs[0].numpy().astype(np.int64)))  # so it is not used
-        k8 = small._narrowed(xs)
-        assert not torch.equal(small._int8_sums(k8.to(torch.int8)), small._sums(k8))  # where it would be wrong
-    finally:
-        I.int8_gemm_exact.cache_clear()
 
 
 def test_the_input_requantizer_is_the_step_to_within_a_part_in_256():
@@ -245,7 +222,7 @@ def test_the_input_requantizer_is_the_step_to_within_a_part_in_256():
         assert 128 <= m <= 255 and 1 <= s <= I.IN_SHIFT_MAX and abs(m - ratio * 2.0**s) <= 0.5
 
 
-def test_8_bit_layers_decode_identically_band_by_band(narrow_model, tmp_path):
+def test_narrow_layers_decode_identically_band_by_band(narrow_model, tmp_path):
     path = tmp_path / f"tiny-narrow{SUFFIX}"
     export(narrow_model, path)
     res = fllic.codec.encode_detailed(noisy_image(np.random.default_rng(6), 300, 130), sigma=20, model=narrow_model)

@@ -19,11 +19,11 @@ activations across [-A_MAX, A_MAX]:
   the 6 products an exact split needs (activations in three unsigned 7-bit pieces, weights in two signed 8-bit
   pieces: a pair of u7 x s8 products never saturates int16), and the one product a g_s of 8-bit activations
   and weights would need (what that costs in quality: results/int8-narrow.md);
-- **an 8-bit layer** (a g_s trained for 8-bit integers at its half resolution: ``NarrowConv2d``, decoder format
-  3): the same activations requantized to 8 bits by the layer itself, weights in [-127, 127], as PyTorch's
-  decoder computes it (fllic.models.integer.IntNarrowConv: int8 GEMMs, ``torch._int_mm``, over bands of the
-  patch matrix where they are exact, a CPU with VNNI; else one float32 convolution), and as the reference
-  decoder does (float32 products per tap, every partial sum below 2^24), each the whole layer.
+- **a narrow layer** (a g_s trained for them at its half resolution: ``NarrowConv2d``, decoder format 3): the
+  same activations requantized to 10 bits by the layer itself, weights whose L1 norm per output channel is at
+  most 2^15 - 1, so every sum is below 2^24: one float32 convolution in PyTorch's decoder
+  (fllic.models.integer.IntNarrowConv) where a 16-bit layer takes two, and float32 products per tap in the
+  reference decoder, each the whole layer.
 
 Each kernel runs the whole layer (the sums, then the rounding shift, the bias and the saturation) and is checked
 against the reference decoder's layer, integer for integer; the int8 row times the products alone.
@@ -143,31 +143,28 @@ def measure(height: int, width: int, cin: int, cout: int, repeat: int) -> list[t
     return rows
 
 
-NARROW_IN_MULT, NARROW_IN_SHIFT = 255, 16  # the 8-bit layer's input: the 16-bit activations times 255 / 2^16
+NARROW_IN_MULT, NARROW_IN_SHIFT = 255, 14  # the narrow layer's input: the 16-bit activations times 255 / 2^14
 
 
 def _narrow_rows(a: np.ndarray, cout: int, repeat: int) -> list[tuple[str, float, bool]]:
-    """The 8-bit layer's kernels on the same activations (module docstring), checked against the reference's."""
+    """The narrow layer's kernels on the same activations (module docstring), checked against the reference's."""
     import torch
 
     from fllic.decoder.integer import Conv
-    from fllic.models.integer import IntNarrowConv, int8_gemm_exact
+    from fllic.models.integer import NARROW_L1, IntNarrowConv
 
     rng = np.random.default_rng(2)
     w = rng.laplace(0, 1, (cout, a.shape[2], 3, 3))
-    j = np.round(w * 127 / np.abs(w).reshape(cout, -1).max(1).reshape(-1, 1, 1, 1))
+    j = np.round(w * (NARROW_L1 - w[0].size) / np.abs(w).reshape(cout, -1).sum(1).reshape(-1, 1, 1, 1))
     bias, mult = rng.integers(-1000, 1001, cout), np.full(cout, 1 << 14)
     ref = Conv(j, bias, np.full(cout, SHIFT + 8), in_shift=NARROW_IN_SHIFT, mult=mult, in_mult=NARROW_IN_MULT)
-    gemm, float32 = (IntNarrowConv(torch.from_numpy(j), torch.from_numpy(bias), torch.full((cout,), SHIFT + 8),
-                                   NARROW_IN_MULT, NARROW_IN_SHIFT, torch.from_numpy(mult)) for _ in range(2))
-    float32.int8_gemm = False
+    float32 = IntNarrowConv(torch.from_numpy(j), torch.from_numpy(bias), torch.full((cout,), SHIFT + 8),
+                            NARROW_IN_MULT, NARROW_IN_SHIFT, torch.from_numpy(mult))
     a_int = torch.from_numpy(a).to(torch.int32)[None]
-    where = "" if int8_gemm_exact(*gemm.w8.shape) else ": not exact on this CPU, so its float32 convolution"
     want = ref(a)
     rows = []
-    for name, fn in ((f"8-bit layer, int8 GEMMs in bands of rows (PyTorch's decoder{where})", lambda: gemm(a_int)[0]),
-                     ("8-bit layer, one float32 convolution (PyTorch's decoder without VNNI)", lambda: float32(a_int)[0]),
-                     ("8-bit layer, float32 per-tap products, numpy (the reference decoder)", lambda: ref(a))):
+    for name, fn in (("narrow layer, one float32 convolution (PyTorch's decoder)", lambda: float32(a_int)[0]),
+                     ("narrow layer, float32 per-tap products, numpy (the reference decoder)", lambda: ref(a))):
         seconds, out = _timed(fn, repeat)
         rows.append((name, seconds, bool(np.array_equal(np.asarray(out, np.float64), want))))
     return rows

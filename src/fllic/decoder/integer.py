@@ -53,14 +53,13 @@ Winograd F(4x4, 3x3), the same algorithm in 6x6 input tiles giving 4x4 outputs: 
     correctly rounded quotient that is an integer). This is the 3x3 layers' default; F(2x2) stays for
     comparison (``Conv(winograd=2)``).
 
-8-bit layers (format fllic-decoder-3: g_s's last stages in a model trained for 8-bit integers)
-    The input is requantized first, k = clip(floor((a · m + 2^(s-1)) · 2^-s), -127, 127) for in_mult m <= 255
+Narrow layers (format fllic-decoder-3: g_s's last stages in a model trained for them)
+    The input is requantized first, k = clip(floor((a · m + 2^(s-1)) · 2^-s), -511, 511) for in_mult m <= 255
     and in_shift 1 <= s <= 23 (|a · m| < 2^23: every term an integer below 2^24, exact in float32), the weights
-    are integers in [-127, 127] over at most NARROW_TAPS taps, and
-    out[c] = floor((S[c] · M[c] + 2^(r[c]-1)) / 2^r[c]) + b[c] with 1 <= M[c] <= 2^15. Every partial sum of S
-    is then an integer below 127 · 127 · NARROW_TAPS < 2^24, so S runs as float32 products per tap, exact in
-    any order (on g_s's half-resolution layer 0.81x PyTorch's two-piece kernel, where a 16-bit layer's Winograd
-    F(4x4) in float64 took 0.96x: results/kernels.md), and |S · M| < 2^39 is exact in float64.
+    of each output channel are integers with sum |j| <= NARROW_L1 = 2^15 - 1, and
+    out[c] = floor((S[c] · M[c] + 2^(r[c]-1)) / 2^r[c]) + b[c] with 1 <= M[c] <= 2^15. Every product and every
+    partial sum of S is then an integer below 511 · NARROW_L1 < 2^24, so S runs as float32 products per tap,
+    exact in any order (results/kernels.md), and |S · M| < 2^39 is exact in float64.
 
 Nonlinearity
     LeakyReLU with slope 0.1 as max(a, floor((a · 6554 + 2^15) / 2^16)), slope 6554 / 2^16.
@@ -82,10 +81,10 @@ L1_MAX = (1 << 17) - 1  # bound on each output channel's sum of |w_int|
 MAX_SHIFT = 30
 LEAKY_MULT, LEAKY_SHIFT = 6554, 16  # 0.1 ≈ 6554 / 2^16
 BIAS_MAX = (1 << 31) - 1  # bound on |b|, checked by the loader
-NARROW_MAX = 127  # an 8-bit layer's inputs and weights
-NARROW_TAPS = 1032  # an 8-bit layer's taps: 127 · 127 · 1032 < 2^24
-MULT_MAX = 1 << 15  # an 8-bit layer's output multiplier
-IN_MULT_MAX, IN_SHIFT_MAX = 255, 23  # an 8-bit layer's input multiplier and shift
+NARROW_MAX = 511  # a narrow layer's inputs (10 bits)
+NARROW_L1 = (1 << 15) - 1  # a narrow layer's weights, per output channel: 511 · NARROW_L1 < 2^24
+MULT_MAX = 1 << 15  # a narrow layer's output multiplier
+IN_MULT_MAX, IN_SHIFT_MAX = 255, 23  # a narrow layer's input multiplier and shift
 BAND_ELEMENTS = 1 << 18  # a convolution's float64 accumulator holds this many entries at a time (2 MB: it stays in cache)
 WINOGRAD_BAND_ELEMENTS = 1 << 17  # a band of F(2x2) tiles' transformed inputs (1 MB)
 WINOGRAD4_BAND_ELEMENTS = 1 << 18  # a band of F(4x4) tiles' transformed inputs (2 MB)
@@ -146,14 +145,14 @@ class Conv:
     bias: np.ndarray
     shift: np.ndarray
     winograd: int = 4  # a bounded 3x3 layer's Winograd output tile: F(4x4) or F(2x2); 0, the per-tap products
-    in_shift: int | None = None  # an 8-bit layer: its input's requantizing shift and multiplier, and
+    in_shift: int | None = None  # a narrow layer: its input's requantizing shift and multiplier, and
     mult: np.ndarray | None = None  # its output multiplier per channel (module docstring)
     in_mult: int = 1
 
     def __post_init__(self):
         cout, cin, k, _ = self.w_int.shape
         self.k = k
-        narrow = self.in_shift is not None  # 8-bit: float32 per-tap products, every partial sum below 2^24
+        narrow = self.in_shift is not None  # float32 per-tap products, every partial sum below 2^24
         taps = self.w_int.transpose(2, 3, 1, 0).reshape(k * k, cin, cout)
         self.taps = np.ascontiguousarray(taps, np.float32 if narrow else np.float64)
         if narrow:
@@ -170,7 +169,7 @@ class Conv:
         self._mult = None if self.mult is None else np.asarray(self.mult, np.float64)
 
     def narrowed(self, a: np.ndarray) -> np.ndarray:
-        """An 8-bit layer's input, clip(floor((a · m + 2^(s-1)) · 2^-s), ±127) for in_mult m and in_shift s, in a
+        """A narrow layer's input, clip(floor((a · m + 2^(s-1)) · 2^-s), ±511) for in_mult m and in_shift s, in a
         new float32 array, exact: |a · m| < 2^23 and 2^(s-1) <= 2^22, so every value is an integer below 2^24;
         any other layer's, a itself. The layers apply it a band at a time, while the band is in cache."""
         if self.in_shift is None:
@@ -182,7 +181,7 @@ class Conv:
         return np.clip(k, -NARROW_MAX, NARROW_MAX, out=k)
 
     def sums(self, a: np.ndarray) -> np.ndarray:
-        """S = sum_k w_int · a_k per output pixel and channel (an 8-bit layer's a requantized), exactly, as integers in
+        """S = sum_k w_int · a_k per output pixel and channel (a narrow layer's a requantized), exactly, as integers in
         float64 (H, W, Cout)."""
         return self._bands(a, lambda acc: acc.astype(np.float64))
 
@@ -195,7 +194,7 @@ class Conv:
         return self._bands(a, self._finish, then, rows)
 
     def _finish(self, s: np.ndarray) -> np.ndarray:
-        """saturate(floor((s [· M] + 2^(r-1)) · 2^-r) + b), in place (an 8-bit layer's float32 sums in float64)."""
+        """saturate(floor((s [· M] + 2^(r-1)) · 2^-r) + b), in place (a narrow layer's float32 sums in float64)."""
         if self._mult is not None:
             s = s.astype(np.float64)
             s *= self._mult

@@ -26,11 +26,12 @@ deflate packs 15 % tighter; and a file may name a ``base``, the model id of
 another decoder file beside it (itself without a base), whose arrays listed
 in ``base_arrays`` it shares instead of holding copies (a model whose
 quality levels alone differ from another's, or whose encoder alone was
-retrained). Format ``fllic-decoder-3`` is format 2 with 8-bit layers (a
-model whose g_s was trained for 8-bit integers): such a convolution also holds
-.in_mult and .in_shift (int64, its input's requantizing multiplier and shift)
-and .mult (int64 (Cout,), its output multipliers), and its .w_int are within [-127, 127]
-(:mod:`fllic.decoder.integer`). A file without 8-bit layers is written as
+retrained). Format ``fllic-decoder-3`` is format 2 with narrow layers (a
+model whose g_s was trained for them): such a convolution also holds
+.in_mult and .in_shift (int64, its input's requantizing multiplier and shift
+to 10 bits) and .mult (int64 (Cout,), its output multipliers), and each of its
+output channels' .w_int sums to at most 2^15 - 1 in magnitude
+(:mod:`fllic.decoder.integer`). A file without narrow layers is written as
 format 2, so a model without them reads in every fllic that reads format 2.
 Readers take all three formats.
 
@@ -60,12 +61,12 @@ from pathlib import Path
 import numpy as np
 
 from fllic._errors import ModelMismatchError
-from fllic.decoder.integer import (BIAS_MAX, IN_MULT_MAX, IN_SHIFT_MAX, L1_MAX, MAX_SHIFT, MULT_MAX, NARROW_MAX,
-                                   NARROW_TAPS, Conv, ResBlock, UpResBlock)
+from fllic.decoder.integer import (BIAS_MAX, IN_MULT_MAX, IN_SHIFT_MAX, L1_MAX, MAX_SHIFT, MULT_MAX, NARROW_L1,
+                                   Conv, ResBlock, UpResBlock)
 from fllic.decoder.symbols import SymbolTables
 
 FORMAT = "fllic-decoder-2"
-NARROW_FORMAT = "fllic-decoder-3"  # format 2 with 8-bit layers
+NARROW_FORMAT = "fllic-decoder-3"  # format 2 with narrow layers
 READS = ("fllic-decoder-1", FORMAT, NARROW_FORMAT)
 SUFFIX = "-decoder.npz"
 PLANES = (".hi", ".lo")  # a .w_int's high (int8) and low (uint8) bytes in format 2
@@ -212,13 +213,13 @@ def _conv(arrays: dict, prefix: str) -> Conv:
 
 
 def _narrow(arrays: dict, prefix: str, w: np.ndarray) -> dict:
-    """An 8-bit layer's in_mult, in_shift and mult, checked against the bounds that make it exact (format 3)."""
+    """A narrow layer's in_mult, in_shift and mult, checked against the bounds that make it exact (format 3)."""
     in_mult, in_shift = int(arrays[f"{prefix}.in_mult"]), int(arrays[f"{prefix}.in_shift"])
     mult = arrays[f"{prefix}.mult"].astype(np.int64)
-    if w[0].size > NARROW_TAPS or np.abs(w).max() > NARROW_MAX or mult.shape != (w.shape[0],):
-        raise ModelMismatchError(f"{prefix} breaks an 8-bit layer's bounds; export the model again")
+    if np.abs(w).reshape(w.shape[0], -1).sum(1).max() > NARROW_L1 or mult.shape != (w.shape[0],):
+        raise ModelMismatchError(f"{prefix} breaks a narrow layer's bounds; export the model again")
     if not (1 <= in_mult <= IN_MULT_MAX and 1 <= in_shift <= IN_SHIFT_MAX) or mult.min() < 1 or mult.max() > MULT_MAX:
-        raise ModelMismatchError(f"{prefix} has an 8-bit layer's shift or multiplier out of range; export the model again")
+        raise ModelMismatchError(f"{prefix} has a narrow layer's shift or multiplier out of range; export the model again")
     return {"in_mult": in_mult, "in_shift": in_shift, "mult": mult}
 
 

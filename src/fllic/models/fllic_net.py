@@ -90,7 +90,7 @@ class FllicConfig:
     trunk_kind: bool = False  # the trunk reads a noise-kind map beside the level (the camera model)
     gs_blocks: int = 2  # ResBlocks at g_s's last, half resolution (issue 29's depth lever; v1-v7: 2)
     ga_blocks: int = 2  # ResBlocks at g_a's first, half resolution (an encoder-only depth lever; v1-v7: 2)
-    gs_narrow: int = 0  # g_s's last resolutions trained for 8-bit integers: 1 half, 2 half and quarter (v1-v7: 0)
+    gs_narrow: int = 0  # g_s's last resolutions trained as narrow layers: 1 half, 2 half and quarter (v1-v7: 0)
 
     @classmethod
     def tiny(cls, trunk: bool = False) -> "FllicConfig":
@@ -114,7 +114,7 @@ class FLLIC(nn.Module):
         super().__init__()
         c = config
         if c.gs_narrow not in (0, 1, 2):
-            raise ValueError(f"g_s's 8-bit stages are 0, 1 (half resolution) or 2 (and quarter), not {c.gs_narrow}")
+            raise ValueError(f"g_s's narrow stages are 0, 1 (half resolution) or 2 (and quarter), not {c.gs_narrow}")
         half, quarter = c.gs_narrow >= 1, c.gs_narrow >= 2
         self.config = c
         self.g_a_in = nn.PixelUnshuffle(2)

@@ -174,7 +174,7 @@ def build(net, batch, q_scales) -> IntegerDecoder:
         raise ValueError("μ or ŷ needs more fractional bits than the step format carries")
     gs, g, e_g = I.quantize_sequence(list(net.g_s)[:-2], gs_in, e_y)
     with torch.no_grad():
-        net.g_s[-2](g)  # an untrained 8-bit layer takes its input range from its first input
+        net.g_s[-2](g)  # an untrained narrow layer takes its input range from its first input
     gs_out = I.quantize_conv(net.g_s[-2], e_g, PIX_FRAC, out_gain=255.0, out_offset=0.5)
     lo, hi = (_const(v, e_l) for v in LOG_CLAMP)
     grid = torch.arange(lo, hi + 1, dtype=torch.float64) * 2.0**-e_l
@@ -220,7 +220,7 @@ def _count(state: dict, prefix: str) -> int:
 
 def _conv_from_state(state: dict, prefix: str) -> I.IntConv:
     w, b, shift = (state[f"{prefix}.{k}"] for k in ("w_int", "bias", "shift"))
-    if f"{prefix}.in_shift" in state:  # an 8-bit layer
+    if f"{prefix}.in_shift" in state:  # a narrow layer
         return I.IntNarrowConv(w, b, shift, int(state[f"{prefix}.in_mult"]), int(state[f"{prefix}.in_shift"]),
                                state[f"{prefix}.mult"])
     return I.IntConv(w, b, shift)

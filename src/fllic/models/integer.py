@@ -35,22 +35,18 @@ Convolution (the bounds that make it exact)
     ``ONEDNN_MAX_CPU_ISA=AVX2`` they saturate int16 intermediates and return
     wrong sums.)
 
-8-bit layers (IntNarrowConv: g_s's half and quarter resolutions in a model trained for them, issue 27)
-    k = clamp(floor((a · m + 2^(s-1)) / 2^s), -127, 127) requantizes the input to 8 bits (m = in_mult <= 255,
-    1 <= s = in_shift <= 23: every term an integer below 2^24, exact in float32), the weights j are integers
-    in [-127, 127] over at most NARROW_TAPS taps, so
-    |S| = |sum_k j k| <= 127 · 127 · NARROW_TAPS < 2^24: one float32 convolution gives S exactly (the two
-    pieces above collapse to one). Then
+Narrow layers (IntNarrowConv: g_s's half and quarter resolutions in a model trained for them, issue 27)
+    k = clamp(floor((a · m + 2^(s-1)) / 2^s), -511, 511) requantizes the input to 10 bits (m = in_mult <= 255,
+    1 <= s = in_shift <= 23: every term an integer below 2^24, exact in float32), and the weights j of each output
+    channel are integers with sum |j| <= NARROW_L1 = 2^15 - 1, so every partial sum of
+    |S| = |sum_k j k| <= 511 · NARROW_L1 < 2^24: one float32 convolution gives S exactly, on every ISA and in
+    any summation order (the two pieces above collapse to one). Then
         out = floor((S · M[c] + 2^(r-1)) / 2^r) + b,   1 <= M[c] <= MULT_MAX = 2^15,
     exact in float64 (|S · M| < 2^39), and in float32 where M is a power of two (IntNarrowConv.forward): the
-    multiplier carries a scale that is not a power of two (the output's 255 per unit), so the weights stay
-    8-bit. Where the CPU sums int8 products in int32 (AVX-512 VNNI, AVX-VNNI, AMX), S is an int8 GEMM
-    (``torch._int_mm``) over the input's patches, a band of rows at a time so that they stay in cache.
-    Without VNNI oneDNN adds pairs of products in int16 with saturation (after offsetting the signed input
-    to unsigned, 2 · 254 · 127 > 2^15) and returns wrong sums, so the GEMM is used only where
-    :func:`int8_gemm_exact` finds it exact for the layer's shape in this process, on operands at the
-    products' extremes (where a saturating kernel's every pair overflows) and random ones; elsewhere the
-    float32 convolution, exact on every ISA. Both give the same integers (``python -m fllic.bench.kernels``).
+    multiplier carries a scale that is not a power of two (the output's 255 per unit), so the weights keep all
+    the precision their L1 bound allows. (An int8 GEMM, ``torch._int_mm``, would need 8-bit inputs and weights,
+    which cost g_s 0.12-0.22 dB before training and 9-12 % of the bits after it: results/int8-narrow.md and
+    results/training/v8-trials.md.)
 
 Nonlinearity
     LeakyReLU with slope 0.1 as (a * 6554 + 2^15) >> 16 for a < 0
@@ -59,7 +55,6 @@ Nonlinearity
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
@@ -73,15 +68,13 @@ L1_MAX = (1 << 17) - 1  # per output channel: 128 · L1 < 2^24 (module docstring
 W_INT_MAX = (1 << 15) - 1  # stored as int16
 MAX_SHIFT = 30
 HEADROOM = 2.0  # activation ranges are calibrated at twice the largest value seen
-NARROW_MAX = 127  # an 8-bit layer's inputs and weights
-NARROW_TAPS = 1032  # 127 · 127 · 1032 < 2^24 (exact float32 sums) and 127 · 1032 <= L1_MAX
-MULT_MAX = 1 << 15  # an 8-bit layer's output multiplier
+NARROW_MAX = 511  # a narrow layer's inputs (10 bits)
+NARROW_L1 = (1 << 15) - 1  # a narrow layer's weights, per output channel: 511 · NARROW_L1 < 2^24
+MULT_MAX = 1 << 15  # a narrow layer's output multiplier
 MULT_BITS = 14  # export picks r so that M is in [2^14, 2^15]
-IN_MULT_BITS = 8  # an 8-bit layer's input multiplier, in [128, 255] at export
+IN_MULT_BITS = 8  # a narrow layer's input multiplier, in [128, 255] at export
 IN_MULT_MAX = (1 << IN_MULT_BITS) - 1
 IN_SHIFT_MAX = 23  # |a · in_mult| < 2^23 and 2^(in_shift-1) <= 2^22: their sum is exact in float32
-INT8_PROBE_ROWS = 1024  # rows of the int8 GEMM's exactness probes
-INT8_BAND_BYTES = 1 << 21  # an int8 GEMM's band of patches (2 MB: it stays in cache)
 
 
 # -- integer primitives -------------------------------------------------------------
@@ -206,9 +199,9 @@ class IntConv(nn.Module):
 
 
 class IntNarrowConv(IntConv):
-    """A convolution trained for 8-bit integers (``fllic.models.layers.NarrowConv2d``), exactly: the input
-    requantized to 8 bits by ``in_mult`` and ``in_shift``, 8-bit weights, and an output multiplier per channel
-    (module docstring)."""
+    """A narrow convolution (``fllic.models.layers.NarrowConv2d``), exactly: the input requantized to 10 bits by
+    ``in_mult`` and ``in_shift``, weights under an L1 bound, and an output multiplier per channel (module
+    docstring)."""
 
     def __init__(self, w_int: torch.Tensor, bias: torch.Tensor, shift: torch.Tensor, in_mult, in_shift,
                  mult: torch.Tensor):
@@ -218,9 +211,6 @@ class IntNarrowConv(IntConv):
         self.register_buffer("in_shift", torch.as_tensor(in_shift, dtype=torch.int64))
         self.register_buffer("mult", mult.to(torch.int64))
         self._in_mult, self._in_shift = int(in_mult), int(in_shift)
-        w8 = w_int.permute(2, 3, 1, 0).reshape(-1, w_int.shape[0]).to(torch.int8).contiguous()
-        self.register_buffer("w8", w8, persistent=False)  # (taps · Cin, Cout) in im2col's order, for the int8 GEMM
-        self.int8_gemm = True  # where int8_gemm_exact allows it; False: the float32 convolution always
         t = torch.log2(self.mult.double())
         pow2 = bool((t == torch.round(t)).all())  # M = 2^t: the output is a rounding shift of S
         self._post = torch.pow(2.0, t - self.shift.double()).float() if pow2 else None
@@ -230,12 +220,12 @@ class IntNarrowConv(IntConv):
     def quantize(cls, conv: nn.Conv2d, e_in: int, e_out: int, out_gain: float = 1.0,
                  out_offset: float = 0.0) -> "IntNarrowConv":
         """Integers of the NarrowConv2d ``conv`` for input exponent ``e_in`` and output exponent ``e_out``: its
-        8-bit grids as it rounds them in training, out_gain·(conv(x) + out_offset) in output units."""
+        grids as it rounds them in training, out_gain·(conv(x) + out_offset) in output units."""
         in_mult, in_shift = input_requantizer(float(conv.input_step()), e_in)
-        step = torch.tensor(2.0 ** (in_shift - e_in) / in_mult)  # the step of k that in_mult and in_shift give
+        step = torch.tensor(2.0 ** (in_shift - e_in) / in_mult, dtype=torch.float64)  # the step in_mult gives k
         t = conv.weight_exponents(step)
         with torch.no_grad():  # the forward pass's rounding, on the decoder's own step
-            j = torch.round(conv.weight.double() * step * torch.pow(2.0, t)).clamp(-NARROW_MAX, NARROW_MAX)
+            j = torch.round(conv.weight.double() * step * torch.pow(2.0, t))
         scale = out_gain * torch.pow(2.0, e_out - t.flatten().double())  # S · scale is the output in its units
         shift = (MULT_BITS - torch.floor(torch.log2(scale))).clamp(1, MAX_SHIFT)
         mult = torch.round(scale * torch.pow(2.0, shift))
@@ -259,57 +249,24 @@ class IntNarrowConv(IntConv):
         return s.clamp_(-A_MAX, A_MAX).to(torch.int32)
 
     def _narrowed(self, a: torch.Tensor) -> torch.Tensor:
-        """k = clip(floor((a · in_mult + 2^(in_shift-1)) · 2^-in_shift), ±127) in float32 NHWC: exact, every value
+        """k = clip(floor((a · in_mult + 2^(in_shift-1)) · 2^-in_shift), ±511) in float32 NHWC: exact, every value
         an integer below 2^24 (|a · in_mult| < 2^23, 2^(in_shift-1) <= 2^22)."""
         k = a.to(torch.float32).mul_(float(self._in_mult)).add_(2.0 ** (self._in_shift - 1))
         return k.mul_(2.0**-self._in_shift).floor_().clamp_(-NARROW_MAX, NARROW_MAX)
 
     def _sums(self, k: torch.Tensor) -> torch.Tensor:
-        """S over the 8-bit input ``k`` (float32 NHWC), float32 NHWC: by int8 GEMMs where they are exact, else
-        one float32 convolution, every partial sum an integer below 2^24 (module docstring)."""
-        if self.int8_gemm and int8_gemm_exact(*self.w8.shape):
-            return self._int8_sums(k.to(torch.int8))
+        """S over the 10-bit input ``k`` (float32 NHWC) by one float32 convolution, float32 NHWC: every partial
+        sum an integer below 2^24 (module docstring)."""
         s = F.conv2d(k.permute(0, 3, 1, 2), self.weight, padding=self.weight.shape[-1] // 2)
         return s.permute(0, 2, 3, 1)  # channels-last memory: a contiguous NHWC view
-
-    def _int8_sums(self, k: torch.Tensor) -> torch.Tensor:
-        """S by int8 GEMMs over the patches of ``k`` (int8 NHWC), a band of rows at a time; float32 NHWC."""
-        n, h, w, c = k.shape
-        p = self.weight.shape[-1] // 2
-        padded = F.pad(k, (0, 0, p, p, p, p))
-        out = torch.empty((n, h, w, self.w8.shape[1]), dtype=torch.float32)
-        band = max(1, INT8_BAND_BYTES // (w * self.w8.shape[0]))
-        for r0 in range(0, h, band):
-            r1 = min(h, r0 + band)
-            cols = torch.cat([padded[:, r0 + dy : r1 + dy, dx : dx + w] for dy in range(2 * p + 1)
-                              for dx in range(2 * p + 1)], dim=3)
-            out[:, r0:r1] = torch._int_mm(cols.reshape(-1, self.w8.shape[0]), self.w8).view(n, r1 - r0, w, -1)
-        return out
 
     def _sum_shifted(self, a: torch.Tensor) -> torch.Tensor:
         """floor((S · M + 2^(r-1)) / 2^r) as int64 NHWC, S by float64 GEMM (other devices; exact, |S| < 2^24)."""
         k = shift_round(a.long() * self._in_mult, self._in_shift).clamp_(-NARROW_MAX, NARROW_MAX)
         n, h, w, _ = a.shape
-        s = (im2col(k.double(), self.weight.shape[-1]) @ self.w8.double()).round_().long().reshape(n, h, w, -1)
+        cols = self.w_int.permute(2, 3, 1, 0).reshape(-1, self.w_int.shape[0]).to(k.device, torch.float64)
+        s = (im2col(k.double(), self.weight.shape[-1]) @ cols).round_().long().reshape(n, h, w, -1)
         return (s * self.mult + self.round_bit) >> self.shift
-
-
-@functools.lru_cache(maxsize=None)
-def int8_gemm_exact(k: int, n: int) -> bool:
-    """Whether ``torch._int_mm`` sums (·, k) @ (k, n) int8 products exactly in this process (module docstring):
-    on operands all at ±127, where a kernel that adds pairs of products in int16 overflows in every pair, and on
-    random ones."""
-    if not hasattr(torch, "_int_mm"):
-        return False
-    gen = torch.Generator().manual_seed(0)
-    probes = [(torch.full((INT8_PROBE_ROWS, k), x, dtype=torch.int8), torch.full((k, n), y, dtype=torch.int8))
-              for x, y in ((NARROW_MAX, NARROW_MAX), (NARROW_MAX, -NARROW_MAX), (-NARROW_MAX, NARROW_MAX))]
-    probes.append(tuple(torch.randint(-NARROW_MAX, NARROW_MAX + 1, shape, generator=gen, dtype=torch.int8)
-                        for shape in ((INT8_PROBE_ROWS, k), (k, n))))
-    try:
-        return all(torch.equal(torch._int_mm(a, b).double(), a.double() @ b.double()) for a, b in probes)
-    except RuntimeError:  # no int8 GEMM for this shape in this build
-        return False
 
 
 def input_requantizer(step: float, e_in: int) -> tuple[int, int]:
@@ -321,23 +278,23 @@ def input_requantizer(step: float, e_in: int) -> tuple[int, int]:
     if mult > IN_MULT_MAX:  # rounded up to 256
         mult, shift = round(ratio * 2.0 ** (shift - 1)), shift - 1
     if not 1 <= shift <= IN_SHIFT_MAX:
-        raise ValueError(f"an 8-bit layer's input step {step:g} at exponent {e_in} needs a shift of {shift}, "
+        raise ValueError(f"a narrow layer's input step {step:g} at exponent {e_in} needs a shift of {shift}, "
                          f"outside 1..{IN_SHIFT_MAX}")
     return mult, shift
 
 
 def check_narrow(w_int: torch.Tensor, mult: torch.Tensor, in_mult: int = 1, in_shift: int = 1) -> None:
-    """ValueError unless an 8-bit layer's weights, taps and multipliers are within its exact bounds."""
-    if w_int[0].numel() > NARROW_TAPS or bool((w_int.abs() > NARROW_MAX).any()):
-        raise ValueError("an 8-bit layer's weights exceed its exact bounds (|j| <= 127 over at most 1032 taps)")
+    """ValueError unless a narrow layer's weights and multipliers are within its exact bounds."""
+    if bool((w_int.abs().flatten(1).sum(1) > NARROW_L1).any()):
+        raise ValueError(f"a narrow layer's weights exceed its exact bound (sum |j| <= {NARROW_L1} per channel)")
     if bool(((mult < 1) | (mult > MULT_MAX)).any()):
-        raise ValueError(f"an 8-bit layer's output multiplier is outside 1..{MULT_MAX}")
+        raise ValueError(f"a narrow layer's output multiplier is outside 1..{MULT_MAX}")
     if not (1 <= in_mult <= IN_MULT_MAX and 1 <= in_shift <= IN_SHIFT_MAX):
-        raise ValueError(f"an 8-bit layer's input multiplier or shift is outside 1..{IN_MULT_MAX}, 1..{IN_SHIFT_MAX}")
+        raise ValueError(f"a narrow layer's input multiplier or shift is outside 1..{IN_MULT_MAX}, 1..{IN_SHIFT_MAX}")
 
 
 def quantize_conv(conv: nn.Conv2d, e_in: int, e_out: int, **kw) -> IntConv:
-    """The integer layer of ``conv``: 8-bit where it was trained so (NarrowConv2d), else 16-bit."""
+    """The integer layer of ``conv``: narrow where it was trained so (NarrowConv2d), else 16-bit."""
     from fllic.models.layers import NarrowConv2d
 
     return (IntNarrowConv if isinstance(conv, NarrowConv2d) else IntConv).quantize(conv, e_in, e_out, **kw)

@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 
 _BRANCH_INIT_GAIN = 0.1
-NARROW_MAX = 127  # an 8-bit layer's inputs and weights are integers in [-127, 127] times a step
+NARROW_MAX = 511  # a narrow layer's inputs are integers in [-511, 511] (10 bits) times a step
+NARROW_L1 = (1 << 15) - 1  # and each output channel's weights integers whose |sum| is at most this: 511 · L1 < 2^24
 NARROW_PEAK_MOMENTUM = 0.99  # training: the input's peak follows the batches' largest |value|
 
 
@@ -32,15 +33,17 @@ def round_to_step(x: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
 
 
 class NarrowConv2d(nn.Conv2d):
-    """A convolution (3x3 or 1x1) trained for 8-bit integers: its input and weights are rounded in the forward pass.
+    """A convolution (3x3 or 1x1) trained for the exact decoder's narrow layers: its input rounded to 10 bits, its
+    weights to integers under an L1 bound, both in the forward pass.
 
-    Issue 27's int8 lever. The input is rounded to k · s with |k| <= 127 and s = ``input_peak`` / 127, the peak
-    following the training batches' largest |input|; each output channel's weights to j · 2^-t[c] / s with
-    |j| <= 127 (the finest such grid that holds the channel's largest weight), both straight-through. So every
-    product j · k has the scale 2^-t[c] whatever s is: the integer decoder rescales each output channel by a
-    shift, and s, which a power of two would fit only to within a factor of two (rounding g_s's half and quarter
-    resolutions before any training: 0.22-0.41 dB so, 0.12-0.23 dB with s free; results/int8-narrow.md), is one
-    8-bit multiplier on the layer's input (:class:`fllic.models.integer.IntNarrowConv`).
+    Issue 27's lever. The input is rounded to k · s with |k| <= NARROW_MAX = 511 and s = ``input_peak`` / 511,
+    the peak following the training batches' largest |input|; each output channel's weights to j · 2^-t[c] / s,
+    on the finest such grid whose integers' L1 norm stays within NARROW_L1 = 2^15 - 1, straight-through. So
+    every sum of products j · k is an integer below 511 · 2^15 < 2^24, one exact float32 convolution in the
+    decoder (:class:`fllic.models.integer.IntNarrowConv`), where a 16-bit layer takes two; every product has
+    the scale 2^-t[c] whatever s is, so the decoder rescales each output channel by a shift, and s is one 8-bit
+    multiplier on the layer's input. Rounding g_s's half and quarter resolutions so before any training costs
+    0.01-0.02 dB, 8-bit inputs and weights 0.12-0.22 dB (results/int8-narrow.md).
     """
 
     def __init__(self, cin: int, cout: int, kernel: int = 3):
@@ -51,17 +54,20 @@ class NarrowConv2d(nn.Conv2d):
         return self.input_peak.clamp(min=1e-12) / NARROW_MAX
 
     def weight_exponents(self, step: torch.Tensor) -> torch.Tensor:
-        """t[c], (Cout, 1, 1, 1): the largest t with max|w[c]| · step · 2^t <= 127."""
-        peak = self.weight.detach().abs().amax(dim=(1, 2, 3), keepdim=True).clamp(min=1e-12)
-        return torch.floor(torch.log2(NARROW_MAX / (peak * step)))
+        """t[c], (Cout, 1, 1, 1): the largest t with sum|w[c]| · step · 2^t <= NARROW_L1 - taps / 2, so that the
+        rounded integers' L1 norm (at most taps / 2 more) stays within NARROW_L1."""
+        w = self.weight.detach().double()
+        l1 = w.abs().sum(dim=(1, 2, 3), keepdim=True).clamp(min=1e-12)
+        room = NARROW_L1 - w[0].numel() / 2
+        return torch.floor(torch.log2(room / (l1 * float(step))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training or float(self.input_peak) == 0.0:  # an untrained layer: its first input sets the range
             self._track_peak(x)
         step = self.input_step()
-        w_step = torch.pow(2.0, -self.weight_exponents(step)) / step
+        w_step = (torch.pow(2.0, -self.weight_exponents(step)) / float(step)).float()
         x = round_to_step(x.float(), step)
-        return F.conv2d(x, round_to_step(self.weight, w_step), self.bias, padding=self.padding)
+        return F.conv2d(x, round_ste(self.weight / w_step) * w_step, self.bias, padding=self.padding)
 
     @torch.no_grad()
     def _track_peak(self, x: torch.Tensor) -> None:
@@ -88,7 +94,7 @@ def _act() -> nn.Module:
 
 
 class ResBlock(nn.Module):
-    """x + conv(act(conv(x))), the paper's ResBlock; ``narrow``: both convolutions 8-bit (NarrowConv2d)."""
+    """x + conv(act(conv(x))), the paper's ResBlock; ``narrow``: both convolutions narrow (NarrowConv2d)."""
 
     def __init__(self, ch: int, narrow: bool = False):
         super().__init__()
@@ -113,7 +119,7 @@ class DownResBlock(nn.Module):
 
 
 class UpResBlock(nn.Module):
-    """Doubles the resolution: conv, nearest upsample, conv, plus a linear sub-pixel skip. 8-bit convolutions
+    """Doubles the resolution: conv, nearest upsample, conv, plus a linear sub-pixel skip. Narrow convolutions
     (NarrowConv2d): with ``narrow_in`` those at the input's resolution (the first and the skip), with
     ``narrow_out`` the one at the doubled resolution."""
 

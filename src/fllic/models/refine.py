@@ -55,7 +55,7 @@ _PEAK = 255 << PIX_FRAC
 
 def _conv(conv: I.IntConv, a: torch.Tensor) -> torch.Tensor:
     weight = conv.weight * torch.pow(2.0, -conv.shift.float()).view(-1, 1, 1, 1)
-    if isinstance(conv, I.IntNarrowConv):  # the 8-bit input unrounded (clipped), the output multiplier
+    if isinstance(conv, I.IntNarrowConv):  # the narrow input unrounded (clipped), the output multiplier
         a = (a * (float(conv.in_mult) * 2.0 ** -float(conv.in_shift))).clamp(-I.NARROW_MAX, I.NARROW_MAX)
         weight = weight * conv.mult.float().view(-1, 1, 1, 1)
     return F.conv2d(a, weight, conv.bias.float(), padding=weight.shape[-1] // 2)

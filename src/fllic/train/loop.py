@@ -82,7 +82,7 @@ def _trunk_weights(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
     return state["config"], {k: v.float() for k, v in weights.items()}
 
 
-_CODEC_WIDTHS = ("n1", "n2", "n3", "m", "nh", "nz", "gs_blocks", "ga_blocks", "gs_narrow")  # depths, 8-bit stages
+_CODEC_WIDTHS = ("n1", "n2", "n3", "m", "nh", "nz", "gs_blocks", "ga_blocks", "gs_narrow")  # depths, narrow stages
 
 
 def _model_config(cfg: "TrainConfig", trunk, start: Path | None = None) -> FllicConfig:
@@ -108,7 +108,7 @@ def trunk_fields(trunk_config: dict) -> dict:
 def _load_except_trunk(model: FLLIC, weights: dict[str, torch.Tensor]) -> None:
     """Load codec weights (e.g. v1's) into a model that may also have a trunk."""
     missing, unexpected = model.load_state_dict(weights, strict=False)
-    missing = [k for k in missing if not k.endswith(".input_peak")]  # 8-bit layers' peaks: the first batch sets them
+    missing = [k for k in missing if not k.endswith(".input_peak")]  # narrow layers' peaks: the first batch sets them
     if unexpected or any(not k.startswith("trunk.") for k in missing):
         raise ValueError(f"initial weights do not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
 

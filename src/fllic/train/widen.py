@@ -23,8 +23,9 @@ first step. ``--ga-blocks N`` does the same at g_a's first, half resolution: an 
 that can find better latents for the same decoder (fitted latents leave g_a 0.47 dB of
 the loss at the coarsest level), trained with ``fllic train --encoder-only``.
 
-``--gs-narrow N`` makes the convolutions of g_s's last N resolutions 8-bit (1: half, 2: half and quarter;
-``fllic.models.layers.NarrowConv2d``, issue 27's int8 lever): the same weights, rounded from the first training
+``--gs-narrow N`` makes the convolutions of g_s's last N resolutions narrow (1: half, 2: half and quarter;
+``fllic.models.layers.NarrowConv2d``, issue 27's lever: 10-bit inputs, weights under an L1 bound, one exact
+float32 product in the decoder): the same weights, rounded from the first training
 step on, their input ranges set by the first batch; train them with ``fllic train --init FILE``
 (quantization-aware training).
 
@@ -174,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
                    help="ResBlocks at g_a's half resolution (default: the same); the decoder is unchanged, so "
                         "train the deeper g_a with --encoder-only to keep the start's decoder")
     p.add_argument("--gs-narrow", type=int, choices=(0, 1, 2), default=None,
-                   help="g_s's last resolutions whose convolutions train for 8-bit integers: 1 half, 2 half and "
+                   help="g_s's last resolutions whose convolutions train as narrow layers (10-bit inputs): 1 half, 2 half and "
                         "quarter (default: the same)")
     p.add_argument("--out", type=Path, required=True, help="float weights file to write (fllic train --init)")
     p.add_argument("--quiet", type=float, default=None, metavar="FACTOR",
@@ -191,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"format": 1, "config": wide, "state_dict": state, "meta": meta}, args.out)
     print(f"{args.out}: latent channels {config.m} -> {m}, half-resolution blocks of g_s {config.gs_blocks} -> "
-          f"{blocks} and of g_a {config.ga_blocks} -> {ga_blocks}, g_s's 8-bit stages {config.gs_narrow} -> {narrow}")
+          f"{blocks} and of g_a {config.ga_blocks} -> {ga_blocks}, g_s's narrow stages {config.gs_narrow} -> {narrow}")
     taps = state["g_s.0.weight"][0].numel()
     if taps > MAX_TAPS:
         print(f"warning: g_s's first layer reads {taps} taps, over the integer decoder's exact bound of {MAX_TAPS}: "
