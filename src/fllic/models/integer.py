@@ -249,10 +249,12 @@ class IntNarrowConv(IntConv):
         return s.clamp_(-A_MAX, A_MAX).to(torch.int32)
 
     def _narrowed(self, a: torch.Tensor) -> torch.Tensor:
-        """k = clip(floor((a · in_mult + 2^(in_shift-1)) · 2^-in_shift), ±511) in float32 NHWC: exact, every value
-        an integer below 2^24 (|a · in_mult| < 2^23, 2^(in_shift-1) <= 2^22)."""
-        k = a.to(torch.float32).mul_(float(self._in_mult)).add_(2.0 ** (self._in_shift - 1))
-        return k.mul_(2.0**-self._in_shift).floor_().clamp_(-NARROW_MAX, NARROW_MAX)
+        """k = clip(floor((a · in_mult + 2^(in_shift-1)) · 2^-in_shift), ±511) in float32 NHWC, as
+        floor(a · (in_mult · 2^-in_shift) + 1/2) in two passes: exact, since in_mult · 2^-in_shift is a float32,
+        a · in_mult an integer below 2^23, and a · in_mult · 2^-in_shift + 1/2 has at most 24 significant bits
+        (from 2^(23-in_shift) down to 2^-in_shift)."""
+        k = torch.mul(a, self._in_mult * 2.0**-self._in_shift).add_(0.5)  # int32 times a float scalar: float32
+        return k.floor_().clamp_(-NARROW_MAX, NARROW_MAX)
 
     def _sums(self, k: torch.Tensor) -> torch.Tensor:
         """S over the 10-bit input ``k`` (float32 NHWC) by one float32 convolution, float32 NHWC: every partial
