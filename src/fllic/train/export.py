@@ -56,6 +56,7 @@ def debias(net: FLLIC, batch) -> list[float]:
     0.5 levels too bright.
     """
     x, sigma, q, clean = batch
+    net.eval()  # in training a narrow layer's input peak would follow these crops
     err = torch.zeros(3)
     for k in range(x.shape[0]):
         xs, s, qs = x[k : k + 1], sigma[k : k + 1], q[k : k + 1]
@@ -102,7 +103,7 @@ def export(checkpoint: Path, out: Path, model_id: str, quality_scales, data: Pat
     config, weights, facts = _float_weights(checkpoint)
     if trunk is not None:
         config, weights = _with_trunk(config, weights, trunk)
-    net = FLLIC(FllicConfig(**config))
+    net = FLLIC(FllicConfig(**config)).eval()  # narrow layers track their input peaks only in training
     net.load_state_dict({k: v.float() for k, v in weights.items()})
     meta = {"id": model_id, "quality_scales": [float(q) for q in quality_scales], **facts, "notes": notes}
     if net.config.trunk_kind:  # a camera trunk: the blind path gives it the per-pixel noise map and kind
