@@ -88,10 +88,9 @@ def test_band_features_see_a_grey_image_as_its_replicated_colour():
 
 
 def test_the_shipped_regressor_subtracts_the_noise():
-    from fllic.entropy.clean import load_calibration
-    from fllic.models.registry import DEFAULT_MODEL
+    from fllic.entropy.clean import CALIBRATED_MODEL, load_calibration
 
-    cal = load_calibration(DEFAULT_MODEL)
+    cal = load_calibration(CALIBRATED_MODEL)
     assert cal.weights is not None
     rng = np.random.default_rng(6)
     scene = _scene(rng, 256, 256)

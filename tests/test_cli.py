@@ -141,7 +141,7 @@ def test_entropy_estimates_clean_bits_and_falls_back_to_a_clear_error(tmp_path, 
     assert main(["entropy", str(path), "--sigma", "10", "--json"]) == 0
     low = json.loads(capsys.readouterr().out)
     assert low["sigma"] == 10 and low["clean_bpp"] >= 0.05
-    assert low["model"] == DEFAULT_MODEL  # H(I) in the default model's bits unless --model names another
+    assert low["model"] == clean.CALIBRATED_MODEL  # H(I) in the calibrated model's bits unless --model names another
     assert low["estimator"] == "line"  # the stand-in calibration has no regressor weights
     assert main(["entropy", str(path), "--sigma", "0", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["clean_bpp"] > low["clean_bpp"]  # the noise would cost bits

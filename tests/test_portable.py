@@ -41,6 +41,8 @@ GOLDEN_MODEL_CASES = {
     "awgn6_rgb_39x58_q3.fllic": ("fllic-awgn-v6", 39, 58, 3, 3, 35.0),
     "awgn7_grey_47x71_q8.fllic": ("fllic-awgn-v7", 47, 71, 1, 8, 10.0),
     "awgn7_rgb_81x43_q1.fllic": ("fllic-awgn-v7", 81, 43, 3, 1, 50.0),
+    "awgn8_rgb_77x53_q6.fllic": ("fllic-awgn-v8", 77, 53, 3, 6, 20.0),  # narrow layers (decoder format 3)
+    "awgn8_grey_49x66_q3.fllic": ("fllic-awgn-v8", 49, 66, 1, 3, 45.0),
     "camera2_rgb_50x70_q4.fllic": ("fllic-camera-v2", 50, 70, 3, 4, 12.0),
     "camera3_rgb_63x35_q6.fllic": ("fllic-camera-v3", 63, 35, 3, 6, 6.0),
     "camera4_grey_42x56_q2.fllic": ("fllic-camera-v4", 42, 56, 1, 2, 25.0),

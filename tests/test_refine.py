@@ -21,13 +21,15 @@ def _params(model, x, sigma, q):
     return (y - p.mu_float(model.decoder.exps["mu"])) / p.step_float(), p
 
 
-@pytest.mark.parametrize("which", ["tiny", "shipped"])
-def test_soft_synthesis_is_the_integer_decoder_without_rounding(tiny_model, which):
+@pytest.mark.parametrize("which, bound", [("tiny", 0.1), ("fllic-awgn-v7", 0.1), ("fllic-awgn-v8", 0.25)])
+def test_soft_synthesis_is_the_integer_decoder_without_rounding(tiny_model, which, bound):
+    """Within a tenth of a level on average; a quarter for v8 (0.21 measured), whose narrow layers round their
+    inputs to 10-bit steps, which the relaxation leaves smooth."""
     from fllic.models.int_decoder import PIX_FRAC, STEP_FRAC
     from fllic.models.refine import soft_synthesis
     from fllic.models.registry import resolve
 
-    model = tiny_model if which == "tiny" else resolve(None)
+    model = tiny_model if which == "tiny" else resolve(which)
     torch.manual_seed(0)
     sigma, q = 20.0, float(np.float32(model.meta["quality_scales"][1]))
     u, p = _params(model, torch.rand(1, 3, 128, 128), sigma, q)
@@ -37,7 +39,7 @@ def test_soft_synthesis_is_the_integer_decoder_without_rounding(tiny_model, whic
     soft = soft_synthesis(model.decoder, y.permute(0, 3, 1, 2).float(), sigma, q).permute(0, 2, 3, 1)
     exact = model.decoder.synthesis(u, p, sigma, q).double()
     diff = (soft.double() - exact).abs() / 2**PIX_FRAC  # in 8-bit levels
-    assert diff.mean() < 0.1 and diff.max() < 2
+    assert diff.mean() < bound and diff.max() < 2
 
 
 @pytest.mark.parametrize("tile", [64, 4096])
@@ -56,7 +58,7 @@ def test_refinement_lowers_the_codecs_loss(tiny_model, which, gain):
     from fllic.models.registry import resolve
     from fllic.noise import add_noise
 
-    model = tiny_model if which == "tiny" else resolve(None)
+    model = tiny_model if which == "tiny" else resolve(which)
     noisy = add_noise(sample_image()[:128, :192], 15, seed=0)
     x = torch.from_numpy(noisy.transpose(2, 0, 1).astype(np.float32) / 255)[None]
     sigma, q = 15.0, float(np.float32(model.meta["quality_scales"][-1]))

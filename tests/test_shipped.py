@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import fllic
-from fllic.models.registry import DEFAULT_MODEL, load
+from fllic.models.registry import DEFAULT_GREY_MODEL, DEFAULT_MODEL, load
 from tests.conftest import noisy_image
 
 
@@ -22,6 +22,18 @@ def test_shipped_model_round_trip_by_id(rng):
     out = fllic.decode(data)
     assert out.shape == img.shape
     assert np.array_equal(out, fllic.decode(data))
+
+
+def test_grey_images_go_to_the_grey_default_and_colour_to_the_default(rng):
+    """v8 spends 3-7 % more bits than v7 on grey (results/quality-v8-grey-dev.md): grey keeps v7, colour takes v8,
+    white noise given or read blind; alpha does not make a grey image colour."""
+    assert (DEFAULT_MODEL, DEFAULT_GREY_MODEL) == ("fllic-awgn-v8", "fllic-awgn-v7")
+    grey, colour = noisy_image(rng, 40, 56, channels=1), noisy_image(rng, 40, 56)
+    grey_alpha = np.dstack([grey, np.full(grey.shape, 200, np.uint8)])
+    for img, want in ((grey, DEFAULT_GREY_MODEL), (grey_alpha, DEFAULT_GREY_MODEL), (colour, DEFAULT_MODEL)):
+        for sigma in (20, None):
+            assert fllic.info(fllic.encode(img, sigma=sigma))["model_id"] == want
+    assert fllic.info(fllic.encode(grey, sigma=20, model=DEFAULT_MODEL))["model_id"] == DEFAULT_MODEL
 
 
 def test_shipped_model_denoises(rng):

@@ -33,12 +33,12 @@ def test_tiled_decode_of_the_shipped_model_is_bit_identical():
     assert np.array_equal(fllic.decode(res.data, tile=64), res.pixels)
 
 
-def _shipped_latents(rows: int, cols: int):
+def _shipped_latents(rows: int, cols: int, model: str | None = None):
     from fllic.decoder import model as decoder_model
     from fllic.decoder import synthesis as S
     from fllic.models.registry import DEFAULT_MODEL
 
-    m = decoder_model.load(DEFAULT_MODEL)
+    m = decoder_model.load(model or DEFAULT_MODEL)
     rng = np.random.default_rng(0)
     p = S.entropy_params(m, rng.integers(-2, 3, (rows, cols, m.step_z.size)), 25.0, float(m.q_scales[2]))
     return m, rng.integers(-3, 4, p.mu.shape), p, float(m.q_scales[2])
@@ -52,22 +52,24 @@ def test_the_reference_decoders_bands_of_rows_give_the_whole_images_pixels(tile)
     assert np.array_equal(S.streamed_synthesis(m, u, p, 25.0, q, tile), S.synthesis(m, u, p, 25.0, q))
 
 
-def test_g_s_reaches_7_75_latents_so_a_tile_needs_a_halo_of_8():
+@pytest.mark.parametrize("model, reach", [("fllic-awgn-v7", 124), ("fllic-awgn-v8", 128)])
+def test_g_s_reaches_at_most_8_latents_so_a_tile_needs_a_halo_of_8(model, reach):
     """Fed one latent row at a time, the row stream gives each pixel row as soon as every latent it reads has
-    arrived: once it runs, its pixels trail the latents by 124 pixel rows, 7.75 latents, g_s's reach; so
-    fllic.tiling's halo of 8 latents is the least whole number of latents that covers it, and 7 falls short."""
+    arrived: once it runs, its pixels trail the latents by g_s's reach, 124 pixel rows (7.75 latents) for v7's
+    g_s and 128 (8 latents) for v8's deeper one; so fllic.tiling's halo of 8 latents is the least whole number
+    of latents that covers both, and 7 falls short."""
     from fllic.decoder import integer as I
     from fllic.decoder import synthesis as S
     from fllic.tiling import SYNTHESIS_HALO
 
-    m, u, p, q = _shipped_latents(3, 2)
+    m, u, p, q = _shipped_latents(3, 2, model)
     a = S.g_s_input(m, S.y_hat(m, u, p), 25.0, q)
     stream, given, trail = I.RowStream([*m.gs, m.gs_out]), 0, []
     for r in range(len(a) - 1):
         given += 2 * len(stream(a[r : r + 1], last=False))  # half-resolution rows: two pixel rows each
         trail.append(S.LATENT * (r + 1) - given)
-    assert trail[-4:] == [124] * 4 and max(trail) == 124
-    assert SYNTHESIS_HALO == -(-124 // S.LATENT) == 8
+    assert trail[-4:] == [reach] * 4 and max(trail) == reach
+    assert SYNTHESIS_HALO == -(-128 // S.LATENT) == 8
 
 
 def test_tiled_encode_is_close_to_untiled_and_decodes_exactly(tiny_model, rng):

@@ -275,9 +275,8 @@ def _rounded(value: float, digits: int) -> float | None:
 
 def cmd_entropy(args) -> int:
     from fllic.codec import _estimate_sigma
-    from fllic.entropy.clean import estimate_clean_bpp, load_calibration, regressor_for
+    from fllic.entropy.clean import CALIBRATED_MODEL, estimate_clean_bpp, load_calibration, regressor_for
     from fllic.imageio import read_image
-    from fllic.models.registry import DEFAULT_MODEL
 
     img = read_image(_read_bytes(args.input) if args.input == STDIO else Path(args.input))
     depth = 16 if img.dtype.itemsize == 2 else 8
@@ -286,7 +285,7 @@ def cmd_entropy(args) -> int:
     sigma = _estimate_sigma(img) if given is None else given
     if not 0 <= sigma <= (65535 if depth == 16 else 255):
         raise InputError(f"--sigma must be between 0 and the image's peak value, got {sigma:g}")
-    model_id = args.model or DEFAULT_MODEL
+    model_id = args.model or CALIBRATED_MODEL
     calibration = load_calibration(model_id)
     pixels = img / scale if depth == 16 else img
     bpp = estimate_clean_bpp(pixels, sigma / scale, calibration)
@@ -339,7 +338,7 @@ def cmd_models(args) -> int:
         return 0
     torch = torch_available()
     for r in rows:
-        flag = " (default)" if r["default"] else ""
+        flag = " (default)" if r["default"] else " (default for grey images)" if r["default_grey"] else ""
         levels = f"quality 1..{r['quality_levels']}" if r["quality_levels"] else "quality levels unknown here"
         print(f"{r['id']}{flag}\n  {r['description']}\n  weights {r['weights_hash'] or 'unknown here'}, {levels}"
               f"\n  {_abilities(r, torch)}")
@@ -490,7 +489,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "spend on the noise-free image (H(I), docs/theory.md).")
     e.add_argument("input", help="a noisy 8- or 16-bit image, or - for standard input")
     e.add_argument("--sigma", default="auto", help="noise std in the image's own units, or auto (estimated, the default)")
-    e.add_argument("--model", default=None, help="the model whose bits define H(I) (default: the default model)")
+    e.add_argument("--model", default=None, help="the model whose bits define H(I) (default: fllic-awgn-v7, "
+                                                    "the calibrated one)")
     e.add_argument("--json", action="store_true", help="print JSON")
     e.set_defaults(func=cmd_entropy)
 

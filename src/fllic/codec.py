@@ -265,7 +265,7 @@ def _encode(array, sigma, model, quality, max_pixels, device, tile, progress, ic
         raise LimitError(f"image of {img.shape[1]}x{img.shape[0]} exceeds the limit of {max_pixels} pixels")
     sections = _metadata(icc, exif)
     level = _blind_level(img) if sigma is None else None
-    m = _on_device(resolve(model if model is not None else auto_model(level, from_jpeg)), device)
+    m = _on_device(resolve(model if model is not None else auto_model(level, from_jpeg, grey=img.ndim == 2)), device)
     if level is not None:
         level = _level_for(m, level)
         sigma = level.sigma if depth == 8 else 257.0 * level.sigma

@@ -186,12 +186,14 @@ def _estimator(cal) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     from fllic.entropy.clean import Calibration, load_calibration
-    from fllic.models.registry import DEFAULT_MODEL, resolve
+    from fllic.entropy.clean import CALIBRATED_MODEL
+    from fllic.models.registry import resolve
 
     p = argparse.ArgumentParser(prog="python -m fllic.bench.entropy", description=__doc__)
     p.add_argument("--data", type=Path, default=Path("../shared/data"), help="folder with Kodak24, CBSD68, WikipediaPhotos")
     p.add_argument("--sets", nargs="+", default=["Kodak24", "CBSD68"], help="test sets to evaluate")
-    p.add_argument("--model", default=DEFAULT_MODEL, help="the model whose bits define H(I) (default: the default model)")
+    p.add_argument("--model", default=CALIBRATED_MODEL, help="the model whose bits define H(I) (default: the calibrated "
+                   "fllic-awgn-v7)")
     p.add_argument("--calibrate", nargs="?", const="both", choices=("colour", "grey", "both"), default=None,
                    help="first fit the estimator on training images and store it for --model: the line and the "
                         "colour regressor (WikipediaPhotos, CBSD432), the grey regressor (BSD400), or both (the default)")

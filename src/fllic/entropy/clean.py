@@ -36,6 +36,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+CALIBRATED_MODEL = "fllic-awgn-v7"  # the model whose bits H(I) estimates when none is named (calibration.json)
 BLOCK = 8
 WINDOW = 5  # blocks per side of the local variance window
 RIDGE = 1e-4  # the learned regressor's ridge (fit_regressor), chosen by cross-validation on training images

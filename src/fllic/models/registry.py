@@ -96,6 +96,13 @@ SHIPPED: tuple[ModelInfo, ...] = (
         "encoder and trunk files",
     ),
     ModelInfo(
+        "fllic-awgn-v8",
+        "fllic-awgn-v8.pt",
+        "v8: v7's codec with a deeper g_s (three ResBlocks at half resolution), trained on, its half and quarter "
+        "resolutions narrow layers (10-bit inputs: one exact float32 product each), eight quality levels, AWGN "
+        "sigma 0-50; shares v6's trunk file",
+    ),
+    ModelInfo(
         "fllic-camera-v5",
         "fllic-camera-v5.pt",
         "camera JPEGs (auto mode's choice in fllic 0.13 to 0.15): fllic-awgn-v7 (its trunk, codec and decoder) "
@@ -142,7 +149,8 @@ SHIPPED: tuple[ModelInfo, ...] = (
         "on 256-pixel patches of full-size noisy photographs, AWGN sigma 5-50; shares fllic-weak-v4's trunk file",
     ),
 )
-DEFAULT_MODEL = "fllic-awgn-v7"  # v1 to v6 are retired: their files still decode
+DEFAULT_MODEL = "fllic-awgn-v8"  # v1 to v6 are retired: their files still decode
+DEFAULT_GREY_MODEL = "fllic-awgn-v7"  # grey images: v8 spends 3-7 % more bits on them (results/quality-v8-grey-dev.md)
 CAMERA_MODEL = "fllic-camera-v3"  # what --sigma auto picks for correlated noise in raw conversions (PNG, TIFF)
 CAMERA_JPEG_MODEL = "fllic-camera-v8"  # ... and in a camera's own JPEGs (results/real_polyu_camera_v8.md)
 
@@ -206,9 +214,10 @@ def resolve(model=None):
     raise ModelMismatchError(f"cannot use {model!r} as a model; pass a model id or a CodingModel")
 
 
-def auto_model(level=None, from_jpeg: bool = False) -> str:
-    """The model for a blind noise estimate (fllic.noise.NoiseLevel): for correlated noise, the camera
-    model, or for an image decoded from a JPEG the camera-JPEG model, when installed; the default otherwise.
+def auto_model(level=None, from_jpeg: bool = False, grey: bool = False) -> str:
+    """The model for an image without a ``model``: for correlated noise (a blind estimate, fllic.noise.NoiseLevel),
+    the camera model, or for an image decoded from a JPEG the camera-JPEG model, when installed; otherwise the
+    default, for a ``grey`` image the grey default (v8's deeper g_s spends more bits on grey than v7).
 
     A camera's own JPEG engine reduces noise and sharpens before it compresses:
     the noise it leaves is coarser grained (correlated over 8 pixels, mostly
@@ -219,7 +228,7 @@ def auto_model(level=None, from_jpeg: bool = False) -> str:
     camera noise the reverse holds (results/blind_camera_v5.md).
     """
     if level is None or not level.correlated:
-        return DEFAULT_MODEL
+        return DEFAULT_GREY_MODEL if grey else DEFAULT_MODEL
     for model_id in ((CAMERA_JPEG_MODEL,) if from_jpeg else ()) + (CAMERA_MODEL,):
         if any(i.id == model_id for i in SHIPPED) and weights_path(find(model_id)).exists():
             return model_id

@@ -17,7 +17,7 @@ from pathlib import Path
 from fllic._deps import torch_available
 from fllic._errors import ModelMismatchError
 from fllic.decoder.model import SUFFIX, read_arrays, weights_dir
-from fllic.models.registry import DEFAULT_MODEL, SHIPPED, ModelInfo, weights_path
+from fllic.models.registry import DEFAULT_GREY_MODEL, DEFAULT_MODEL, SHIPPED, ModelInfo, weights_path
 
 _ADAPTED_FORMAT = "fllic-adapted-1"  # fllic.models.adapted.ADAPTED_FORMAT, which imports torch
 
@@ -73,8 +73,9 @@ def _from_encoder(model_id: str) -> dict:
 
 
 def status(info: ModelInfo, torch: bool) -> dict:
-    """One model's row: id, default, description, retired, encodes, decoder (the decoder part its files name, None where
-    that cannot be read without PyTorch), decodes, weights_hash and quality_levels (None where unknown)."""
+    """One model's row: id, default, default_grey (the default for grey images), description, retired, encodes,
+    decoder (the decoder part its files name, None where that cannot be read without PyTorch), decodes, weights_hash
+    and quality_levels (None where unknown)."""
     has_weights = weights_path(info).is_file()
     encodes = has_weights and torch
     if encodes:
@@ -83,7 +84,8 @@ def status(info: ModelInfo, torch: bool) -> dict:
         decoder = info.id if _decoder_file(info.id).is_file() else adapted_base(weights_path(info))
         found = {**_from_decoder_file(decoder, own=decoder == info.id), "decoder": decoder}
     decodes = found["decoder"] is not None and _decoder_file(found["decoder"]).is_file()
-    return {"id": info.id, "default": info.id == DEFAULT_MODEL, "description": info.description,
+    return {"id": info.id, "default": info.id == DEFAULT_MODEL, "default_grey": info.id == DEFAULT_GREY_MODEL,
+            "description": info.description,
             "retired": info.retired, "encodes": encodes, "decodes": decodes, **found}
 
 
