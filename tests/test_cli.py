@@ -6,7 +6,6 @@ from PIL import Image
 
 import fllic
 from fllic.cli import main
-from fllic.models.registry import DEFAULT_MODEL
 from tests.conftest import noisy_image
 
 

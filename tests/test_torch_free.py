@@ -193,8 +193,16 @@ def test_auto_picks_the_reference_decoder_on_the_cpu_where_it_reads_the_model(mo
 
     shipped = GOLDEN_FILES[0]
     named = fllic.info(shipped.read_bytes())["decoder_id"]
-    assert "torch" in sys.modules and auto_decoder(named=named) == "reference"  # imported or not, any size
+    assert "torch" in sys.modules and auto_decoder(named=named) == "reference"  # the size unknown
     assert auto_decoder(named=named, device="cpu") == "reference"
+    from fllic.codec import TORCH_IN_PROCESS_PIXELS as limit
+
+    # PyTorch imported (here, by the tests): its decoder up to the largest size measured faster, then the reference
+    assert auto_decoder(named=named, pixels=768 * 512) == "torch" and auto_decoder(named=named, pixels=limit) == "torch"
+    assert auto_decoder(named=named, pixels=limit + 1) == "reference"
+    monkeypatch.delitem(sys.modules, "torch")  # a process that has not imported it: the reference at any size
+    assert auto_decoder(named=named, pixels=768 * 512) == "reference"
+    monkeypatch.undo()
     assert auto_decoder(named=named, device="cuda") == "torch"
     assert auto_decoder(model=str(tmp_path / "whole.pt"), named=named) == "torch"  # a whole model file
     assert auto_decoder(named="no-such-model") == "torch"

@@ -9,6 +9,7 @@ pixels on every machine, thread count and device. The stored CRC32 checks it.
 
 from __future__ import annotations
 
+import sys
 import warnings
 import zlib
 from contextlib import nullcontext
@@ -424,22 +425,32 @@ def encode(array, sigma: float | None = None, model=None, quality: int | None = 
 DECODERS = ("auto", "torch", "reference")
 
 
-def auto_decoder(model=None, device: str | None = None, named: str | None = None) -> str:
+TORCH_IN_PROCESS_PIXELS = 2048 * 1536  # the largest size measured where PyTorch's decoder, imported, is faster
+
+
+def auto_decoder(model=None, device: str | None = None, named: str | None = None, pixels: int | None = None) -> str:
     """decoder="auto"'s choice: "reference" on the CPU where the reference decoder reads the model (``model``, else
     the file's ``named`` decoder: an installed decoder file), or where PyTorch is not installed; "torch" otherwise
-    (another device, a whole model file). A fresh decode by the reference decoder takes 0.72x to 0.88x
-    PyTorch's time from 0.4 to 3.2 MP (results/decode-cold.md), and its bands of rows need no tile halo at any
-    size (results/large_reference.md). Both give the same pixels."""
+    (another device, a whole model file), and for an image of at most ``TORCH_IN_PROCESS_PIXELS`` in a process
+    that has already imported PyTorch. A fresh decode by the reference decoder takes 0.72x to 0.88x PyTorch's
+    time from 0.4 to 3.2 MP (results/decode-cold.md: PyTorch's import is the difference), and its bands of rows
+    need no tile halo at any size (results/large_reference.md: 88 s against PyTorch's 105 s at 24 MP); with
+    PyTorch imported, PyTorch's decoder takes 0.45x the reference decoder's time at 0.4 MP, 0.54x at 1 MP and 0.68x
+    at 3.1 MP (results/decode-in-process.md). Both give the same pixels."""
     if not torch_installed():
         return "reference"
     if device not in (None, "cpu"):
         return "torch"
-    return "reference" if _reference_reads(model if model is not None else named) else "torch"
+    if not _reference_reads(model if model is not None else named):
+        return "torch"
+    small = pixels is not None and pixels <= TORCH_IN_PROCESS_PIXELS
+    return "torch" if small and "torch" in sys.modules else "reference"
 
 
-def chosen_decoder(decoder: str = "auto", model=None, device: str | None = None, named: str | None = None) -> str:
+def chosen_decoder(decoder: str = "auto", model=None, device: str | None = None, named: str | None = None,
+                   pixels: int | None = None) -> str:
     """The decoder :func:`decode_detailed` runs for ``decoder``: itself, or auto's choice (:func:`auto_decoder`)."""
-    return auto_decoder(model, device, named) if decoder == "auto" else decoder
+    return auto_decoder(model, device, named, pixels) if decoder == "auto" else decoder
 
 
 def bound_decode_heap(pixels: int, decoder: str = "auto", model=None, device: str | None = None,
@@ -450,7 +461,7 @@ def bound_decode_heap(pixels: int, decoder: str = "auto", model=None, device: st
     large_reference.md). True where the heap was bounded."""
     from fllic._heap import bound_for
 
-    return chosen_decoder(decoder, model, device, named) == "torch" and bound_for(pixels)
+    return chosen_decoder(decoder, model, device, named, pixels) == "torch" and bound_for(pixels)
 
 
 def _reference_reads(model) -> bool:
@@ -473,13 +484,14 @@ def decode_detailed(data: bytes, model=None, max_pixels: int = fmt.DEFAULT_MAX_P
 
     ``decoder``: "torch" (PyTorch's integer kernels, on any device), "reference" (the numpy reference decoder
     :mod:`fllic.decoder`; ``model`` a shipped id or a ``-decoder.npz`` file), or "auto": the reference decoder
-    on the CPU where it reads the model, torch otherwise (:func:`auto_decoder`). Both give the same pixels."""
+    on the CPU where it reads the model, torch otherwise and for an image of at most 3.1 MP once PyTorch is
+    imported (:func:`auto_decoder`). Both give the same pixels."""
     data = _as_bytes(data)
     if decoder not in DECODERS:
         raise InputError(f"decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
     if decoder == "auto":
         h = fmt.unpack(data, max_pixels=max_pixels, check_crc=False).header
-        decoder = auto_decoder(model, device, fmt.decoder_name(h))
+        decoder = auto_decoder(model, device, fmt.decoder_name(h), h.height * h.width)
     if decoder == "reference":
         return _decode_without_torch(data, model, max_pixels, device, tile, verify, progress)
     require_torch("decoding with decoder='torch'")
