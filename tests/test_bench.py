@@ -651,3 +651,13 @@ def test_every_convolution_kernel_the_bench_times_gives_the_reference_decoders_i
     out = tmp_path / "kernels.md"
     assert kernels.main(["--size", "8", "12", "--channels", "8", "16", "--repeat", "1", "--out", str(out)]) == 1
     assert "| Winograd F(2x2, 3x3), float64, PyTorch |" in out.read_text().split("NO |")[0]
+
+
+def test_the_in_process_bench_tiles_its_image_to_each_size_and_rates_torch_against_the_reference():
+    from fllic.bench.in_process import _row, _tiled
+
+    img = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+    big = _tiled(img, 7, 5)
+    assert big.shape == (5, 7, 3) and np.array_equal(big[:2, :3], img)
+    assert np.array_equal(big[:2, 3:6], img[:, ::-1]) and np.array_equal(big[2:4, :3], img[::-1])  # mirrored
+    assert _row("1024x1024", 0.5, 1.0) == "| 1024x1024 | 1.05 | 0.50 | 1.00 | 0.50x |"

@@ -50,7 +50,8 @@ def test_refined_files_decode_exactly_tiled_or_whole(tiny_model, rng, tile):
     assert np.array_equal(fllic.decode(res.data, model=tiny_model), res.pixels)
 
 
-@pytest.mark.parametrize("which, gain", [("tiny", 0.0), ("fllic-awgn-v7", 0.01), ("fllic-awgn-v8", 0.01)])
+@pytest.mark.parametrize("which, gain", [("tiny", 0.0), ("fllic-awgn-v7", 0.01),
+                                         ("fllic-awgn-v8", 0.01)])
 def test_refinement_lowers_the_codecs_loss(tiny_model, which, gain):
     """J(u) = λ(q)·MSE(g_s(u), e) + R(u)/pixels, with u rounded as coded, falls from g_a's symbols to the refined ones."""
     from fllic.demo import sample_image

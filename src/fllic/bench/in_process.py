@@ -51,6 +51,11 @@ def measure(image: Path, sizes, repeat: int) -> list[tuple[str, float, float]]:
     return rows
 
 
+def _row(size: str, torch_s: float, reference_s: float) -> str:
+    width, height = (int(v) for v in size.split("x"))
+    return f"| {size} | {width * height / 1e6:.2f} | {torch_s:.2f} | {reference_s:.2f} | {torch_s / reference_s:.2f}x |"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m fllic.bench.in_process", description=__doc__.split("\n\n")[0])
     p.add_argument("--image", type=Path, default=Path("../shared/data/Kodak24/kodim01.png"))
@@ -67,10 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     lines = ["# Each decoder in a process that has imported PyTorch", "",
              f"`{command('python -m fllic.bench.in_process', argv)}`", "",
              f"{args.image.name} mirrored to each size, AWGN σ 25 (seed 0), the default model at its default level; "
-             f"{args.threads} threads; medians of {args.repeat} interleaved decodes after a warm-up each, in one run.", "",
-             "| size | MP | PyTorch's decoder, s | reference decoder, s | PyTorch / reference |", "|---|---:|---:|---:|---:|",
-             *(f"| {s} | {int(s.split('x')[0]) * int(s.split('x')[1]) / 1e6:.2f} | {t:.2f} | {r:.2f} | {t / r:.2f}x |"
-               for s, t, r in rows)]
+             f"{args.threads} threads; medians of {args.repeat} interleaved decodes after a warm-up each, in one run.",
+             "", "| size | MP | PyTorch's decoder, s | reference decoder, s | PyTorch / reference |",
+             "|---|---:|---:|---:|---:|", *(_row(size, t, r) for size, t, r in rows)]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out is not None:
