@@ -150,7 +150,7 @@ SHIPPED: tuple[ModelInfo, ...] = (
     ),
 )
 DEFAULT_MODEL = "fllic-awgn-v8"  # v1 to v6 are retired: their files still decode
-DEFAULT_GREY_MODEL = "fllic-awgn-v7"  # grey images: v8 spends 3-7 % more bits on them (results/quality-v8-grey-dev.md)
+DEFAULT_GREY_MODEL = "fllic-awgn-v7"  # grey images: v8 spends 1.6-7.0 % more bits on them (results/quality-v8-grey-dev.md)
 CAMERA_MODEL = "fllic-camera-v3"  # what --sigma auto picks for correlated noise in raw conversions (PNG, TIFF)
 CAMERA_JPEG_MODEL = "fllic-camera-v8"  # ... and in a camera's own JPEGs (results/real_polyu_camera_v8.md)
 
