@@ -61,6 +61,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fllic.decoder.integer import IN_MULT_MAX, IN_SHIFT_MAX, MULT_MAX, NARROW_L1, NARROW_MAX  # the format's bounds
+
 A_MAX = (1 << 15) - 129  # the 8-bit pieces of a value in [-A_MAX, A_MAX] are in [-128, 127]
 LEAKY_MULT, LEAKY_SHIFT = 6554, 16  # 0.1 ≈ 6554 / 2^16
 MAX_TAPS = 1 << 11  # 3x3 kernels over up to 227 channels
@@ -68,13 +70,8 @@ L1_MAX = (1 << 17) - 1  # per output channel: 128 · L1 < 2^24 (module docstring
 W_INT_MAX = (1 << 15) - 1  # stored as int16
 MAX_SHIFT = 30
 HEADROOM = 2.0  # activation ranges are calibrated at twice the largest value seen
-NARROW_MAX = 511  # a narrow layer's inputs (10 bits)
-NARROW_L1 = (1 << 15) - 1  # a narrow layer's weights, per output channel: 511 · NARROW_L1 < 2^24
-MULT_MAX = 1 << 15  # a narrow layer's output multiplier
 MULT_BITS = 14  # export picks r so that M is in [2^14, 2^15]
-IN_MULT_BITS = 8  # a narrow layer's input multiplier, in [128, 255] at export
-IN_MULT_MAX = (1 << IN_MULT_BITS) - 1
-IN_SHIFT_MAX = 23  # |a · in_mult| < 2^23 and 2^(in_shift-1) <= 2^22: their sum is exact in float32
+IN_MULT_BITS = 8  # a narrow layer's input multiplier, in [128, 255] at export (IN_MULT_MAX = 2^8 - 1)
 
 
 # -- integer primitives -------------------------------------------------------------
@@ -183,16 +180,18 @@ class IntConv(nn.Module):
     def _sum_shifted(self, a: torch.Tensor) -> torch.Tensor:
         """floor((sum w·a + 2^(r-1)) / 2^r), exactly, as int32 or int64 NHWC."""
         if a.device.type != "cpu" or self.float64_gemm:  # exact: every partial sum < 2^41 < 2^53
-            n, h, w, _ = a.shape
-            k = self.weight.shape[-1]
-            mat = self.w_int.permute(2, 3, 1, 0).reshape(-1, self.w_int.shape[0]).double()
-            acc = (im2col(a.double(), k) @ mat).round_().long().reshape(n, h, w, -1)
-            return (acc + self.round_bit) >> self.shift
+            return (self._gemm_sums(a) + self.round_bit) >> self.shift
         p_hi, p_lo = _piece_sums(a, self.weight)
         if self.narrow:  # nested floors, every term below 2^31 (module docstring); in place
             t = p_lo.add_(self.round_bit).bitwise_right_shift_(8)
             return p_hi.add_(t).bitwise_right_shift_(self.narrow_shift)
         return ((p_hi.long() << 8) + p_lo.long() + self.round_bit) >> self.shift
+
+    def _gemm_sums(self, a: torch.Tensor) -> torch.Tensor:
+        """sum w·a as int64 NHWC by one float64 GEMM over a's patches (other devices), exact below 2^53."""
+        n, h, w, _ = a.shape
+        mat = self.w_int.permute(2, 3, 1, 0).reshape(-1, self.w_int.shape[0]).to(a.device, torch.float64)
+        return (im2col(a.double(), self.weight.shape[-1]) @ mat).round_().long().reshape(n, h, w, -1)
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
         return saturate(self._sum_shifted(a).add_(self.bias)).to(torch.int32)
@@ -265,10 +264,7 @@ class IntNarrowConv(IntConv):
     def _sum_shifted(self, a: torch.Tensor) -> torch.Tensor:
         """floor((S · M + 2^(r-1)) / 2^r) as int64 NHWC, S by float64 GEMM (other devices; exact, |S| < 2^24)."""
         k = shift_round(a.long() * self._in_mult, self._in_shift).clamp_(-NARROW_MAX, NARROW_MAX)
-        n, h, w, _ = a.shape
-        cols = self.w_int.permute(2, 3, 1, 0).reshape(-1, self.w_int.shape[0]).to(k.device, torch.float64)
-        s = (im2col(k.double(), self.weight.shape[-1]) @ cols).round_().long().reshape(n, h, w, -1)
-        return (s * self.mult + self.round_bit) >> self.shift
+        return (self._gemm_sums(k) * self.mult + self.round_bit) >> self.shift
 
 
 def input_requantizer(step: float, e_in: int) -> tuple[int, int]:

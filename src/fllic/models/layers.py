@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fllic.decoder.integer import NARROW_L1, NARROW_MAX  # a narrow layer's input and weight bounds (the format's)
+
 _BRANCH_INIT_GAIN = 0.1
-NARROW_MAX = 511  # a narrow layer's inputs are integers in [-511, 511] (10 bits) times a step
-NARROW_L1 = (1 << 15) - 1  # and each output channel's weights integers whose |sum| is at most this: 511 · L1 < 2^24
 NARROW_PEAK_MOMENTUM = 0.99  # training: the input's peak follows the batches' largest |value|
 
 

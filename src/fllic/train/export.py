@@ -103,7 +103,7 @@ def export(checkpoint: Path, out: Path, model_id: str, quality_scales, data: Pat
     config, weights, facts = _float_weights(checkpoint)
     if trunk is not None:
         config, weights = _with_trunk(config, weights, trunk)
-    net = FLLIC(FllicConfig(**config)).eval()  # narrow layers track their input peaks only in training
+    net = FLLIC(FllicConfig(**config))
     net.load_state_dict({k: v.float() for k, v in weights.items()})
     meta = {"id": model_id, "quality_scales": [float(q) for q in quality_scales], **facts, "notes": notes}
     if net.config.trunk_kind:  # a camera trunk: the blind path gives it the per-pixel noise map and kind
