@@ -80,10 +80,11 @@ def _object_conv(a, w):
 IN_MULT, IN_SHIFT = 255, 12  # the extreme layer's input requantization: the largest multiplier
 
 
-def _extreme_layer():
+def _extreme_layer(mult=(I.MULT_MAX, 1, 12345)):
     """Weights whose L1 norms reach NARROW_L1 over 1,152 taps (128 channels; channel 0 all of equal magnitude but
     one, channel 1 one large tap), multipliers up to 2^15, and an input that requantizes to ±511 with channel 0's
-    signs wherever output (1, 1) reads them."""
+    signs wherever output (1, 1) reads them. Multipliers that are all powers of two take both decoders' float32
+    rounding, with 2^14 at a shift of 9 (t >= r: a sum scaled up past the saturation bound)."""
     gen = torch.Generator().manual_seed(7)
     cin = 128
     w = torch.randint(-20, 21, (3, cin, 3, 3), generator=gen)
@@ -92,15 +93,17 @@ def _extreme_layer():
     w[0, 0, 0, 0] += NARROW_L1 - int(w[0].abs().sum())  # sum |j| = NARROW_L1 exactly
     w[1] = 0
     w[1, 5, 1, 1] = -NARROW_L1
-    mult = torch.tensor([I.MULT_MAX, 1, 12345])
+    mult = torch.tensor(mult)
     conv = I.IntNarrowConv(w, torch.tensor([5, -7, 0]), torch.tensor([20, 1, 9]), IN_MULT, IN_SHIFT, mult)
     signs = np.sign(w[0].numpy()).transpose(1, 2, 0)
     a = np.tile(signs, (2, 2, 1))[:3, :4] * 8300  # · 255 / 2^12 requantizes past ±511: clipped to it
     return conv, a.astype(np.int64)
 
 
-def test_a_narrow_layer_is_exact_at_its_bounds_in_both_decoders():
-    conv, a = _extreme_layer()
+@pytest.mark.parametrize("mult", [(I.MULT_MAX, 1, 12345), (I.MULT_MAX, 1, 1 << 14)], ids=["float64", "powers of two"])
+def test_a_narrow_layer_is_exact_at_its_bounds_in_both_decoders(mult):
+    conv, a = _extreme_layer(mult)
+    assert (conv._post is None) == (mult[2] == 12345)
     k = np.clip((a * IN_MULT + (1 << (IN_SHIFT - 1))) >> IN_SHIFT, -NARROW_MAX, NARROW_MAX).astype(object)
     sums = _object_conv(k, conv.w_int.numpy().astype(object))
     assert abs(sums[1, 1, 0]) == NARROW_MAX * NARROW_L1 and abs(sums[1, 1, 0]) < 2**24
@@ -112,6 +115,7 @@ def test_a_narrow_layer_is_exact_at_its_bounds_in_both_decoders():
     ref = ni.Conv(conv.w_int.numpy().astype(np.int64), conv.bias.numpy(), conv.shift.numpy(), in_shift=IN_SHIFT,
                   mult=conv.mult.numpy(), in_mult=IN_MULT)
     assert ref.winograd == 0 and ref.taps.dtype == np.float32  # float32 products per tap, every sum below 2^24
+    assert (ref._post is None) == (conv._post is None)
     assert np.array_equal(ref(a), want) and np.array_equal(ref.sums(a), sums.astype(np.float64))
 
 

@@ -513,6 +513,33 @@ def test_a_row_stream_gives_the_whole_images_integers_for_any_bands(band):
     assert sum(map(len, rows)) == 2 * len(a)  # the UpResBlock doubles the rows
 
 
+
+def _narrow_layers(rng):
+    """Narrow layers (float32 products and activations) after a 16-bit one: multipliers that are powers of two
+    (the float32 rounding) and one that is not (float64), in a ResBlock, an UpResBlock and alone."""
+    def narrow(cout, cin, k, pow2=True):
+        w = rng.integers(-40, 41, (cout, cin, k, k))
+        mult = np.full(cout, 1 << 14) if pow2 else rng.integers(1 << 14, 1 << 15, cout)
+        return ni.Conv(w, rng.integers(-40, 40, cout), rng.integers(18, 24, cout), in_shift=12, mult=mult,
+                       in_mult=int(rng.integers(128, 256)))
+
+    c = 8
+    return [ni.Conv(rng.integers(-150, 150, (c, 4, 3, 3)), rng.integers(-40, 40, c), np.full(c, 9)),
+            ni.ResBlock(narrow(c, c, 3), narrow(c, c, 3), 1),
+            ni.UpResBlock(narrow(4 * c, c, 1), narrow(c, c, 3), narrow(c, c, 3)), narrow(3, c, 3, pow2=False)]
+
+
+@pytest.mark.parametrize("band", [1, 2, 5, 40])
+def test_a_row_stream_of_narrow_layers_gives_the_whole_images_integers(band):
+    rng = np.random.default_rng(100 + band)
+    layers = _narrow_layers(rng)
+    assert layers[1].conv1._post is not None and layers[-1]._post is None  # both roundings are exercised
+    a = rng.integers(-ni.A_MAX, ni.A_MAX + 1, (11, 9, 4))
+    stream = ni.RowStream(layers)
+    rows = [stream(a[r : r + band], last=r + band >= len(a)) for r in range(0, len(a), band)]
+    whole = ni.run(layers, a)
+    assert np.array_equal(np.concatenate(rows), whole) and np.abs(whole).max() > 0
+
 def test_a_row_stream_refuses_a_layer_it_cannot_stream():
     with pytest.raises(TypeError, match="no row stream"):
         ni.RowStream([object()])

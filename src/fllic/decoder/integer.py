@@ -59,7 +59,9 @@ Narrow layers (format fllic-decoder-3: g_s's last stages in a model trained for 
     of each output channel are integers with sum |j| <= NARROW_L1 = 2^15 - 1, and
     out[c] = floor((S[c] · M[c] + 2^(r[c]-1)) / 2^r[c]) + b[c] with 1 <= M[c] <= 2^15. Every product and every
     partial sum of S is then an integer below 511 · NARROW_L1 < 2^24, so S runs as float32 products per tap,
-    exact in any order (results/kernels.md), and |S · M| < 2^39 is exact in float64.
+    exact in any order (results/kernels.md), and |S · M| < 2^39 is exact in float64. Where every M is a power of
+    two the rounding stays in float32 too (Conv._finish), and a narrow layer pads its input and holds its output
+    in float32 (integers of at most A_MAX): half the memory traffic of float64.
 
 Nonlinearity
     LeakyReLU with slope 0.1 as max(a, floor((a · 6554 + 2^15) / 2^16)), slope 6554 / 2^16.
@@ -116,8 +118,9 @@ def floor_shift(a: np.ndarray, shift) -> np.ndarray:
 
 
 def leaky(a: np.ndarray) -> np.ndarray:
-    """Integer LeakyReLU(0.1): max(a, floor((a · 6554 + 2^15) / 2^16)); |a · 6554| < 2^29."""
-    return np.maximum(a, floor_shift(a * float(LEAKY_MULT), LEAKY_SHIFT))
+    """Integer LeakyReLU(0.1): max(a, floor((a · 6554 + 2^15) / 2^16)); |a · 6554| < 2^29, in float64 whatever
+    a's type (a narrow layer's float32 band)."""
+    return np.maximum(a, floor_shift(np.multiply(a, float(LEAKY_MULT), dtype=np.float64), LEAKY_SHIFT))
 
 
 def pixel_shuffle(a: np.ndarray) -> np.ndarray:
@@ -162,11 +165,16 @@ class Conv:
         if k == 3 and self.winograd:  # U = (tG) g (tG)^T per tile position, (16 or 36, Cin, Cout): integers
             g = G24 if self.winograd == 4 else G2
             w = np.asarray(self.w_int, np.float64)
-            self._u = np.einsum("ik,ockl,jl->ijco", g, w, g).reshape(len(g) ** 2, cin, cout)
+            u = np.tensordot(np.tensordot(g, w, axes=(1, 2)), g, axes=(3, 1))  # (i, Cout, Cin, j): two GEMMs
+            self._u = np.ascontiguousarray(u.transpose(0, 3, 2, 1)).reshape(len(g) ** 2, cin, cout)
         self._half = 2.0 ** (np.asarray(self.shift, np.float64) - 1)  # the rounding shift's terms, per channel
         self._scale = 2.0 ** -np.asarray(self.shift, np.float64)
         self._bias = np.asarray(self.bias, np.float64)
         self._mult = None if self.mult is None else np.asarray(self.mult, np.float64)
+        self._post = None  # a narrow layer whose multipliers are powers of two: 2^(t - r) per channel, float32
+        if narrow and np.all(np.exp2(np.round(np.log2(self._mult))) == self._mult):
+            self._post = np.exp2(np.log2(self._mult) - np.asarray(self.shift, np.float64)).astype(np.float32)
+        self.dtype = np.float32 if narrow else np.float64  # what the layer's input is padded in, its output held in
 
     def narrowed(self, a: np.ndarray) -> np.ndarray:
         """A narrow layer's input, clip(floor((a · m + 2^(s-1)) · 2^-s), ±511) for in_mult m and in_shift s, in a
@@ -194,7 +202,18 @@ class Conv:
         return self._bands(a, self._finish, then, rows)
 
     def _finish(self, s: np.ndarray) -> np.ndarray:
-        """saturate(floor((s [· M] + 2^(r-1)) · 2^-r) + b), in place (a narrow layer's float32 sums in float64)."""
+        """saturate(floor((s [· M] + 2^(r-1)) · 2^-r) + b), in place (a narrow layer's float32 sums in float64).
+
+        A narrow layer whose every M is a power of two, 2^t, stays in float32: floor(S · 2^(t-r) + 1/2) + b. For
+        t < r, S · 2^(t-r) + 1/2 has at most 24 significant bits (|S| < 2^24, its lowest bit 2^(t-r) <= 1/2), so
+        it, its floor and the floor plus b (|b| <= A_MAX) are exact below 2^24; beyond 2^23 (t >= r) the value
+        saturates whatever float32 rounds, as it does in PyTorch's decoder (fllic.models.integer)."""
+        if self._post is not None:
+            s *= self._post
+            s += np.float32(0.5)
+            np.floor(s, out=s)
+            s += self._bias.astype(np.float32)
+            return np.clip(s, -A_MAX, A_MAX, out=s)
         if self._mult is not None:
             s = s.astype(np.float64)
             s *= self._mult
@@ -258,8 +277,8 @@ class Conv:
         top, bottom = p if top is None else top, p if bottom is None else bottom
         h = a.shape[0] + top + bottom - 2 * p  # output rows
         wp = w + 2 * p
-        flat = np.pad(np.asarray(a, np.float64), ((top, bottom + 1), (p, p), (0, 0))).reshape(-1, c)  # a spare row
-        out = np.empty((h, w, cout))
+        flat = _padded(a, top, bottom + 1, p, self.dtype).reshape(-1, c)  # a spare row
+        out = np.empty((h, w, cout), self.dtype)
         band = max(1, BAND_ELEMENTS // (wp * max(c, cout)))
 
         def one(r0: int) -> None:
@@ -273,6 +292,21 @@ class Conv:
 
         _each(one, range(0, h, band))
         return out
+
+
+def _padded(a: np.ndarray, top: int, bottom: int, side: int, dtype) -> np.ndarray:
+    """``a`` (H, W, C) in ``dtype`` with zero rows above and below and ``side`` zero columns each side, copied
+    a band of rows at a time on the band workers (integers: exact in float32 for a narrow layer's |a| <= A_MAX)."""
+    h, w, c = a.shape
+    out = np.zeros((top + h + bottom, w + 2 * side, c), dtype)
+    rows = max(1, BAND_ELEMENTS // max(1, w * c))
+
+    def one(r0: int) -> None:
+        r1 = min(h, r0 + rows)
+        out[top + r0 : top + r1, side : side + w] = a[r0:r1]
+
+    _each(one, range(0, h, rows))
+    return out
 
 
 def _winograd_inputs(d: np.ndarray, n: int, tw: int) -> np.ndarray:
@@ -426,11 +460,14 @@ class _ConvRows:
         return max(0, held + given + (self.p if last else 0) - 2 * self.p)
 
     def __call__(self, rows: np.ndarray, last: bool, then=None) -> np.ndarray:
-        if self.held is None:
-            self.held = np.zeros((self.p, *rows.shape[1:]))  # the padding above the first row
-        a = np.concatenate([self.held, rows])
-        self.held = a[max(0, len(a) - 2 * self.p):].copy()  # a copy: the band itself is freed after the call
-        return self.conv(a, then=then or self.then, rows=(0, self.p if last else 0))
+        if self.held is None:  # the first band: the zero rows above it are the convolution's own padding
+            a, top = rows, self.p
+            held = np.concatenate([np.zeros((self.p, *rows.shape[1:]), rows.dtype), rows[max(0, len(rows) - 2 * self.p):]])
+        else:
+            a, top = np.concatenate([self.held, rows]), 0
+            held = a
+        self.held = held[max(0, len(held) - 2 * self.p):].copy()  # a copy: the band itself is freed after the call
+        return self.conv(a, then=then or self.then, rows=(top, self.p if last else 0))
 
 
 class _Queue:
