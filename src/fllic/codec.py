@@ -433,10 +433,11 @@ def auto_decoder(model=None, device: str | None = None, named: str | None = None
     the file's ``named`` decoder: an installed decoder file), or where PyTorch is not installed; "torch" otherwise
     (another device, a whole model file), and for an image of at most ``TORCH_IN_PROCESS_PIXELS`` in a process
     that has already imported PyTorch. A fresh decode by the reference decoder takes 0.72x to 0.88x PyTorch's
-    time from 0.4 to 3.2 MP (results/decode-cold.md: PyTorch's import is the difference), and its bands of rows
-    need no tile halo at any size (results/large_reference.md: 88 s against PyTorch's 105 s at 24 MP); with
-    PyTorch imported, PyTorch's decoder takes 0.45x the reference decoder's time at 0.4 MP, 0.54x at 1 MP and 0.68x
-    at 3.1 MP (results/decode-in-process.md). Both give the same pixels."""
+    time from 0.4 to 3.2 MP for v7's files (results/decode-cold.md: PyTorch's import is the difference) and 0.60x
+    to 0.96x for v8's (results/decode-cold-v8-float32.md), and its bands of rows need no tile halo at any size
+    (results/large_reference.md, results/large_reference_v8_float32.md: at 24 MP 88 s against PyTorch's 105 s for
+    v7, 85.9 s against 86.0 for v8); with PyTorch imported, PyTorch's decoder takes 0.62x the reference decoder's
+    time at 0.4 MP, 0.76x at 1 MP and 0.94x at 3.1 MP (results/decode-in-process.md). Both give the same pixels."""
     if not torch_installed():
         return "reference"
     if device not in (None, "cpu"):
