@@ -180,7 +180,12 @@ def _object_conv(a, w):
 
 def test_primitives_match_the_torch_reference():
     a = torch.arange(-ti.A_MAX, ti.A_MAX + 1, 7, dtype=torch.int32)
-    assert np.array_equal(ni.leaky(a.numpy().astype(np.int64)), ti.leaky(a.clone()).numpy())
+    every = torch.arange(-ti.A_MAX, ti.A_MAX + 1, dtype=torch.int32)  # every saturated value, in both float types
+    for held in (np.float64, np.float32):
+        assert np.array_equal(ni.leaky(every.numpy().astype(held)), ti.leaky(every.clone()).numpy())
+        for shift in (-3, 1, 9):
+            assert np.array_equal(ni.floor_shift(every.numpy().astype(held), shift),
+                                  ti.shift_round(every.long(), shift).numpy())
     for shift in (-3, 0, 1, 5):
         assert np.array_equal(ni.shift_round(a.numpy(), shift), ti.shift_round(a.long(), shift).numpy())
     sums = np.random.default_rng(1).integers(-(1 << 49), 1 << 49, 4000)  # a convolution's sums, |S| < 2^49

@@ -114,13 +114,25 @@ def floor_shift(a: np.ndarray, shift) -> np.ndarray:
     shift = np.asarray(shift, dtype=np.float64)
     if shift.ndim == 0 and shift <= 0:
         return a * 2.0 ** -shift
-    return np.floor((a + 2.0 ** (shift - 1)) * 2.0 ** -shift)
+    t = np.add(a, 2.0 ** (shift - 1), dtype=np.float64)
+    t *= 2.0 ** -shift
+    return np.floor(t, out=t)
 
 
 def leaky(a: np.ndarray) -> np.ndarray:
-    """Integer LeakyReLU(0.1): max(a, floor((a · 6554 + 2^15) / 2^16)); |a · 6554| < 2^29, in float64 whatever
-    a's type (a narrow layer's float32 band)."""
-    return np.maximum(a, floor_shift(np.multiply(a, float(LEAKY_MULT), dtype=np.float64), LEAKY_SHIFT))
+    """Integer LeakyReLU(0.1): max(a, floor((a · 6554 + 2^15) / 2^16)), as max(a, floor(a · (6554 · 2^-16) + 1/2))
+    in float64 whatever a's type (a narrow layer's float32 band): for |a| < 2^31, a · 6554 · 2^-16 is a multiple
+    of 2^-15 below 2^28 (6554 = 2 · 3277), so it and its sum with 1/2 are exact, in one new array."""
+    t = np.multiply(a, LEAKY_MULT * 2.0**-LEAKY_SHIFT, dtype=np.float64)
+    t += 0.5
+    np.floor(t, out=t)
+    return np.maximum(a, t, out=t)
+
+
+def saturated_sum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """saturate(a + b) in one new array (a block's skip and its branch)."""
+    t = np.add(a, b, dtype=np.float64)
+    return np.clip(t, -A_MAX, A_MAX, out=t)
 
 
 def pixel_shuffle(a: np.ndarray) -> np.ndarray:
@@ -399,7 +411,7 @@ class ResBlock:
 
     def __call__(self, a: np.ndarray) -> np.ndarray:
         t = self.conv1(a, then=lambda band, window: leaky(band))
-        return self.conv2(t, then=lambda band, window: saturate(floor_shift(a[window], self.skip_shift) + band))
+        return self.conv2(t, then=lambda band, window: saturated_sum(floor_shift(a[window], self.skip_shift), band))
 
 
 @dataclass
@@ -413,7 +425,7 @@ class UpResBlock:
     def __call__(self, a: np.ndarray) -> np.ndarray:
         skip = pixel_shuffle(self.skip(a))
         t = upsample(self.conv_a(a, then=lambda band, window: leaky(band)))
-        return self.conv_b(t, then=lambda band, window: saturate(skip[window] + band))
+        return self.conv_b(t, then=lambda band, window: saturated_sum(skip[window], band))
 
 
 def run(layers, a: np.ndarray) -> np.ndarray:
@@ -496,7 +508,7 @@ class _ResRows:
         self.skip.put(rows)
         t = self.conv1(rows, last)
         skip = self.skip.take(self.conv2.out_rows(len(t), last))
-        return self.conv2(t, last, then=lambda band, w: saturate(floor_shift(skip[w], self.block.skip_shift) + band))
+        return self.conv2(t, last, then=lambda band, w: saturated_sum(floor_shift(skip[w], self.block.skip_shift), band))
 
 
 class _UpResRows:
@@ -511,7 +523,7 @@ class _UpResRows:
         self.skip.put(pixel_shuffle(self.block.skip(rows)))
         t = upsample(self.conv_a(rows, last))
         skip = self.skip.take(self.conv_b.out_rows(len(t), last))
-        return self.conv_b(t, last, then=lambda band, w: saturate(skip[w] + band))
+        return self.conv_b(t, last, then=lambda band, w: saturated_sum(skip[w], band))
 
 
 def _stage(layer):
