@@ -168,13 +168,15 @@ def test_narrow_layers_outside_their_bounds_are_refused():
     for in_mult, in_shift in ((256, 4), (200, 0), (200, 24)):
         with pytest.raises(ValueError, match="input multiplier or shift"):
             I.IntNarrowConv(w, torch.zeros(2), torch.full((2,), 9), in_mult, in_shift, torch.ones(2))
+    with pytest.raises(ValueError, match="bias"):
+        I.IntNarrowConv(w, torch.tensor([0, -I.A_MAX - 1]), torch.full((2,), 9), 200, 4, torch.ones(2))
     from fllic.decoder.model import _conv
 
     good = {"c.w_int": w.numpy(), "c.shift": np.full(2, 9), "c.bias": np.zeros(2, np.int64),
             "c.in_mult": np.array(200), "c.in_shift": np.array(4), "c.mult": np.array([1, 2])}
     assert (_conv(good, "c").in_mult, _conv(good, "c").in_shift) == (200, 4)
     for bad in ({"c.w_int": over.numpy()}, {"c.mult": np.array([0, 2])}, {"c.in_shift": np.array(24)},
-                {"c.in_mult": np.array(256)}, {"c.mult": np.array([1, 2, 3])}):
+                {"c.in_mult": np.array(256)}, {"c.mult": np.array([1, 2, 3])}, {"c.bias": np.array([0, 32640])}):
         with pytest.raises(ModelMismatchError, match="narrow layer"):
             _conv({**good, **bad}, "c")
 

@@ -186,6 +186,7 @@ class Conv:
         self._post = None  # a narrow layer whose multipliers are powers of two: 2^(t - r) per channel, float32
         if narrow and np.all(np.exp2(np.round(np.log2(self._mult))) == self._mult):
             self._post = np.exp2(np.log2(self._mult) - np.asarray(self.shift, np.float64)).astype(np.float32)
+            self._bias32 = self._bias.astype(np.float32)  # |b| <= A_MAX (the loader checks it): exact
         self.dtype = np.float32 if narrow else np.float64  # what the layer's input is padded in, its output held in
 
     def narrowed(self, a: np.ndarray) -> np.ndarray:
@@ -218,13 +219,13 @@ class Conv:
 
         A narrow layer whose every M is a power of two, 2^t, stays in float32: floor(S · 2^(t-r) + 1/2) + b. For
         t < r, S · 2^(t-r) + 1/2 has at most 24 significant bits (|S| < 2^24, its lowest bit 2^(t-r) <= 1/2), so
-        it, its floor and the floor plus b (|b| <= A_MAX) are exact below 2^24; beyond 2^23 (t >= r) the value
-        saturates whatever float32 rounds, as it does in PyTorch's decoder (fllic.models.integer)."""
+        it, its floor and the floor plus b (|b| <= A_MAX, which the loader checks) are exact below 2^24; beyond
+        2^23 (t >= r) the value saturates whatever float32 rounds, as in PyTorch's decoder (fllic.models.integer)."""
         if self._post is not None:
             s *= self._post
             s += np.float32(0.5)
             np.floor(s, out=s)
-            s += self._bias.astype(np.float32)
+            s += self._bias32
             return np.clip(s, -A_MAX, A_MAX, out=s)
         if self._mult is not None:
             s = s.astype(np.float64)
@@ -474,7 +475,8 @@ class _ConvRows:
     def __call__(self, rows: np.ndarray, last: bool, then=None) -> np.ndarray:
         if self.held is None:  # the first band: the zero rows above it are the convolution's own padding
             a, top = rows, self.p
-            held = np.concatenate([np.zeros((self.p, *rows.shape[1:]), rows.dtype), rows[max(0, len(rows) - 2 * self.p):]])
+            above = np.zeros((self.p, *rows.shape[1:]), rows.dtype)
+            held = np.concatenate([above, rows[max(0, len(rows) - 2 * self.p):]])
         else:
             a, top = np.concatenate([self.held, rows]), 0
             held = a
@@ -508,7 +510,8 @@ class _ResRows:
         self.skip.put(rows)
         t = self.conv1(rows, last)
         skip = self.skip.take(self.conv2.out_rows(len(t), last))
-        return self.conv2(t, last, then=lambda band, w: saturated_sum(floor_shift(skip[w], self.block.skip_shift), band))
+        shift = self.block.skip_shift
+        return self.conv2(t, last, then=lambda band, w: saturated_sum(floor_shift(skip[w], shift), band))
 
 
 class _UpResRows:

@@ -61,8 +61,8 @@ from pathlib import Path
 import numpy as np
 
 from fllic._errors import ModelMismatchError
-from fllic.decoder.integer import (BIAS_MAX, IN_MULT_MAX, IN_SHIFT_MAX, L1_MAX, MAX_SHIFT, MULT_MAX, NARROW_L1,
-                                   Conv, ResBlock, UpResBlock)
+from fllic.decoder.integer import (A_MAX, BIAS_MAX, IN_MULT_MAX, IN_SHIFT_MAX, L1_MAX, MAX_SHIFT, MULT_MAX,
+                                   NARROW_L1, Conv, ResBlock, UpResBlock)
 from fllic.decoder.symbols import SymbolTables
 
 FORMAT = "fllic-decoder-2"
@@ -209,13 +209,16 @@ def _conv(arrays: dict, prefix: str) -> Conv:
         raise ModelMismatchError(f"{prefix} has a bias beyond ±{BIAS_MAX}; export the model again")
     if f"{prefix}.in_shift" not in arrays:
         return Conv(w, bias, shift)
-    return Conv(w, bias, shift, **_narrow(arrays, prefix, w))
+    return Conv(w, bias, shift, **_narrow(arrays, prefix, w, bias))
 
 
-def _narrow(arrays: dict, prefix: str, w: np.ndarray) -> dict:
-    """A narrow layer's in_mult, in_shift and mult, checked against the bounds that make it exact (format 3)."""
+def _narrow(arrays: dict, prefix: str, w: np.ndarray, bias: np.ndarray) -> dict:
+    """A narrow layer's in_mult, in_shift and mult, checked against the bounds that make it exact (format 3; its
+    bias within ±A_MAX, as export writes it, keeps the float32 rounding exact)."""
     in_mult, in_shift = int(arrays[f"{prefix}.in_mult"]), int(arrays[f"{prefix}.in_shift"])
     mult = arrays[f"{prefix}.mult"].astype(np.int64)
+    if bias.size and np.abs(bias).max() > A_MAX:
+        raise ModelMismatchError(f"{prefix} has a narrow layer's bias beyond ±{A_MAX}; export the model again")
     if np.abs(w).reshape(w.shape[0], -1).sum(1).max() > NARROW_L1 or mult.shape != (w.shape[0],):
         raise ModelMismatchError(f"{prefix} breaks a narrow layer's bounds; export the model again")
     if not (1 <= in_mult <= IN_MULT_MAX and 1 <= in_shift <= IN_SHIFT_MAX) or mult.min() < 1 or mult.max() > MULT_MAX:

@@ -204,7 +204,7 @@ class IntNarrowConv(IntConv):
 
     def __init__(self, w_int: torch.Tensor, bias: torch.Tensor, shift: torch.Tensor, in_mult, in_shift,
                  mult: torch.Tensor):
-        check_narrow(w_int, mult, int(in_mult), int(in_shift))
+        check_narrow(w_int, mult, int(in_mult), int(in_shift), bias)
         super().__init__(w_int, bias, shift)
         self.register_buffer("in_mult", torch.as_tensor(in_mult, dtype=torch.int64))
         self.register_buffer("in_shift", torch.as_tensor(in_shift, dtype=torch.int64))
@@ -236,8 +236,8 @@ class IntNarrowConv(IntConv):
         """saturate(floor((S · M + 2^(r-1)) / 2^r) + b), int32 NHWC. On the CPU every step holds integers in
         float32 exactly: k from |a · in_mult| < 2^23 (then clipped); S below 2^24; with M = 2^t, the output is
         floor(S · 2^(t-r) + 1/2), and S · 2^(t-r) + 1/2 needs at most 24 significant bits when t < r (when
-        t >= r it is an integer, exact below 2^23, and saturates beyond). Other multipliers take float64
-        (|S · M| < 2^39)."""
+        t >= r it is an integer, exact below 2^23, and saturates beyond, as |b| <= A_MAX: check_narrow). Other
+        multipliers take float64 (|S · M| < 2^39)."""
         if a.device.type != "cpu" or self.float64_gemm:
             return super().forward(a)
         s = self._sums(self._narrowed(a))
@@ -281,8 +281,12 @@ def input_requantizer(step: float, e_in: int) -> tuple[int, int]:
     return mult, shift
 
 
-def check_narrow(w_int: torch.Tensor, mult: torch.Tensor, in_mult: int = 1, in_shift: int = 1) -> None:
-    """ValueError unless a narrow layer's weights and multipliers are within its exact bounds."""
+def check_narrow(w_int: torch.Tensor, mult: torch.Tensor, in_mult: int = 1, in_shift: int = 1,
+                 bias: torch.Tensor | None = None) -> None:
+    """ValueError unless a narrow layer's weights, multipliers and bias are within its exact bounds (the bias
+    within ±A_MAX, as export clamps it: what keeps the float32 rounding exact, IntNarrowConv.forward)."""
+    if bias is not None and bool((bias.abs() > A_MAX).any()):
+        raise ValueError(f"a narrow layer's bias is beyond ±{A_MAX}")
     if bool((w_int.abs().flatten(1).sum(1) > NARROW_L1).any()):
         raise ValueError(f"a narrow layer's weights exceed its exact bound (sum |j| <= {NARROW_L1} per channel)")
     if bool(((mult < 1) | (mult > MULT_MAX)).any()):
