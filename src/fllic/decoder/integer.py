@@ -215,7 +215,8 @@ class Conv:
         return self._bands(a, self._finish, then, rows)
 
     def _finish(self, s: np.ndarray) -> np.ndarray:
-        """saturate(floor((s [· M] + 2^(r-1)) · 2^-r) + b), in place (a narrow layer's float32 sums in float64).
+        """saturate(floor((s [· M] + 2^(r-1)) · 2^-r) + b), in place (a narrow layer's float32 sums in float64,
+        unless its multipliers are powers of two).
 
         A narrow layer whose every M is a power of two, 2^t, stays in float32: floor(S · 2^(t-r) + 1/2) + b. For
         t < r, S · 2^(t-r) + 1/2 has at most 24 significant bits (|S| < 2^24, its lowest bit 2^(t-r) <= 1/2), so
