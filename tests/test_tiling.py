@@ -1,4 +1,4 @@
-"""Tiled synthesis is exact: the same pixels for every tile size; tiled analysis stays close."""
+"""Streamed synthesis is exact: the same pixels for every tile size; tiled analysis stays close."""
 
 import numpy as np
 import pytest
@@ -23,8 +23,8 @@ def test_tiled_decode_is_bit_identical_to_untiled(tiny_model, rng, tile):
 
 
 def test_tiled_decode_of_the_shipped_model_is_bit_identical():
-    """The halo covers the shipped g_s's receptive field: tiles of 64 px reproduce the untiled pixels (on a strip
-    32 latents wide, so that most windows end inside the image)."""
+    """Bands of one latent row (tiles of 64 px on a strip 32 latents wide) reproduce the untiled pixels of the
+    shipped model."""
     from fllic.demo import sample_image
     from fllic.noise import add_noise
 
@@ -53,23 +53,51 @@ def test_the_reference_decoders_bands_of_rows_give_the_whole_images_pixels(tile)
 
 
 @pytest.mark.parametrize("model, reach", [("fllic-awgn-v7", 124), ("fllic-awgn-v8", 128)])
-def test_g_s_reaches_at_most_8_latents_so_a_tile_needs_a_halo_of_8(model, reach):
+def test_the_row_stream_holds_only_g_s_reach(model, reach):
     """Fed one latent row at a time, the row stream gives each pixel row as soon as every latent it reads has
     arrived: once it runs, its pixels trail the latents by g_s's reach, 124 pixel rows (7.75 latents) for v7's
-    g_s and 128 (8 latents) for v8's deeper one; so fllic.tiling's halo of 8 latents is the least whole number
-    of latents that covers both, and 7 falls short."""
+    g_s and 128 (8 latents) for v8's deeper one, in both decoders' streams: what a band holds besides its own
+    rows, where a tile would recompute a halo of that reach on every side."""
+    import torch
+
     from fllic.decoder import integer as I
     from fllic.decoder import synthesis as S
-    from fllic.tiling import SYNTHESIS_HALO
+    from fllic.models import decoding
+    from fllic.models.int_rows import RowStream
 
     m, u, p, q = _shipped_latents(3, 2, model)
     a = S.g_s_input(m, S.y_hat(m, u, p), 25.0, q)
-    stream, given, trail = I.RowStream([*m.gs, m.gs_out]), 0, []
-    for r in range(len(a) - 1):
-        given += 2 * len(stream(a[r : r + 1], last=False))  # half-resolution rows: two pixel rows each
-        trail.append(S.LATENT * (r + 1) - given)
-    assert trail[-4:] == [reach] * 4 and max(trail) == reach
-    assert SYNTHESIS_HALO == -(-128 // S.LATENT) == 8
+    d = decoding.load(model).decoder
+    numpy_stream, torch_stream = I.RowStream([*m.gs, m.gs_out]), RowStream([*d.gs, d.gs_out])
+    given, trail = [0, 0], [[], []]
+    with torch.no_grad():
+        for r in range(len(a) - 1):
+            given[0] += 2 * len(numpy_stream(a[r : r + 1], last=False))  # half-resolution rows: two pixel rows
+            given[1] += 2 * torch_stream(torch.from_numpy(a[None, r : r + 1]).int(), last=False).shape[1]
+            for k in (0, 1):
+                trail[k].append(S.LATENT * (r + 1) - given[k])
+    for t in trail:
+        assert t[-4:] == [reach] * 4 and max(t) == reach
+
+
+@pytest.mark.parametrize("band", [1, 2, 5, 40])
+def test_pytorchs_bands_of_rows_give_the_whole_images_pixels(band):
+    """PyTorch's decoder streams g_s in bands of latent rows (fllic.models.int_rows): the whole image's pixels for
+    any band, bands of 1 row (shorter than the kernels' reach) and taller than the image included."""
+    import torch
+
+    from fllic.models import decoding
+    from fllic.models.registry import DEFAULT_MODEL
+
+    d = decoding.load(DEFAULT_MODEL).decoder
+    torch.manual_seed(0)
+    z = torch.randint(-2, 3, (1, int(d.step_z.numel()), 3, 4), dtype=torch.int32)
+    q = float(d.q_scales[2])
+    with torch.no_grad():
+        p = d.entropy_params(z, 25.0, q)
+        u = torch.randint(-3, 4, p.mu.shape, dtype=torch.int32)
+        whole = d.synthesis(u, p, 25.0, q)
+        assert torch.equal(d.streamed_synthesis(u, p, 25.0, q, band).to(whole.dtype), whole)
 
 
 def test_tiled_encode_is_close_to_untiled_and_decodes_exactly(tiny_model, rng):

@@ -471,6 +471,52 @@ def test_deepened_g_s_decodes_what_the_shallow_one_did_then_learns_and_exports(t
     assert np.array_equal(fllic.decode(res.data, model=str(part), decoder="reference"), res.pixels)
 
 
+def test_widened_g_s_half_resolution_decodes_what_the_narrow_one_did_then_learns_and_exports(tmp_path, data_root):
+    """widen --gs-n1: g_s's half resolution gets more channels than g_a's; old channels read nothing from the new
+    ones, so the output is unchanged, while the new ones carry signal and the last conv's weights from them get
+    gradients at once; the trainer takes the width from --init, and the export decodes exactly through both
+    decoders."""
+    import torch
+    from dataclasses import replace
+
+    from fllic.models.decoder_export import export
+    from fllic.models.fllic_net import FLLIC, FllicConfig
+    from fllic.train.export import main as export_main
+    from fllic.train.widen import widen_state
+
+    torch.manual_seed(0)
+    config = FllicConfig.tiny()
+    narrow = FLLIC(config).eval()
+    with torch.no_grad():  # every weight off its initial value
+        for p in narrow.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    wide = FLLIC(replace(config, gs_n1=12))
+    wide.load_state_dict(widen_state(narrow.state_dict(), config, config.m, gs_n1=12))
+    assert wide.g_s[-2].in_channels == 12 and wide.g_a[0].out_channels == config.n1
+    y, s, q = torch.randn(1, config.m, 4, 4), torch.tensor([20.0]), torch.tensor([0.5])
+    with torch.no_grad():
+        assert torch.allclose(narrow.synthesis(y, s, q), wide.synthesis(y, s, q), atol=1e-6)
+        inner = wide.g_s[:-2](torch.cat([y, torch.ones(1, 2, 4, 4)], 1))
+        assert inner[:, config.n1:].abs().sum() > 0
+    wide.synthesis(y, s, q).square().mean().backward()
+    assert wide.g_s[-2].weight.grad[:, config.n1:].abs().sum() > 0
+    with pytest.raises(ValueError, match="only widen"):
+        widen_state(narrow.state_dict(), replace(config, gs_n1=12), config.m, gs_n1=10)
+
+    _grown_and_trained(tmp_path, data_root, ["--gs-n1", "12"], "gs-wide")
+    out = tmp_path / "gs-wide.pt"
+    assert export_main(["--checkpoint", str(tmp_path / "gs-wide" / "checkpoint.pt"), "--out", str(out), "--id",
+                        "tiny-gs-wide", "--synthetic-calibration"]) == 0
+    model = fllic.models.fllic_net.CodingModel.load(out)
+    assert model.net.config.gs_width == 12
+    part = tmp_path / "tiny-gs-wide-decoder.npz"
+    export(model, part)
+    img = noisy_image(np.random.default_rng(3), 40, 56)
+    res = fllic.codec.encode_detailed(img, sigma=15, model=str(out))
+    assert np.array_equal(fllic.decode(res.data, model=str(out)), res.pixels)
+    assert np.array_equal(fllic.decode(res.data, model=str(part), decoder="reference"), res.pixels)
+
+
 def test_deepened_g_a_codes_what_the_shallow_one_did_and_trains_behind_the_same_decoder(tmp_path, data_root):
     """widen --ga-blocks: new ResBlocks at g_a's half resolution start as the identity (the same latents), get
     gradients at once, and an --encoder-only run from the deeper weights moves g_a and h_a only, so its files

@@ -1,20 +1,16 @@
-"""Tiled analysis and synthesis: memory bounded by the tile, not by the image.
+"""Tiled analysis, streamed synthesis: memory bounded by the tile, not by the image.
 
 The file format does not change: the whole latent is entropy coded as one
 stream (it is 1/16 of the image's size per side), and only the two big
 transforms run tile by tile.
 
-* **Synthesis (exact).** Each tile of the latent grid is decoded with a halo of
-  SYNTHESIS_HALO latents on every side that exists, and only its own pixels are
-  kept. The integer g_s's receptive field reaches 7.75 latents (a 3x3 conv and
-  a ResBlock at 1/16, then per Up-ResBlock one conv at each of its two
-  resolutions and a ResBlock, then the last conv): 124 pixels beyond a
-  latent's own 16, so a pixel depends on the latents up to 8 cells away on
-  each side. With a halo of 8 every kept pixel sees exactly the inputs it sees
-  in the untiled decode: tiled and untiled pixels are identical, bit for bit,
-  whatever the tile size or the halo (at least 8). tests/test_tiling.py checks
-  the reach (the reference decoder's row stream gives each pixel row 124 rows
-  after its own latent row arrives) and that tiles decode as the whole image does.
+* **Synthesis (exact).** A latent that fits one tile is decoded at once; a
+  larger one streams through the integer g_s in bands of latent rows of about
+  a tile's area (fllic.models.int_rows; the reference decoder's RowStream in
+  numpy): each convolution keeps the few rows its kernel reaches back, so
+  every pixel is computed once, with no tile halo recomputed, and is the
+  untiled decode's pixel bit for bit, whatever the tile size.
+  tests/test_tiling.py checks both decoders' bands against the whole image.
 * **Analysis.** g_a (and the v2 trunk) run on tiles of the padded image with a
   halo of ANALYSIS_HALO pixels; the latents of each tile's own region are
   kept. This is encoder-side floating point: the latents differ from an
@@ -31,7 +27,6 @@ import numpy as np
 import torch
 
 LATENT = 16  # pixels per latent (g_a's downsampling)
-SYNTHESIS_HALO = 8  # latents: g_s's receptive field (module docstring)
 ANALYSIS_HALO = 128  # pixels, a multiple of LATENT
 DEFAULT_TILE = 768  # pixels per tile side, a multiple of 64
 
@@ -127,23 +122,16 @@ def _window_analysis(net, x, sigma: torch.Tensor, q: torch.Tensor, noise_map, wi
 
 def synthesis(decoder, u: torch.Tensor, p, sigma: float, q: float, tile: int = DEFAULT_TILE,
               progress: bool = False) -> torch.Tensor:
-    """Fixed-point pixels (1, H, W, 3) of the integer g_s, tile by tile; identical to untiled."""
-    from fllic.models.int_decoder import IntParams
-
+    """Fixed-point pixels (1, H, W, 3) of the integer g_s: the whole latent at once where it fits a ``tile``,
+    else streamed in bands of latent rows about a tile's area (:func:`band_rows`); identical either way."""
     _, hl, wl, _ = u.shape
     t = max(1, tile // LATENT)
     if hl <= t and wl <= t:
         return decoder.synthesis(u, p, sigma, q)
-    out = None
-    tiles = list(windows(hl, wl, t, SYNTHESIS_HALO))
-    with progress_bar(len(tiles), "synthesis", progress) as bar:
-        for (r0, r1, c0, c1), (a0, a1, b0, b1) in tiles:
-            window = (slice(None), slice(a0, a1), slice(b0, b1))
-            part = decoder.synthesis(u[window], IntParams(p.mu[window], p.step[window], p.index[window]), sigma, q)
-            if out is None:  # pixels at 2^-PIX_FRAC are at most 255·64: int16 holds them
-                out = torch.empty((1, hl * LATENT, wl * LATENT, part.shape[3]), dtype=torch.int16, device=part.device)
-            out[:, r0 * LATENT : r1 * LATENT, c0 * LATENT : c1 * LATENT] = part[
-                :, (r0 - a0) * LATENT : (r1 - a0) * LATENT, (c0 - b0) * LATENT : (c1 - b0) * LATENT
-            ]
-            bar.update()
-    return out
+    return decoder.streamed_synthesis(u, p, sigma, q, band_rows(wl, tile), progress)
+
+
+def band_rows(width: int, tile: int) -> int:
+    """Latent rows per band of a synthesis stream for latents ``width`` wide: about a ``tile``-pixel square's
+    latents, so that ``tile`` bounds memory as a tile's side would."""
+    return max(1, (tile // LATENT) ** 2 // max(1, width))

@@ -10,9 +10,8 @@ encodes without sigma, as ``fllic compress`` does by default: the noise is
 estimated from the image first, and a third process times that estimate (and
 the noise map, for correlated noise) alone. ``--decode-tiles`` decodes the same
 file again with other synthesis tile sizes, each in a fresh process: tiling is
-exact, so only time and memory change (PyTorch's decoder decodes each tile with a halo of
-SYNTHESIS_HALO latents, a share of the work that shrinks as tiles grow; the reference decoder
-streams bands of rows, each pixel computed once). ``--decoders`` decodes it with each
+exact, so only time and memory change (both decoders stream bands of latent rows of about a tile's
+area, each pixel computed once). ``--decoders`` decodes it with each
 named decoder (``fllic decompress --decoder``), the first in the main table.
 """
 

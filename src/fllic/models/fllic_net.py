@@ -91,6 +91,12 @@ class FllicConfig:
     gs_blocks: int = 2  # ResBlocks at g_s's last, half resolution (issue 29's depth lever; v1-v7: 2)
     ga_blocks: int = 2  # ResBlocks at g_a's first, half resolution (an encoder-only depth lever; v1-v7: 2)
     gs_narrow: int = 0  # g_s's last resolutions trained as narrow layers: 1 half, 2 half and quarter (v1-v7: 0)
+    gs_n1: int = 0  # g_s's half-resolution channels, where they differ from g_a's n1 (issue 29's width lever; 0: n1)
+
+    @property
+    def gs_width(self) -> int:
+        """Channels at g_s's last, half resolution."""
+        return self.gs_n1 or self.n1
 
     @classmethod
     def tiny(cls, trunk: bool = False) -> "FllicConfig":
@@ -136,8 +142,9 @@ class FLLIC(nn.Module):
             conv3x3(c.m + 2, c.m), ResBlock(c.m),
             UpResBlock(c.m, c.n3), ResBlock(c.n3),
             UpResBlock(c.n3, c.n2, narrow_out=quarter), ResBlock(c.n2, quarter),
-            UpResBlock(c.n2, c.n1, narrow_in=quarter, narrow_out=half), *(ResBlock(c.n1, half) for _ in range(c.gs_blocks)),
-            NarrowConv2d(c.n1, 12) if half else conv3x3(c.n1, 12), nn.PixelShuffle(2),
+            UpResBlock(c.n2, c.gs_width, narrow_in=quarter, narrow_out=half),
+            *(ResBlock(c.gs_width, half) for _ in range(c.gs_blocks)),
+            NarrowConv2d(c.gs_width, 12) if half else conv3x3(c.gs_width, 12), nn.PixelShuffle(2),
         )
         self.trunk = None
         self.coarse_gain: float | None = None  # the trunk's second, half-resolution pass (CodingModel sets it)

@@ -80,7 +80,8 @@ def haar_init_(net) -> None:
     _set_center(net.g_s[0], torch.eye(net.g_s[0].out_channels))
     ups = [b for b in net.g_s if isinstance(b, UpResBlock)]
     for up, w in zip(ups, reversed(mats)):
-        conv = up.skip[0]
-        conv.weight.copy_(w.t().contiguous().view(w.shape[1], w.shape[0], 1, 1))
+        conv = up.skip[0]  # a g_s wider than g_a at half resolution (gs_n1): its extra channels start at zero
+        conv.weight.zero_()
+        conv.weight[: w.shape[1], :, 0, 0] = w.t()
         conv.bias.zero_()
     _set_center(net.g_s[-2], w0.t())

@@ -101,23 +101,50 @@ class IntegerDecoder(nn.Module):
 
     def synthesis(self, u: torch.Tensor, p: IntParams, sigma: float, q: float) -> torch.Tensor:
         """Pixels (1, H, W, 3) at 2^-PIX_FRAC, clamped to [0, 255], from the y symbols u (NHWC)."""
+        return self._g_s(self._y_hat(u, p), sigma, q)
+
+    def _y_hat(self, u: torch.Tensor, p: IntParams) -> torch.Tensor:
+        """ŷ = μ + u · Δ_y at 2^-e_y, rounded half up from 2^-STEP_FRAC (int64, not yet saturated)."""
         e = self.exps
         u = u.long().clamp(-U_MAX, U_MAX)
-        y_hat = I.shift_round((p.mu.long() << (STEP_FRAC - e["mu"])) + u * p.step, STEP_FRAC - e["y"])
-        return self._g_s(y_hat, sigma, q)
+        return I.shift_round((p.mu.long() << (STEP_FRAC - e["mu"])) + u * p.step, STEP_FRAC - e["y"])
+
+    def streamed_synthesis(self, u: torch.Tensor, p: IntParams, sigma: float, q: float, band: int,
+                           progress: bool = False) -> torch.Tensor:
+        """Pixels (1, 16h, 16w, 3) as int16, as :meth:`synthesis` gives them, g_s run on ``band`` latent rows at
+        a time by :class:`fllic.models.int_rows.RowStream`: each pixel computed once, in memory of a few bands.
+        Pixels at 2^-PIX_FRAC are at most 255 · 2^6 < 2^15."""
+        from fllic.models.int_rows import RowStream
+        from fllic.tiling import LATENT, progress_bar, spans
+
+        _, hl, wl, _ = u.shape
+        out = torch.empty((1, hl * LATENT, wl * LATENT, 3), dtype=torch.int16, device=u.device)
+        stream, done, bands = RowStream([*self.gs, self.gs_out]), 0, list(spans(hl, band))
+        with progress_bar(len(bands), "synthesis", progress, unit="band") as bar:
+            for r0, r1 in bands:
+                rows = (slice(None), slice(r0, r1))
+                y_hat = self._y_hat(u[rows], IntParams(p.mu[rows], p.step[rows], p.index[rows]))
+                pixels = _pixels(stream(self._g_s_input(y_hat, sigma, q), last=r1 == hl))
+                out[:, done : done + pixels.shape[1]] = pixels
+                done += pixels.shape[1]
+                bar.update()
+        return out
 
     def synthesis_from_y(self, y: torch.Tensor, sigma: float, q: float) -> torch.Tensor:
         """Pixels from an unquantized float y (NHWC): the model's own estimate, for evaluation."""
         return self._g_s(torch.round(y.double() * 2.0 ** self.exps["y"]).long(), sigma, q)
 
     def _g_s(self, y_hat: torch.Tensor, sigma: float, q: float) -> torch.Tensor:
-        e = self.exps
-        y_hat = I.saturate(y_hat).to(torch.int32)
-        a = torch.cat([y_hat, self._map(y_hat, _const(sigma / 50.0, e["y"])),
-                       self._map(y_hat, int(self.logq_y[self.level(q)]))], dim=3)
+        a = self._g_s_input(y_hat, sigma, q)
         for layer in self.gs:
             a = layer(a)
-        return I.pixel_shuffle(self.gs_out(a)).clamp_(0, 255 << PIX_FRAC)
+        return _pixels(self.gs_out(a))
+
+    def _g_s_input(self, y_hat: torch.Tensor, sigma: float, q: float) -> torch.Tensor:
+        """ŷ, saturated, with g_s's constant maps σ / 50 and log q beside it (int32 NHWC)."""
+        y_hat = I.saturate(y_hat).to(torch.int32)
+        return torch.cat([y_hat, self._map(y_hat, _const(sigma / 50.0, self.exps["y"])),
+                          self._map(y_hat, int(self.logq_y[self.level(q)]))], dim=3)
 
     @staticmethod
     def _map(like: torch.Tensor, value: int) -> torch.Tensor:
@@ -131,6 +158,11 @@ class IntegerDecoder(nn.Module):
 
 
 _EXP_KEYS = ("z", "mu", "l", "y")
+
+
+def _pixels(a: torch.Tensor) -> torch.Tensor:
+    """g_s's last layer's output → pixels at 2^-PIX_FRAC, clamped to [0, 255 · 2^PIX_FRAC]."""
+    return I.pixel_shuffle(a).clamp_(0, 255 << PIX_FRAC)
 
 
 def pixels_to_uint8(x: torch.Tensor, height: int, width: int, channels: int) -> np.ndarray:

@@ -23,6 +23,12 @@ first step. ``--ga-blocks N`` does the same at g_a's first, half resolution: an 
 that can find better latents for the same decoder (fitted latents leave g_a 0.47 dB of
 the loss at the coarsest level), trained with ``fllic train --encoder-only``.
 
+``--gs-n1 W`` widens g_s's last, half resolution from n1 channels to W (issue 29's width lever, after the depth
+one: a synthesis that can draw finer detail needs more features where the detail is drawn). As for the latent,
+the trained weights fill each tensor's leading block, new channels read the old ones through fresh weights, and
+old channels (g_s's output among them) read nothing from the new ones, so step 0 decodes what the narrower model
+decoded; the sub-pixel skip's 4·n1 outputs are the leading block of its 4·W (PixelShuffle groups them by channel).
+
 ``--gs-narrow N`` makes the convolutions of g_s's last N resolutions narrow (1: half, 2: half and quarter;
 ``fllic.models.layers.NarrowConv2d``, issue 27's lever: 10-bit inputs, weights under an L1 bound, one exact
 float32 product in the decoder): the same weights, rounded from the first training
@@ -65,16 +71,18 @@ def _ranges(key: str, old: torch.Tensor, old_m: int, new_m: int, dim: int) -> li
 
 @torch.no_grad()
 def widen_state(weights: dict[str, torch.Tensor], config: FllicConfig, m: int, seed: int = 0,
-                quiet: float | None = None) -> dict[str, torch.Tensor]:
-    """The state of ``FLLIC(replace(config, m=m))`` computing what ``weights`` computed.
+                quiet: float | None = None, gs_n1: int | None = None) -> dict[str, torch.Tensor]:
+    """The state of ``FLLIC(replace(config, m=m, gs_n1=gs_n1))`` computing what ``weights`` computed.
 
     ``quiet``: scale g_a's new outputs by this factor, so that the new latents start near zero and quantize to
     zero: the wide model then also spends the bits the narrow one spent at step 0, not only decoding what it
     decoded (the Haar sub-bands of fresh new channels cost bits that g_s ignores at first)."""
-    if m < config.m:
-        raise ValueError(f"can only widen: the model has {config.m} latent channels, asked for {m}")
+    gs_n1 = config.gs_width if gs_n1 is None else gs_n1
+    if m < config.m or gs_n1 < config.gs_width:
+        raise ValueError(f"can only widen: the model has {config.m} latent channels and {config.gs_width} at g_s's "
+                         f"half resolution, asked for {m} and {gs_n1}")
     torch.manual_seed(seed)
-    wide = FLLIC(replace(config, m=m)).state_dict()
+    wide = FLLIC(replace(config, m=m, gs_n1=gs_n1)).state_dict()
     out = {}
     for key, fresh in wide.items():
         old = weights[key].float()
@@ -92,6 +100,8 @@ def widen_state(weights: dict[str, torch.Tensor], config: FllicConfig, m: int, s
                 new[o_new, c_new] = old[o_old, c_old]
         out[key] = new
     _neutral_new_params(out, config.m, m)
+    if gs_n1 > config.gs_width:
+        _live_new_gs_channels(out, FLLIC(replace(config, m=m, gs_n1=gs_n1, trunk=None)), config.gs_width)
     if quiet is not None:
         _quiet_new_latents(out, config.m, m, quiet)
     return out
@@ -124,6 +134,20 @@ def deepen_state(weights: dict[str, torch.Tensor], config: FllicConfig, blocks: 
             part[1] = str(index - added)
         out[key] = weights[".".join(part)].float().clone()
     return out
+
+
+def _live_new_gs_channels(state: dict[str, torch.Tensor], net: FLLIC, old_width: int) -> None:
+    """Give g_s's new half-resolution channels a signal: their rows of the sub-pixel skip into that resolution
+    a fresh 1x1 convolution's (PyTorch's default initialisation). Every other path into them starts at zero
+    (the branches' last convolutions, as in ``fllic.models.init``), and old channels read nothing from them, so
+    without it they would stay zero and get no gradient; with it g_s's last convolution gets gradients for its
+    weights from them at the first step, while the output is still unchanged."""
+    from fllic.models.layers import UpResBlock
+
+    last_up = [i for i, block in enumerate(net.g_s) if isinstance(block, UpResBlock)][-1]
+    skip = net.g_s[last_up].skip[0]
+    fresh = torch.nn.Conv2d(skip.in_channels, skip.out_channels, 1)
+    state[f"g_s.{last_up}.skip.0.weight"][4 * old_width:] = fresh.weight[4 * old_width:]
 
 
 QUIET_SCALE = 0.05  # a quiet new latent's scale σ_y over its step Δ_y: a zero symbol costs next to nothing
@@ -174,6 +198,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--ga-blocks", type=int, default=None,
                    help="ResBlocks at g_a's half resolution (default: the same); the decoder is unchanged, so "
                         "train the deeper g_a with --encoder-only to keep the start's decoder")
+    p.add_argument("--gs-n1", type=int, default=None, metavar="W",
+                   help="channels at g_s's half resolution of the wider model (default: the same)")
     p.add_argument("--gs-narrow", type=int, choices=(0, 1, 2), default=None,
                    help="g_s's last resolutions whose convolutions train as narrow layers (10-bit inputs): 1 half, 2 half and "
                         "quarter (default: the same)")
@@ -185,14 +211,18 @@ def main(argv: list[str] | None = None) -> None:
     m, blocks, ga_blocks = args.m or config.m, args.gs_blocks or config.gs_blocks, args.ga_blocks or config.ga_blocks
     if args.quiet is not None and m == config.m:
         p.error(f"--quiet scales the new latent channels: give --m above the source's {config.m}")
-    state = widen_state(weights, config, m, quiet=args.quiet) if m != config.m else dict(weights)
-    state = deepen_state(state, replace(config, m=m), blocks, ga_blocks=ga_blocks)
+    gs_n1 = args.gs_n1 or config.gs_width
+    widened = m != config.m or gs_n1 != config.gs_width
+    state = widen_state(weights, config, m, quiet=args.quiet, gs_n1=gs_n1) if widened else dict(weights)
+    state = deepen_state(state, replace(config, m=m, gs_n1=gs_n1), blocks, ga_blocks=ga_blocks)
     narrow = config.gs_narrow if args.gs_narrow is None else args.gs_narrow
-    wide = asdict(replace(config, m=m, gs_blocks=blocks, ga_blocks=ga_blocks, gs_narrow=narrow))
+    gs_n1 = 0 if gs_n1 == config.n1 else gs_n1
+    wide = asdict(replace(config, m=m, gs_blocks=blocks, ga_blocks=ga_blocks, gs_narrow=narrow, gs_n1=gs_n1))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"format": 1, "config": wide, "state_dict": state, "meta": meta}, args.out)
     print(f"{args.out}: latent channels {config.m} -> {m}, half-resolution blocks of g_s {config.gs_blocks} -> "
-          f"{blocks} and of g_a {config.ga_blocks} -> {ga_blocks}, g_s's narrow stages {config.gs_narrow} -> {narrow}")
+          f"{blocks} and of g_a {config.ga_blocks} -> {ga_blocks}, its channels there {config.gs_width} -> "
+          f"{wide['gs_n1'] or config.n1}, g_s's narrow stages {config.gs_narrow} -> {narrow}")
     taps = state["g_s.0.weight"][0].numel()
     if taps > MAX_TAPS:
         print(f"warning: g_s's first layer reads {taps} taps, over the integer decoder's exact bound of {MAX_TAPS}: "
