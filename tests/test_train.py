@@ -435,9 +435,7 @@ def test_deepened_g_s_decodes_what_the_shallow_one_did_then_learns_and_exports(t
     import torch
     from dataclasses import replace
 
-    from fllic.models.decoder_export import export
     from fllic.models.fllic_net import FLLIC, FllicConfig
-    from fllic.train.export import main as export_main
     from fllic.train.widen import deepen_state
 
     torch.manual_seed(0)
@@ -458,17 +456,26 @@ def test_deepened_g_s_decodes_what_the_shallow_one_did_then_learns_and_exports(t
         deepen_state(shallow.state_dict(), config, 1)
 
     _grown_and_trained(tmp_path, data_root, ["--gs-blocks", "3"], "deep")
-    out = tmp_path / "deep.pt"
-    assert export_main(["--checkpoint", str(tmp_path / "deep" / "checkpoint.pt"), "--out", str(out), "--id",
-                        "tiny-deep", "--synthetic-calibration"]) == 0
+    assert _exported_and_decoded_exactly(tmp_path, "deep").net.config.gs_blocks == 3
+
+
+def _exported_and_decoded_exactly(tmp_path, name: str):
+    """The checkpoint in tmp_path/name exported (a model file and its reference decoder file); a small image coded
+    by it decodes to the encoder's pixels through both decoders. Returns the model."""
+    from fllic.models.decoder_export import export
+    from fllic.train.export import main as export_main
+
+    out = tmp_path / f"{name}.pt"
+    assert export_main(["--checkpoint", str(tmp_path / name / "checkpoint.pt"), "--out", str(out), "--id",
+                        f"tiny-{name}", "--synthetic-calibration"]) == 0
     model = fllic.models.fllic_net.CodingModel.load(out)
-    assert model.net.config.gs_blocks == 3
-    part = tmp_path / "tiny-deep-decoder.npz"
+    part = tmp_path / f"tiny-{name}-decoder.npz"
     export(model, part)
     img = noisy_image(np.random.default_rng(2), 40, 56)
     res = fllic.codec.encode_detailed(img, sigma=15, model=str(out))
     assert np.array_equal(fllic.decode(res.data, model=str(out)), res.pixels)
     assert np.array_equal(fllic.decode(res.data, model=str(part), decoder="reference"), res.pixels)
+    return model
 
 
 def test_widened_g_s_half_resolution_decodes_what_the_narrow_one_did_then_learns_and_exports(tmp_path, data_root):
@@ -479,9 +486,7 @@ def test_widened_g_s_half_resolution_decodes_what_the_narrow_one_did_then_learns
     import torch
     from dataclasses import replace
 
-    from fllic.models.decoder_export import export
     from fllic.models.fllic_net import FLLIC, FllicConfig
-    from fllic.train.export import main as export_main
     from fllic.train.widen import widen_state
 
     torch.manual_seed(0)
@@ -504,17 +509,7 @@ def test_widened_g_s_half_resolution_decodes_what_the_narrow_one_did_then_learns
         widen_state(narrow.state_dict(), replace(config, gs_n1=12), config.m, gs_n1=10)
 
     _grown_and_trained(tmp_path, data_root, ["--gs-n1", "12"], "gs-wide")
-    out = tmp_path / "gs-wide.pt"
-    assert export_main(["--checkpoint", str(tmp_path / "gs-wide" / "checkpoint.pt"), "--out", str(out), "--id",
-                        "tiny-gs-wide", "--synthetic-calibration"]) == 0
-    model = fllic.models.fllic_net.CodingModel.load(out)
-    assert model.net.config.gs_width == 12
-    part = tmp_path / "tiny-gs-wide-decoder.npz"
-    export(model, part)
-    img = noisy_image(np.random.default_rng(3), 40, 56)
-    res = fllic.codec.encode_detailed(img, sigma=15, model=str(out))
-    assert np.array_equal(fllic.decode(res.data, model=str(out)), res.pixels)
-    assert np.array_equal(fllic.decode(res.data, model=str(part), decoder="reference"), res.pixels)
+    assert _exported_and_decoded_exactly(tmp_path, "gs-wide").net.config.gs_width == 12
 
 
 def test_deepened_g_a_codes_what_the_shallow_one_did_and_trains_behind_the_same_decoder(tmp_path, data_root):
