@@ -188,20 +188,20 @@ def test_auto_decodes_a_small_image_without_importing_torch_where_torch_is_insta
     assert run.stdout.split() == ["True", "False"]
 
 
-def test_auto_picks_the_reference_decoder_on_the_cpu_where_it_reads_the_model(monkeypatch, tmp_path):
+def test_auto_picks_the_reference_decoder_in_a_fresh_process_below_the_size_where_pytorchs_pays(monkeypatch, tmp_path):
+    from fllic.codec import TORCH_FRESH_PIXELS as large
     from fllic.codec import auto_decoder
 
     shipped = GOLDEN_FILES[0]
     named = fllic.info(shipped.read_bytes())["decoder_id"]
-    assert "torch" in sys.modules and auto_decoder(named=named) == "reference"  # the size unknown
-    assert auto_decoder(named=named, device="cpu") == "reference"
-    from fllic.codec import TORCH_IN_PROCESS_PIXELS as limit
-
-    # PyTorch imported (here, by the tests): its decoder up to the largest size measured faster, then the reference
-    assert auto_decoder(named=named, pixels=768 * 512) == "torch" and auto_decoder(named=named, pixels=limit) == "torch"
-    assert auto_decoder(named=named, pixels=limit + 1) == "reference"
-    monkeypatch.delitem(sys.modules, "torch")  # a process that has not imported it: the reference at any size
+    # PyTorch imported (here, by the tests): its decoder at every size
+    assert "torch" in sys.modules and auto_decoder(named=named) == "torch"
+    assert auto_decoder(named=named, device="cpu", pixels=768 * 512) == "torch"
+    assert auto_decoder(named=named, pixels=large) == "torch"
+    monkeypatch.delitem(sys.modules, "torch")  # a fresh process: the reference below the size where PyTorch's pays
     assert auto_decoder(named=named, pixels=768 * 512) == "reference"
+    assert auto_decoder(named=named, pixels=large - 1) == "reference" and auto_decoder(named=named) == "reference"
+    assert auto_decoder(named=named, pixels=large) == "torch"
     monkeypatch.undo()
     assert auto_decoder(named=named, device="cuda") == "torch"
     assert auto_decoder(model=str(tmp_path / "whole.pt"), named=named) == "torch"  # a whole model file

@@ -425,27 +425,27 @@ def encode(array, sigma: float | None = None, model=None, quality: int | None = 
 DECODERS = ("auto", "torch", "reference")
 
 
-TORCH_IN_PROCESS_PIXELS = 2048 * 1536  # the largest size measured where PyTorch's decoder, imported, is faster
+TORCH_FRESH_PIXELS = 2048 * 1536  # the smallest size measured where PyTorch's decoder is faster, its import paid
 
 
 def auto_decoder(model=None, device: str | None = None, named: str | None = None, pixels: int | None = None) -> str:
-    """decoder="auto"'s choice: "reference" on the CPU where the reference decoder reads the model (``model``, else
-    the file's ``named`` decoder: an installed decoder file), or where PyTorch is not installed; "torch" otherwise
-    (another device, a whole model file), and for an image of at most ``TORCH_IN_PROCESS_PIXELS`` in a process
-    that has already imported PyTorch. A fresh decode by the reference decoder takes 0.72x to 0.88x PyTorch's
-    time from 0.4 to 3.2 MP for v7's files (results/decode-cold.md: PyTorch's import is the difference) and 0.60x
-    to 0.96x for v8's (results/decode-cold-v8-float32.md), and its bands of rows need no tile halo at any size
-    (results/large_reference.md, results/large_reference_v8_float32.md: at 24 MP 88 s against PyTorch's 105 s for
-    v7, 85.9 s against 86.0 for v8); with PyTorch imported, PyTorch's decoder takes 0.62x the reference decoder's
-    time at 0.4 MP, 0.76x at 1 MP and 0.94x at 3.1 MP (results/decode-in-process.md). Both give the same pixels."""
+    """decoder="auto"'s choice: "reference" where PyTorch is not installed; "torch" on another device and where
+    the reference decoder cannot read the model (a whole model file, not an installed decoder file); otherwise
+    "torch" in a process that has already imported PyTorch, and in a fresh one for an image of at least
+    ``TORCH_FRESH_PIXELS``, "reference" below it. Both give the same pixels. PyTorch's decoder streams g_s in
+    bands of rows as the reference decoder does (fllic.models.int_rows): with PyTorch imported it takes 0.61x to
+    0.82x the reference decoder's time from 0.4 to 6.3 MP (results/decode-in-process-stream.md); a fresh
+    decode pays PyTorch's import, so there the reference decoder is faster up to 1.6 MP (0.63x PyTorch's time at
+    0.4 MP, 0.96x at 1.6 MP) and slower from 3.1 MP on (1.01x at 3.1 MP, 1.06x at 6.3 MP,
+    results/decode-cold-v8-stream.md; 1.31x at 24 MP, results/large_stream_v8.md)."""
     if not torch_installed():
         return "reference"
     if device not in (None, "cpu"):
         return "torch"
     if not _reference_reads(model if model is not None else named):
         return "torch"
-    small = pixels is not None and pixels <= TORCH_IN_PROCESS_PIXELS
-    return "torch" if small and "torch" in sys.modules else "reference"
+    large = pixels is not None and pixels >= TORCH_FRESH_PIXELS
+    return "torch" if large or "torch" in sys.modules else "reference"
 
 
 def chosen_decoder(decoder: str = "auto", model=None, device: str | None = None, named: str | None = None,
@@ -485,8 +485,8 @@ def decode_detailed(data: bytes, model=None, max_pixels: int = fmt.DEFAULT_MAX_P
 
     ``decoder``: "torch" (PyTorch's integer kernels, on any device), "reference" (the numpy reference decoder
     :mod:`fllic.decoder`; ``model`` a shipped id or a ``-decoder.npz`` file), or "auto": the reference decoder
-    on the CPU where it reads the model, torch otherwise and for an image of at most 3.1 MP once PyTorch is
-    imported (:func:`auto_decoder`). Both give the same pixels."""
+    on the CPU where it reads the model for an image below 3.1 MP in a process that has not imported PyTorch,
+    torch otherwise (:func:`auto_decoder`). Both give the same pixels."""
     data = _as_bytes(data)
     if decoder not in DECODERS:
         raise InputError(f"decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")

@@ -64,7 +64,7 @@ def fresh_choice(data: bytes) -> str:
 
     h = fmt.unpack(data).header
     code = (f"from fllic.codec import auto_decoder; "
-            f"print(auto_decoder(named={fmt.decoder_name(h)!r}))")
+            f"print(auto_decoder(named={fmt.decoder_name(h)!r}, pixels={h.height * h.width}))")
     return subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.strip()
 
 

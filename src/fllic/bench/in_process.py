@@ -3,8 +3,8 @@
 A fresh ``fllic decompress`` pays PyTorch's import, so there the reference decoder (numpy) is the faster choice
 (results/decode-cold.md). A program that encodes, or imports PyTorch for anything else, has paid it already:
 this bench decodes the same files by both decoders in one such process, interleaved, so ``decoder="auto"`` can
-choose by measurement (fllic.codec.TORCH_IN_PROCESS_PIXELS). kodim01 tiled to each size, AWGN σ 25 (seed 0),
-coded by the default model at its default level.
+choose by measurement (fllic.codec.auto_decoder). A development image (CBSD68's first) mirrored to each size,
+AWGN σ 25 (seed 0), coded by the default model at its default level.
 """
 
 from __future__ import annotations
@@ -58,8 +58,10 @@ def _row(size: str, torch_s: float, reference_s: float) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m fllic.bench.in_process", description=__doc__.split("\n\n")[0])
-    p.add_argument("--image", type=Path, default=Path("../shared/data/Kodak24/kodim01.png"))
-    p.add_argument("--sizes", nargs="+", default=["768x512", "1024x1024", "2048x1536"], help="WIDTHxHEIGHT")
+    p.add_argument("--image", type=Path, default=Path("../shared/data/CBSD68/101085.png"),
+                   help="the scene, mirrored to each size (default: a development image)")
+    p.add_argument("--sizes", nargs="+", default=["768x512", "1024x1024", "2048x1536", "3072x2048"],
+                   help="WIDTHxHEIGHT")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--out", type=Path, default=None, help="write the record as Markdown here")
