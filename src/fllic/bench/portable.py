@@ -2,9 +2,10 @@
 
 Encodes the bundled sample (seeded AWGN) with the shipped model, then decodes
 it in fresh processes under other thread counts and oneDNN instruction sets
-(``ONEDNN_MAX_CPU_ISA``), encodes it under AVX2 and decodes that under the
-default, decodes the committed golden files, and on CUDA when a GPU is
-present. Every decode is compared by the SHA-256 of its pixels; the matrix is
+(``ONEDNN_MAX_CPU_ISA``) by each decoder (PyTorch's, whole and in bands of one
+latent row, and the reference decoder: ``DECODES``), encodes it under AVX2 and
+decodes that under the default, decodes the committed golden files, and on
+CUDA when a GPU is present. Every decode is compared by the SHA-256 of its pixels; the matrix is
 written as Markdown (``--out``).
 
 With ``--python``, the decodes run under another Python instead: a command
@@ -56,9 +57,18 @@ def _child(args: list[str], env: dict[str, str]) -> str:
     return proc.stdout.strip().splitlines()[-1]
 
 
-def decode_in(path: Path, env: dict[str, str], device: str = "cpu") -> str:
-    """SHA-256 of the pixels of ``path`` decoded in a fresh process under ``env``."""
-    return _child(["--decode", str(path), "--device", device], env)
+DECODES: dict[str, tuple[str, int | None]] = {  # the sample's decodes in each environment: (decoder, tile)
+    "PyTorch's decoder": ("torch", None),
+    "PyTorch's decoder, bands of one latent row": ("torch", 64),
+    "reference decoder": ("reference", None),
+}
+
+
+def decode_in(path: Path, env: dict[str, str], device: str = "cpu", decoder: str = "auto",
+              tile: int | None = None) -> str:
+    """SHA-256 of the pixels of ``path`` decoded in a fresh process under ``env`` (by ``decoder``, ``tile``)."""
+    args = ["--decode", str(path), "--device", device, "--decoder", decoder]
+    return _child(args + (["--tile", str(tile)] if tile else []), env)
 
 
 def encode_in(noisy_png: Path, out: Path, env: dict[str, str]) -> str:
@@ -86,8 +96,9 @@ def run_matrix(workdir: Path, golden: Path | None = None) -> list[dict]:
     res = fllic.codec.encode_detailed(noisy, sigma=SAMPLE_SIGMA)
     (workdir / "sample.fllic").write_bytes(res.data)
     want = pixels_sha256(res.pixels)
-    rows = [{"case": "sample, encoded in-process", "env": name, "sha256": decode_in(workdir / "sample.fllic", env)}
-            for name, env in ENVIRONMENTS.items()]
+    rows = [{"case": f"sample, encoded in-process; {label}", "env": name,
+             "sha256": decode_in(workdir / "sample.fllic", env, decoder=decoder, tile=tile)}
+            for label, (decoder, tile) in DECODES.items() for name, env in ENVIRONMENTS.items()]
     for r in rows:
         r["expected"] = want
     avx2 = workdir / "sample-avx2.fllic"
@@ -102,7 +113,7 @@ def run_matrix(workdir: Path, golden: Path | None = None) -> list[dict]:
     if _cuda_available():
         for r in list(rows):
             if r["env"] == "default":
-                path = workdir / "sample.fllic" if r["case"].startswith("sample, encoded in") else None
+                path = workdir / "sample.fllic" if r["case"] == f"sample, encoded in-process; {next(iter(DECODES))}" else None
                 if r["case"].startswith("golden"):
                     path = golden / r["case"].split(" ", 1)[1]
                 if path is not None:
@@ -201,11 +212,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--decode", type=Path, default=None, help=argparse.SUPPRESS)
     p.add_argument("--encode", type=Path, nargs=2, default=None, help=argparse.SUPPRESS)
     p.add_argument("--device", default="cpu", help=argparse.SUPPRESS)
+    p.add_argument("--decoder", default="auto", help=argparse.SUPPRESS)
+    p.add_argument("--tile", type=int, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     import fllic
 
     if args.decode is not None:
-        print(pixels_sha256(fllic.decode(args.decode.read_bytes(), device=args.device)))
+        print(pixels_sha256(fllic.decode(args.decode.read_bytes(), device=args.device, decoder=args.decoder,
+                                         tile=args.tile)))
         return 0
     if args.encode is not None:
         from fllic.imageio import read_image
