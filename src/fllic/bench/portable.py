@@ -111,9 +111,10 @@ def run_matrix(workdir: Path, golden: Path | None = None) -> list[dict]:
             rows.append({"case": f"golden {name}", "env": "default",
                          "sha256": decode_in(golden / name, {}), "expected": entry["sha256"]})
     if _cuda_available():
+        first = f"sample, encoded in-process; {next(iter(DECODES))}"
         for r in list(rows):
             if r["env"] == "default":
-                path = workdir / "sample.fllic" if r["case"] == f"sample, encoded in-process; {next(iter(DECODES))}" else None
+                path = workdir / "sample.fllic" if r["case"] == first else None
                 if r["case"].startswith("golden"):
                     path = golden / r["case"].split(" ", 1)[1]
                 if path is not None:

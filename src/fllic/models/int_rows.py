@@ -6,8 +6,8 @@ that they and the new rows complete; the zero rows above the image's first row a
 below its last are the convolution's own zero padding, as for the whole image; a
 block's skip waits in a queue for the rows its convolutions make. Fed the latent rows
 band by band, the stream gives the whole image's pixels, integer for integer, each
-computed once: a tile of 64 latents with fllic.tiling's halo of 8 on each side computes
-(80/64)² = 1.56x its own pixels. The reference decoder's
+computed once, where a tile of 64 latents would need a halo of g_s's reach, 8 latents on
+each side, and compute (80/64)² = 1.56x its own pixels. The reference decoder's
 :class:`fllic.decoder.integer.RowStream` is the same stream in numpy; this one runs the
 layers of :mod:`fllic.models.integer` (NHWC int32 tensors), on any device.
 """

@@ -82,7 +82,7 @@ def _trunk_weights(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
     return state["config"], {k: v.float() for k, v in weights.items()}
 
 
-_CODEC_WIDTHS = ("n1", "n2", "n3", "m", "nh", "nz", "gs_blocks", "ga_blocks", "gs_narrow", "gs_n1")  # depths, narrow stages
+_CODEC_WIDTHS = ("n1", "n2", "n3", "m", "nh", "nz", "gs_blocks", "ga_blocks", "gs_narrow", "gs_n1")  # depths, narrow stages, g_s width
 
 
 def _model_config(cfg: "TrainConfig", trunk, start: Path | None = None) -> FllicConfig:
