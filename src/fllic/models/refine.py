@@ -28,8 +28,8 @@ Bamler & Mandt, "Improving inference for neural image compression" (NeurIPS
   validation crops: +0.20 against +0.10 dB at σ 15, and at σ 50 the
   straight-through loop spent up to 16 % more bits (``python -m
   fllic.bench.refine``, results/refine-validation.md).
-- **Large images** are refined tile by tile, on the synthesis tiles and their
-  halo: each tile's symbols move with its neighbours' held fixed, against the
+- **Large images** are refined tile by tile, each tile of the latent grid with a
+  halo of REFINE_HALO latents: its symbols move with its neighbours' held fixed, against the
   estimate of the tile's own pixels. Memory stays bounded by the tile.
 """
 
