@@ -384,6 +384,21 @@ def test_a_quiet_widening_keeps_the_output_and_makes_the_new_latents_near_free()
         assert p_quiet.t[:, 8:].max().item() <= max(SCALE_MIN, 1.01 * QUIET_SCALE) < p_loud.t[:, 8:].min().item()
 
 
+def _off_its_initial_values(config):
+    """A codec of ``config`` (seeded) with every weight moved off its initial value, so that zero blocks in what
+    is grown from it are not an accident of the initialisation; in evaluation mode."""
+    import torch
+
+    from fllic.models.fllic_net import FLLIC
+
+    torch.manual_seed(0)
+    net = FLLIC(config).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    return net
+
+
 def test_widened_codec_computes_what_the_narrow_one_did_then_trains(tmp_path, data_root):
     """fllic.train.widen adds latent channels without changing the output; the trainer takes the
     wider shape from --init, and the export codes exactly."""
@@ -395,12 +410,8 @@ def test_widened_codec_computes_what_the_narrow_one_did_then_trains(tmp_path, da
     from fllic.train.export import main as export_main
     from fllic.train.widen import widen_state
 
-    torch.manual_seed(0)
     config = FllicConfig.tiny()
-    narrow = FLLIC(config).eval()
-    with torch.no_grad():  # move every weight off its initial value, so zero blocks are not an accident
-        for p in narrow.parameters():
-            p.add_(0.1 * torch.randn_like(p))
+    narrow = _off_its_initial_values(config)
     wide = FLLIC(replace(config, m=12)).eval()
     wide.load_state_dict(widen_state(narrow.state_dict(), config, 12))
     x, s, q = torch.rand(1, 3, 64, 64), torch.tensor([20.0]), torch.tensor([0.5])
@@ -438,12 +449,8 @@ def test_deepened_g_s_decodes_what_the_shallow_one_did_then_learns_and_exports(t
     from fllic.models.fllic_net import FLLIC, FllicConfig
     from fllic.train.widen import deepen_state
 
-    torch.manual_seed(0)
     config = FllicConfig.tiny()
-    shallow = FLLIC(config).eval()
-    with torch.no_grad():  # every weight off its initial value
-        for p in shallow.parameters():
-            p.add_(0.1 * torch.randn_like(p))
+    shallow = _off_its_initial_values(config)
     deep = FLLIC(replace(config, gs_blocks=4))
     deep.load_state_dict(deepen_state(shallow.state_dict(), config, 4))
     y, s, q = torch.randn(1, config.m, 4, 4), torch.tensor([20.0]), torch.tensor([0.5])
@@ -489,12 +496,8 @@ def test_widened_g_s_half_resolution_decodes_what_the_narrow_one_did_then_learns
     from fllic.models.fllic_net import FLLIC, FllicConfig
     from fllic.train.widen import widen_state
 
-    torch.manual_seed(0)
     config = FllicConfig.tiny()
-    narrow = FLLIC(config).eval()
-    with torch.no_grad():  # every weight off its initial value
-        for p in narrow.parameters():
-            p.add_(0.1 * torch.randn_like(p))
+    narrow = _off_its_initial_values(config)
     wide = FLLIC(replace(config, gs_n1=12))
     wide.load_state_dict(widen_state(narrow.state_dict(), config, config.m, gs_n1=12))
     assert wide.g_s[-2].in_channels == 12 and wide.g_a[0].out_channels == config.n1
