@@ -26,6 +26,8 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from fllic.decoder.synthesis import band_rows  # the reference decoder's bands: the same rows for both decoders
+
 LATENT = 16  # pixels per latent (g_a's downsampling)
 ANALYSIS_HALO = 128  # pixels, a multiple of LATENT
 DEFAULT_TILE = 768  # pixels per tile side, a multiple of 64
@@ -123,15 +125,9 @@ def _window_analysis(net, x, sigma: torch.Tensor, q: torch.Tensor, noise_map, wi
 def synthesis(decoder, u: torch.Tensor, p, sigma: float, q: float, tile: int = DEFAULT_TILE,
               progress: bool = False) -> torch.Tensor:
     """Fixed-point pixels (1, H, W, 3) of the integer g_s: the whole latent at once where it fits a ``tile``,
-    else streamed in bands of latent rows about a tile's area (:func:`band_rows`); identical either way."""
+    else streamed in bands of latent rows about a tile's area (``band_rows``); identical either way."""
     _, hl, wl, _ = u.shape
     t = max(1, tile // LATENT)
     if hl <= t and wl <= t:
         return decoder.synthesis(u, p, sigma, q)
     return decoder.streamed_synthesis(u, p, sigma, q, band_rows(wl, tile), progress)
-
-
-def band_rows(width: int, tile: int) -> int:
-    """Latent rows per band of a synthesis stream for latents ``width`` wide: about a ``tile``-pixel square's
-    latents, so that ``tile`` bounds memory as a tile's side would."""
-    return max(1, (tile // LATENT) ** 2 // max(1, width))

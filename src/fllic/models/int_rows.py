@@ -49,16 +49,16 @@ class _ConvRows:
         if p == 0:
             return _apply(self.conv, rows)
         first = self.held is None
-        above = rows.new_zeros((rows.shape[0], p, *rows.shape[2:])) if first else self.held
-        a = torch.cat([above, rows], dim=1)
-        self.held = a[:, max(0, a.shape[1] - 2 * p):].clone()  # a copy: the band is freed after the call
+        if first:  # the convolution's own padding stands for the zero rows above
+            above = rows.new_zeros((rows.shape[0], p, *rows.shape[2:]))
+            a, start, held = rows, 0, torch.cat([above, rows[:, max(0, rows.shape[1] - 2 * p):]], dim=1)
+        else:
+            a = held = torch.cat([self.held, rows], dim=1)
+            start = p  # rows whose neighbours are all here begin after the held rows' first p
+        self.held = held[:, max(0, held.shape[1] - 2 * p):].clone()  # a copy: the band is freed after the call
         if n == 0:
             return _apply(self.conv, rows[:, :0])
-        if first:  # the convolution's own padding stands for the zero rows above
-            a = rows
-        out = self.conv(a)  # rows whose neighbours are all here: from p (held rows) or 0 (the first band) on
-        start = 0 if first else p
-        return out[:, start : start + n]
+        return self.conv(a)[:, start : start + n]
 
 
 class _Queue:
