@@ -50,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-minutes", type=float, default=None,
                    help="stop after this much wall time of this run, checkpointing; with --cosine the decay follows "
                         "this run's clock (a resumed run starts its own)")
+    p.add_argument("--trial", choices=("finer-latent", "mixer", "control"), default=None,
+                   help="issue 29's float trials (fllic.train.trials): a second latent at 1/8 resolution, or "
+                        "attention-free blocks in g_s; grown from --init, measured by python -m fllic.train.trials")
+    p.add_argument("--new-lr-scale", type=float, default=1.0, help="a trial's new modules learn at this multiple of --lr")
     p.add_argument("--init", type=Path, default=None, help="start from these float weights (a checkpoint, or a float resume point such as weights/fllic-awgn-v1-float.pt) when the workdir has no checkpoint")
     return p
 

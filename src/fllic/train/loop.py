@@ -54,6 +54,8 @@ class TrainConfig:
     max_minutes: float | None = None  # stop after this much wall time; the cosine then runs over it
     encoder_only: bool = False  # train g_a and h_a only: files still decode with the start's decoder and tables
     grey_output: bool = False  # distortion on the channels' mean, the pixels a grey image decodes to
+    trial: str | None = None  # issue 29's float trials (fllic.train.trials): "finer-latent", "mixer", "control"
+    new_lr_scale: float = 1.0  # a trial's new modules learn at this multiple of the learning rate
 
 
 def _threads_wanted(cfg: TrainConfig) -> int:
@@ -106,11 +108,30 @@ def trunk_fields(trunk_config: dict) -> dict:
 
 
 def _load_except_trunk(model: FLLIC, weights: dict[str, torch.Tensor]) -> None:
-    """Load codec weights (e.g. v1's) into a model that may also have a trunk."""
+    """Load codec weights (e.g. v1's) into a model that may also have a trunk (or a trial's new modules)."""
     missing, unexpected = model.load_state_dict(weights, strict=False)
     missing = [k for k in missing if not k.endswith(".input_peak")]  # narrow layers' peaks: the first batch sets them
-    if unexpected or any(not k.startswith("trunk.") for k in missing):
+    fresh = ("trunk.", *getattr(model, "new_prefixes", ()))
+    if unexpected or any(not k.startswith(fresh) for k in missing):
         raise ValueError(f"initial weights do not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
+
+
+def _build(cfg: TrainConfig, config: FllicConfig) -> FLLIC:
+    """The network: FLLIC, or one of issue 29's float trials (fllic.train.trials)."""
+    if cfg.trial is None:
+        return FLLIC(config)
+    from fllic.train.trials import build
+
+    return build(cfg.trial, config)
+
+
+def _param_groups(model: FLLIC, cfg: TrainConfig) -> list[dict]:
+    """The trainable parameters: a trial's new modules (``new_prefixes``) at ``new_lr_scale`` times the rate."""
+    new = getattr(model, "new_prefixes", ())
+    named = [(k, p) for k, p in model.named_parameters() if p.requires_grad]
+    groups = [{"params": [p for k, p in named if not k.startswith(new)], "scale": 1.0},
+              {"params": [p for k, p in named if new and k.startswith(new)], "scale": cfg.new_lr_scale}]
+    return [g for g in groups if g["params"]]
 
 
 def _save(path: Path, state: dict) -> None:
@@ -210,7 +231,7 @@ def train(cfg: TrainConfig) -> None:
     cfg.workdir.mkdir(parents=True, exist_ok=True)
     ckpt = cfg.workdir / "checkpoint.pt"
     trunk = _trunk_weights(cfg.trunk) if cfg.trunk is not None else None
-    model = FLLIC(_model_config(cfg, trunk, ckpt if ckpt.exists() else cfg.init))
+    model = _build(cfg, _model_config(cfg, trunk, ckpt if ckpt.exists() else cfg.init))
     step, elapsed = 0, 0.0
     state = torch.load(ckpt, map_location="cpu") if ckpt.exists() else None
     if state is not None:
@@ -233,7 +254,7 @@ def train(cfg: TrainConfig) -> None:
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed patch size: let cuDNN pick its fastest convolutions
     model.to(dev)
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
+    opt = torch.optim.Adam(_param_groups(model, cfg), lr=cfg.lr)
     if state is not None:
         opt.load_state_dict(state["opt"])
         step, elapsed = state["step"], state["elapsed"]
@@ -258,7 +279,7 @@ def train(cfg: TrainConfig) -> None:
         if step % 50 == 0:
             torch.set_num_threads(_threads_wanted(cfg))
         for g in opt.param_groups:
-            g["lr"] = _lr(cfg, step, minutes)
+            g["lr"] = _lr(cfg, step, minutes) * g.get("scale", 1.0)
         clean, noisy, sigma = (t.to(dev, non_blocking=True) for t in next(batches))
         sigma, level = _level(sigma)
         q = _sample_q(cfg.batch, cfg.q_range, gen).to(dev)
@@ -297,7 +318,7 @@ def train(cfg: TrainConfig) -> None:
             acc = {"loss": 0.0, "bpp": 0.0, "mse": 0.0, "n": 0}
             t0 = time.time()
         if step % cfg.ckpt_every == 0 or step == cfg.steps:
-            _checkpoint(ckpt, model, opt, step, elapsed, vars(model.config))
+            _checkpoint(ckpt, model, opt, step, elapsed, vars(model.config), trial=cfg.trial)
     if step % cfg.ckpt_every:  # stopped by the clock between checkpoints
-        _checkpoint(ckpt, model, opt, step, elapsed, vars(model.config))
+        _checkpoint(ckpt, model, opt, step, elapsed, vars(model.config), trial=cfg.trial)
     log.close()
