@@ -1,6 +1,5 @@
 """Issue 29's float trials (fllic.train.trials): each starts as the codec it grows from, learns, and is measured."""
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
