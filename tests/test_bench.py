@@ -574,6 +574,23 @@ def test_the_large_image_bench_names_the_codecs_default_tiles_unless_one_is_give
     assert f"{DEFAULT_TILE} px to encode, {DECODE_TILE} px to decode" in _tiles(None)
 
 
+def test_the_large_image_bench_encodes_with_refinement_when_asked(tmp_path, monkeypatch):
+    """--refine N reaches the encoder (the refined file differs), and the file still decodes to its pixels."""
+    import fllic.codec
+    from fllic.bench.large import _child_decode, _child_encode
+    from fllic.imageio import write_image
+
+    src = tmp_path / "noisy.png"
+    write_image(src, noisy_image(np.random.default_rng(5), 64, 64))
+    seen = []
+    real = fllic.codec.encode_detailed
+    monkeypatch.setattr(fllic.codec, "encode_detailed", lambda *a, **kw: seen.append(kw["refine"]) or real(*a, **kw))
+    plain, refined = _child_encode(src, tmp_path / "plain.fllic", 25.0, 64), _child_encode(src, tmp_path / "r.fllic", 25.0, 64, refine=2)
+    assert seen == [0, 2] and plain["bytes"] > 0 and refined["peak_mb"] > 0
+    assert (tmp_path / "plain.fllic").read_bytes() != (tmp_path / "r.fllic").read_bytes()
+    assert _child_decode(tmp_path / "r.fllic", 64)["identical"]
+
+
 def test_speed_side_by_side_decodes_both_models_exactly_and_gives_the_ratio(tmp_path, tiny_model_path, capsys):
     from dataclasses import replace
 

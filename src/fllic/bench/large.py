@@ -13,6 +13,8 @@ file again with other synthesis tile sizes, each in a fresh process: tiling is
 exact, so only time and memory change (both decoders stream bands of latent rows of about a tile's
 area, each pixel computed once). ``--decoders`` decodes it with each
 named decoder (``fllic decompress --decoder``), the first in the main table.
+``--refine N`` encodes with N refinement steps per tile (``fllic compress --refine-steps``):
+its memory is a tile's, whatever N, so a small N measures refined coding's peak.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ def _child_estimate(src: Path) -> dict:
     return {"seconds": time.perf_counter() - t0, "peak_mb": _peak_mb(), "sigma": level.sigma, "kind": level.kind}
 
 
-def _child_encode(src: Path, out: Path, sigma: float | None, tile: int | None) -> dict:
+def _child_encode(src: Path, out: Path, sigma: float | None, tile: int | None, refine: int = 0) -> dict:
     import numpy as np
 
     import fllic
@@ -63,7 +65,7 @@ def _child_encode(src: Path, out: Path, sigma: float | None, tile: int | None) -
     img = read_image(src)
     bound_for(img.shape[0] * img.shape[1])  # as fllic compress does
     t0 = time.perf_counter()
-    res = fllic.codec.encode_detailed(img, sigma=sigma, tile=tile, progress=True, max_pixels=1 << 28)
+    res = fllic.codec.encode_detailed(img, sigma=sigma, tile=tile, progress=True, max_pixels=1 << 28, refine=refine)
     seconds = time.perf_counter() - t0
     out.write_bytes(res.data)
     np.save(out.with_suffix(".npy"), res.pixels)
@@ -153,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="decode the file again with these tile sides (fresh processes), beside --tile")
     p.add_argument("--decoders", nargs="+", choices=("auto", "torch", "reference"), default=["auto"],
                    help="decode with each (fllic decompress --decoder), the first in the main table")
+    p.add_argument("--refine", type=int, default=0, metavar="STEPS",
+                   help="encode with this many refinement steps per tile (fllic compress --refine-steps)")
     p.add_argument("--workdir", type=Path, default=Path("fllic-large"))
     p.add_argument("--out", type=Path, default=None, help="write the record as Markdown here")
     p.add_argument("--child-encode", nargs=2, type=Path, default=None, help=argparse.SUPPRESS)
@@ -164,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(_child_estimate(args.child_estimate)))
         return 0
     if args.child_encode is not None:
-        print(json.dumps(_child_encode(*args.child_encode, None if args.blind else args.sigma, args.tile)))
+        print(json.dumps(_child_encode(*args.child_encode, None if args.blind else args.sigma, args.tile, args.refine)))
         return 0
     if args.child_decode is not None:
         print(json.dumps(_child_decode(args.child_decode, args.tile, args.child_decoder)))
@@ -175,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     common = ["--sigma", str(args.sigma), *(["--tile", str(args.tile)] if args.tile else []),
               *(["--blind"] if args.blind else [])]
     est = _run(["--child-estimate", str(noisy)]) if args.blind else None
-    enc = _run(["--child-encode", str(noisy), str(coded), *common])
+    enc = _run(["--child-encode", str(noisy), str(coded), *common, "--refine", str(args.refine)])
     first, *more = args.decoders
     dec = _run(["--child-decode", str(coded), "--child-decoder", first, *common])
     others = [(_label(d, args.tile), _run(["--child-decode", str(coded), "--child-decoder", d, *common]))
@@ -187,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     mode = (f"blind (no sigma given; read {est['sigma']:.2f}, {est['kind']} noise)" if est
-            else f"sigma {args.sigma:g} given")
+            else f"sigma {args.sigma:g} given") + (f", refined ({args.refine} steps per tile)" if args.refine else "")
     lines = [
         f"# Large image: {w}x{h} RGB, "
         f"{'camera noise' if args.noise == 'camera' else f'AWGN at sigma {args.sigma:g}'}, {mode}, {_tiles(args.tile)}", "",
