@@ -80,3 +80,31 @@ def test_fllic_compress_float32_keeps_the_analysis_in_float32(tmp_path, rng, tin
         assert main(["compress", str(tmp_path / "x.png"), "-o", str(tmp_path / f"{folder}.fllic"), "--sigma", "20",
                      "--model", str(tiny_model_path), "-q", *flag]) == 0
         assert (torch.bfloat16 in bf16["Conv2d"]) == (not flag)
+
+
+def test_a_coding_model_analyses_on_channels_last_weights_and_codes_as_the_plain_layout_does(rng):
+    """The trunk's and g_a's weights are channels-last once a model is loaded (fllic.precision.channels_last); the
+    layout changes no weight (the model's hash holds) and, in float32, the file's symbols stay those of the plain
+    layout (a tiny model's few symbols: the same bytes)."""
+    import copy
+
+    from fllic.bench.layout import LAYOUTS, code_image, file_rows
+    from fllic.models.fllic_net import FLLIC, FllicConfig, finalize
+
+    torch.manual_seed(0)
+    tiny_model = finalize(FLLIC(FllicConfig.tiny(trunk=True)), {"id": "tiny-trunk", "quality_scales": [2.0, 1.0]})
+    for part in (tiny_model.net.trunk, tiny_model.net.g_a):
+        weights = [m.weight for m in part.modules() if isinstance(m, torch.nn.Conv2d)]
+        assert weights and all(w.is_contiguous(memory_format=torch.channels_last) for w in weights)
+    plain = copy.deepcopy(tiny_model)
+    for part in (plain.net.trunk, plain.net.g_a):
+        part.to(memory_format=torch.contiguous_format)
+    assert not plain.net.g_a[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert plain._hash() == tiny_model.hash
+    models = {"plain": plain, "channels-last": tiny_model}
+    clean = noisy_image(rng, 64, 96)
+    noisy = np.clip(clean + rng.normal(0, 15, clean.shape), 0, 255).astype(np.uint8)
+    row = code_image(models, clean, noisy, 15.0, float32=True)
+    assert row["plain"]["data"] == row["channels-last"]["data"] and all(row[k]["exact"] for k in LAYOUTS)
+    (line,) = file_rows({(15.0, "float32"): [row]})
+    assert line.startswith("| 15 | float32 | 1 / 1 |") and line.endswith("| +0.0000 | +0.000 % | yes |")

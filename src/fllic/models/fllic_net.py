@@ -278,6 +278,7 @@ class CodingModel:
 
     def __init__(self, net: FLLIC, tables: CodingTables, decoder, meta: dict | None = None):
         self.net = net.eval()
+        precision.channels_last(self.net)  # the encoder's analysis on NHWC tensors (fllic.precision)
         self.tables = tables
         self.decoder = decoder
         self.meta = dict(meta or {})

@@ -253,7 +253,7 @@ def train(cfg: TrainConfig) -> None:
     dev = torch.device(cfg.device)
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed patch size: let cuDNN pick its fastest convolutions
-    model.to(dev)
+    model.to(dev, memory_format=torch.channels_last)  # NHWC convolutions: no reorders around oneDNN's bf16 kernels
     opt = torch.optim.Adam(_param_groups(model, cfg), lr=cfg.lr)
     if state is not None:
         opt.load_state_dict(state["opt"])
