@@ -1,5 +1,6 @@
 """Issue 29's float trials (fllic.train.trials): each starts as the codec it grows from, learns, and is measured."""
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -74,6 +75,20 @@ def test_trials_train_from_the_trainer_and_are_measured_against_the_control(tmp_
     rows = [line for line in out.splitlines() if line.startswith("| 20 |")]
     assert len(rows) == 3 and all(line.count("dB") == 3 for line in rows)
     assert "finer against plain: BD-rate" in out and "mixer against plain: BD-rate" in out
+
+
+def test_a_coded_point_is_the_entropy_models_bits_and_the_pixels_psnr():
+    """coded_point: bits = −log2 of every likelihood, per pixel; PSNR of g_s's output rounded to 8 bits, cropped."""
+    from fllic.models.fllic_net import ForwardOutput, Likelihoods
+    from fllic.train.trials import coded_point
+
+    net = build("control", FllicConfig.tiny())
+    clean = np.full((40, 56, 3), 100, np.uint8)
+    x_hat = torch.full((1, 3, 64, 64), 101 / 255)  # one code value off everywhere: 48.13 dB
+    half = torch.full((1, 10), 0.5)
+    net.forward_from_estimate = lambda *a, **kw: ForwardOutput(x_hat, Likelihoods(y=half, z=half[:, :6]), None, None)
+    bpp, db = coded_point(net, clean, clean, 15.0, 1.0)
+    assert bpp == pytest.approx(16 / (40 * 56)) and db == pytest.approx(20 * np.log10(255), abs=0.01)
 
 
 def test_an_unknown_trial_is_refused():

@@ -187,7 +187,7 @@ def load_trial(path: Path) -> TrialFLLIC:
 @torch.no_grad()
 def coded_point(net: TrialFLLIC, noisy: np.ndarray, clean: np.ndarray, sigma: float, q: float) -> tuple[float, float]:
     """(bpp, PSNR) of one image: hard-rounded symbols, their bits under the entropy model, g_s's pixels."""
-    from fllic.codec import _pixels, _to_tensor
+    from fllic.codec import _to_tensor
     from fllic.metrics import psnr
 
     x = _to_tensor(noisy)
@@ -195,7 +195,10 @@ def coded_point(net: TrialFLLIC, noisy: np.ndarray, clean: np.ndarray, sigma: fl
     out = net.forward_from_estimate(net.estimate(x, s).float().clamp(0, 1), s, qt, hard=True)
     bits = sum(float(-torch.log2(lik).sum()) for lik in (out.likelihoods.y, out.likelihoods.z))
     h, w = clean.shape[:2]
-    return bits / (h * w), psnr(_pixels(out.x_hat.clamp(0, 1).permute(0, 2, 3, 1), h, w, clean.shape[2] if clean.ndim == 3 else 1), clean)
+    pixels = np.rint(out.x_hat.clamp(0, 1)[0].permute(1, 2, 0).numpy()[:h, :w] * 255.0)
+    if clean.ndim == 2:  # a grey image decodes to its channels' mean
+        pixels = np.rint(pixels.mean(axis=2))
+    return bits / (h * w), psnr(pixels.astype(np.uint8), clean)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -222,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
             net.trunk.bf16 = bf16_native()
     print(f"# {len(files)} development images of {args.data}, seeded AWGN; bpp from the entropy model's bits, "
           "hard-rounded symbols, float g_s")
-    print("| σ | q | " + " | ".join(f"{c.parent.name}: bpp, PSNR" for c in args.checkpoint) + " |")
+    names = [c.parent.name if c.name == "checkpoint.pt" else c.stem for c in args.checkpoint]
+    print("| σ | q | " + " | ".join(f"{name}: bpp, PSNR" for name in names) + " |")
     print("|---:|---:|" + "---|" * len(nets))
     for sigma in args.sigma:
         curves = [[] for _ in nets]
@@ -238,13 +242,13 @@ def main(argv: list[str] | None = None) -> int:
                 cells.append(f"{bpp:.3f}, {db:.2f} dB")
             print(f"| {sigma:g} | {q:g} | " + " | ".join(cells) + " |", flush=True)
         ref = np.array(curves[0])
-        for c, curve in zip(args.checkpoint[1:], curves[1:]):
+        for name, curve in zip(names[1:], curves[1:]):
             cur = np.array(curve)
             try:
                 bd = f"{bd_rate(ref[:, 0], ref[:, 1], cur[:, 0], cur[:, 1]):+.2f} %"
             except BDError as e:
                 bd = f"none ({e})"
-            print(f"σ {sigma:g}: {c.parent.name} against {args.checkpoint[0].parent.name}: BD-rate {bd}")
+            print(f"σ {sigma:g}: {name} against {names[0]}: BD-rate {bd}")
     return 0
 
 
