@@ -123,11 +123,12 @@ def main(argv: list[str] | None = None) -> int:
                 rows[(sigma, prec)].append(code_image(models, clean, noisy, sigma, prec == "float32"))
     exact = all(r[layout]["exact"] for items in rows.values() for r in items for layout in LAYOUTS)
     w, h = args.size
+    threads = torch.get_num_threads()
     text = "\n".join([
         f"# The encoder's analysis on channels-last weights against the plain layout: {args.data.name}", "",
         f"`{command('python -m fllic.bench.layout', argv)}`", "",
-        f"Model {models['plain'].meta.get('id', 'custom')}; torch {torch.__version__}, {torch.get_num_threads()} "
-        f"threads. The trunk and g_a alone on a {w}x{h} input (seeded uniform noise, σ 25, q 1), each layout in "
+        f"Model {models['plain'].meta.get('id', 'custom')}; torch {torch.__version__}, {threads} "
+        f"thread{'s' * (threads != 1)}. The trunk and g_a alone on a {w}x{h} input (seeded uniform noise, σ 25, q 1), each layout in "
         f"turn, medians of {args.repeat} after a warm-up:", "",
         "| stage | precision | plain, s | channels-last, s | channels-last / plain | largest output difference |",
         "|---|---|---:|---:|---:|---:|", *stage, "",
