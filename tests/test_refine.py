@@ -174,3 +174,18 @@ def test_the_speed_bench_times_refined_encoding(tmp_path, rng, tiny_model_path, 
     assert main(["--data", str(tmp_path), "--threads", "1", "--model", str(tiny_model_path), "--refine"]) == 0
     out = capsys.readouterr().out
     assert f"refined ({REFINE_STEPS} steps)" in out and "| a.png | 96x64 |" in out and "cold (fresh processes" in out
+
+
+def test_a_large_window_recomputes_g_s_in_the_backward_pass_and_refines_to_the_same_symbols(tiny_model, rng, monkeypatch):
+    """Windows above CHECKPOINT_PIXELS keep no activations of g_s for the backward pass (large images' memory):
+    the gradients, and so the refined file, are those of the plain pass."""
+    from fllic.models import refine
+
+    img = noisy_image(rng, 128, 128)
+    plain = encode_detailed(img, sigma=20, model=tiny_model, refine=3)
+    calls = []
+    real = refine.checkpoint
+    monkeypatch.setattr(refine, "checkpoint", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    monkeypatch.setattr(refine, "CHECKPOINT_PIXELS", 0)
+    recomputed = encode_detailed(img, sigma=20, model=tiny_model, refine=3)
+    assert calls and recomputed.data == plain.data

@@ -30,7 +30,10 @@ Bamler & Mandt, "Improving inference for neural image compression" (NeurIPS
   fllic.bench.refine``, results/refine-validation.md).
 - **Large images** are refined tile by tile, each tile of the latent grid with a
   halo of REFINE_HALO latents: its symbols move with its neighbours' held fixed, against the
-  estimate of the tile's own pixels. Memory stays bounded by the tile.
+  estimate of the tile's own pixels. Memory stays bounded by the tile: μ, Δ_y and t are made a
+  window at a time from the integer parameters, and a window of more than CHECKPOINT_PIXELS
+  recomputes each g_s layer's activations in the backward pass instead of keeping them (the same
+  gradients, about a third more time; results/large_refine_v8.md).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 from fllic import tiling
 from fllic.entropy.density import gaussian_likelihood, scale_table
@@ -48,6 +52,7 @@ from fllic.models.int_decoder import PIX_FRAC, STEP_FRAC, IntParams, _const
 
 LEARNING_RATE = 0.03  # Adam, in units of one quantization step
 REFINE_HALO = 10  # latents of context around each refined window (more than g_s's receptive field of 8)
+CHECKPOINT_PIXELS = 1 << 20  # windows above this many pixels recompute g_s's activations in the backward pass
 TRAINED_LAMBDA = 0.04  # λ0 of every shipped model's training (docs/models.md); meta["lmbda"] overrides
 _SLOPE = I.LEAKY_MULT / 2**I.LEAKY_SHIFT
 _PEAK = 255 << PIX_FRAC
@@ -81,8 +86,9 @@ def soft_synthesis(decoder, y: torch.Tensor, sigma: float, q: float) -> torch.Te
     maps = [torch.full((n, 1, h, w), float(v), device=y.device)
             for v in (_const(sigma / 50.0, e_y), int(decoder.logq_y[decoder.level(q)]))]
     a = torch.cat([y, *maps], dim=1)
+    recompute = torch.is_grad_enabled() and y.requires_grad and 256 * h * w > CHECKPOINT_PIXELS
     for layer in decoder.gs:
-        a = _layer(layer, a)
+        a = checkpoint(_layer, layer, a, use_reentrant=False) if recompute else _layer(layer, a)
     return F.pixel_shuffle(_conv(decoder.gs_out, a), 2).clamp(0, _PEAK)
 
 
@@ -125,7 +131,9 @@ def loss(model, x, u: torch.Tensor, p: IntParams, sigma: float, q: float, noise_
 
 @dataclass
 class _Terms:
-    """What J needs besides u, in g_s's input units: μ, Δ_y, the symbol scale t and λ(q)."""
+    """What J needs besides u, in g_s's input units: μ, Δ_y, the symbol scale t and λ(q). Made from the whole
+    latent's integer parameters (``of``, NHWC) a window at a time (``window``, NCHW float): no whole-image
+    float64 copy."""
 
     decoder: object
     mu: torch.Tensor
@@ -135,16 +143,17 @@ class _Terms:
 
     @classmethod
     def of(cls, model, p: IntParams, q: float) -> "_Terms":
-        """NHWC terms of the whole latent."""
-        e = model.decoder.exps
-        t = scale_table().to(p.index.device)[p.index.long()]
-        return cls(model.decoder, p.mu.double() * 2.0 ** (e["y"] - e["mu"]), p.step.double() * 2.0 ** (e["y"] - STEP_FRAC),
-                   t, float(model.meta.get("lmbda", TRAINED_LAMBDA)) / q**2)
+        """The whole latent's terms, still the integers of ``p``: μ, Δ_y and the scale index."""
+        return cls(model.decoder, p.mu, p.step, p.index, float(model.meta.get("lmbda", TRAINED_LAMBDA)) / q**2)
 
     def window(self, win) -> "_Terms":
         """The terms of one window, NCHW float."""
-        cut = lambda a: _nchw(a[:, win[0] : win[1], win[2] : win[3]])  # noqa: E731
-        return replace(self, mu=cut(self.mu), step=cut(self.step), t=cut(self.t))
+        e = self.decoder.exps
+        cut = lambda a: a[:, win[0] : win[1], win[2] : win[3]]  # noqa: E731
+        index = cut(self.t)
+        return replace(self, mu=_nchw(cut(self.mu).double() * 2.0 ** (e["y"] - e["mu"])),
+                       step=_nchw(cut(self.step).double() * 2.0 ** (e["y"] - STEP_FRAC)),
+                       t=_nchw(scale_table().to(index.device)[index.long()]))
 
 
 def _nchw(a: torch.Tensor) -> torch.Tensor:
