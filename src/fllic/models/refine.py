@@ -33,7 +33,7 @@ Bamler & Mandt, "Improving inference for neural image compression" (NeurIPS
   estimate of the tile's own pixels. Memory stays bounded by the tile: μ, Δ_y and t are made a
   window at a time from the integer parameters, and a window of more than CHECKPOINT_PIXELS
   recomputes each g_s layer's activations in the backward pass instead of keeping them (the same
-  gradients, about a third more time; results/large_refine_v8.md).
+  gradients, about a third more time; results/large_refine_bounded_v8.md).
 """
 
 from __future__ import annotations
