@@ -57,7 +57,7 @@ def analysis(device):
 
 def channels_last(net) -> None:
     """The trunk's and g_a's weights in channels-last memory, in place, so that their convolutions run on NHWC
-    tensors throughout: on this design's CPUs (AVX-512 BF16) the bf16 trunk runs about 4x and g_a 3x faster, with
+    tensors throughout: on a CPU with AVX-512 BF16 the bf16 trunk runs about 4x and g_a 3x faster, with
     outputs equal to the bit; float32 1.2-1.3x, within float32's rounding (results/channels-last-kodak24.md). The
     weights' values, and so the model's hash, are unchanged."""
     import torch

@@ -33,12 +33,12 @@ Bamler & Mandt, "Improving inference for neural image compression" (NeurIPS
   estimate of the tile's own pixels. Memory stays bounded by the tile: μ, Δ_y and t are made a
   window at a time from the integer parameters, and a window of more than CHECKPOINT_PIXELS
   recomputes each g_s layer's activations in the backward pass instead of keeping them (the same
-  gradients, about a third more time; results/large_refine_bounded_v8.md).
+  gradients; a refined 6000x4000 encode in 1.17x the time, results/large_refine_bounded_v8.md).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -105,7 +105,6 @@ def refine_symbols(model, x, u: torch.Tensor, p: IntParams, sigma: float, q: flo
     straight-through gradient instead (the alternative that
     ``python -m fllic.bench.refine`` compares).
     """
-    terms = _Terms.of(model, p, q)
     u = u.clone()
     _, hl, wl, _ = u.shape
     tiles = list(tiling.windows(hl, wl, max(1, tile // tiling.LATENT), REFINE_HALO))
@@ -113,7 +112,7 @@ def refine_symbols(model, x, u: torch.Tensor, p: IntParams, sigma: float, q: flo
         for core, win in tiles:
             target = estimate_pixels(model, x, core, sigma, noise_map)
             inner = _inner(core, win)
-            refined = _refine_window(terms.window(win), _nchw(u[:, win[0] : win[1], win[2] : win[3]]), target,
+            refined = _refine_window(_Terms.of(model, p, q, win), _nchw(u[:, win[0] : win[1], win[2] : win[3]]), target,
                                      inner, sigma, q, steps, bar, lr, straight_through)
             u[:, core[0] : core[1], core[2] : core[3]] = refined[:, inner[0] : inner[1], inner[2] : inner[3]]
     return u  # the halo's symbols are written only by their own tile
@@ -123,7 +122,7 @@ def loss(model, x, u: torch.Tensor, p: IntParams, sigma: float, q: float, noise_
     """J(u) over the whole image for symbols u (1, h, w, m), rounded as they will be coded."""
     _, hl, wl, _ = u.shape
     whole = (0, hl, 0, wl)
-    terms = _Terms.of(model, p, q).window(whole)
+    terms = _Terms.of(model, p, q, whole)
     with torch.no_grad():
         return float(_objective(terms, _nchw(torch.round(u)), estimate_pixels(model, x, whole, sigma, noise_map),
                                 whole, sigma, q))
@@ -131,9 +130,8 @@ def loss(model, x, u: torch.Tensor, p: IntParams, sigma: float, q: float, noise_
 
 @dataclass
 class _Terms:
-    """What J needs besides u, in g_s's input units: μ, Δ_y, the symbol scale t and λ(q). Made from the whole
-    latent's integer parameters (``of``, NHWC) a window at a time (``window``, NCHW float): no whole-image
-    float64 copy."""
+    """What J needs besides u over one window, in g_s's input units (NCHW float): μ, Δ_y, the symbol scale t
+    and λ(q)."""
 
     decoder: object
     mu: torch.Tensor
@@ -142,18 +140,16 @@ class _Terms:
     lmbda: float
 
     @classmethod
-    def of(cls, model, p: IntParams, q: float) -> "_Terms":
-        """The whole latent's terms, still the integers of ``p``: μ, Δ_y and the scale index."""
-        return cls(model.decoder, p.mu, p.step, p.index, float(model.meta.get("lmbda", TRAINED_LAMBDA)) / q**2)
-
-    def window(self, win) -> "_Terms":
-        """The terms of one window, NCHW float."""
-        e = self.decoder.exps
+    def of(cls, model, p: IntParams, q: float, win) -> "_Terms":
+        """The terms of the window ``win`` (rows, then columns, in latents), made from the whole latent's
+        integer parameters ``p`` for that window alone: no whole-image float64 copy."""
+        e = model.decoder.exps
         cut = lambda a: a[:, win[0] : win[1], win[2] : win[3]]  # noqa: E731
-        index = cut(self.t)
-        return replace(self, mu=_nchw(cut(self.mu).double() * 2.0 ** (e["y"] - e["mu"])),
-                       step=_nchw(cut(self.step).double() * 2.0 ** (e["y"] - STEP_FRAC)),
-                       t=_nchw(scale_table().to(index.device)[index.long()]))
+        index = cut(p.index)
+        return cls(model.decoder, _nchw(cut(p.mu).double() * 2.0 ** (e["y"] - e["mu"])),
+                   _nchw(cut(p.step).double() * 2.0 ** (e["y"] - STEP_FRAC)),
+                   _nchw(scale_table().to(index.device)[index.long()]),
+                   float(model.meta.get("lmbda", TRAINED_LAMBDA)) / q**2)
 
 
 def _nchw(a: torch.Tensor) -> torch.Tensor:

@@ -75,9 +75,7 @@ def _quantize(y, mu, step, t, hard: bool):
     return mu + round_ste(u) * step, gaussian_likelihood(u_in, t)
 
 
-def _gs_split(config: FllicConfig) -> int:
-    """g_s's layers up to its 1/8-resolution features: conv, ResBlock, Up-ResBlock, ResBlock."""
-    return 4
+GS_EIGHTH = 4  # g_s's layers up to its 1/8-resolution features: conv, ResBlock, Up-ResBlock, ResBlock
 
 
 def _ga_split(config: FllicConfig) -> int:
@@ -115,7 +113,7 @@ class FinerLatentFLLIC(TrialFLLIC):
         self.finer = FinerLatent(config)
 
     def forward_from_estimate(self, x_est, sigma, q, hard: bool = False) -> ForwardOutput:
-        a, s = _ga_split(self.config), _gs_split(self.config)
+        a, s = _ga_split(self.config), GS_EIGHTH
         f8 = self._transform(self.g_a[:a], _cond_maps(self.g_a_in(x_est - 0.5), sigma, q))
         y = self._transform(self.g_a[a:], f8)
         z_hat, z_lik = self._hyper(y, hard)
