@@ -97,8 +97,7 @@ def test_a_coding_model_analyses_on_channels_last_weights_and_codes_as_the_plain
         weights = [m.weight for m in part.modules() if isinstance(m, torch.nn.Conv2d)]
         assert weights and all(w.is_contiguous(memory_format=torch.channels_last) for w in weights)
     plain = copy.deepcopy(tiny_model)
-    for part in (plain.net.trunk, plain.net.g_a):
-        part.to(memory_format=torch.contiguous_format)
+    precision.channels_last(plain.net, on=False)
     assert not plain.net.g_a[0].weight.is_contiguous(memory_format=torch.channels_last)
     assert plain._hash() == tiny_model.hash
     models = {"plain": plain, "channels-last": tiny_model}

@@ -27,15 +27,12 @@ LAYOUTS = ("plain", "channels-last")
 
 def _models(model_id: str | None) -> dict:
     """The model in each layout: as loaded (channels-last), and a copy with its weights made contiguous again."""
-    import torch
-
     from fllic.models.registry import DEFAULT_MODEL, load
+    from fllic.precision import channels_last
 
     last = load(model_id or DEFAULT_MODEL)
     plain = copy.deepcopy(last)
-    for part in (plain.net.trunk, plain.net.g_a):
-        if part is not None:
-            part.to(memory_format=torch.contiguous_format)
+    channels_last(plain.net, on=False)
     return {"plain": plain, "channels-last": last}
 
 

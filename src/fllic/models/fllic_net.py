@@ -219,24 +219,31 @@ class FLLIC(nn.Module):
         """Relaxed quantization: additive uniform noise for the rates, straight-through for ŷ."""
         return self.forward_from_estimate(self.estimate(x, sigma), sigma, q)
 
-    def forward_from_estimate(self, x_est: torch.Tensor, sigma: torch.Tensor, q: torch.Tensor) -> ForwardOutput:
-        """forward() for an estimate already computed (the weakly supervised trainer shares it)."""
+    def forward_from_estimate(self, x_est: torch.Tensor, sigma: torch.Tensor, q: torch.Tensor,
+                              hard: bool = False) -> ForwardOutput:
+        """forward() for an estimate already computed (the weakly supervised trainer shares it). ``hard``: the
+        likelihoods of the rounded symbols, what coding them costs, in place of training's noisy relaxation."""
         y = self.analysis_of_estimate(x_est, sigma, q)
-        z_sym = self._transform(self.h_a, y) / self.step_z()
-        z_noisy = z_sym + torch.empty_like(z_sym).uniform_(-0.5, 0.5)
-        z_hat = round_ste(z_sym) * self.step_z()
+        z_hat, z_lik = self.hyper(y, hard)
         p = self.entropy_params(z_hat, sigma, q)
-        u = (y - p.mu) / p.step
-        u_noisy = u + torch.empty_like(u).uniform_(-0.5, 0.5)
-        y_hat = p.mu + round_ste(u) * p.step
-        return ForwardOutput(
-            x_hat=self.synthesis(y_hat, sigma, q),
-            likelihoods=Likelihoods(
-                y=gaussian_likelihood(u_noisy, p.t), z=self.z_density.likelihood(z_noisy)
-            ),
-            y_hat=y_hat,
-            z_hat=z_hat,
-        )
+        y_hat, y_lik = quantize(y, p.mu, p.step, p.t, hard)
+        return ForwardOutput(x_hat=self.synthesis(y_hat, sigma, q), likelihoods=Likelihoods(y=y_lik, z=z_lik),
+                             y_hat=y_hat, z_hat=z_hat)
+
+    def hyper(self, y: torch.Tensor, hard: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ẑ, its likelihoods) from y: ẑ straight-through, likelihoods of the rounded or the noisy symbols."""
+        z_sym = self._transform(self.h_a, y) / self.step_z()
+        z_in = torch.round(z_sym) if hard else z_sym + torch.empty_like(z_sym).uniform_(-0.5, 0.5)
+        return round_ste(z_sym) * self.step_z(), self.z_density.likelihood(z_in)
+
+
+def quantize(y: torch.Tensor, mu: torch.Tensor, step: torch.Tensor, t: torch.Tensor,
+             hard: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ŷ, likelihoods): ŷ = μ + step·round((y − μ)/step), straight-through; the likelihoods under N(0, t²) of the
+    rounded symbols (``hard``) or of the noisy ones (training's relaxation: additive uniform noise)."""
+    u = (y - mu) / step
+    u_in = torch.round(u) if hard else u + torch.empty_like(u).uniform_(-0.5, 0.5)
+    return mu + round_ste(u) * step, gaussian_likelihood(u_in, t)
 
 
 def bits(likelihoods: Likelihoods) -> torch.Tensor:

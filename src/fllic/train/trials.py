@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fllic.entropy.density import SCALE_MIN, gaussian_likelihood
+from fllic.entropy.density import SCALE_MIN
 from fllic.models.fllic_net import (
     FLLIC,
     STEP_LOG_RANGE,
@@ -35,8 +35,9 @@ from fllic.models.fllic_net import (
     ForwardOutput,
     Likelihoods,
     _cond_maps,
+    quantize,
 )
-from fllic.models.layers import conv1x1, conv3x3, round_ste
+from fllic.models.layers import conv1x1, conv3x3
 
 FINER_CHANNELS = 32  # ŷ2's channels at 1/8 resolution: half a value per pixel beside ŷ's 0.75
 MIXER_EXPANSION = 4
@@ -44,35 +45,6 @@ MIXER_BLOCKS = 2
 _SHRINK = 0.01  # the finer encoder's last layer at init: |y2| far below half a step, so ŷ2 starts at zero
 INIT_LOG_STEP_Y2 = float(np.log(0.05))
 INIT_LOG_SIGMA_Y2 = float(np.log(5e-4))  # σ2 / step2 below SCALE_MIN at every q ≥ 0.1: a zero ŷ2 starts at ~0 bits
-
-
-class TrialFLLIC(FLLIC):
-    """FLLIC with a ``hard`` forward (rounded symbols, their likelihoods: what coding them would cost) that the
-    trials extend; as a trial of its own it is the control."""
-
-    new_prefixes: tuple[str, ...] = ()
-
-    def forward_from_estimate(self, x_est, sigma, q, hard: bool = False) -> ForwardOutput:
-        y = self.analysis_of_estimate(x_est, sigma, q)
-        z_hat, z_lik = self._hyper(y, hard)
-        p = self.entropy_params(z_hat, sigma, q)
-        y_hat, y_lik = _quantize(y, p.mu, p.step, p.t, hard)
-        x_hat = self.synthesis(y_hat, sigma, q)
-        return ForwardOutput(x_hat=x_hat, likelihoods=Likelihoods(y=y_lik, z=z_lik), y_hat=y_hat, z_hat=z_hat)
-
-    def _hyper(self, y, hard: bool):
-        z_sym = self._transform(self.h_a, y) / self.step_z()
-        z_hat = round_ste(z_sym) * self.step_z()
-        z_in = torch.round(z_sym) if hard else z_sym + torch.empty_like(z_sym).uniform_(-0.5, 0.5)
-        return z_hat, self.z_density.likelihood(z_in)
-
-
-def _quantize(y, mu, step, t, hard: bool):
-    """(ŷ, likelihoods): ŷ = μ + step·round((y − μ)/step), straight-through; the likelihoods of the rounded
-    symbols (``hard``) or of the noisy ones (training's relaxation)."""
-    u = (y - mu) / step
-    u_in = torch.round(u) if hard else u + torch.empty_like(u).uniform_(-0.5, 0.5)
-    return mu + round_ste(u) * step, gaussian_likelihood(u_in, t)
 
 
 GS_EIGHTH = 4  # g_s's layers up to its 1/8-resolution features: conv, ResBlock, Up-ResBlock, ResBlock
@@ -103,7 +75,7 @@ class FinerLatent(nn.Module):
             self.inject.bias.zero_()
 
 
-class FinerLatentFLLIC(TrialFLLIC):
+class FinerLatentFLLIC(FLLIC):
     """A second latent ŷ2 at 1/8 resolution (issue 29: "a second latent at a finer scale")."""
 
     new_prefixes = ("finer.",)
@@ -116,15 +88,15 @@ class FinerLatentFLLIC(TrialFLLIC):
         a, s = _ga_split(self.config), GS_EIGHTH
         f8 = self._transform(self.g_a[:a], _cond_maps(self.g_a_in(x_est - 0.5), sigma, q))
         y = self._transform(self.g_a[a:], f8)
-        z_hat, z_lik = self._hyper(y, hard)
+        z_hat, z_lik = self.hyper(y, hard)
         p = self.entropy_params(z_hat, sigma, q)
-        y_hat, y_lik = _quantize(y, p.mu, p.step, p.t, hard)
+        y_hat, y_lik = quantize(y, p.mu, p.step, p.t, hard)
         s8 = self._transform(self.g_s[:s], _cond_maps(y_hat, sigma, q))
         y2 = self._transform(self.finer.a, torch.cat([f8, s8], dim=1))
         mu2, log_sigma2, log_step2 = self._transform(self.finer.params, s8).chunk(3, dim=1)
         step2 = torch.exp(log_step2.clamp(*STEP_LOG_RANGE)) * q.view(-1, 1, 1, 1)
         t2 = (torch.exp(log_sigma2.clamp(*STEP_LOG_RANGE)) / step2).clamp(min=SCALE_MIN)
-        y2_hat, y2_lik = _quantize(y2, mu2, step2, t2, hard)
+        y2_hat, y2_lik = quantize(y2, mu2, step2, t2, hard)
         x_hat = self._transform(self.g_s[s:], s8 + self._transform(self.finer.inject, y2_hat)) + 0.5
         # ŷ2's bits ride with ẑ's: bits() sums every likelihood of both fields.
         z_all = torch.cat([z_lik.flatten(1), y2_lik.flatten(1)], dim=1)
@@ -146,7 +118,7 @@ class MixerBlock(nn.Module):
         return x + self.branch(x)
 
 
-class MixerFLLIC(TrialFLLIC):
+class MixerFLLIC(FLLIC):
     """Attention-free blocks at g_s's half resolution (issue 29: "attention-free blocks that run fast on CPUs")."""
 
     new_prefixes = ("mixer.",)
@@ -161,17 +133,17 @@ class MixerFLLIC(TrialFLLIC):
         return self._transform(self.g_s[head:], self._transform(self.mixer, h)) + 0.5
 
 
-TRIALS = {"control": TrialFLLIC, "finer-latent": FinerLatentFLLIC, "mixer": MixerFLLIC}
+TRIALS = {"control": FLLIC, "finer-latent": FinerLatentFLLIC, "mixer": MixerFLLIC}
 
 
-def build(trial: str, config: FllicConfig) -> TrialFLLIC:
+def build(trial: str, config: FllicConfig) -> FLLIC:
     if trial not in TRIALS:
         raise ValueError(f"no trial {trial!r}: one of {', '.join(TRIALS)}")
     return TRIALS[trial](config)
 
 
 # -- measuring ------------------------------------------------------------------------
-def load_trial(path: Path) -> TrialFLLIC:
+def load_trial(path: Path) -> FLLIC:
     """A trial network from a training checkpoint (its config and ``trial``; a plain run is the control)."""
     state = torch.load(path, map_location="cpu", weights_only=False)
     config = dict(state["config"])
@@ -183,7 +155,7 @@ def load_trial(path: Path) -> TrialFLLIC:
 
 
 @torch.no_grad()
-def coded_point(net: TrialFLLIC, noisy: np.ndarray, clean: np.ndarray, sigma: float, q: float) -> tuple[float, float]:
+def coded_point(net: FLLIC, noisy: np.ndarray, clean: np.ndarray, sigma: float, q: float) -> tuple[float, float]:
     """(bpp, PSNR) of one image: hard-rounded symbols, their bits under the entropy model, g_s's pixels."""
     from fllic.codec import _to_tensor
     from fllic.metrics import psnr
