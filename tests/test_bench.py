@@ -589,6 +589,24 @@ def test_the_large_image_bench_encodes_with_refinement_when_asked(tmp_path, monk
     assert seen == [0, 2] and plain["bytes"] > 0 and refined["peak_mb"] > 0
     assert (tmp_path / "plain.fllic").read_bytes() != (tmp_path / "r.fllic").read_bytes()
     assert _child_decode(tmp_path / "r.fllic", 64)["identical"]
+    from fllic import tiling
+
+    monkeypatch.setattr(tiling, "BAND_LATENTS", tiling.BAND_LATENTS)  # restored after the test
+    assert _child_decode(tmp_path / "r.fllic", 64, band=1)["identical"] and tiling.BAND_LATENTS == 1
+
+
+def test_the_heap_bench_times_each_setting_and_checks_the_pixels_agree():
+    """One child's measurements (glibc's default, a strip 128 px wide), reported for every setting: every size
+    and step has its row, every ratio is 1.00x, and the pixels are identical."""
+    from fllic.bench import heap
+
+    one = heap._child(heap.HEAPS[0], 128, 1)
+    assert set(one["elementwise"]) == {f"{mb} {k}" for mb in heap.SIZES_MB for k in ("new", "in place")}
+    assert all(v > 0 for v in one["elementwise"].values())
+    text = heap.report({h: one for h in heap.HEAPS}, 128, 1, 2, ["--width", "128"])
+    assert text.count("(1.00x)") == 4 * len(heap.HEAPS) and text.count("| yes |") == 4
+    assert "| 768x512, whole | first |" in text and "| 128x128, streamed | later (median) |" in text
+    assert text.count("| a >> 3 (a new result) |") == len(heap.SIZES_MB)
 
 
 def test_speed_side_by_side_decodes_both_models_exactly_and_gives_the_ratio(tmp_path, tiny_model_path, capsys):

@@ -141,3 +141,40 @@ def test_each_decoder_takes_its_own_default_tile_and_a_given_one(tiny_model, rng
     fllic.decode(data, model=tiny_model, decoder="torch")
     fllic.decode(data, model=tiny_model, decoder="torch", tile=128)
     assert seen == [codec.DECODE_TILE, 128] and codec.DECODE_TILE > codec.DEFAULT_TILE
+
+
+def test_pytorchs_entropy_params_in_row_chunks_are_the_reference_decoders(monkeypatch):
+    """PyTorch's h_s computes μ, Δ_y and the table index a chunk of latent rows at a time (PARAMS_CHUNK), each
+    chunk's output convolutions reading a row on each side: chunks of one row give the reference decoder's
+    whole-image maps, integer for integer."""
+    import torch
+
+    from fllic.decoder import model as decoder_model
+    from fllic.decoder import synthesis as S
+    from fllic.models import decoding, int_decoder
+    from fllic.models.registry import DEFAULT_MODEL
+
+    d, m = decoding.load(DEFAULT_MODEL).decoder, decoder_model.load(DEFAULT_MODEL)
+    z = np.random.default_rng(1).integers(-3, 4, (3, 4, m.step_z.size))
+    q = float(m.q_scales[3])
+    monkeypatch.setattr(int_decoder, "PARAMS_CHUNK", 1)  # one latent row a chunk: 12 chunks
+    with torch.no_grad():
+        p = d.entropy_params(torch.from_numpy(z.transpose(2, 0, 1)[None]).int(), 25.0, q)
+    ref = S.entropy_params(m, z, 25.0, q)
+    for ours, theirs in ((p.mu, ref.mu), (p.step, ref.step), (p.index, ref.index)):
+        assert np.array_equal(ours[0].numpy(), theirs)
+
+
+def test_pytorchs_bands_hold_at_most_band_latents(tiny_model, rng, monkeypatch):
+    """A wide image streams through PyTorch's g_s in bands of at most BAND_LATENTS latents (buffers the heap
+    reuses, fllic._heap), whatever the tile; the pixels are the whole image's."""
+    from fllic import tiling
+    from fllic.models.int_decoder import IntegerDecoder
+
+    res = encode_detailed(noisy_image(rng, 64, 640), sigma=20, model=tiny_model, tile=4096)  # 4 x 40 latents
+    bands, stream = [], IntegerDecoder.streamed_synthesis
+    monkeypatch.setattr(IntegerDecoder, "streamed_synthesis", lambda self, u, p, s, q, band, progress=False: (
+        bands.append(band) or stream(self, u, p, s, q, band, progress)))
+    monkeypatch.setattr(tiling, "BAND_LATENTS", 80)
+    assert np.array_equal(fllic.decode(res.data, model=tiny_model, tile=256, decoder="torch"), res.pixels)
+    assert bands == [2]  # 80 // 40 latents a row; the tile alone would allow 256 // 40 = 6 rows

@@ -19,6 +19,7 @@ import numpy as np
 
 from fllic import format as fmt
 from fllic._deps import require_torch, torch_available, torch_installed
+from fllic._heap import release, reusing
 from fllic._errors import FllicWarning, FormatError, InputError, IntegrityError, LimitError
 
 PAD_MULTIPLE = 64
@@ -251,7 +252,7 @@ def encode_detailed(array, sigma: float | None = None, model=None, quality: int 
     from fllic import precision
 
     require_torch("encoding")
-    with precision.float32(float32):
+    with precision.float32(float32), reusing():
         return _encode(array, sigma, model, quality, max_pixels, device, tile, progress, icc, exif, refine,
                        max_bytes, from_jpeg)
 
@@ -266,6 +267,7 @@ def _encode(array, sigma, model, quality, max_pixels, device, tile, progress, ic
         raise LimitError(f"image of {img.shape[1]}x{img.shape[0]} exceeds the limit of {max_pixels} pixels")
     sections = _metadata(icc, exif)
     level = _blind_level(img) if sigma is None else None
+    release(img.shape[0] * img.shape[1])  # a large image's noise estimate is done: the analysis starts afresh
     m = _on_device(resolve(model if model is not None else auto_model(level, from_jpeg, grey=img.ndim == 2)), device)
     if level is not None:
         level = _level_for(m, level)
@@ -487,7 +489,12 @@ def decode_detailed(data: bytes, model=None, max_pixels: int = fmt.DEFAULT_MAX_P
     :mod:`fllic.decoder`; ``model`` a shipped id or a ``-decoder.npz`` file), or "auto": the reference decoder
     on the CPU where it reads the model for an image below 3.1 MP in a process that has not imported PyTorch,
     torch otherwise (:func:`auto_decoder`). Both give the same pixels."""
-    data = _as_bytes(data)
+    with reusing():
+        return _decode_detailed(_as_bytes(data), model, max_pixels, device, tile, progress, verify, decoder)
+
+
+def _decode_detailed(data: bytes, model, max_pixels: int, device, tile, progress: bool, verify: bool,
+                     decoder: str) -> DecodeResult:
     if decoder not in DECODERS:
         raise InputError(f"decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
     if decoder == "auto":
@@ -500,7 +507,7 @@ def decode_detailed(data: bytes, model=None, max_pixels: int = fmt.DEFAULT_MAX_P
 
     if not verify and not fmt.check(data):
         warnings.warn("the file's CRC does not match its bytes: it is damaged; decoding it anyway", FllicWarning,
-                      stacklevel=3)
+                      stacklevel=4)
     c = fmt.unpack(data, max_pixels=max_pixels, check_crc=verify)
     h = c.header
     m = _decoding_model(h, model, device)
@@ -521,7 +528,7 @@ def decode_detailed(data: bytes, model=None, max_pixels: int = fmt.DEFAULT_MAX_P
         message = "decoded pixels do not match the stored CRC32: the file's coded data is damaged"
         if verify:
             raise IntegrityError(f"{message} (fllic decompress --best-effort writes the image anyway)")
-        warnings.warn(f"{message}; this image is a best effort", FllicWarning, stacklevel=3)
+        warnings.warn(f"{message}; this image is a best effort", FllicWarning, stacklevel=4)
     return DecodeResult(pixels, h.bit_depth, h.has_alpha, c.sections.get("ICC"), c.sections.get("EXIF"), h.sigma)
 
 

@@ -6,8 +6,8 @@ transforms run tile by tile.
 
 * **Synthesis (exact).** A latent that fits one tile is decoded at once; a
   larger one streams through the integer g_s in bands of latent rows of about
-  a tile's area (fllic.models.int_rows; the reference decoder's RowStream in
-  numpy): each convolution keeps the few rows its kernel reaches back, so
+  a tile's area, at most BAND_LATENTS latents for PyTorch's decoder (fllic.models.int_rows; the reference
+  decoder's RowStream in numpy): each convolution keeps the few rows its kernel reaches back, so
   every pixel is computed once, with no tile halo recomputed, and is the
   untiled decode's pixel bit for bit, whatever the tile size.
   tests/test_tiling.py checks both decoders' bands against the whole image.
@@ -31,6 +31,11 @@ from fllic.decoder.synthesis import band_rows  # the reference decoder's bands: 
 LATENT = 16  # pixels per latent (g_a's downsampling)
 ANALYSIS_HALO = 128  # pixels, a multiple of LATENT
 DEFAULT_TILE = 768  # pixels per tile side, a multiple of 64
+# Streamed bands of PyTorch's g_s hold at most this many latents (0.29 MP): its largest buffers, 64 channels of
+# int32 at half resolution, stay near 19 MB, under the 32 MB up to which fllic._heap.reusing keeps freed blocks
+# for the next band. Chosen at 6000x4000 on a development scene: 0.93x the time of 752 latents a band at
+# 1.61 GB, where 1880 took 0.89x at 1.75 GB and left the encoder 2.16 GB (results/large_heap_bands_dev.md).
+BAND_LATENTS = 1128
 
 
 def spans(n: int, tile: int) -> Iterator[tuple[int, int]]:
@@ -125,9 +130,11 @@ def _window_analysis(net, x, sigma: torch.Tensor, q: torch.Tensor, noise_map, wi
 def synthesis(decoder, u: torch.Tensor, p, sigma: float, q: float, tile: int = DEFAULT_TILE,
               progress: bool = False) -> torch.Tensor:
     """Fixed-point pixels (1, H, W, 3) of the integer g_s: the whole latent at once where it fits a ``tile``,
-    else streamed in bands of latent rows about a tile's area (``band_rows``); identical either way."""
+    else streamed in bands of latent rows about a tile's area (``band_rows``), at most BAND_LATENTS latents;
+    identical either way."""
     _, hl, wl, _ = u.shape
     t = max(1, tile // LATENT)
     if hl <= t and wl <= t:
         return decoder.synthesis(u, p, sigma, q)
-    return decoder.streamed_synthesis(u, p, sigma, q, band_rows(wl, tile), progress)
+    band = min(band_rows(wl, tile), max(1, BAND_LATENTS // wl))
+    return decoder.streamed_synthesis(u, p, sigma, q, band, progress)

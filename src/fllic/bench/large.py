@@ -11,7 +11,8 @@ estimated from the image first, and a third process times that estimate (and
 the noise map, for correlated noise) alone. ``--decode-tiles`` decodes the same
 file again with other synthesis tile sizes, each in a fresh process: tiling is
 exact, so only time and memory change (both decoders stream bands of latent rows of about a tile's
-area, each pixel computed once). ``--decoders`` decodes it with each
+area, each pixel computed once); ``--band-latents`` caps PyTorch's bands at other sizes
+(``fllic.tiling.BAND_LATENTS``). ``--decoders`` decodes it with each
 named decoder (``fllic decompress --decoder``), the first in the main table.
 ``--refine N`` encodes with N refinement steps per tile (``fllic compress --refine-steps``):
 its memory is a tile's, whatever N, so a small N measures refined coding's peak.
@@ -72,12 +73,15 @@ def _child_encode(src: Path, out: Path, sigma: float | None, tile: int | None, r
     return {"seconds": seconds, "peak_mb": _peak_mb(), "bytes": len(res.data), "model": res.model_id}
 
 
-def _child_decode(path: Path, tile: int | None, decoder: str = "auto") -> dict:
+def _child_decode(path: Path, tile: int | None, decoder: str = "auto", band: int | None = None) -> dict:
     import numpy as np
 
     import fllic
-
+    from fllic import tiling
     from fllic.codec import bound_decode_heap
+
+    if band is not None:
+        tiling.BAND_LATENTS = band
 
     data = path.read_bytes()
     meta = fllic.info(data)
@@ -153,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
                         "fllic.codec.DECODE_TILE to decode, as fllic compress and decompress use)")
     p.add_argument("--decode-tiles", type=int, nargs="+", default=[], metavar="PX",
                    help="decode the file again with these tile sides (fresh processes), beside --tile")
+    p.add_argument("--band-latents", type=int, nargs="+", default=[], metavar="N",
+                   help="decode the file again with PyTorch's streamed bands of at most N latents "
+                        "(fllic.tiling.BAND_LATENTS; fresh processes)")
     p.add_argument("--decoders", nargs="+", choices=("auto", "torch", "reference"), default=["auto"],
                    help="decode with each (fllic decompress --decoder), the first in the main table")
     p.add_argument("--refine", type=int, default=0, metavar="STEPS",
@@ -162,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--child-encode", nargs=2, type=Path, default=None, help=argparse.SUPPRESS)
     p.add_argument("--child-decode", type=Path, default=None, help=argparse.SUPPRESS)
     p.add_argument("--child-decoder", default="auto", help=argparse.SUPPRESS)
+    p.add_argument("--child-band", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--child-estimate", type=Path, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child_estimate is not None:
@@ -171,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(_child_encode(*args.child_encode, None if args.blind else args.sigma, args.tile, args.refine)))
         return 0
     if args.child_decode is not None:
-        print(json.dumps(_child_decode(args.child_decode, args.tile, args.child_decoder)))
+        print(json.dumps(_child_decode(args.child_decode, args.tile, args.child_decoder, args.child_band)))
         return 0
     args.workdir.mkdir(parents=True, exist_ok=True)
     noisy, coded = args.workdir / "noisy.png", args.workdir / "large.fllic"
@@ -186,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
               for d in more]
     others += [(_label(first, t), _run(["--child-decode", str(coded), "--child-decoder", first, "--sigma",
                                         str(args.sigma), "--tile", str(t)])) for t in args.decode_tiles]
+    others += [(f"{_label(first, args.tile)}, bands of at most {n} latents",
+                _run(["--child-decode", str(coded), "--child-decoder", first, *common, "--child-band", str(n)]))
+               for n in args.band_latents]
     w, h = args.size
     mp = w * h / 1e6
     import torch

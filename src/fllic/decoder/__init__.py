@@ -30,6 +30,7 @@ import numpy as np
 
 from fllic import format as fmt
 from fllic._errors import FllicWarning, FormatError, InputError, IntegrityError, ModelMismatchError
+from fllic._heap import release, reusing
 from fllic.decoder import model as models
 from fllic.decoder import symbols
 from fllic.decoder.model import DecoderModel, load_file
@@ -101,6 +102,7 @@ def fixed_point_pixels(m: DecoderModel, z_data: bytes, y_data: bytes, zh: int, z
                        tile: int = DEFAULT_TILE, progress: bool = False) -> np.ndarray:
     """Pixels (64·zh, 64·zw, 3) at 2^-PIX_FRAC from the Z and Y sections (:func:`latent_symbols`, then g_s)."""
     u, p = latent_symbols(m, z_data, y_data, zh, zw, sigma, q)
+    release(4096 * zh * zw)  # a large image's h_s maps are freed: g_s's bands start afresh
     return streamed_synthesis(m, u, p, sigma, q, tile, progress)
 
 
@@ -154,10 +156,14 @@ def decode_detailed(data: bytes, model=None, max_pixels: int = fmt.DEFAULT_MAX_P
     ``progress`` shows a bar of the bands on stderr (tqdm). With ``verify=False`` a damaged file's best-effort image is
     returned with a FllicWarning instead of an IntegrityError or a file CRC error.
     """
-    data, tile = _as_bytes(data), _tile(tile)
+    with reusing():
+        return _decode_detailed(_as_bytes(data), model, max_pixels, _tile(tile), verify, progress)
+
+
+def _decode_detailed(data: bytes, model, max_pixels: int, tile: int, verify: bool, progress: bool) -> Decoded:
     if not verify and not fmt.check(data):
         warnings.warn("the file's CRC does not match its bytes: it is damaged; decoding it anyway", FllicWarning,
-                      stacklevel=2)
+                      stacklevel=3)
     c = fmt.unpack(data, max_pixels=max_pixels, check_crc=verify)
     h = c.header
     m = decoding_model(h, model)
@@ -175,7 +181,7 @@ def decode_detailed(data: bytes, model=None, max_pixels: int = fmt.DEFAULT_MAX_P
         message = "decoded pixels do not match the stored CRC32: the file's coded data is damaged"
         if verify:
             raise IntegrityError(f"{message} (decode with verify=False for a best-effort image)")
-        warnings.warn(f"{message}; this image is a best effort", FllicWarning, stacklevel=2)
+        warnings.warn(f"{message}; this image is a best effort", FllicWarning, stacklevel=3)
     return Decoded(pixels, h.bit_depth, h.has_alpha, c.sections.get("ICC"), c.sections.get("EXIF"), h.sigma)
 
 

@@ -34,6 +34,7 @@ PIX_FRAC = 6
 Q_FRAC = 12
 U_MAX = 1 << 20
 LOG_CLAMP = (-8.0, 4.0)  # the float model's STEP_LOG_RANGE
+PARAMS_CHUNK = 1 << 20  # values of μ (of Δ_y, of the index) computed at once: a large image's int64 maps in chunks
 
 
 @dataclass
@@ -83,21 +84,32 @@ class IntegerDecoder(nn.Module):
     def entropy_params(self, z_sym: torch.Tensor, sigma: float, q: float) -> IntParams:
         """μ, Δ_y and the scale index from the integer symbols of z, (1, nz, h, w) NCHW."""
         e = self.exps
-        lvl = self.level(q)
         zh = I.shift_round(I.to_nhwc(z_sym.long()).clamp(-I.A_MAX, I.A_MAX) * self.step_z, Z_FRAC - e["z"])
         zh = I.saturate(zh).to(torch.int32)
         h = torch.cat([zh, self._map(zh, _const(sigma / 50.0, e["z"]))], dim=3)
         for layer in self.hs:
             h = layer(h)
-        mu, log_sigma, log_step = (conv(h) for conv in self.hs_out)  # int32: a large image's arrays stay small
-        log_sigma, log_step = log_sigma.long(), log_step.long()
+        n, rows, cols, _ = h.shape
+        m = int(self.hs_out[0].w_int.shape[0])
+        p = IntParams(h.new_empty((n, rows, cols, m)), h.new_empty((n, rows, cols, m), dtype=torch.int64),
+                      h.new_empty((n, rows, cols, m)))
+        for r0, r1 in _row_chunks(rows, cols * m):
+            self._params_of_rows(h, r0, r1, q, p)
+        return p
+
+    def _params_of_rows(self, h: torch.Tensor, r0: int, r1: int, q: float, p: IntParams) -> None:
+        """Rows r0:r1 of ``p`` from h_s's last activation ``h``: its 3x3 output convolutions on those rows and
+        the row on each side (their zero padding at the image's edges, as for the whole image), so that a
+        large image's int64 maps exist a chunk at a time."""
+        e, a0, a1 = self.exps, max(0, r0 - 1), min(h.shape[1], r1 + 1)
+        part = h[:, a0:a1]
+        mu, log_sigma, log_step = (conv(part)[:, r0 - a0 : r1 - a0] for conv in self.hs_out)  # int32
         lo, hi = (_const(v, e["l"]) for v in LOG_CLAMP)
-        log_sigma, log_step = log_sigma.clamp(lo, hi), log_step.clamp(lo, hi)
-        q_int = _const(q, Q_FRAC)
-        step = I.shift_round(self.exp_lut[log_step - lo] * q_int, Q_FRAC)
-        excess = (log_sigma - log_step - self.logq_l[lvl]).contiguous()
-        index = torch.searchsorted(self.thresholds, excess, out_int32=True)
-        return IntParams(mu, step, index)
+        log_sigma, log_step = log_sigma.long().clamp_(lo, hi), log_step.long().clamp_(lo, hi)
+        p.mu[:, r0:r1] = mu
+        p.step[:, r0:r1] = I.shift_round(self.exp_lut[log_step - lo] * _const(q, Q_FRAC), Q_FRAC)
+        excess = log_sigma.sub_(log_step).sub_(self.logq_l[self.level(q)]).contiguous()
+        p.index[:, r0:r1] = torch.searchsorted(self.thresholds, excess, out_int32=True)
 
     def synthesis(self, u: torch.Tensor, p: IntParams, sigma: float, q: float) -> torch.Tensor:
         """Pixels (1, H, W, 3) at 2^-PIX_FRAC, clamped to [0, 255], from the y symbols u (NHWC)."""
@@ -160,6 +172,12 @@ class IntegerDecoder(nn.Module):
 _EXP_KEYS = ("z", "mu", "l", "y")
 
 
+def _row_chunks(rows: int, per_row: int) -> list[tuple[int, int]]:
+    """[r0, r1) spans of ``rows`` rows of ``per_row`` values each, about PARAMS_CHUNK values a span."""
+    step = max(1, PARAMS_CHUNK // max(1, per_row))
+    return [(r, min(rows, r + step)) for r in range(0, rows, step)]
+
+
 def _pixels(a: torch.Tensor) -> torch.Tensor:
     """g_s's last layer's output → pixels at 2^-PIX_FRAC, clamped to [0, 255 · 2^PIX_FRAC]."""
     return I.pixel_shuffle(a).clamp_(0, 255 << PIX_FRAC)
@@ -167,11 +185,11 @@ def _pixels(a: torch.Tensor) -> torch.Tensor:
 
 def pixels_to_uint8(x: torch.Tensor, height: int, width: int, channels: int) -> np.ndarray:
     """Crop (1, H, W, 3) fixed-point pixels and round them to uint8; grey averages the channels."""
-    x = x[0, :height, :width].to(torch.int32)
+    x = x[0, :height, :width]
     if channels == 1:
-        out = (x.sum(dim=2) + 3 * (1 << (PIX_FRAC - 1))) // (3 << PIX_FRAC)
-    else:
-        out = (x + (1 << (PIX_FRAC - 1))) >> PIX_FRAC
+        out = (x.to(torch.int32).sum(dim=2) + 3 * (1 << (PIX_FRAC - 1))) // (3 << PIX_FRAC)
+    else:  # x + 2^(F-1) <= 255 · 2^F + 2^(F-1) < 2^15: exact in int16, the decoders' pixel type
+        out = (x + (1 << (PIX_FRAC - 1))).bitwise_right_shift_(PIX_FRAC)
     return out.to(torch.uint8).cpu().numpy()
 
 

@@ -85,7 +85,7 @@ class _ResRows:
     def __call__(self, rows: torch.Tensor, last: bool) -> torch.Tensor:
         self.skip.put(rows)
         t = self.conv2(I.leaky(self.conv1(rows, last)), last)
-        return I.saturate(I.shift_round(self.skip.take(t.shape[1]), self.shift) + t)
+        return I.saturate(t.add_(I.shift_round(self.skip.take(t.shape[1]), self.shift)))
 
 
 class _UpResRows:
@@ -98,7 +98,7 @@ class _UpResRows:
     def __call__(self, rows: torch.Tensor, last: bool) -> torch.Tensor:
         self.skip.put(I.pixel_shuffle(_apply(self.block.skip, rows)))
         t = self.conv_b(I.upsample(I.leaky(self.conv_a(rows, last))), last)
-        return I.saturate(self.skip.take(t.shape[1]) + t)
+        return I.saturate(t.add_(self.skip.take(t.shape[1])))
 
 
 def _apply(conv: I.IntConv, rows: torch.Tensor) -> torch.Tensor:

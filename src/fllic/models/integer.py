@@ -83,7 +83,7 @@ def shift_round(a: torch.Tensor, shift: int) -> torch.Tensor:
     """a * 2^-shift rounded half up (shift > 0), or exactly a * 2^|shift| (shift <= 0)."""
     if shift <= 0:
         return a << -shift
-    return (a + (1 << (shift - 1))) >> shift
+    return (a + (1 << (shift - 1))).bitwise_right_shift_(shift)  # in place on the new sum
 
 
 def leaky(a: torch.Tensor) -> torch.Tensor:
@@ -252,7 +252,7 @@ class IntNarrowConv(IntConv):
         floor(a · (in_mult · 2^-in_shift) + 1/2) in two passes: exact, since in_mult · 2^-in_shift is a float32,
         a · in_mult an integer below 2^23, and a · in_mult · 2^-in_shift + 1/2 has at most 24 significant bits
         (from 2^(23-in_shift) down to 2^-in_shift)."""
-        k = torch.mul(a, self._in_mult * 2.0**-self._in_shift).add_(0.5)  # int32 times a float scalar: float32
+        k = a.to(torch.float32).mul_(self._in_mult * 2.0**-self._in_shift).add_(0.5)  # |a| < 2^15: exact
         return k.floor_().clamp_(-NARROW_MAX, NARROW_MAX)
 
     def _sums(self, k: torch.Tensor) -> torch.Tensor:
@@ -319,7 +319,7 @@ class IntResBlock(nn.Module):
         self.register_buffer("residual_shift", torch.tensor(int(skip_shift)))
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
-        return saturate(shift_round(a, self.skip_shift) + self.conv2(leaky(self.conv1(a))))
+        return saturate(self.conv2(leaky(self.conv1(a))).add_(shift_round(a, self.skip_shift)))
 
 
 class IntUpResBlock(nn.Module):
@@ -330,7 +330,7 @@ class IntUpResBlock(nn.Module):
         self.skip, self.conv_a, self.conv_b = skip, conv_a, conv_b
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
-        return saturate(pixel_shuffle(self.skip(a)) + self.conv_b(upsample(leaky(self.conv_a(a)))))
+        return saturate(self.conv_b(upsample(leaky(self.conv_a(a)))).add_(pixel_shuffle(self.skip(a))))
 
 
 # -- calibration: exponents from the float network's activations ----------------------
