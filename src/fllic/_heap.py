@@ -1,8 +1,8 @@
 """The codec's heap (glibc's malloc): buffers reused while an image is coded.
 
 A block above glibc's mmap threshold is a mapping of its own, made on allocation and unmapped on free, so each
-such tensor of a convolution or an element-wise step is paged in, and zeroed by the kernel, afresh. fllic 0.20
-mapped every block from 1 MB so for images from 4 MP (to give memory back as soon as a band was done): a new
+such tensor of a convolution or an element-wise step is paged in, and zeroed by the kernel, afresh. For images
+from 4 MP fllic 0.20 had every block from 1 MB mapped so (to give memory back as soon as a band was done): a new
 4-16 MB int32 result then took 0.9-1.1 ns per value against 0.15-0.27 in a heap that reuses it, and PyTorch's
 g_s 1.2-1.6x the time it takes under glibc's default (results/heap.md). :func:`reusing` keeps blocks up to
 32 MB (glibc's largest threshold) in an untrimmed heap for the span of a coding call: g_s in 0.83-0.95x the
@@ -67,7 +67,8 @@ def release(pixels: int) -> bool:
     global _released
     if pixels < LARGE_PIXELS:
         return False
-    _released = True
+    with _lock:
+        _released = True
     return _trim()
 
 

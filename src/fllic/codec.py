@@ -19,8 +19,8 @@ import numpy as np
 
 from fllic import format as fmt
 from fllic._deps import require_torch, torch_available, torch_installed
-from fllic._heap import release, reusing
 from fllic._errors import FllicWarning, FormatError, InputError, IntegrityError, LimitError
+from fllic._heap import release, reusing
 
 PAD_MULTIPLE = 64
 DEFAULT_TILE = 768  # encoding, and the reference decoder (fllic.decoder.DEFAULT_TILE)
@@ -267,7 +267,7 @@ def _encode(array, sigma, model, quality, max_pixels, device, tile, progress, ic
         raise LimitError(f"image of {img.shape[1]}x{img.shape[0]} exceeds the limit of {max_pixels} pixels")
     sections = _metadata(icc, exif)
     level = _blind_level(img) if sigma is None else None
-    release(img.shape[0] * img.shape[1])  # a large image's noise estimate is done: the analysis starts afresh
+    release(img.shape[0] * img.shape[1])  # a large image is read (and its noise estimated): the analysis starts afresh
     m = _on_device(resolve(model if model is not None else auto_model(level, from_jpeg, grey=img.ndim == 2)), device)
     if level is not None:
         level = _level_for(m, level)
@@ -458,10 +458,10 @@ def chosen_decoder(decoder: str = "auto", model=None, device: str | None = None,
 
 def bound_decode_heap(pixels: int, decoder: str = "auto", model=None, device: str | None = None,
                       named: str | None = None) -> bool:
-    """fllic._heap.bound_for(pixels) where PyTorch's decoder will decode, whose tiles' buffers would otherwise stay
-    resident; the reference decoder's bands of rows bound its memory themselves, and mapping each of their
-    buffers afresh slowed it (289 s bounded against 103 s, in runs results/README.md lists under
-    large_reference.md). True where the heap was bounded."""
+    """fllic._heap.bound_for(pixels) where PyTorch's decoder will decode: one malloc arena, so that the blocks its
+    threads free return to the heap its next band reuses. The reference decoder keeps glibc's arenas (bounding its
+    heap, when that also mapped each block afresh, slowed it: 289 s against 103 s, in runs results/README.md lists
+    under large_reference.md). True where the heap was bounded."""
     from fllic._heap import bound_for
 
     return chosen_decoder(decoder, model, device, named, pixels) == "torch" and bound_for(pixels)

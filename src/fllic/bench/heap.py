@@ -24,11 +24,12 @@ import sys
 import time
 from pathlib import Path
 
+from fllic._heap import M_ARENA_MAX, M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
 from fllic.bench._record import command, emit
 
 SIZES_MB = (1, 4, 16, 64)
 HEAPS = ("glibc's default", "fllic 0.20's large-image setting", "fllic._heap.reusing")
-BOUND_0_20 = ((-8, 1), (-1, 0), (-3, 1 << 20))  # M_ARENA_MAX, M_TRIM_THRESHOLD, M_MMAP_THRESHOLD
+BOUND_0_20 = ((M_ARENA_MAX, 1), (M_TRIM_THRESHOLD, 0), (M_MMAP_THRESHOLD, 1 << 20))
 
 
 def _elementwise(repeat: int) -> dict:
@@ -112,7 +113,8 @@ def report(runs: dict, width: int, repeat: int, threads: int, argv) -> str:
             cells = " | ".join(f"{runs[h]['synthesis'][key][k]:.3f} ({runs[h]['synthesis'][key][k] / first[k]:.2f}x)"
                                for h in HEAPS)
             lines.append(f"| {key} | {call} | {cells} | {'yes' if same else 'NO'} |")
-    lines += ["", f"One PyTorch step on int32 tensors, nanoseconds per value (medians of {repeat} after a warm-up):", "",
+    lines += ["", f"One PyTorch step on int32 tensors, nanoseconds per value (medians of {repeat} after a warm-up):",
+              "",
               f"| step | tensor (MB) | {names} |", "|---|---:|" + "---:|" * len(HEAPS)]
     for key in base["elementwise"]:
         mb, name = key.split(" ", 1)

@@ -93,22 +93,24 @@ class IntegerDecoder(nn.Module):
         m = int(self.hs_out[0].w_int.shape[0])
         p = IntParams(h.new_empty((n, rows, cols, m)), h.new_empty((n, rows, cols, m), dtype=torch.int64),
                       h.new_empty((n, rows, cols, m)))
+        level = self.level(q)
         for r0, r1 in _row_chunks(rows, cols * m):
-            self._params_of_rows(h, r0, r1, q, p)
+            self._params_of_rows(h, r0, r1, _const(q, Q_FRAC), self.logq_l[level], p)
         return p
 
-    def _params_of_rows(self, h: torch.Tensor, r0: int, r1: int, q: float, p: IntParams) -> None:
+    def _params_of_rows(self, h: torch.Tensor, r0: int, r1: int, q_int: int, logq: torch.Tensor,
+                        p: IntParams) -> None:
         """Rows r0:r1 of ``p`` from h_s's last activation ``h``: its 3x3 output convolutions on those rows and
         the row on each side (their zero padding at the image's edges, as for the whole image), so that a
-        large image's int64 maps exist a chunk at a time."""
-        e, a0, a1 = self.exps, max(0, r0 - 1), min(h.shape[1], r1 + 1)
+        large image's int64 maps exist a chunk at a time. ``q_int`` is q at 2^-Q_FRAC, ``logq`` log q at 2^-e_l."""
+        a0, a1 = max(0, r0 - 1), min(h.shape[1], r1 + 1)
         part = h[:, a0:a1]
         mu, log_sigma, log_step = (conv(part)[:, r0 - a0 : r1 - a0] for conv in self.hs_out)  # int32
-        lo, hi = (_const(v, e["l"]) for v in LOG_CLAMP)
+        lo, hi = (_const(v, self.exps["l"]) for v in LOG_CLAMP)
         log_sigma, log_step = log_sigma.long().clamp_(lo, hi), log_step.long().clamp_(lo, hi)
         p.mu[:, r0:r1] = mu
-        p.step[:, r0:r1] = I.shift_round(self.exp_lut[log_step - lo] * _const(q, Q_FRAC), Q_FRAC)
-        excess = log_sigma.sub_(log_step).sub_(self.logq_l[self.level(q)]).contiguous()
+        p.step[:, r0:r1] = I.shift_round(self.exp_lut[log_step - lo] * q_int, Q_FRAC)
+        excess = log_sigma.sub_(log_step).sub_(logq).contiguous()
         p.index[:, r0:r1] = torch.searchsorted(self.thresholds, excess, out_int32=True)
 
     def synthesis(self, u: torch.Tensor, p: IntParams, sigma: float, q: float) -> torch.Tensor:
@@ -188,7 +190,7 @@ def pixels_to_uint8(x: torch.Tensor, height: int, width: int, channels: int) -> 
     x = x[0, :height, :width]
     if channels == 1:
         out = (x.to(torch.int32).sum(dim=2) + 3 * (1 << (PIX_FRAC - 1))) // (3 << PIX_FRAC)
-    else:  # x + 2^(F-1) <= 255 · 2^F + 2^(F-1) < 2^15: exact in int16, the decoders' pixel type
+    else:  # x + 2^(F-1) <= 255 · 2^F + 2^(F-1) < 2^15: exact in int16 (streamed pixels) as in int32
         out = (x + (1 << (PIX_FRAC - 1))).bitwise_right_shift_(PIX_FRAC)
     return out.to(torch.uint8).cpu().numpy()
 
