@@ -34,7 +34,8 @@ DEFAULT_TILE = 768  # pixels per tile side, a multiple of 64
 # Streamed bands of PyTorch's g_s hold at most this many latents (0.29 MP): its largest buffers, 64 channels of
 # int32 at half resolution, stay near 19 MB, under the 32 MB up to which fllic._heap.reusing keeps freed blocks
 # for the next band. Chosen at 6000x4000 on a development scene: 0.93x the time of 752 latents a band at
-# 1.61 GB, where 1880 took 0.89x at 1.75 GB and left the encoder 2.16 GB (results/large_heap_bands_dev.md).
+# 1.61 GB, where 1880 took 0.89x at 1.75 GB and left the encoder 2.16 GB in an ad hoc sample
+# (results/large_heap_bands_dev.md).
 BAND_LATENTS = 1128
 
 

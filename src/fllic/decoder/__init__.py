@@ -102,7 +102,7 @@ def fixed_point_pixels(m: DecoderModel, z_data: bytes, y_data: bytes, zh: int, z
                        tile: int = DEFAULT_TILE, progress: bool = False) -> np.ndarray:
     """Pixels (64·zh, 64·zw, 3) at 2^-PIX_FRAC from the Z and Y sections (:func:`latent_symbols`, then g_s)."""
     u, p = latent_symbols(m, z_data, y_data, zh, zw, sigma, q)
-    release(4096 * zh * zw)  # a large image's h_s maps are freed: g_s's bands start afresh
+    release(zh * zw * PAD_MULTIPLE**2)  # a large image's h_s maps are freed: g_s's bands start afresh
     return streamed_synthesis(m, u, p, sigma, q, tile, progress)
 
 

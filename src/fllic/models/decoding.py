@@ -84,7 +84,7 @@ def decompress(decoder, tables: CodingTables, strings: tuple[bytes, bytes], z_sh
     z_sym = decode_z(tables, int(decoder.step_z.numel()), strings[0], z_shape)
     p = decoder.entropy_params(z_sym.to(device), sigma, q)
     u = decode_y(tables, strings[1], p)
-    release(4096 * z_shape[0] * z_shape[1])  # a large image's h_s maps are freed: g_s's bands start afresh
+    release(u.shape[1] * u.shape[2] * tiling.LATENT**2)  # a large image's h_s maps are freed: g_s's bands start afresh
     return tiling.synthesis(decoder, u.to(device), p, sigma, q, tile, progress).cpu()
 
 

@@ -364,7 +364,7 @@ class CodingModel:
         with precision.analysis(self.device):  # the trunk and g_a in bf16 where the CPU has it (fllic.precision)
             estimates = self._estimates_for(x, sigma, noise_map, tile)
             y = to_nhwc(tiling.analysis(self.net, x, s, qt, tile, progress, noise_map, estimates)).double()
-        release(256 * y.shape[1] * y.shape[2])  # a large image's tiles are done: h_s and the coder start afresh
+        release(y.shape[1] * y.shape[2] * tiling.LATENT**2)  # a large image's tiles are done
         z_sym = torch.round(self.net.h_a(y.permute(0, 3, 1, 2).float()) / self.net.step_z()).cpu()
         z_groups = _channel_groups(tuple(z_sym.shape))
         z_sym = _clamp(z_sym, self.tables.z, z_groups)
@@ -381,7 +381,7 @@ class CodingModel:
                    coder.encode(u.numpy(), y_groups, self.tables.y))
         u = u.to(torch.int32)  # |u| < 2^25 after clamping: half the memory while synthesis runs
         est = self._estimated_bits(u, p.index.cpu(), z_sym)
-        release(256 * u.shape[1] * u.shape[2])  # a large image's analysis buffers are freed: g_s's bands start afresh
+        release(u.shape[1] * u.shape[2] * tiling.LATENT**2)  # the coder's buffers are freed: g_s's bands start afresh
         pixels = tiling.synthesis(self.decoder, u.to(self.device), p, sigma, q, tile, progress).cpu()
         return Compressed(strings, tuple(z_sym.shape[2:]), pixels, est)
 

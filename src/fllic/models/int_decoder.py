@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fllic.decoder.synthesis import spans
 from fllic.entropy.density import SCALE_LEVELS, SCALE_MAX, SCALE_MIN
 from fllic.models import integer as I
 
@@ -94,7 +95,7 @@ class IntegerDecoder(nn.Module):
         p = IntParams(h.new_empty((n, rows, cols, m)), h.new_empty((n, rows, cols, m), dtype=torch.int64),
                       h.new_empty((n, rows, cols, m)))
         level = self.level(q)
-        for r0, r1 in _row_chunks(rows, cols * m):
+        for r0, r1 in spans(rows, max(1, PARAMS_CHUNK // (cols * m))):
             self._params_of_rows(h, r0, r1, _const(q, Q_FRAC), self.logq_l[level], p)
         return p
 
@@ -172,12 +173,6 @@ class IntegerDecoder(nn.Module):
 
 
 _EXP_KEYS = ("z", "mu", "l", "y")
-
-
-def _row_chunks(rows: int, per_row: int) -> list[tuple[int, int]]:
-    """[r0, r1) spans of ``rows`` rows of ``per_row`` values each, about PARAMS_CHUNK values a span."""
-    step = max(1, PARAMS_CHUNK // max(1, per_row))
-    return [(r, min(rows, r + step)) for r in range(0, rows, step)]
 
 
 def _pixels(a: torch.Tensor) -> torch.Tensor:
